@@ -1,0 +1,58 @@
+# Front doors: `make deploy TARGET=ethos-u55`, `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TOOLCHAIN := $(VENV)/bin/toolchain
+STAMP := $(VENV)/.installed
+
+# Pipeline variables (documented in README.md)
+MODEL ?=
+DATA ?=
+CLUSTERS ?= 16
+TARGET ?= ethos-u55
+PROFILE ?=
+CONFIG ?=
+BUILD ?= build
+PYTEST_ARGS ?=
+
+# Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi chromium dataset-fashion-mnist
+
+.PHONY: setup system-deps test deploy sweep bench clean help
+
+help:
+	@echo "make setup | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | clean"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,tflm,report,dev]'
+	touch $@
+
+# Installs what is missing when we are root with apt-get; otherwise the tests that
+# need a package skip (or fail under CI=true) with a message naming it.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages:$$missing (tests that need them will skip)"; fi; \
+	fi
+
+test: setup system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+deploy: setup
+	$(TOOLCHAIN) deploy $(if $(MODEL),$(MODEL)) $(if $(DATA),--data $(DATA)) --clusters $(CLUSTERS) \
+	  $(foreach t,$(TARGET),--target $(t)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) \
+	  --build-dir $(BUILD)
+
+bench: setup
+	$(PY) benchmarks/recluster_speed.py
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,94 @@
+"""Small real int8 models made with the TFLite converter, built in code for the tests."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+
+def _keras():
+    import tf_keras as keras  # legacy Keras 2, as tfmot requires
+
+    return keras
+
+
+def conv_bn_model(seed: int = 0, input_hw: int = 16, channels: int = 16):
+    """Conv+BatchNorm (folded by the converter, quantized per channel), pooling, dense."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((input_hw, input_hw, 1), batch_size=1)
+    x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name="conv1")(inp)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(channels * 2, 3, strides=2, padding="same", use_bias=False, name="conv2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(10, name="dense")(x)
+    model = keras.Model(inp, out)
+    _randomise_bn(model, seed)
+    return model
+
+
+def depthwise_model(seed: int = 0, input_hw: int = 16):
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((input_hw, input_hw, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inp)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = keras.layers.Conv2D(16, 1, name="pw")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(4, name="head")(x)
+    return keras.Model(inp, out)
+
+
+def dense_model(seed: int = 0, features: int = 64):
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((features,), batch_size=1)
+    x = keras.layers.Dense(128, activation="relu", name="fc1")(inp)
+    x = keras.layers.Dense(64, activation="relu", name="fc2")(x)
+    out = keras.layers.Dense(10, name="fc3")(x)
+    return keras.Model(inp, out)
+
+
+def _randomise_bn(model, seed: int) -> None:
+    # Non-trivial BN statistics (including negative gammas) so folding really changes scales.
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            n = gamma.shape[0]
+            gamma = rng.uniform(0.3, 2.0, n) * np.where(rng.random(n) < 0.2, -1.0, 1.0)
+            layer.set_weights([gamma, rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), rng.uniform(0.2, 3.0, n)])
+
+
+def convert_int8(model, seed: int = 0, samples: int = 32, per_tensor: bool = False) -> bytes:
+    import tensorflow as tf
+
+    shape = [1] + list(model.input_shape[1:])
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(samples):
+            yield [rng.normal(0, 1, shape).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    if per_tensor:
+        conv._experimental_disable_per_channel = True
+    return conv.convert()
+
+
+def convert_float(model) -> bytes:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()

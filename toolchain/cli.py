@@ -1,0 +1,93 @@
+"""``toolchain <verb>``: the command-line front door.
+
+Each verb lives in ``toolchain.commands.<module>`` exposing ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. The table below is explicit
+(no import-time registry); a verb's module is imported only when it is parsed
+or run, so ``toolchain inspect`` never pays for TensorFlow.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from typing import Sequence
+
+from .core.errors import ExitCode, ToolchainError
+
+# verb -> module under toolchain.commands
+VERBS: dict[str, str] = {
+    "inspect": "inspect_model",
+    "recluster": "recluster",
+    "palettise": "palettise",
+    "profiles": "profiles",
+    "compile": "compile",
+    "firmware": "firmware",
+    "finetune": "finetune",
+    "quantize": "quantize",
+    "example": "example",
+    "deploy": "deploy",
+    "report": "report",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse exits with 2 on usage errors, which matches ExitCode.BAD_INPUT.
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(int(ExitCode.BAD_INPUT))
+
+
+def _available_verbs() -> dict[str, object]:
+    modules = {}
+    for verb, mod in VERBS.items():
+        try:
+            modules[verb] = importlib.import_module(f"toolchain.commands.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"toolchain.commands.{mod}":
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="toolchain",
+        description="Re-cluster, palettise, compile and report int8 TFLite models for Arm Ethos-U/N NPUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"toolchain {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for verb, module in _available_verbs().items():
+        p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "verb", None):
+        parser.print_help(sys.stderr)
+        return int(ExitCode.BAD_INPUT)
+    try:
+        return int(args._run(args) or 0)
+    except ToolchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless asked for details
+        if args.debug or os.environ.get("TOOLCHAIN_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)", file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+def entry_point() -> None:
+    sys.exit(main())
