@@ -33,13 +33,15 @@ class PaletteSolution:
 
 
 def value_weights(q: np.ndarray, channel_weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of an int tensor and their weights: sum over channels of channel_weight x count."""
+    """Distinct values of an int8 tensor and their weights: sum over channels of channel_weight x count."""
     q = np.asarray(q)
-    moved = np.moveaxis(q, axis, 0).reshape(q.shape[axis] if q.ndim else 1, -1).astype(np.int64) - INT8_MIN
-    counts = np.zeros((moved.shape[0], 256), dtype=np.float64)
-    rows = np.repeat(np.arange(moved.shape[0]), moved.shape[1])
-    np.add.at(counts, (rows, moved.ravel()), 1.0)
-    weights = (counts * np.asarray(channel_weight, dtype=np.float64)[:, None]).sum(axis=0)
+    channels = q.shape[axis] if q.ndim else 1
+    moved = np.moveaxis(q, axis, 0).reshape(channels, -1) if q.ndim else q.reshape(1, 1)
+    # One bincount over (channel, value) pairs: fast for millions of weights.
+    idx = (np.arange(channels, dtype=np.int64)[:, None] * 256 + (moved.astype(np.int64) - INT8_MIN)).ravel()
+    counts = np.bincount(idx, minlength=channels * 256).reshape(channels, 256).astype(np.float64)
+    cw = np.broadcast_to(np.asarray(channel_weight, dtype=np.float64).ravel(), (channels,))
+    weights = cw @ counts
     present = counts.sum(axis=0) > 0
     values = np.nonzero(present)[0] + INT8_MIN
     return values.astype(np.int64), weights[present]

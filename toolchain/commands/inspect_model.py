@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..core.fileio import read_input_bytes
+
+HELP = "per-tensor weight statistics: distinct int8 values, Vela palette fit, entropy, sizes"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="an int8 .tflite model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..stages.inspect import format_table, inspect_model
+
+    stats = inspect_model(read_input_bytes(args.model, "model"))
+    if args.json:
+        print(json.dumps(stats.to_json(), indent=2, sort_keys=True))
+    else:
+        print(format_table(stats))
+    return 0
