@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a full-int8 .tflite model (never modified)")
     p.add_argument("-o", "--output", required=True, help="the rewritten .tflite")
     p.add_argument("--clusters", "-k", type=int, help="K, distinct values per tensor, 2..256 (default 16)")
-    p.add_argument("--fit", choices=["keep", "refit"], help="keep per-channel scales (default) or refit them")
+    p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
     p.add_argument("--min-weights", type=positive_int, help="leave tensors with fewer weights alone (default 64)")
     p.add_argument("--include-depthwise", action="store_true", default=None, help="also recluster DEPTHWISE_CONV_2D")
     p.add_argument("--no-keep-zero", dest="keep_zero", action="store_false", default=None,

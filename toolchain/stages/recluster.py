@@ -18,6 +18,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ..algorithms.palette import apply_lut, solve_palette, value_lut, value_weights
+from ..algorithms.joint import joint_fit
 from ..algorithms.refit import float_error, refit_scales
 from ..algorithms import metrics
 from ..core.errors import ConfigError
@@ -33,6 +34,7 @@ class ScaleFit(Enum):
 
     KEEP = "keep"  # scales unchanged: exact optimum of the shared palette
     REFIT = "refit"  # then refit scales + palette by alternating least squares (never worse)
+    JOINT = "joint"  # also try codes + scales fitted jointly from the channel alignment; best of all
 
 
 class TensorAction(Enum):
@@ -60,7 +62,7 @@ class TensorRule:
 @dataclass(frozen=True)
 class ReclusterConfig:
     clusters: int = 16
-    fit: ScaleFit = ScaleFit.KEEP
+    fit: ScaleFit = ScaleFit.JOINT  # never worse than KEEP: the lowest-error candidate is kept
     min_weights: int = 64  # tensors smaller than this are left alone
     include_depthwise: bool = False  # DEPTHWISE_CONV_2D is skipped by default (accuracy)
     keep_zero: bool = True  # zeros stay exactly zero (pruning, Vela's zero-run coding)
@@ -101,6 +103,7 @@ class TensorResult:
     squared_error: float  # sum over weights of (w_float_before - w_float_after)^2
     sqnr_db: float | None  # None when lossless
     scales_refit: bool
+    fit: str | None = None  # which fit won: keep, refit or joint
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,6 @@ def _channels_first(q: np.ndarray, axis: int) -> np.ndarray:
 def _from_channels_first(flat: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
     moved_shape = (shape[axis],) + tuple(d for i, d in enumerate(shape) if i != axis)
     return np.moveaxis(flat.reshape(moved_shape), 0, axis)
-
-
-def _channel_scales(w: WeightTensor, channels: int) -> np.ndarray:
-    s = w.quantization.scales.astype(np.float64)
-    return np.broadcast_to(s, (channels,)).copy() if s.size == 1 else s
 
 
 class _ModelEditor:
@@ -260,7 +258,7 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig) -> tuple[bytes,
             results.append(TensorResult(**base, action=TensorAction.SKIPPED, reason=reason, clusters=None,
                                         distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
             continue
-        if before <= k and config.fit is ScaleFit.KEEP:
+        if before <= k:
             results.append(TensorResult(**base, action=TensorAction.UNCHANGED, reason=f"already {before} <= {k} values",
                                         clusters=k, distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
             continue
@@ -270,45 +268,60 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig) -> tuple[bytes,
     return out, ReclusterReport(config=config, tensors=tuple(results))
 
 
+def _fit_candidates(qc: np.ndarray, scales: np.ndarray, k: int, config: ReclusterConfig, may_refit: bool):
+    """(codes, scales, how) with the lowest float-domain error among the allowed fits."""
+    f = scales[:, None] * qc.astype(np.float64)
+    values, weights = value_weights(qc, scales**2, 0)
+    sol = solve_palette(values, weights, k, keep_zero=config.keep_zero)
+    keep_codes = apply_lut(qc, value_lut(sol, values))
+    best = (float_error(f, scales, keep_codes.astype(np.float64)), keep_codes, scales, ScaleFit.KEEP)
+    if not may_refit or config.fit is ScaleFit.KEEP or config.refit_iterations == 0:
+        return best
+    r = refit_scales(f, keep_codes, scales, sol.palette, keep_zero=config.keep_zero, max_iterations=config.refit_iterations)
+    if r.error < best[0]:
+        best = (r.error, r.codes, r.scales, ScaleFit.REFIT)
+    if config.fit is ScaleFit.JOINT:
+        j = joint_fit(qc, scales, k, keep_zero=config.keep_zero, iterations=config.refit_iterations)
+        if j is not None and j.error < best[0] and np.unique(j.codes).size <= k:
+            best = (j.error, j.codes, j.scales, ScaleFit.JOINT)
+    return best
+
+
+def write_weights(editor: "_ModelEditor", w: WeightTensor, new_qc: np.ndarray, old_scales: np.ndarray,
+                  new_scales: np.ndarray, biases: list[int]) -> None:
+    """Store new codes (channels first, or one row for per-tensor) and, if scales moved, the scales and biases."""
+    tensor = editor.model.subgraphs[w.subgraph].tensors[w.tensor_index]
+    shape = w.shape
+    if new_qc.shape[0] == 1 and (w.quantization.granularity is Granularity.PER_TENSOR or not shape):
+        new_q = new_qc.reshape(shape)
+    else:
+        new_q = _from_channels_first(new_qc, shape, w.channel_axis)
+    editor.set_data(tensor, new_q.astype(np.int8))
+    if not np.array_equal(np.asarray(old_scales, np.float64), np.asarray(new_scales, np.float64)):
+        tensor.quantization.scale = [float(s) for s in new_scales]
+        for b in biases:
+            # the stored scale is float32: rescale the bias by exactly the ratio the kernels will see
+            stored = np.asarray(new_scales, np.float32).astype(np.float64)
+            _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
+
+
 def _rewrite_tensor(editor: _ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
     model = editor.model
     tensor = model.subgraphs[w.subgraph].tensors[w.tensor_index]
-    axis = w.channel_axis if q.ndim else 0
-    qc = _channels_first(q, axis) if q.ndim else q.reshape(1, 1)
-    channels = qc.shape[0]
-    scales = _channel_scales(w, channels)
-    values, weights = value_weights(qc, scales**2, 0)
-    sol = solve_palette(values, weights, k, keep_zero=config.keep_zero)
-    new_qc = apply_lut(qc, value_lut(sol, values))
-    new_scales = scales
+    per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
+    # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
+    qc = q.reshape(1, -1) if per_tensor else _channels_first(q, w.channel_axis)
+    scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
+    biases = _bias_tensors(model, w)
+    may_refit = not _bias_shared_elsewhere(model, w, biases)
+    err, new_qc, new_scales, how = _fit_candidates(qc, scales, k, config, may_refit)
     f = scales[:, None] * qc.astype(np.float64)
-    refit = False
-    if config.fit is ScaleFit.REFIT and config.refit_iterations > 0:
-        biases = _bias_tensors(model, w)
-        if not _bias_shared_elsewhere(model, w, biases):
-            r = refit_scales(f, new_qc, scales, sol.palette, keep_zero=config.keep_zero,
-                             max_iterations=config.refit_iterations)
-            if r.error < float_error(f, scales, new_qc.astype(np.float64)):
-                new_qc, new_scales, refit = r.codes, r.scales, True
-            if refit and w.quantization.granularity is Granularity.PER_TENSOR:
-                # one scale for the tensor: refit gave per-channel ones only if channels > 1
-                if not np.allclose(new_scales, new_scales[0]):
-                    new_qc, new_scales, refit = apply_lut(qc, value_lut(sol, values)), scales, False
-    after = int(np.unique(new_qc).size)
-    err = float_error(f, new_scales, new_qc.astype(np.float64))
     sq = metrics.sqnr_db(f, new_scales[:, None] * new_qc)
-    editor.set_data(tensor, _from_channels_first(new_qc.astype(np.int8), q.shape, axis) if q.ndim else new_qc.reshape(q.shape))
-    if refit:
-        ratio = scales / new_scales
-        if w.quantization.granularity is Granularity.PER_TENSOR:
-            tensor.quantization.scale = [float(new_scales[0])]
-            ratio = ratio[:1]
-        else:
-            tensor.quantization.scale = [float(s) for s in new_scales]
-        for b in _bias_tensors(model, w):
-            _rescale_bias(editor, w, b, ratio)
-    return TensorResult(**base, action=TensorAction.REWRITTEN, reason=None, clusters=k, distinct_after=after,
-                        squared_error=err, sqnr_db=None if math.isinf(sq) else round(sq, 4), scales_refit=refit)
+    write_weights(editor, w, new_qc, scales, new_scales, biases)
+    refit = how is not ScaleFit.KEEP
+    return TensorResult(**base, action=TensorAction.REWRITTEN, reason=None, clusters=k,
+                        distinct_after=int(np.unique(new_qc).size), squared_error=err,
+                        sqnr_db=None if math.isinf(sq) else round(sq, 4), scales_refit=refit, fit=how.value)
 
 
 def verify(original: bytes, rewritten: bytes, calibration: str | os.PathLike[str] | None = None,
