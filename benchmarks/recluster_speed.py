@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
 
 from toolchain.algorithms.palette import apply_lut, solve_palette, value_lut, value_weights  # noqa: E402
-from toolchain.stages.recluster import ReclusterConfig, recluster_model  # noqa: E402
+from toolchain.stages.recluster import ReclusterConfig, ScaleFit, recluster_model  # noqa: E402
 from toolchain.tflite.graph import find_weight_tensors, tensor_values  # noqa: E402
 from toolchain.tflite.model_io import read_model  # noqa: E402
 
@@ -88,12 +88,13 @@ def main() -> int:
               f"KMeans(n_init=10) {km_time:.1f} s -> DP {km_time / dp_time:.0f}x faster; "
               f"DP error > KMeans error on {worse} of {len(tensors)} tensors")
 
-    # Whole-model rewrite time (read, solve every tensor, write), best of 3.
+    # Whole-model rewrite time (read, solve every tensor, write), best of 3, for every fit.
     model_times = {}
     for k in args.clusters:
-        best = min(_timed(lambda: recluster_model(data, ReclusterConfig(clusters=k))) for _ in range(3))
-        model_times[k] = best
-        print(f"recluster of the whole model (K={k}): {best:.3f} s")
+        for fit in ScaleFit:
+            best = min(_timed(lambda: recluster_model(data, ReclusterConfig(clusters=k, fit=fit))) for _ in range(3))
+            model_times[(k, fit.value)] = best
+            print(f"recluster of the whole model (K={k}, --fit {fit.value}): {best:.3f} s")
 
     summary = []
     for k in args.clusters:
@@ -107,14 +108,15 @@ def main() -> int:
             "tensors_dp_worse_than_kmeans": sum(r["dp_error"] > r["kmeans_int8_error"] * (1 + 1e-9) for r in rk),
             "dp_error_total": sum(r["dp_error"] for r in rk),
             "kmeans_int8_error_total": sum(r["kmeans_int8_error"] for r in rk),
-            "recluster_model_s": model_times[k],
+            "recluster_model_s": {fit.value: model_times[(k, fit.value)] for fit in ScaleFit},
         })
-    print("\n| K | tensors | weights | DP s/M weights | KMeans s/M weights | speed-up | DP worse on | DP error / KMeans error | recluster whole model |")
+    print("\n| K | tensors | weights | DP s/M weights | KMeans s/M weights | speed-up | DP worse on | DP error / KMeans error | whole model keep / refit / joint |")
     print("|---|---|---|---|---|---|---|---|---|")
     for s in summary:
         print(f"| {s['clusters']} | {s['tensors']} | {s['weights']:,} | {s['dp_s_per_million_weights']:.3f} | "
               f"{s['kmeans_s_per_million_weights']:.1f} | {s['speedup']:.0f}x | {s['tensors_dp_worse_than_kmeans']} | "
-              f"{s['dp_error_total'] / s['kmeans_int8_error_total']:.3f} | {s['recluster_model_s']:.2f} s |")
+              f"{s['dp_error_total'] / s['kmeans_int8_error_total']:.3f} | "
+              + " / ".join(f"{v:.2f}" for v in s["recluster_model_s"].values()) + " s |")
     path = write_result("recluster_speed", {"machine": machine(), "summary": summary, "tensors": rows})
     print(f"wrote {path}")
     return 0

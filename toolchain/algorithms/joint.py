@@ -33,11 +33,21 @@ class Alignment:
     matched_fraction: float  # share of (channel, value) pairs that fell on existing codes
 
 
-def align_channels(f: np.ndarray, steps: np.ndarray) -> Alignment:
+def _nearest(book: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Nearest codebook entry to each element of t (book sorted, non-empty)."""
+    if book.size == 1:
+        return np.full(t.shape, book[0])
+    idx = np.clip(np.searchsorted(book, t), 1, book.size - 1)
+    lo, hi = book[idx - 1], book[idx]
+    return np.where(np.abs(lo - t) <= np.abs(hi - t), lo, hi)
+
+
+def align_channels(f: np.ndarray, steps: np.ndarray, max_codes: int | None = None) -> Alignment | None:
     """Find a signed factor per channel and a shared float codebook with f[c] ~ factor[c] x codebook.
 
     ``f`` is channels x weights (float), ``steps`` the quantisation step of each channel
-    (its old scale), which sets the matching tolerance.
+    (its old scale), which sets the matching tolerance. Returns None when the codebook
+    grows beyond ``max_codes`` (the tensor is not clustered).
     """
     channels = f.shape[0]
     factors = np.zeros(channels)
@@ -58,28 +68,21 @@ def align_channels(f: np.ndarray, steps: np.ndarray) -> Alignment:
         extremes = v[np.argsort(-np.abs(v), kind="stable")[:EXTREMES_TRIED]]
         nz_book = book[book != 0.0]
         cands = (extremes[:, None] / nz_book[None, :]).ravel()
-        best_a, best_hits, best_err = None, -1, np.inf
-        for a in cands:
-            t = v / a
-            idx = np.clip(np.searchsorted(book, t), 1, book.size - 1) if book.size > 1 else np.zeros(t.size, int)
-            near = book[idx] if book.size == 1 else np.where(np.abs(book[idx - 1] - t) < np.abs(book[idx] - t), book[idx - 1], book[idx])
-            d = np.abs(near * a - v)
-            hit = d <= tol_abs
-            hits = int(hit.sum())
-            err = float(np.sum(d[hit] ** 2))
-            if hits > best_hits or (hits == best_hits and err < best_err):
-                best_a, best_hits, best_err = float(a), hits, err
-        a = best_a
-        # Prefer factors that keep the codebook within [-1, 1] growth-free when hits tie.
+        # every candidate factor at once: distance of each value to its nearest scaled code
+        t = v[None, :] / cands[:, None]
+        d = np.abs(_nearest(book, t) * cands[:, None] - v[None, :])
+        hit = d <= tol_abs
+        hits = hit.sum(axis=1)
+        err = np.where(hit, d * d, 0.0).sum(axis=1)
+        best = int(np.lexsort((err, -hits))[0])
+        a = float(cands[best])
         factors[c] = a
-        matched += best_hits
-        t = v / a
-        idx = np.clip(np.searchsorted(book, t), 1, max(book.size - 1, 1))
-        near = np.where(np.abs(book[idx - 1] - t) < np.abs(book[np.minimum(idx, book.size - 1)] - t),
-                        book[idx - 1], book[np.minimum(idx, book.size - 1)])
-        new = t[np.abs(near * a - v) > tol_abs]
+        matched += int(hits[best])
+        new = v[~hit[best]] / a
         if new.size:
             book = np.unique(np.concatenate([book, new]))
+            if max_codes is not None and book.size > max_codes:
+                return None
     peak = np.max(np.abs(book)) if book.size else 1.0
     return Alignment(factors * peak, book / peak, matched / total if total else 1.0)
 
@@ -100,7 +103,10 @@ def joint_fit(
     f = scales[:, None] * q.astype(np.float64)
     if max(np.unique(row).size for row in q) > MAX_VALUES_FOR_ALIGNMENT:
         return None
-    al = align_channels(f, scales)
+    # A clustered tensor aligns onto about K codes (2K with sign flips); far more means it is not clustered.
+    al = align_channels(f, scales, max_codes=max(4 * k, 64))
+    if al is None:
+        return None
     mags = np.abs(al.factors)
     live = mags > 0
     if not live.any():
