@@ -15,7 +15,15 @@ HELP = "rewrite weight tensors to at most K distinct int8 values each (shared pa
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a full-int8 .tflite model (never modified)")
     p.add_argument("-o", "--output", required=True, help="the rewritten .tflite")
-    p.add_argument("--clusters", "-k", type=int, help="K, distinct values per tensor, 2..256 (default 16)")
+    p.add_argument("--clusters", "-k", type=_clusters_arg, metavar="K|auto",
+                   help="distinct values per tensor, 2..256 (default 16); 'auto' picks the smallest K per tensor "
+                        "meeting --min-sqnr")
+    p.add_argument("--min-sqnr", type=float, metavar="DB",
+                   help="with --clusters auto: per-tensor SQNR floor in dB (default 30)")
+    p.add_argument("--weight-budget", type=positive_int, metavar="BYTES",
+                   help="choose K per tensor (2..64) to minimise error with Vela-encoded weights <= BYTES")
+    p.add_argument("--bias-correction", action="store_true",
+                   help="fold the mean output shift into the biases (uses --calibration inputs)")
     p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
     p.add_argument("--min-weights", type=positive_int, help="leave tensors with fewer weights alone (default 64)")
     p.add_argument("--include-depthwise", action="store_true", default=None, help="also recluster DEPTHWISE_CONV_2D")
@@ -36,6 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
 
 
+def _clusters_arg(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer K or 'auto', got '{text}'") from None
+
+
 def build_config(args: argparse.Namespace):
     from ..stages.recluster import ReclusterConfig, ScaleFit
     from ..stages.recluster_config import apply_overrides, load_recluster_config, parse_rule
@@ -44,7 +61,7 @@ def build_config(args: argparse.Namespace):
     rules = tuple(parse_rule(r, by_op=False) for r in args.rule) + tuple(parse_rule(r, by_op=True) for r in args.op_rule)
     return apply_overrides(
         base,
-        clusters=args.clusters,
+        clusters=256 if args.clusters == "auto" else args.clusters,
         fit=ScaleFit(args.fit) if args.fit else None,
         min_weights=args.min_weights,
         include_depthwise=args.include_depthwise,
@@ -54,12 +71,37 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.recluster import recluster_model, verify, with_verification
+    from dataclasses import replace
+
+    from ..core.errors import ConfigError
+    from ..stages.recluster import calibration_inputs, recluster_model, verify, with_verification
 
     refuse_overwriting_input(args.model, args.output)
+    if args.min_sqnr is not None and args.clusters != "auto":
+        raise ConfigError("--min-sqnr goes with --clusters auto")
+    if args.clusters == "auto" and args.weight_budget is not None:
+        raise ConfigError("choose either --clusters auto or --weight-budget, not both")
+    if args.bias_correction and not args.calibration:
+        raise ConfigError("--bias-correction needs --calibration data (representative inputs)")
     config = build_config(args)
     original = read_input_bytes(args.model, "model")
+    plan = None
+    if args.clusters == "auto" or args.weight_budget is not None:
+        from ..stages.choose_k import config_with_plan, plan_min_sqnr, plan_weight_budget
+
+        if args.weight_budget is not None:
+            plan = plan_weight_budget(original, replace(config, clusters=min(config.clusters, 64)), args.weight_budget)
+        else:
+            plan = plan_min_sqnr(original, config, 30.0 if args.min_sqnr is None else args.min_sqnr)
+        config = config_with_plan(config, plan)
     rewritten, report = recluster_model(original, config)
+    report = replace(report, plan=plan)
+    if args.bias_correction:
+        from ..stages.bias_correction import correct_biases
+
+        inputs, _ = calibration_inputs(original, args.calibration, max(args.samples, 1), args.seed)
+        rewritten, corrections = correct_biases(original, rewritten, inputs)
+        report = replace(report, bias_corrections=corrections)
     if not args.no_verify:
         report = with_verification(report, verify(original, rewritten, args.calibration, args.samples, args.seed))
     atomic_write_bytes(args.output, rewritten)
@@ -85,6 +127,14 @@ def format_report(report, output, report_path) -> str:
         sq = "lossless" if t.sqnr_db is None else f"{t.sqnr_db:.1f}"
         action = t.action.value + (f" ({t.reason})" if t.reason else "") + (" +scales" if t.scales_refit else "")
         lines.append(f"{name:40}  {t.op:18}  {t.distinct_before:6d}  {t.distinct_after:5d}  {sq:>8}  {action}")
+    if report.plan is not None:
+        p = report.plan
+        what = f"SQNR >= {p.target:g} dB" if p.mode == "sqnr" else f"encoded weights <= {int(p.target)} bytes"
+        pred = f", predicted encoded weights {p.predicted_encoded_bytes} bytes" if p.mode == "budget" else ""
+        lines.append(f"K chosen per tensor for {what}{pred}")
+    if report.bias_corrections is not None:
+        done = sum(b.corrected for b in report.bias_corrections)
+        lines.append(f"bias correction applied to {done} of {len(report.bias_corrections)} changed layers")
     v = report.verification
     if v is not None:
         a = v.agreement

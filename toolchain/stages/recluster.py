@@ -50,6 +50,7 @@ class TensorRule:
     clusters: int | None
     pattern: str | None = None
     op: str | None = None
+    label: str | None = None  # how the report names the rule's origin (e.g. "the size plan")
 
     def matches(self, w: WeightTensor) -> bool:
         if self.pattern is not None and not fnmatch.fnmatchcase(w.name, self.pattern):
@@ -111,6 +112,8 @@ class ReclusterReport:
     config: ReclusterConfig
     tensors: tuple[TensorResult, ...]
     verification: "Verification | None" = None
+    plan: "object | None" = None  # toolchain.stages.choose_k.KPlan when K was chosen per tensor
+    bias_corrections: "tuple | None" = None  # toolchain.stages.bias_correction.BiasCorrection per tensor
 
     @property
     def rewritten(self) -> tuple[TensorResult, ...]:
@@ -128,11 +131,13 @@ class ReclusterReport:
 
         cfg = asdict(self.config)
         cfg["fit"] = self.config.fit.value
-        cfg["rules"] = [asdict(r) for r in self.config.rules]
+        cfg["rules"] = [{k: v for k, v in asdict(r).items() if v is not None or k == "clusters"} for r in self.config.rules]
         return {
             "config": cfg,
             "tensors": [{k: conv(v) for k, v in asdict(t).items()} | {"action": t.action.value} for t in self.tensors],
             "verification": None if self.verification is None else self.verification.to_json(),
+            "plan": None if self.plan is None else self.plan.to_json(),
+            "bias_corrections": None if self.bias_corrections is None else [asdict(b) for b in self.bias_corrections],
         }
 
 
@@ -159,7 +164,7 @@ def clusters_for(w: WeightTensor, config: ReclusterConfig) -> tuple[int | None, 
     for r in ordered:
         if r.matches(w):
             if r.clusters is None:
-                return None, f"skipped by rule {r.pattern or r.op}"
+                return None, f"left as is by {r.label}" if r.label else f"skipped by rule {r.pattern or r.op}"
             return r.clusters, None
     if w.op == BuiltinOp.DEPTHWISE_CONV_2D.name and not config.include_depthwise:
         return None, "depthwise convolution (use --include-depthwise)"
@@ -329,13 +334,7 @@ def verify(original: bytes, rewritten: bytes, calibration: str | os.PathLike[str
     """Run both models in LiteRT on the same inputs and measure how their outputs agree."""
     from ..tflite import interpreter as rt
 
-    specs = rt.input_specs(original)
-    if calibration is not None:
-        inputs = rt.load_calibration(calibration, specs, samples)
-        label = os.path.basename(os.fspath(calibration))
-    else:
-        inputs = rt.random_inputs(specs, samples, seed)
-        label = f"random (seed {seed})"
+    inputs, label = calibration_inputs(original, calibration, samples, seed)
     ref = rt.run_model(original, inputs)
     new = rt.run_model(rewritten, inputs)
     return Verification(inputs=label, agreement=rt.compare_outputs(ref, new, rt.output_specs(original)))
@@ -345,3 +344,13 @@ def with_verification(report: ReclusterReport, verification: Verification) -> Re
     from dataclasses import replace
 
     return replace(report, verification=verification)
+
+
+def calibration_inputs(model_bytes: bytes, calibration: str | os.PathLike[str] | None, samples: int, seed: int):
+    """(inputs, label): rows from the user's .npz, else seeded random inputs."""
+    from ..tflite import interpreter as rt
+
+    specs = rt.input_specs(model_bytes)
+    if calibration is not None:
+        return rt.load_calibration(calibration, specs, samples), os.path.basename(os.fspath(calibration))
+    return rt.random_inputs(specs, samples, seed), f"random (seed {seed})"
