@@ -17,7 +17,7 @@ BUILD ?= build
 PYTEST_ARGS ?=
 
 # Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi chromium dataset-fashion-mnist
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc make cmake
 
 .PHONY: setup system-deps test deploy sweep bench clean help
 
@@ -53,6 +53,7 @@ deploy: setup
 
 bench: setup
 	$(PY) benchmarks/recluster_speed.py
+	$(PY) benchmarks/compile_speed.py
 
 clean:
 	rm -rf $(BUILD)

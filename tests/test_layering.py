@@ -17,12 +17,22 @@ CORE_MODULES = [
     "toolchain.stages.inspect",
     "toolchain.stages.recluster",
     "toolchain.stages.recluster_config",
-]
-OPTIONAL_CORE = [
+    "toolchain.stages.choose_k",
+    "toolchain.stages.bias_correction",
+    "toolchain.stages.vela_system",
+    "toolchain.stages.vela_csv",
+    "toolchain.stages.vela_run",
+    "toolchain.stages.model_facts",
+    "toolchain.stages.ethos_n",
     "toolchain.stages.compile",
     "toolchain.stages.profiles",
     "toolchain.stages.palettise",
+    "toolchain.stages.tflm_compress",
+    "toolchain.stages.c_emit",
     "toolchain.stages.firmware",
+    "toolchain.algorithms.packing",
+]
+OPTIONAL_CORE = [
     "toolchain.stages.report",
     "toolchain.stages.evaluate",
     "toolchain.stages.pipeline",

@@ -113,8 +113,10 @@ def read_model(data: bytes) -> schema.ModelT:
         raise ModelFormatError("malformed .tflite: structure nests too deeply") from None
     except MemoryError:
         raise ModelFormatError("malformed .tflite: declared sizes exceed available memory") from None
-    except Exception as exc:  # the generated reader raises many kinds on corrupt offsets
-        raise ModelFormatError(f"malformed or truncated .tflite ({type(exc).__name__})") from None
+    except Exception:  # the generated reader raises struct.error, IndexError, ValueError... on corrupt offsets
+        raise ModelFormatError(
+            "malformed or truncated .tflite: its internal offsets point outside the file or at invalid data"
+        ) from None
     _inline_external_buffers(model, buf)
     _check_references(model)
     return model

@@ -1,0 +1,265 @@
+"""Hardware profiles: every built-in one checked against Vela's own architecture model; contradictions refused."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from toolchain.cli import main
+from toolchain.core.errors import ConfigError, InputError
+from toolchain.stages import vela_system as vs
+from toolchain.stages.profiles import (
+    PROFILE_DIR,
+    Family,
+    builtin_names,
+    list_aliases,
+    list_profiles,
+    load_profile,
+)
+
+def vela_arch(profile, config_files: list[str]):
+    """Vela's in-process architecture model for a profile: the oracle for clocks and bandwidths."""
+    from ethosu.vela.architecture_features import ArchitectureFeatures
+
+    return ArchitectureFeatures(
+        vela_config_files=config_files,
+        accelerator_config=profile.accelerator,
+        system_config=profile.system_config_name,
+        memory_mode=profile.memory_mode_name,
+        max_blockdep=3,
+        verbose_config=False,
+        arena_cache_size=None,
+    )
+
+
+def assert_matches_vela(profile, arch) -> None:
+    from ethosu.vela.tensor import MemArea
+
+    assert profile.clock_hz == pytest.approx(arch.core_clock)
+    for area, bw in profile.bandwidths_bytes_per_s().items():
+        assert bw == pytest.approx(arch.memory_bandwidths_per_second[MemArea[area]]), area
+    assert profile.system_config.axi0_port.value == arch.axi0_port.name
+    assert profile.system_config.axi1_port.value == arch.axi1_port.name
+
+
+def write_profile(tmp_path: Path, text: str, name: str = "board.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+def test_every_vela_accelerator_has_a_profile():
+    from ethosu.vela.architecture_features import Accelerator
+
+    accelerators = {p.accelerator for p in list_profiles() if p.family.compiled_by_vela}
+    assert accelerators == set(Accelerator.member_list())
+
+
+def test_ethos_n78_variants_are_the_published_four():
+    n78 = [p for p in list_profiles() if p.family is Family.ETHOS_N78]
+    assert sorted(p.ethos_n.tops for p in n78) == [1, 2, 5, 10]
+    for p in n78:
+        peak = 2 * p.ethos_n.macs_per_cycle * p.clock_hz / 1e12
+        assert abs(peak - p.ethos_n.tops) <= 0.05 * p.ethos_n.tops
+        assert p.system_config is None and p.palette_limit == 32
+
+
+@pytest.mark.parametrize("name", [n for n in builtin_names()])
+def test_builtin_profile_loads_and_agrees_with_vela(name):
+    p = load_profile(name)
+    assert p.palette_limit == 32
+    assert p.sram_budget_bytes > 0 and p.flash_budget_bytes > 0
+    assert p.family is Family.of_accelerator(p.accelerator)
+    if p.family.compiled_by_vela:
+        assert p.system_config.bundled and p.memory_mode.bundled
+        assert p.system_config_name.startswith(p.family.system_config_prefix)
+        arch = vela_arch(p, [str(vs.bundled_ini_path())])
+        assert_matches_vela(p, arch)
+
+
+def test_aliases():
+    assert list_aliases() == {"ethos-u55": "ethos-u55-128", "ethos-u65": "ethos-u65-256", "ethos-u85": "ethos-u85-256"}
+    for alias, target in list_aliases().items():
+        p = load_profile(alias)
+        assert p.name == target and alias in p.aliases
+        assert p == load_profile(target)
+
+
+def test_profile_file_names_match_their_names():
+    for path in PROFILE_DIR.glob("*.toml"):
+        assert load_profile(path).name in (path.stem, list_aliases().get(path.stem))
+
+
+# --------------------------------------------------------------------------- user profiles
+
+CUSTOM = """
+schema_version = 1
+name = "my-board"
+description = "a U55 behind a slow QSPI flash"
+accelerator = "ethos-u55-64"
+memory_mode = "Shared_Sram"
+palette_limit = 32
+[system]
+core_clock_hz = 160_000_000
+axi0_port = "Sram"
+axi1_port = "OffChipFlash"
+[system.Sram]
+bandwidth_bytes_per_s = 1.28e9
+burst_length_bytes = 32
+read_latency_cycles = 16
+write_latency_cycles = 16
+max_reads = 4
+max_writes = 4
+[system.OffChipFlash]
+clock_scale = 0.0625
+burst_length_bytes = 64
+read_latency_cycles = 48
+[budget]
+sram_bytes = 393_216
+flash_bytes = 2_097_152
+"""
+
+
+def test_custom_system_renders_an_ini_vela_reads_back(tmp_path):
+    p = load_profile(write_profile(tmp_path, CUSTOM))
+    assert p.needs_rendered_ini and p.clock_hz == 160_000_000
+    # bandwidth in bytes/s became Vela's clock scale: 1.28e9 / (8 B x 160 MHz) = 1.0
+    assert p.system_config.timing(vs.MemoryArea.SRAM).clock_scale == pytest.approx(1.0)
+    ini = tmp_path / p.ini_file_name
+    ini.write_text(p.vela_ini_text())
+    system, mode = vs.parse_ini(ini.read_text(), p.system_config_name, p.memory_mode_name)
+    assert system == p.system_config
+    assert replace(mode, bundled=True) == p.memory_mode  # the named Shared_Sram, copied into the .ini
+    arch = vela_arch(p, [str(ini)])
+    assert_matches_vela(p, arch)
+    assert arch.memory_latency[arch.axi1_port][0] == 48
+    assert p.bandwidths_bytes_per_s()["OffChipFlash"] == pytest.approx(8 * 0.0625 * 160e6)
+
+
+def test_custom_memory_mode_renders(tmp_path):
+    text = CUSTOM.replace('memory_mode = "Shared_Sram"', "").replace("[budget]", "[memory_mode]\nname = \"Weights_In_Flash\"\nconst_mem_area = \"Axi1\"\narena_mem_area = \"Axi0\"\ncache_mem_area = \"Axi0\"\n[budget]")
+    p = load_profile(write_profile(tmp_path, text))
+    assert p.memory_mode_name == "Weights_In_Flash" and not p.memory_mode.bundled
+    ini = tmp_path / "x.ini"
+    ini.write_text(p.vela_ini_text())
+    assert_matches_vela(p, vela_arch(p, [str(ini)]))
+
+
+def test_base_profile_overrides_only_what_is_given(tmp_path):
+    p = load_profile(write_profile(tmp_path, 'schema_version = 1\nname = "small"\nbase = "ethos-u55"\n[budget]\nsram_bytes = 65536\n'))
+    base = load_profile("ethos-u55-128")
+    assert p.name == "small" and p.base == "ethos-u55"
+    assert p.sram_budget_bytes == 65536 and p.flash_budget_bytes == base.flash_budget_bytes
+    assert p.system_config == base.system_config and p.accelerator == base.accelerator
+    assert not p.needs_rendered_ini
+
+
+def test_base_with_custom_system_drops_the_named_one(tmp_path):
+    body = CUSTOM.split("[system]", 1)[1].split("[budget]", 1)[0]
+    p = load_profile(write_profile(tmp_path, f'schema_version = 1\nname = "b"\nbase = "ethos-u55-64"\n[system]{body}'))
+    assert p.system_config_name == "b_System" and p.needs_rendered_ini
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('accelerator = "ethos-u55-64"', 'accelerator = "ethos-u55-64"\nsystem_config = "Ethos_U85_SYS_DRAM_Mid"'),
+         "exactly one of system_config"),
+        (lambda t: t.replace("palette_limit = 32", "palette_limit = 64"), "palette_limit"),
+        (lambda t: t.replace("clock_scale = 0.0625", "clock_scale = 0.0625\nspeed = 3"), "speed"),
+        (lambda t: t.replace("bandwidth_bytes_per_s = 1.28e9", "bandwidth_bytes_per_s = 9e9"), "clock_scale must be <= 1"),
+        (lambda t: t.replace("bandwidth_bytes_per_s = 1.28e9", "bandwidth_bytes_per_s = 1.28e9\nclock_scale = 1.0"),
+         "exactly one of clock_scale or bandwidth"),
+        (lambda t: t.split("[system.OffChipFlash]")[0] + "[budget]" + t.split("[budget]")[1], "no [system.OffChipFlash] table"),
+        (lambda t: t.replace("[budget]", "[system.Dram]\nclock_scale = 0.5\n[budget]"), "system.Dram is given"),
+        (lambda t: t.replace('memory_mode = "Shared_Sram"', 'memory_mode = "Dedicated_Sram"'), "Ethos-U65/U85"),
+        (lambda t: t.replace('memory_mode = "Shared_Sram"', 'memory_mode = "Fast_Mode"'), "unknown Vela memory mode"),
+        (lambda t: t.replace('name = "my-board"', 'name = "My Board"'), "name"),
+        (lambda t: t.replace('accelerator = "ethos-u55-64"', 'accelerator = "ethos-u99-64"'), "accelerator"),
+        (lambda t: t.replace("sram_bytes = 393_216", "sram_bytes = 0"), "sram_bytes"),
+    ],
+)
+def test_contradictory_or_malformed_user_profiles_refused(tmp_path, edit, message):
+    text = edit(CUSTOM)
+    assert text != CUSTOM
+    with pytest.raises(ConfigError) as err:
+        load_profile(write_profile(tmp_path, text))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('base = "ethos-u55-128"\nsystem_config = "Ethos_U85_SYS_Flash_High"', "is not for ethos-u55"),
+        ('base = "ethos-u65-256"\nsystem_config = "Ethos_U55_High_End_Embedded"', "is not for ethos-u65"),
+        ('base = "ethos-u55-128"\nmemory_mode = "Dedicated_Sram_384KB"', "Ethos-U65/U85"),
+        ('base = "ethos-u65-256"\n[budget]\nsram_bytes = 131072', "384"),  # 384 KiB NPU cache on a 128 KiB SRAM
+        ('base = "ethos-u55-128"\n[memory_mode]\nconst_mem_area = "Axi0"\narena_mem_area = "Axi1"\ncache_mem_area = "Axi0"',
+         "constants"),
+        ('base = "ethos-u55-128"\n[memory_mode]\nconst_mem_area = "Axi1"\narena_mem_area = "Axi1"\ncache_mem_area = "Axi0"',
+         "arena must be Sram or Dram"),
+        ('base = "ethos-u55-128"\nsystem_config = "Ethos_U55_Turbo"', "unknown Vela system config"),
+        ('base = "ethos-u55-999"', "unknown target"),
+        ('base = "ethos-n78-2tops"\n[ethos_n]\nmacs_per_cycle = 4096', "TOPS"),
+        ('base = "ethos-n78-2tops"\n[ethos_n]\ntops = 5', "ethos-n78-2tops"),
+        ('base = "ethos-n78-2tops"\nsystem_config = "Ethos_U55_High_End_Embedded"', "not compiled by Vela"),
+        ('base = "ethos-u55-128"\n[ethos_n]\ntops = 1\nmacs_per_cycle = 512\nclock_hz = 1000000000\ndram_bandwidth_bytes_per_s = 1e9',
+         "does not belong"),
+    ],
+)
+def test_contradictions_with_builtin_bases_refused(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_profile(write_profile(tmp_path, f'schema_version = 1\nname = "x"\n{text}\n'))
+    assert message in str(err.value)
+
+
+def test_alias_of_an_alias_refused(tmp_path):
+    with pytest.raises(ConfigError, match="itself an alias"):
+        load_profile(write_profile(tmp_path, 'schema_version = 1\nname = "a"\nalias_of = "ethos-u55"\n'))
+
+
+def test_unknown_target_and_missing_file():
+    with pytest.raises(ConfigError, match="unknown target 'ethos-u56'.*ethos-u55-128"):
+        load_profile("ethos-u56")
+    with pytest.raises(InputError, match="not found"):
+        load_profile("no/such/profile.toml")
+
+
+def test_bad_toml_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_profile(write_profile(tmp_path, "name = [\n"))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_lists_every_profile(capsys):
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    for p in list_profiles():
+        assert p.name in out
+    assert "ethos-u55" in out and "analytical" in out
+
+
+def test_cli_json_and_ini(tmp_path, capsys):
+    path = write_profile(tmp_path, CUSTOM)
+    assert main(["profiles", "ethos-u85", str(path), "--json", "--ini"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["name"] for d in data] == ["ethos-u85-256", "my-board"]
+    assert "vela_ini" not in data[0] and "[System_Config.my_board_System]" in data[1]["vela_ini"]
+    assert data[1]["system_config"]["memories"]["Sram"]["bandwidth_bytes_per_s"] == 1_280_000_000
+
+
+def test_cli_details_and_bad_profile_exit_2(tmp_path, capsys):
+    assert main(["profiles", "ethos-n78-10tops"]) == 0
+    assert "10 TOPS = 2 x 4096 MACs/cycle x 1.25 GHz" in capsys.readouterr().out
+    bad = write_profile(tmp_path, CUSTOM.replace('memory_mode = "Shared_Sram"', 'memory_mode = "Dedicated_Sram"'))
+    assert main(["profiles", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: hardware profile board.toml") and "Traceback" not in err

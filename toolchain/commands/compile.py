@@ -1,0 +1,109 @@
+"""``toolchain compile MODEL --target NAME [--profile FILE] [-o DIR] [--no-budget]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "compile an int8 .tflite with Vela for an Ethos-U target (or estimate it for Ethos-N78); writes compile.json"
+
+
+def _timeout(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if not 0 < v <= 86400:
+        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 86400, got {v:g}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a full-int8 .tflite model (not yet compiled by Vela)")
+    p.add_argument("--target", metavar="NAME", help="a built-in target or alias (see 'toolchain profiles'), e.g. ethos-u55-128")
+    p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own (.toml or .json)")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="where Vela's files and compile.json go (default build/MODEL/TARGET/compile)")
+    p.add_argument("--no-budget", action="store_true", help="report SRAM/flash over the profile's budget but do not fail (exit 0)")
+    p.add_argument("--allow-cpu", action="store_true", help="accept a model that runs mostly on the CPU (otherwise exit 2)")
+    p.add_argument("--timeout", type=_timeout, default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
+    p.add_argument("--json", action="store_true", help="print compile.json instead of the summary")
+
+
+def resolve_profile(target: str | None, profile_file: str | None):
+    from ..core.errors import ConfigError
+    from ..stages.profiles import load_profile
+
+    if profile_file is None and target is None:
+        raise ConfigError("give --target NAME (see 'toolchain profiles') or --profile FILE")
+    if profile_file is None:
+        return load_profile(target)  # type: ignore[arg-type]
+    profile = load_profile(Path(profile_file))
+    if target is not None and target != profile.name and target not in profile.aliases:
+        raise ConfigError(
+            f"--target {target} does not match profile file {Path(profile_file).name}, which is named '{profile.name}'"
+        )
+    return profile
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n:,} B"
+
+
+def format_summary(result, model: str) -> str:
+    r = result.report
+    b = r["budget"]
+    analytical = r["estimate_kind"] == "analytical"
+    if analytical:
+        head = f"ANALYTICAL ESTIMATE (not a compile) of {model} for {r['target']} at {r['clock_hz'] / 1e6:g} MHz"
+    else:
+        head = (
+            f"{model} compiled for {r['target']} by Vela {r['vela_version']} "
+            f"({r['system_config']}, {r['memory_mode']}, {r['clock_hz'] / 1e6:g} MHz)"
+        )
+    t = r["inference_time_s"]
+    ips = r["inferences_per_second"]
+    by_mem = ", ".join(f"{k} {v:,}" for k, v in sorted(r["cycles_by_memory"].items()) if v)
+    ratio = f" ({r['encoded_weight_ratio']:.3f})" if r["encoded_weight_ratio"] is not None else ""
+    lines = [
+        head,
+        f"  output          {result.out_dir}",
+        f"  status          {r['status']}: {r['npu_operators']} NPU / {r['cpu_operators']} CPU operations",
+        f"  SRAM            {_bytes(b['sram_used_bytes']):>16}   budget {_bytes(b['sram_bytes'])}",
+        f"  flash           {_bytes(b['flash_used_bytes']):>16}   budget {_bytes(b['flash_bytes'])}"
+        + ("  (the Vela model)" if not analytical else "  (model, weights palettised)"),
+    ]
+    for key, label in (("off_chip_flash_bytes", "off-chip flash"), ("on_chip_flash_bytes", "on-chip flash"), ("dram_bytes", "DRAM")):
+        if r[key]:
+            lines.append(f"  {label:<15} {_bytes(r[key]):>16}")
+    lines += [
+        f"  cycles          {r['cycles_total']:>14,}     NPU {r['cycles_npu']:,}" + (f"; memory access: {by_mem}" if by_mem else ""),
+        f"  inference       {t * 1e6:>14,.1f} us  " + (f"({ips:,.0f} inferences/s)" if ips else ""),
+        f"  weights         {_bytes(r['original_weight_bytes']):>16} -> {_bytes(r['encoded_weight_bytes'])} encoded{ratio}",
+    ]
+    if r["tensors_over_palette_limit"]:
+        lines.append(
+            f"  palette         {r['tensors_over_palette_limit']} of {len(r['weight_tensors'])} weight tensors have more "
+            f"than {r['palette_limit']} distinct values"
+        )
+    if not b["within_budget"]:
+        lines.append("  OVER BUDGET (accepted with --no-budget)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..stages.compile import compile_model
+
+    profile = resolve_profile(args.target, args.profile)
+    model = Path(args.model)
+    out = Path(args.output_dir) if args.output_dir else Path("build") / model.stem / profile.name / "compile"
+    result = compile_model(
+        model, profile, out, enforce_budget=not args.no_budget, allow_cpu=args.allow_cpu, timeout_s=args.timeout
+    )
+    for w in result.warnings:
+        print(f"WARNING: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.report, indent=2, sort_keys=True))
+    else:
+        print(format_summary(result, model.name))
+    return 0

@@ -1,0 +1,46 @@
+"""``toolchain firmware --target NAME --compile-dir DIR -o DIR``: C sources and build fragments for a firmware."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "turn a compile directory into firmware sources: model C array, arena size, CMake/Make fragments"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..stages.firmware import DEFAULT_ARENA_MARGIN_PERCENT, DEFAULT_ARENA_OVERHEAD_BYTES, DEFAULT_SECTION
+    from .common import positive_int
+
+    parser.add_argument("--target", required=True, metavar="NAME", help="hardware profile the model was compiled for (checked against compile.json)")
+    parser.add_argument("--compile-dir", required=True, metavar="DIR", help="output directory of 'toolchain compile' (compile.json + *_vela.tflite)")
+    parser.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="directory for the generated files (created if missing)")
+    parser.add_argument("--name", metavar="NAME", help="C name prefix: files <name>_model.c/.h, symbol <name>_model (default: the Vela model's file name)")
+    parser.add_argument("--section", default=DEFAULT_SECTION, metavar="NAME", help=f"linker section of the model array (default {DEFAULT_SECTION})")
+    parser.add_argument("--palettes", metavar="DIR", help="output directory of 'toolchain palettise': adds palette tables for weights on the CPU path")
+    parser.add_argument("--arena-margin-percent", type=positive_int, default=DEFAULT_ARENA_MARGIN_PERCENT, metavar="P",
+                        help=f"tensor arena = Vela SRAM + P%% + overhead (default {DEFAULT_ARENA_MARGIN_PERCENT})")
+    parser.add_argument("--arena-overhead-bytes", type=positive_int, default=DEFAULT_ARENA_OVERHEAD_BYTES, metavar="B",
+                        help=f"fixed bytes added for TFLM's own allocations (default {DEFAULT_ARENA_OVERHEAD_BYTES})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..stages.firmware import FirmwareConfig, firmware_from_compile_dir
+
+    config = FirmwareConfig(
+        target=args.target,
+        name=args.name,
+        section=args.section,
+        arena_margin_percent=args.arena_margin_percent,
+        arena_overhead_bytes=args.arena_overhead_bytes,
+    )
+    bundle, written = firmware_from_compile_dir(args.compile_dir, args.output_dir, config, args.palettes)
+    m = bundle.manifest
+    print(f"model: {m['model']['symbol']}[{m['model']['size_bytes']}] aligned {m['model']['alignment_bytes']} in section {m['model']['section']}")
+    a = m["arena"]
+    print(f"arena: {a['macro']} = {a['bytes']} bytes (Vela SRAM {a['vela_sram_bytes']} + {a['margin_percent']}% + {a['overhead_bytes']})")
+    print(f"operators: {m['npu_operators']} on the NPU, {m['cpu_operators']} on the CPU")
+    if m["palette_tensors"]:
+        print(f"palette tables for {len(m['palette_tensors'])} CPU-path tensor(s)")
+    for note in bundle.notes:
+        print(f"note: {note}")
+    print(f"wrote {len(written)} file(s) to {args.output_dir}: " + ", ".join(p.name for p in written))
+    return 0

@@ -1,0 +1,64 @@
+"""``toolchain palettise MODEL.tflite -o DIR [--bits B]``: palette tables, C sources and a TFLM LUT model."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "write palettised weight tables (JSON, NPZ, C) and a TFLM LUT-compressed model"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL.tflite", help="int8 model, typically the output of 'toolchain recluster'")
+    parser.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="directory for the outputs (created if missing)")
+    parser.add_argument(
+        "--bits", type=int, metavar="B",
+        help="index width 1-7 for every tensor; a tensor with more than 2^B distinct values is refused "
+        "(default: the smallest width per tensor; tensors with more than 128 values are skipped and listed)",
+    )
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="PATTERN",
+        help="leave out tensors whose name matches this fnmatch pattern (repeatable)",
+    )
+    parser.add_argument("--no-tflm", action="store_true", help="do not write model_tflm.tflite (no tflite-micro needed)")
+    parser.add_argument(
+        "--verify", action="store_true",
+        help="run the original and the TFLM model under the TFLM interpreter on random inputs "
+        "and fail (exit 5) unless the outputs are identical",
+    )
+    parser.add_argument("--verify-samples", type=int, default=4, metavar="N", help="inputs for --verify (default 4)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..stages.palettise import PalettiseConfig, palettise_file
+
+    from ..core.errors import InputError
+
+    if args.verify and args.no_tflm:
+        raise InputError("--verify checks model_tflm.tflite: it cannot be combined with --no-tflm")
+    if args.verify and args.verify_samples < 1:
+        raise InputError(f"--verify-samples must be >= 1, got {args.verify_samples}")
+    samples = args.verify_samples if args.verify else 0
+    config = PalettiseConfig(bits=args.bits, exclude=tuple(args.exclude), tflm=not args.no_tflm, verify_samples=samples)
+    outcome = palettise_file(args.model, args.output_dir, config)
+    doc = outcome.document
+    print(f"{'tensor':<44} {'op':<18} {'values':>6} {'bits':>4} {'raw B':>9} {'palettised B':>12}  tflm")
+    for t in doc["tensors"]:
+        tflm = t["tflm"]
+        mode = f"{tflm['mode']}" if tflm["compressed"] else "not compressed"
+        print(f"{t['name'][:44]:<44} {t['op'][:18]:<18} {len(t['palette']):>6} {t['index_bits']:>4} "
+              f"{t['raw_bytes']:>9} {t['palettised_bytes']:>12}  {mode}")
+    totals = doc["totals"]
+    ratio = totals["palettised_bytes"] / totals["raw_bytes"] if totals["raw_bytes"] else 0.0
+    print(f"{totals['tensors']} tensor(s): {totals['raw_bytes']} -> {totals['palettised_bytes']} bytes ({ratio:.3f})")
+    if doc["skipped"]:
+        print(f"skipped {len(doc['skipped'])} tensor(s) (not in any output):")
+        for s in doc["skipped"]:
+            why = "excluded" if s["reason"] == "excluded" else f"{s['distinct_values']} distinct values > 128"
+            print(f"  {s['name']} ({s['op']}): {why}")
+    tflm = doc["tflm"]
+    if tflm["status"] == "written":
+        verified = f", outputs identical on {tflm['verify_samples']} input(s)" if tflm.get("verified") else ""
+        print(f"TFLM model: {tflm['file']} ({tflm['bytes']} bytes, {tflm['compressed_tensors']} tensor(s) LUT-compressed{verified})")
+    for note in outcome.tflm_notes:
+        print(f"note: {note}")
+    print(f"wrote {len(outcome.files)} file(s) to {args.output_dir}")
+    return 0
