@@ -92,3 +92,25 @@ def test_bias_correction_reduces_output_shift(conv_bn_int8):
     shift_plain = np.abs((plain - ref).mean(axis=0)).mean()
     shift_fixed = np.abs((fixed - ref).mean(axis=0)).mean()
     assert shift_fixed < shift_plain
+
+
+@pytest.mark.slow
+def test_flash_budget_met_when_compiled_by_vela(depthwise_int8, tmp_path):
+    from toolchain.stages.choose_k import plan_flash_budget
+    from toolchain.stages.compile import compile_model
+    from toolchain.stages.profiles import load_profile
+
+    profile = load_profile("ethos-u55-128")
+    data = depthwise_int8.read_bytes()
+    base = compile_model(depthwise_int8, profile, tmp_path / "base", enforce_budget=False)
+    budget = int(base.budget.flash_used_bytes * 0.75)
+    cfg = ReclusterConfig(clusters=64)
+    fit = plan_flash_budget(data, cfg, profile, budget)
+    assert fit.actual_flash_bytes <= budget < base.budget.flash_used_bytes
+    assert abs(fit.predicted_flash_bytes - fit.actual_flash_bytes) <= 0.05 * budget
+    out, _ = recluster_model(data, config_with_plan(cfg, fit.plan))
+    (tmp_path / "after.tflite").write_bytes(out)
+    after = compile_model(tmp_path / "after.tflite", profile, tmp_path / "after", enforce_budget=False)
+    assert after.budget.flash_used_bytes == fit.actual_flash_bytes <= budget
+    with pytest.raises(BudgetExceeded):
+        plan_flash_budget(data, cfg, profile, 100)

@@ -22,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --clusters auto: per-tensor SQNR floor in dB (default 30)")
     p.add_argument("--weight-budget", type=positive_int, metavar="BYTES",
                    help="choose K per tensor (2..64) to minimise error with Vela-encoded weights <= BYTES")
+    p.add_argument("--flash-budget", type=positive_int, metavar="BYTES",
+                   help="choose K per tensor so the Vela-compiled model fits BYTES of flash on --target "
+                        "(checked by compiling; default budget: the target profile's)")
+    p.add_argument("--target", metavar="NAME", help="hardware profile for --flash-budget (e.g. ethos-u55-128)")
+    p.add_argument("--profile", metavar="FILE", help="custom hardware profile file for --flash-budget")
     p.add_argument("--bias-correction", action="store_true",
                    help="fold the mean output shift into the biases (uses --calibration inputs)")
     p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
@@ -79,21 +84,33 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwriting_input(args.model, args.output)
     if args.min_sqnr is not None and args.clusters != "auto":
         raise ConfigError("--min-sqnr goes with --clusters auto")
-    if args.clusters == "auto" and args.weight_budget is not None:
-        raise ConfigError("choose either --clusters auto or --weight-budget, not both")
+    modes = [args.clusters == "auto", args.weight_budget is not None, bool(args.flash_budget or args.target or args.profile)]
+    if sum(modes) > 1:
+        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget/--target")
     if args.bias_correction and not args.calibration:
         raise ConfigError("--bias-correction needs --calibration data (representative inputs)")
     config = build_config(args)
     original = read_input_bytes(args.model, "model")
     plan = None
-    if args.clusters == "auto" or args.weight_budget is not None:
-        from ..stages.choose_k import config_with_plan, plan_min_sqnr, plan_weight_budget
+    if any(modes):
+        from ..stages.choose_k import config_with_plan, plan_flash_budget, plan_min_sqnr, plan_weight_budget
 
-        if args.weight_budget is not None:
+        if modes[2]:
+            from ..stages.profiles import load_profile
+
+            if not (args.profile or args.target):
+                raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
+            profile = load_profile(args.profile or args.target)
+            fit = plan_flash_budget(original, replace(config, clusters=min(config.clusters, 64)), profile,
+                                    args.flash_budget)
+            plan = fit
+            config = config_with_plan(config, fit.plan)
+        elif args.weight_budget is not None:
             plan = plan_weight_budget(original, replace(config, clusters=min(config.clusters, 64)), args.weight_budget)
         else:
             plan = plan_min_sqnr(original, config, 30.0 if args.min_sqnr is None else args.min_sqnr)
-        config = config_with_plan(config, plan)
+        if not modes[2]:
+            config = config_with_plan(config, plan)
     rewritten, report = recluster_model(original, config)
     report = replace(report, plan=plan)
     if args.bias_correction:
@@ -127,7 +144,12 @@ def format_report(report, output, report_path) -> str:
         sq = "lossless" if t.sqnr_db is None else f"{t.sqnr_db:.1f}"
         action = t.action.value + (f" ({t.reason})" if t.reason else "") + (" +scales" if t.scales_refit else "")
         lines.append(f"{name:40}  {t.op:18}  {t.distinct_before:6d}  {t.distinct_after:5d}  {sq:>8}  {action}")
-    if report.plan is not None:
+    if report.plan is not None and hasattr(report.plan, "actual_flash_bytes"):
+        f = report.plan
+        lines.append(f"K chosen per tensor for {f.flash_budget_bytes} bytes of flash on {f.target}: predicted "
+                     f"{f.predicted_flash_bytes}, compiled by Vela {f.actual_flash_bytes} bytes "
+                     f"(encoded weights {f.actual_encoded_weight_bytes} bytes)")
+    elif report.plan is not None:
         p = report.plan
         what = f"SQNR >= {p.target:g} dB" if p.mode == "sqnr" else f"encoded weights <= {int(p.target)} bytes"
         pred = f", predicted encoded weights {p.predicted_encoded_bytes} bytes" if p.mode == "budget" else ""
