@@ -1,0 +1,27 @@
+"""``toolchain example [-o DIR]``: train (or reuse) the bundled example ConvNet on MNIST.
+
+TensorFlow is imported inside ``run`` only.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "build the bundled example: a small ConvNet with BatchNorm trained on MNIST (cached)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output-dir", default="build/example", metavar="DIR",
+                   help="where example.keras and example.keras.json go (default build/example)")
+    p.add_argument("--force", action="store_true", help="train again even when a matching cached build exists")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of Keras' progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..stages.example import build_example
+
+    result = build_example(args.output_dir, force=args.force, quiet=args.quiet)
+    how = "reused the cached build" if result.reused else "trained"
+    print(f"{how}: {result.model_path} ({result.parameters} parameters), float accuracy "
+          f"{result.float_accuracy:.2%} on {result.test_samples} test digits, in {result.elapsed_s:.1f} s")
+    print(f"summary: {result.summary_path}")
+    return 0

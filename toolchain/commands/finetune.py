@@ -1,0 +1,81 @@
+"""``toolchain finetune MODEL --data DATA -o OUT.keras``: cluster weights with tfmot and fine-tune.
+
+TensorFlow is imported inside ``run`` only.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "cluster a Keras model's weights (tfmot) and fine-tune it on real data (training extra)"
+
+CENTROID_INITS = ("linear", "kmeans++", "density", "random")
+DATA_HELP = (
+    "an .npz with x_train, y_train, x_test, y_test, or a bundled dataset: "
+    "mnist, fashion-mnist, digits"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="Keras classifier, .keras or .h5")
+    p.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="clustered model, .keras or .h5; a JSON summary is written to OUT.json")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML or JSON settings (schemas/finetune.schema.json); flags override it")
+    p.add_argument("--clusters", type=int, metavar="K", help="clusters per weight tensor (default 16)")
+    p.add_argument("--layer", action="append", default=[], metavar="PATTERN=K|skip",
+                   help="per-layer rule by name pattern (shell wildcards), repeatable; first match wins, "
+                        "before the config file's rules")
+    p.add_argument("--centroid-init", choices=CENTROID_INITS, help="centroid initialisation (default kmeans++)")
+    p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
+                   help="cluster each Conv2D output channel separately (default off)")
+    p.add_argument("--preserve-sparsity", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep zero weights at zero (default off; needs K >= 3)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2; 0 clusters without training)")
+    p.add_argument("--learning-rate", type=float, metavar="LR", help="Adam learning rate (default 1e-4)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="training batch size (default 32)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of Keras' progress bar")
+
+
+def _config(args):
+    from ..core.schemas import load_config_file
+    from ..stages.finetune import CentroidInit, FinetuneConfig, parse_layer_rule
+
+    base = FinetuneConfig.from_dict(load_config_file(args.config, "finetune config"),
+                                    f"finetune config {args.config}") if args.config else FinetuneConfig()
+    changes = {}
+    for flag, key in (("clusters", "clusters"), ("per_channel", "per_channel"),
+                      ("preserve_sparsity", "preserve_sparsity"), ("epochs", "epochs"),
+                      ("learning_rate", "learning_rate"), ("batch_size", "batch_size"), ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            changes[key] = getattr(args, flag)
+    if args.centroid_init is not None:
+        changes["centroid_init"] = CentroidInit(args.centroid_init)
+    if args.layer:
+        changes["layer_rules"] = tuple(parse_layer_rule(t) for t in args.layer) + base.layer_rules
+    from dataclasses import replace
+
+    return replace(base, **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from ..stages.datasets import load_dataset
+    from ..stages.finetune import finetune_file, summary_path
+
+    t0 = time.perf_counter()
+    config = _config(args)  # bad options fail before any data or TensorFlow is loaded
+    data = load_dataset(args.data)
+    result = finetune_file(args.model, data, args.output, config, quiet=args.quiet)
+    print(f"accuracy on the test split ({result.test_samples} samples): "
+          f"before {result.accuracy_before:.2%}, after {result.accuracy_after:.2%}")
+    for layer in result.clustered_layers:
+        extra = f", at most {layer.max_distinct_values_per_channel} per channel" if layer.per_channel else ""
+        print(f"  {layer.name} ({layer.layer_type}): {layer.clusters} clusters -> "
+              f"{layer.distinct_values} distinct values{extra}")
+    for layer in result.skipped_layers:
+        print(f"  {layer.name} ({layer.layer_type}): not clustered, {layer.reason.value}")
+    print(f"wrote {args.output} and {summary_path(args.output)} in {time.perf_counter() - t0:.1f} s")
+    return 0
