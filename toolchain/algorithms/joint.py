@@ -46,14 +46,17 @@ def align_channels(f: np.ndarray, steps: np.ndarray, max_codes: int | None = Non
     """Find a signed factor per channel and a shared float codebook with f[c] ~ factor[c] x codebook.
 
     ``f`` is channels x weights (float), ``steps`` the quantisation step of each channel
-    (its old scale), which sets the matching tolerance. Returns None when the codebook
-    grows beyond ``max_codes`` (the tensor is not clustered).
+    (its old scale). Every codebook entry carries the uncertainty of the int8 rounding it
+    came from; a value matches an entry when they agree within both uncertainties, and
+    matched entries are refined by inverse-variance averaging. Returns None when the
+    codebook grows beyond ``max_codes`` (the tensor is not clustered).
     """
     channels = f.shape[0]
     factors = np.zeros(channels)
     values = [np.unique(row[row != 0.0]) for row in f]
     order = sorted(range(channels), key=lambda c: (-values[c].size, c))
     book = np.zeros(0)
+    unc = np.zeros(0)
     matched = total = 0
     for c in order:
         v = values[c]
@@ -62,27 +65,42 @@ def align_channels(f: np.ndarray, steps: np.ndarray, max_codes: int | None = Non
         total += v.size
         if book.size == 0:
             factors[c] = np.max(np.abs(v))
-            book = np.unique(v / factors[c])
+            book = v / factors[c]
+            unc = np.full(v.size, 0.5 * steps[c] / factors[c])
             continue
-        tol_abs = MATCH_STEPS * steps[c]
         extremes = v[np.argsort(-np.abs(v), kind="stable")[:EXTREMES_TRIED]]
-        nz_book = book[book != 0.0]
-        cands = (extremes[:, None] / nz_book[None, :]).ravel()
-        # every candidate factor at once: distance of each value to its nearest scaled code
+        nz = book != 0.0
+        cands = (extremes[:, None] / book[nz][None, :]).ravel()
+        # every candidate factor at once: each value's distance to its nearest entry, in uncertainties
         t = v[None, :] / cands[:, None]
-        d = np.abs(_nearest(book, t) * cands[:, None] - v[None, :])
-        hit = d <= tol_abs
+        tv = 0.5 * steps[c] / np.abs(cands)[:, None]
+        idx = np.clip(np.searchsorted(book, t), 1, max(book.size - 1, 1)) if book.size > 1 else np.zeros(t.shape, int)
+        if book.size > 1:
+            left = np.abs(book[idx - 1] - t) <= np.abs(book[idx] - t)
+            idx = np.where(left, idx - 1, idx)
+        d = np.abs(book[idx] - t)
+        allowed = MATCH_STEPS * 2 * (tv + unc[idx])
+        hit = d <= allowed
         hits = hit.sum(axis=1)
-        err = np.where(hit, d * d, 0.0).sum(axis=1)
+        err = np.where(hit, (d / allowed) ** 2, 0.0).sum(axis=1)
         best = int(np.lexsort((err, -hits))[0])
         a = float(cands[best])
         factors[c] = a
         matched += int(hits[best])
-        new = v[~hit[best]] / a
-        if new.size:
-            book = np.unique(np.concatenate([book, new]))
-            if max_codes is not None and book.size > max_codes:
-                return None
+        tb, vb, ib, hb = t[best], tv[best][0], idx[best], hit[best]
+        # refine matched entries (inverse-variance mean), append the rest
+        for j in np.nonzero(hb)[0]:
+            e = ib[j]
+            w1, w2 = 1.0 / unc[e] ** 2, 1.0 / vb**2
+            book[e] = (book[e] * w1 + tb[j] * w2) / (w1 + w2)
+            unc[e] = 1.0 / np.sqrt(w1 + w2)
+        if (~hb).any():
+            book = np.concatenate([book, tb[~hb]])
+            unc = np.concatenate([unc, np.full(int((~hb).sum()), vb)])
+        order_b = np.argsort(book, kind="stable")
+        book, unc = book[order_b], unc[order_b]
+        if max_codes is not None and book.size > max_codes:
+            return None
     peak = np.max(np.abs(book)) if book.size else 1.0
     return Alignment(factors * peak, book / peak, matched / total if total else 1.0)
 
@@ -120,6 +138,38 @@ def joint_fit(
     codes = apply_lut(ints.astype(np.int8), value_lut(sol, x))
     start = float_error(f, new_scales, codes.astype(np.float64))
     r = refit_scales(f, codes, new_scales, sol.palette, keep_zero=keep_zero, max_iterations=iterations)
-    if r.error <= start:
-        return r
-    return RefitResult(codes, new_scales, sol.palette, start, 0)
+    best = r if r.error <= start else RefitResult(codes, new_scales, sol.palette, start, 0)
+    # Alternate: best scale per channel for the current palette (a discrete search: the
+    # error is not convex in the scale), then the exact palette for the new scales.
+    for _ in range(iterations):
+        searched = scale_search(f, best.palette.astype(np.float64), best.scales)
+        ints = np.clip(np.round(f / searched[:, None]), -PALETTE_MAX, PALETTE_MAX).astype(np.int8)
+        x, w = value_weights(ints, searched**2, 0)
+        sol = solve_palette(x, w, k, keep_zero=keep_zero)
+        codes = apply_lut(ints, value_lut(sol, x))
+        cand = refit_scales(f, codes, searched, sol.palette, keep_zero=keep_zero, max_iterations=iterations)
+        if not cand.error < best.error * (1 - 1e-4):
+            break
+        best = cand
+    return best
+
+
+def scale_search(f: np.ndarray, palette: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Per channel, the scale among f/L candidates (largest |f| x every entry) with the least error."""
+    out = scales.copy()
+    nz = palette[palette != 0.0]
+    if nz.size == 0:
+        return out
+    mids = (palette[1:] + palette[:-1]) / 2.0
+    for c in range(f.shape[0]):
+        row = f[c]
+        if not np.any(row):
+            continue
+        ext = row[np.argsort(-np.abs(row), kind="stable")[:EXTREMES_TRIED]]
+        cands = (ext[:, None] / nz[None, :]).ravel()
+        cands = np.concatenate([cands[cands > 0], [scales[c]]])
+        t = row[None, :] / cands[:, None]
+        near = palette[np.searchsorted(mids, t)]
+        err = np.sum((row[None, :] - cands[:, None] * near) ** 2, axis=1)
+        out[c] = cands[int(np.argmin(err))]
+    return out
