@@ -48,8 +48,23 @@ test: setup system-deps
 
 deploy: setup
 	$(TOOLCHAIN) deploy $(if $(MODEL),$(MODEL)) $(if $(DATA),--data $(DATA)) --clusters $(CLUSTERS) \
-	  $(foreach t,$(TARGET),--target $(t)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) \
-	  --build-dir $(BUILD)
+	  $(if $(and $(PROFILE),$(filter file,$(origin TARGET))),,$(foreach t,$(TARGET),--target $(t))) \
+	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) --build-dir $(BUILD)
+
+# make sweep CLUSTERS="8 16 32" TARGETS="ethos-u55-128 ethos-u85-256" [-j3]: one deploy per K,
+# then a Pareto table and plot of accuracy against flash and cycles in $(BUILD)/sweep.
+TARGETS ?= ethos-u55-128 ethos-u85-256
+SWEEP_CLUSTERS := $(if $(filter command line environment,$(origin CLUSTERS)),$(CLUSTERS),8 16 32)
+SWEEP_DIR := $(BUILD)/sweep
+sweep: $(addprefix sweep-k,$(SWEEP_CLUSTERS))
+	$(TOOLCHAIN) report --sweep $(addprefix $(SWEEP_DIR)/k,$(SWEEP_CLUSTERS)) -o $(SWEEP_DIR)
+sweep-k%: setup $(if $(MODEL),,sweep-example)
+	$(TOOLCHAIN) deploy $(if $(MODEL),$(MODEL),--example-dir $(BUILD)/example) $(if $(DATA),--data $(DATA)) \
+	  --clusters $* $(foreach t,$(TARGETS),--target $(t)) $(if $(PROFILE),--profile $(PROFILE)) \
+	  $(if $(CONFIG),--config $(CONFIG)) --build-dir $(SWEEP_DIR)/k$* --quiet
+sweep-example: setup
+	$(TOOLCHAIN) example -o $(BUILD)/example --quiet
+.PHONY: sweep-example
 
 bench: setup
 	$(PY) benchmarks/recluster_speed.py

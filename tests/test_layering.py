@@ -33,6 +33,13 @@ CORE_MODULES = [
     "toolchain.algorithms.packing",
 ]
 OPTIONAL_CORE = [
+    "toolchain.stages.manifest",
+    "toolchain.stages.history",
+    "toolchain.stages.dashboard",
+    "toolchain.stages.svg_charts",
+    "toolchain.stages.sweep",
+    "toolchain.stages.progress",
+    "toolchain.stages.pipeline_config",
     "toolchain.stages.report",
     "toolchain.stages.evaluate",
     "toolchain.stages.pipeline",

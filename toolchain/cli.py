@@ -82,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `toolchain inspect m.tflite | head`): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except Exception as exc:  # a bug: say so in one line unless asked for details
         if args.debug or os.environ.get("TOOLCHAIN_DEBUG"):
             traceback.print_exc()
