@@ -35,8 +35,8 @@ VERBS: dict[str, str] = {
 class _Parser(argparse.ArgumentParser):
     # argparse exits with 2 on usage errors, which matches ExitCode.BAD_INPUT.
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        # one line, like every other error; the usage is one --help away
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(int(ExitCode.BAD_INPUT))
 
 

@@ -133,7 +133,10 @@ def finish(stage_dir: str | Path, key: StageKey, result: dict[str, Any] | None =
     """Write the manifest after a stage ran; ``outputs`` defaults to every file now in the directory."""
     d = Path(stage_dir)
     if outputs is None:
-        files = sorted(p for p in d.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
+        files = sorted(
+            p for p in d.rglob("*")
+            if p.is_file() and p.name != MANIFEST and not any(part.startswith(".") for part in p.relative_to(d).parts)
+        )
     else:
         files = sorted(d / Path(o) for o in outputs)
     manifest = {

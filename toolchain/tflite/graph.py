@@ -230,3 +230,18 @@ def require_int8_model(model: schema.ModelT, path_hint: str = "model") -> None:
             f"{path_hint} is a float model (no int8 tensors): quantize it to full int8 first "
             "('toolchain quantize')"
         )
+    for s, sg in enumerate(model.subgraphs or []):
+        for op in sg.operators or []:
+            code = op_code(model, op)
+            pos = WEIGHT_INPUT.get(code)
+            inputs = list(op.inputs) if op.inputs is not None else []
+            if pos is None or pos >= len(inputs) or inputs[pos] < 0:
+                continue
+            t = sg.tensors[inputs[pos]]
+            if buffer_bytes(model, t) is not None and int(t.type) not in (TensorType.INT8, TensorType.FLOAT32,
+                                                                          TensorType.FLOAT16):
+                kind = TensorType(int(t.type)).name if int(t.type) in TensorType._value2member_map_ else str(t.type)
+                raise ModelFormatError(
+                    f"{path_hint}: {op_name(model, op)} weights '{tensor_name(t)}' are {kind}; only int8 weights "
+                    "are supported"
+                )

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.errors import DataError, ModelFormatError
+from ..core.errors import DataError, InputError, ModelFormatError
 from ..core.fileio import read_input_bytes
+
+# What one run may hold: every tensor LiteRT allocates plus the samples' inputs and outputs.
+# A few-KB file can declare gigabytes of activations; Ethos-U models need a few MB.
+MAX_RUN_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,39 @@ def make_interpreter(model_bytes: bytes):
         )
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFormatError(f"LiteRT cannot load the model: {first}") from None
+        raise ModelFormatError(f"LiteRT cannot load the model: {_first_line(exc)}") from None
+    _check_run_bytes(interp, samples=0)
     return interp
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@contextmanager
+def _litert(what: str):
+    """LiteRT reports bad models as ValueError/RuntimeError (also UnicodeDecodeError on bad names)."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"LiteRT cannot {what}: {_first_line(exc)}") from None
+
+
+def _nbytes(details) -> int:
+    return sum(int(np.prod(d["shape"], dtype=np.float64)) * np.dtype(d["dtype"]).itemsize for d in details)
+
+
+def _check_run_bytes(interp, samples: int) -> None:
+    with _litert("describe the model's tensors"):
+        tensors = _nbytes(interp.get_tensor_details())
+        io = _nbytes(interp.get_input_details()) + _nbytes(interp.get_output_details())
+    need = tensors + samples * io
+    if need > MAX_RUN_BYTES:
+        with_samples = f" with {samples} samples" if samples else ""
+        raise InputError(
+            f"running the model in LiteRT would take {need / 2**20:,.0f} MiB{with_samples}, over the "
+            f"{MAX_RUN_BYTES >> 20} MiB limit: check the model's tensor shapes, or skip verification (--no-verify)"
+        )
 
 
 def _specs(details) -> tuple[TensorSpec, ...]:
@@ -45,11 +80,20 @@ def _specs(details) -> tuple[TensorSpec, ...]:
 
 
 def input_specs(model_bytes: bytes) -> tuple[TensorSpec, ...]:
-    return _specs(make_interpreter(model_bytes).get_input_details())
+    interp = make_interpreter(model_bytes)
+    with _litert("describe the model's inputs"):
+        return _specs(interp.get_input_details())
 
 
 def random_inputs(specs: tuple[TensorSpec, ...], samples: int, seed: int) -> list[list[np.ndarray]]:
     """Seeded random inputs covering each input's representable range."""
+    per_sample = sum(int(np.prod(s.shape, dtype=np.float64)) * s.dtype.itemsize for s in specs)
+    drawing = max((int(np.prod(s.shape, dtype=np.float64)) * 8 for s in specs), default=0)  # int64/float64 draw
+    if samples * per_sample + drawing > MAX_RUN_BYTES:
+        raise InputError(
+            f"{samples} random inputs of {per_sample:,} bytes each exceed the {MAX_RUN_BYTES >> 20} MiB limit "
+            "of verification: check the model's input shapes, use fewer samples, or skip verification (--no-verify)"
+        )
     rng = np.random.default_rng(seed)
     batches = []
     for _ in range(samples):
@@ -116,19 +160,23 @@ def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> np.ndarray:
 def run_model(model_bytes: bytes, inputs: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
     """Outputs for each sample (a list per sample, one array per model output)."""
     interp = make_interpreter(model_bytes)
-    ins = interp.get_input_details()
-    outs = interp.get_output_details()
-    results = []
-    for row in inputs:
-        for d, x in zip(ins, row):
-            interp.set_tensor(d["index"], x)
-        interp.invoke()
-        results.append([interp.get_tensor(d["index"]).copy() for d in outs])
+    _check_run_bytes(interp, samples=len(inputs))
+    with _litert("run the model"):
+        ins = interp.get_input_details()
+        outs = interp.get_output_details()
+        results = []
+        for row in inputs:
+            for d, x in zip(ins, row):
+                interp.set_tensor(d["index"], x)
+            interp.invoke()
+            results.append([interp.get_tensor(d["index"]).copy() for d in outs])
     return results
 
 
 def output_specs(model_bytes: bytes) -> tuple[TensorSpec, ...]:
-    return _specs(make_interpreter(model_bytes).get_output_details())
+    interp = make_interpreter(model_bytes)
+    with _litert("describe the model's outputs"):
+        return _specs(interp.get_output_details())
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ..core.errors import ModelFormatError
+from .validate import validate_model
 
 FILE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16
@@ -43,6 +44,22 @@ def _check_vector(budget: _Budget, length: int, what: str) -> int:
     return length
 
 
+def _check_string(budget: _Budget, value: bytes | None, what: str) -> None:
+    # The reader copies a string once per reference: a shared string is charged each time.
+    budget.spend(len(value) if value else 0, what)
+
+
+def _prewalk_tensor_extras(budget: _Budget, tensor) -> None:
+    """Sparsity and variant sub-types: vectors of tables the object API unpacks one by one."""
+    sp = tensor.Sparsity()
+    if sp is not None:
+        _check_vector(budget, sp.TraversalOrderLength() + sp.BlockMapLength(), "tensor sparsity")
+        _check_vector(budget, sp.DimMetadataLength(), "tensor sparsity dim_metadata")
+    n = _check_vector(budget, tensor.VariantTensorsLength(), "tensor variant_tensors")
+    for v in range(n):
+        _check_vector(budget, tensor.VariantTensors(v).ShapeLength(), "variant tensor shape")
+
+
 def _prewalk(buf: bytes) -> None:
     n = len(buf)
     (root,) = struct.unpack_from("<I", buf, 0)
@@ -54,6 +71,7 @@ def _prewalk(buf: bytes) -> None:
     for i in range(_check_vector(budget, m.OperatorCodesLength(), "operator_codes")):
         oc = m.OperatorCodes(i)
         oc.BuiltinCode(), oc.DeprecatedBuiltinCode()
+        _check_string(budget, oc.CustomCode(), "operator code")
     for i in range(_check_vector(budget, m.BuffersLength(), "buffers")):
         b = m.Buffers(i)
         _check_vector(budget, b.DataLength(), f"buffer {i}")
@@ -62,11 +80,13 @@ def _prewalk(buf: bytes) -> None:
             raise ModelFormatError(f"malformed .tflite: buffer {i} points outside the file")
     for i in range(_check_vector(budget, m.SubgraphsLength(), "subgraphs")):
         sg = m.Subgraphs(i)
+        _check_string(budget, sg.Name(), "subgraph name")
         _check_vector(budget, sg.InputsLength() + sg.OutputsLength(), f"subgraph {i} inputs/outputs")
         for t in range(_check_vector(budget, sg.TensorsLength(), f"subgraph {i} tensors")):
             tensor = sg.Tensors(t)
             _check_vector(budget, tensor.ShapeLength() + tensor.ShapeSignatureLength(), "tensor shape")
-            tensor.Name()
+            _check_string(budget, tensor.Name(), "tensor name")
+            _prewalk_tensor_extras(budget, tensor)
             q = tensor.Quantization()
             if q is not None:
                 _check_vector(
@@ -84,10 +104,18 @@ def _prewalk(buf: bytes) -> None:
             )
     _check_vector(budget, m.MetadataBufferLength(), "metadata_buffer")
     for i in range(_check_vector(budget, m.MetadataLength(), "metadata")):
-        m.Metadata(i).Name()
+        _check_string(budget, m.Metadata(i).Name(), "metadata name")
     for i in range(_check_vector(budget, m.SignatureDefsLength(), "signature_defs")):
         sd = m.SignatureDefs(i)
-        _check_vector(budget, sd.InputsLength() + sd.OutputsLength(), "signature tensors")
+        _check_string(budget, sd.SignatureKey(), "signature key")
+        for j in range(_check_vector(budget, sd.InputsLength(), "signature inputs")):
+            _check_string(budget, sd.Inputs(j).Name(), "signature input name")
+        for j in range(_check_vector(budget, sd.OutputsLength(), "signature outputs")):
+            _check_string(budget, sd.Outputs(j).Name(), "signature output name")
+    _check_string(budget, m.Description(), "description")
+    for i in range(_check_vector(budget, m.ExternalBufferGroupsLength(), "external_buffer_groups")):
+        _check_string(budget, m.ExternalBufferGroups(i).Name(), "external buffer group name")
+    _check_vector(budget, m.ExternalBuffersLength(), "external_buffers")
 
 
 def read_model(data: bytes) -> schema.ModelT:
@@ -119,6 +147,7 @@ def read_model(data: bytes) -> schema.ModelT:
         ) from None
     _inline_external_buffers(model, buf)
     _check_references(model)
+    validate_model(model)
     return model
 
 

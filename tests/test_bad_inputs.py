@@ -1,0 +1,352 @@
+"""Bad inputs through ``python -m toolchain <verb>``: one line on stderr, a documented exit code, no output.
+
+Each case runs in a fresh directory holding only its inputs. The test asserts the
+exit code, that stderr is exactly one line starting with ``error:`` (no traceback),
+that the message names the problem, that no file appeared (except the diagnostics a
+case documents, e.g. compile.json of an over-budget compile) and that every input
+file is byte-identical afterwards. ``CASES`` is also the source of the table in
+docs/readme/robustness.md (benchmarks/bad_inputs_table.py regenerates it).
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import fuzz_mutators as fm
+from fixtures_compile import compile_models_dir, hybrid_int8  # noqa: F401
+from fixtures_robustness import int16x8_model, robustness_models_dir  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "readme" / "robustness.md"
+TABLE_START = "<!-- bad-inputs-table:start -->"
+TABLE_END = "<!-- bad-inputs-table:end -->"
+TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Models:
+    """Real models every case may copy into its directory."""
+
+    int8: Path  # conv + BN, per-channel int8 (converter)
+    dense: Path  # dense int8 (converter)
+    depthwise: Path  # conv, depthwise, reshape, dense int8 (converter)
+    float: Path  # float32 (converter)
+    hybrid: Path  # dynamic-range: int8 weights, float activations (converter)
+    int16x8: Path  # 16-bit activations, int8 weights (converter's 16x8 mode)
+    vela: Path  # conv + BN compiled by Vela for ethos-u55-128
+    compile_dir: Path  # that compile's output directory
+    tflm: Path  # TFLM LUT-compressed model (toolchain palettise)
+
+
+@dataclass(frozen=True)
+class BadInput:
+    id: str
+    what: str  # the table's description of the input
+    argv: tuple[str, ...]  # after 'toolchain'
+    exit_code: int
+    message: str  # regex the error line must match
+    setup: Callable[[Path, Models], None] = field(default=lambda d, m: None, repr=False)
+    diagnostics: tuple[str, ...] = ()  # glob patterns of files the case is documented to leave
+    note: str = ""
+
+
+# --------------------------------------------------------------------------- inputs the cases create
+
+
+def _copy(name: str, attr: str):
+    def setup(d: Path, m: Models) -> None:
+        shutil.copyfile(getattr(m, attr), d / name)
+    return setup
+
+
+def _write(name: str, make: Callable[[Models], bytes | str]):
+    def setup(d: Path, m: Models) -> None:
+        data = make(m)
+        (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
+    return setup
+
+
+def _both(*setups):
+    def setup(d: Path, m: Models) -> None:
+        for s in setups:
+            s(d, m)
+    return setup
+
+
+def _mkdir(name: str):
+    def setup(d: Path, m: Models) -> None:
+        (d / name).mkdir()
+    return setup
+
+
+def _copytree(name: str, attr: str):
+    def setup(d: Path, m: Models) -> None:
+        shutil.copytree(getattr(m, attr), d / name)
+    return setup
+
+
+def _edit(attr: str, edit: Callable[[bytes], bytes]):
+    return lambda m: edit(getattr(m, attr).read_bytes())
+
+
+def _npz_bad_shape(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((4, 7), np.float32))
+    return buf.getvalue()
+
+
+TINY_PROFILE = """\
+# a board with 1 KiB of SRAM and 4 KiB of flash
+schema_version = 1
+name = "tiny-board"
+base = "ethos-u55-128"
+
+[budget]
+sram_bytes = 1024
+flash_bytes = 4096
+"""
+
+CONTRADICTORY_PROFILE = """\
+schema_version = 1
+name = "u55-on-u85-system"
+accelerator = "ethos-u55-128"
+system_config = "Ethos_U85_SYS_Flash_High"
+memory_mode = "Shared_Sram"
+palette_limit = 32
+
+[budget]
+sram_bytes = 1048576
+flash_bytes = 4194304
+"""
+
+MODEL = "model.tflite"
+CASES: tuple[BadInput, ...] = (
+    # ---- files
+    BadInput("missing-file", "model file that does not exist", ("inspect", "missing.tflite"), 2, "model not found"),
+    BadInput("directory", "a directory instead of a model", ("recluster", "models", "-o", "out.tflite"), 2,
+             "is a directory", _mkdir("models")),
+    BadInput("empty", "empty file", ("inspect", "empty.tflite"), 2, "empty file", _write("empty.tflite", lambda m: b"")),
+    BadInput("truncated", "int8 model cut to half its size", ("recluster", "half.tflite", "-o", "out.tflite"), 2,
+             "malformed|truncated", _write("half.tflite", lambda m: m.int8.read_bytes()[: m.int8.stat().st_size // 2])),
+    BadInput("random-bytes", "4 KB of random bytes", ("compile", "random.tflite", "--target", "ethos-u55-128", "-o", "out"),
+             2, "not a .tflite model", _write("random.tflite", lambda m: random.Random(0).randbytes(4096))),
+    BadInput("magic-then-junk", "'TFL3' identifier followed by junk (crashes Vela)",
+             ("compile", "junk.tflite", "--target", "ethos-u55-128", "-o", "out"), 2, "malformed",
+             _write("junk.tflite", lambda m: b"\x20\x00\x00\x00TFL3" + bytes(range(256)) * 8)),
+    BadInput("keras-file", "a Keras .keras file (a zip archive)", ("inspect", "model.keras"), 2,
+             "not a .tflite model.*toolchain quantize",
+             _write("model.keras", lambda m: b"PK\x03\x04" + b"\x00" * 60 + b"config.json")),
+    BadInput("amplification", "40 KB flatbuffer whose 4,000 tensors share one 4,000-entry table",
+             ("inspect", "bomb.tflite"), 2, "claims more elements than the file can hold",
+             _write("bomb.tflite", lambda m: fm.shared_table_amplifier(4000, 4000))),
+    # ---- models the toolchain does not process
+    BadInput("float-model", "float32 model", ("recluster", "float.tflite", "-o", "out.tflite"), 2,
+             "float model.*toolchain quantize", _copy("float.tflite", "float")),
+    BadInput("hybrid-model", "dynamic-range model (int8 weights, float activations)",
+             ("compile", "hybrid.tflite", "--target", "ethos-u55-128", "-o", "out"), 2, "runs mostly on the CPU",
+             _copy("hybrid.tflite", "hybrid"), diagnostics=("out/*",),
+             note="compile.json, with status mostly_cpu, and Vela's files are kept to explain it"),
+    BadInput("int16-weights", "model with int16 weight tensors", ("recluster", "int16w.tflite", "-o", "out.tflite"), 2,
+             "weights .* are INT16; only int8 weights are supported", _write("int16w.tflite", _edit("dense", fm.weights_as_int16))),
+    BadInput("int16x8", "16x8 model (int16 activations, int8 weights)", ("recluster", "int16x8.tflite", "-o", "out.tflite"),
+             0, "", _copy("int16x8.tflite", "int16x8"), diagnostics=("out.tflite", "out.json"),
+             note="supported: its int8 weights are reclustered, verified in int16 output steps"),
+    BadInput("weights-stripped", "model whose weight buffers were stripped",
+             ("recluster", "stripped.tflite", "-o", "out.tflite"), 2, "holds no data.*weights missing",
+             _write("stripped.tflite", _edit("dense", fm.weights_stripped))),
+    BadInput("unknown-custom-op", "custom operator LiteRT cannot resolve",
+             ("recluster", "custom.tflite", "-o", "out.tflite"), 2, "unresolved custom op",
+             _write("custom.tflite", _edit("dense", fm.custom_op))),
+    BadInput("writes-input", "operator writing the model's input (crashes LiteRT)",
+             ("recluster", "cyclic.tflite", "-o", "out.tflite"), 2, "an input of the subgraph",
+             _write("cyclic.tflite", _edit("dense", fm.op_writes_model_input))),
+    BadInput("huge-dimension", "input dimension of 2^31-1", ("inspect", "huge.tflite"), 2, "over the 2 GiB limit",
+             _write("huge.tflite", _edit("dense", lambda b: fm.input_dimension(b, 2**31 - 1)))),
+    BadInput("huge-activations", "20 KB model declaring a 1M x 64 input (266 MiB of tensors)",
+             ("recluster", "big.tflite", "-o", "out.tflite"), 2, "MiB limit.*--no-verify",
+             _write("big.tflite", _edit("dense", lambda b: fm.input_dimension(b, 2**20 + 1)))),
+    BadInput("nan-scale", "weight quantization scale NaN", ("recluster", "nan.tflite", "-o", "out.tflite"), 2,
+             "quantization scale nan", _write("nan.tflite", _edit("dense", lambda b: fm.weight_scale(b, math.nan)))),
+    BadInput("vela-output", "model already compiled by Vela",
+             ("compile", "model_vela.tflite", "--target", "ethos-u55-128", "-o", "out"), 2, "already compiled by Vela",
+             _copy("model_vela.tflite", "vela")),
+    BadInput("tflm-output", "TFLM LUT-compressed model", ("compile", "model_tflm.tflite", "--target", "ethos-u55-128",
+             "-o", "out"), 2, "TFLM LUT-compressed", _copy("model_tflm.tflite", "tflm")),
+    # ---- targets, profiles, configs, options
+    BadInput("unknown-target", "unknown target name", ("compile", MODEL, "--target", "ethos-u99", "-o", "out"), 2,
+             "ethos-u99", _copy(MODEL, "int8")),
+    BadInput("profile-syntax", "hardware profile that is not valid TOML",
+             ("compile", MODEL, "--profile", "board.toml", "-o", "out"), 2, "board.toml",
+             _both(_copy(MODEL, "int8"), _write("board.toml", lambda m: "name = 'x\n[budget\n"))),
+    BadInput("profile-contradiction", "profile pairing an Ethos-U55 with an Ethos-U85 system config",
+             ("compile", MODEL, "--profile", "board.toml", "-o", "out"), 2, "Ethos_U85_SYS_Flash_High|U85",
+             _both(_copy(MODEL, "int8"), _write("board.toml", lambda m: CONTRADICTORY_PROFILE))),
+    BadInput("config-unknown-key", "recluster config with an unknown key",
+             ("recluster", MODEL, "-o", "out.tflite", "--config", "recluster.toml"), 2, "clusterz",
+             _both(_copy(MODEL, "int8"), _write("recluster.toml", lambda m: "clusterz = 16\n"))),
+    BadInput("k-too-small", "K = 1", ("recluster", MODEL, "-o", "out.tflite", "-k", "1"), 2, "from 2 to 256, got 1",
+             _copy(MODEL, "int8")),
+    BadInput("k-too-large", "K = 300", ("recluster", MODEL, "-o", "out.tflite", "-k", "300"), 2, "from 2 to 256, got 300",
+             _copy(MODEL, "int8")),
+    BadInput("bits-out-of-range", "palette index width 9 bits", ("palettise", MODEL, "-o", "out", "--bits", "9"), 2,
+             "--bits must be an integer from 1 to 7", _copy(MODEL, "int8")),
+    BadInput("too-many-values", "--bits 2 on a model with up to 255 distinct values per tensor",
+             ("palettise", MODEL, "-o", "out", "--bits", "2"), 2, "distinct", _copy(MODEL, "int8")),
+    BadInput("calibration-not-npz", "calibration file that is not an .npz",
+             ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2, "not a readable .npz",
+             _both(_copy(MODEL, "int8"), _write("calib.npz", lambda m: "x,y\n1,2\n"))),
+    BadInput("calibration-shape", "calibration samples of the wrong shape",
+             ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2, "has shape",
+             _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_bad_shape))),
+    # ---- outputs
+    BadInput("output-dir-blocked", "output directory that cannot be created (a file is in the way)",
+             ("recluster", MODEL, "-o", "blocker/out.tflite"), 2, "cannot create output directory",
+             _both(_copy(MODEL, "int8"), _write("blocker", lambda m: "a file\n"))),
+    BadInput("output-is-directory", "output path that is an existing directory",
+             ("recluster", MODEL, "-o", "existing"), 2, "is a directory", _both(_copy(MODEL, "int8"), _mkdir("existing"))),
+    BadInput("output-is-input", "output path equal to the input", ("recluster", MODEL, "-o", MODEL), 2,
+             "is the input file", _copy(MODEL, "int8")),
+    BadInput("over-budget", "model over the profile's SRAM and flash budget",
+             ("compile", MODEL, "--profile", "tiny.toml", "-o", "out"), 4, "does not fit tiny-board",
+             _both(_copy(MODEL, "int8"), _write("tiny.toml", lambda m: TINY_PROFILE)), diagnostics=("out/*",),
+             note="compile.json and Vela's files are kept with the figures; --no-budget accepts"),
+    BadInput("firmware-no-compile-dir", "firmware from a compile directory that does not exist",
+             ("firmware", "--target", "ethos-u55-128", "--compile-dir", "nowhere", "-o", "fw"), 2,
+             "compile directory not found"),
+    BadInput("firmware-wrong-target", "firmware for another target than the one compiled for",
+             ("firmware", "--target", "ethos-u85-256", "--compile-dir", "compiled", "-o", "fw"), 2,
+             "does not match the compile directory's target", _copytree("compiled", "compile_dir")),
+)
+
+
+# --------------------------------------------------------------------------- running a case
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: BadInput
+    returncode: int
+    stderr: str
+    stdout: str
+    created: tuple[str, ...]  # files that appeared
+    changed: tuple[str, ...]  # input files whose bytes changed
+
+
+def _snapshot(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def run_case(case: BadInput, models: Models, directory: Path) -> Outcome:
+    directory.mkdir(parents=True, exist_ok=True)
+    case.setup(directory, models)
+    before = _snapshot(directory)
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("TOOLCHAIN_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
+    after = _snapshot(directory)
+    return Outcome(
+        case=case,
+        returncode=proc.returncode,
+        stderr=proc.stderr,
+        stdout=proc.stdout,
+        created=tuple(sorted(set(after) - set(before))),
+        changed=tuple(sorted(p for p in before if after.get(p) != before[p])),
+    )
+
+
+def build_models(directory: Path, int8: Path, dense: Path, depthwise: Path, float_: Path, hybrid: Path,
+                 int16x8: Path) -> Models:
+    """Copy the converter-made models and make the Vela and TFLM outputs from the int8 one (in-process)."""
+    from toolchain.stages.compile import compile_model
+    from toolchain.stages.palettise import PalettiseConfig, palettise_file
+    from toolchain.stages.profiles import load_profile
+    from toolchain.stages.recluster import ReclusterConfig, recluster_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    src = directory / "src"
+    src.mkdir(exist_ok=True)
+    paths = {}
+    for name, path in (("int8", int8), ("dense", dense), ("depthwise", depthwise), ("float", float_),
+                       ("hybrid", hybrid), ("int16x8", int16x8)):
+        paths[name] = src / f"{name}.tflite"
+        shutil.copyfile(path, paths[name])
+    model = src / "model.tflite"
+    shutil.copyfile(int8, model)
+    compile_dir = directory / "compiled"
+    result = compile_model(model, load_profile("ethos-u55-128"), compile_dir)
+    rewritten, _ = recluster_model(int8.read_bytes(), ReclusterConfig(clusters=8))
+    reclustered = src / "reclustered.tflite"
+    reclustered.write_bytes(rewritten)
+    palettise_file(reclustered, directory / "palettes", PalettiseConfig())
+    return Models(vela=result.vela_model, compile_dir=compile_dir, tflm=directory / "palettes" / "model_tflm.tflite",
+                  float=paths.pop("float"), **paths)
+
+
+def error_line(outcome: Outcome, directory: Path | None = None) -> str:
+    """The one line the user saw, with the case directory removed from paths."""
+    line = outcome.stderr.strip()
+    if directory is not None:
+        line = line.replace(str(directory) + os.sep, "").replace(str(directory), ".")
+    return line
+
+
+# --------------------------------------------------------------------------- the tests
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]  # converter-made inputs; a few cases run Vela
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, conv_bn_int8, dense_int8, depthwise_int8, dense_float, hybrid_int8, int16x8_model) -> Models:
+    return build_models(tmp_path_factory.mktemp("bad_input_models"), conv_bn_int8, dense_int8, depthwise_int8,
+                        dense_float, hybrid_int8, int16x8_model)
+
+
+def test_at_least_15_distinct_bad_inputs():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids))
+    assert sum(c.exit_code != 0 for c in CASES) >= 15
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: BadInput, models: Models, tmp_path):
+    out = run_case(case, models, tmp_path / "case")
+    assert out.returncode == case.exit_code, (out.returncode, out.stderr[-2000:])
+    assert out.changed == (), f"inputs modified: {out.changed}"
+    unexpected = [p for p in out.created if not any(fnmatch.fnmatch(p, g) for g in case.diagnostics)]
+    assert unexpected == [], f"files created: {unexpected}"
+    if case.exit_code == 0:
+        assert out.created, "an accepted input must produce its outputs"
+        return
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, f"stderr is not one line:\n{out.stderr[-3000:]}"
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in out.stderr and "internal error" not in out.stderr
+    assert re.search(case.message, lines[0]), (case.message, lines[0])
+
+
+def test_documented_table_lists_every_case():
+    """docs/readme/robustness.md holds the table benchmarks/bad_inputs_table.py generates from CASES."""
+    text = DOC.read_text(encoding="utf-8")
+    assert TABLE_START in text and TABLE_END in text
+    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    for case in CASES:
+        row = next((ln for ln in table.splitlines() if f"`{case.id}`" in ln), None)
+        assert row is not None, f"case {case.id} missing from {DOC.name}"
+        assert f"| {case.exit_code} |" in row, row

@@ -1,0 +1,167 @@
+"""Consistency checks on a parsed model, before any stage or runtime relies on it.
+
+``model_io.read_model`` guarantees a well-formed flatbuffer with indices in range;
+this pass refuses what is well-formed but meaningless. Each rule answers a case that
+fuzzing (tests/test_fuzz_models.py) drove into a stage as an untyped error, or into
+LiteRT as a crash: unknown tensor types, negative or over-2-GiB shapes, constant data
+that does not fill its shape, non-finite, negative or huge quantization scales, zero
+points outside their type, operators without their weights or outputs, a required
+input marked absent (-1), an operator writing a model input, a constant or a tensor
+another operator writes, an operator reading a tensor nothing provides (stripped
+weights), names that are not UTF-8.
+
+Every rule holds for models made by the TFLite converter (int8, 16x8, float,
+dynamic range), by Vela and by TFLM's compression (tests check each kind).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from ..core.errors import ModelFormatError
+from .graph import NUMPY_DTYPES, WEIGHT_INPUT, BuiltinOp, TensorType, op_code, op_name, tensor_name
+
+# LiteRT counts tensor bytes in size_t but dimensions and flatbuffer offsets in int32:
+# a tensor over 2 GiB cannot be stored, and activations that large mean a corrupt shape.
+MAX_TENSOR_BYTES = 2**31 - 1
+# Converter scales are around 1e-6..1e3; anything near float32's range overflows when a
+# stage rescales it (the refit multiplies scales by up to 127).
+MAX_SCALE = 1e30
+_KNOWN_TYPES = frozenset(int(t) for t in TensorType)
+# Input positions LiteRT's kernels accept as absent (-1). Elsewhere a kernel dereferences
+# the missing tensor: a RESHAPE whose shape input is -1 crashes LiteRT (SIGSEGV).
+OPTIONAL_INPUTS: dict[int, frozenset[int]] = {
+    BuiltinOp.CONV_2D: frozenset({2}),
+    BuiltinOp.DEPTHWISE_CONV_2D: frozenset({2}),
+    BuiltinOp.FULLY_CONNECTED: frozenset({2}),
+    BuiltinOp.TRANSPOSE_CONV: frozenset({3}),
+    BuiltinOp.CONV_3D: frozenset({2}),
+    BuiltinOp.CONV_3D_TRANSPOSE: frozenset({3}),
+    BuiltinOp.SVDF: frozenset({3}),
+}
+# Recurrent operators with many optional inputs (peepholes, projections, layer norm): not checked.
+ANY_OPTIONAL_INPUT = frozenset({
+    BuiltinOp.LSTM, BuiltinOp.UNIDIRECTIONAL_SEQUENCE_LSTM, BuiltinOp.BIDIRECTIONAL_SEQUENCE_LSTM,
+    BuiltinOp.BIDIRECTIONAL_SEQUENCE_RNN, BuiltinOp.UNIDIRECTIONAL_SEQUENCE_RNN, BuiltinOp.RNN,
+})
+
+
+def validate_model(model: schema.ModelT) -> None:
+    """Raise ModelFormatError naming the first inconsistency found."""
+    for s, sg in enumerate(model.subgraphs or []):
+        for t, tensor in enumerate(sg.tensors or []):
+            _check_tensor(model, tensor, f"tensor {t} of subgraph {s}")
+        for o, op in enumerate(sg.operators or []):
+            _check_operator(model, op, f"operator {o} of subgraph {s}")
+        _check_dataflow(model, sg, s)
+
+
+def _malformed(what: str, problem: str) -> ModelFormatError:
+    return ModelFormatError(f"malformed .tflite: {what} {problem}")
+
+
+def _check_tensor(model: schema.ModelT, tensor: schema.TensorT, where: str) -> None:
+    name = tensor.name
+    if isinstance(name, bytes):
+        try:
+            name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _malformed(where, "has a name that is not UTF-8") from None
+    what = f"{where} ('{tensor_name(tensor)[:60]}')"
+    if int(tensor.type) not in _KNOWN_TYPES:
+        raise _malformed(what, f"has unknown type {int(tensor.type)}")
+    shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+    if any(d < 0 for d in shape):
+        raise _malformed(what, f"has a negative dimension in shape {shape}")
+    dtype = NUMPY_DTYPES.get(int(tensor.type))
+    elements = math.prod(shape)
+    if dtype is not None and elements * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise _malformed(what, f"shape {shape} needs {elements * dtype.itemsize:,} bytes, over the 2 GiB limit")
+    data = model.buffers[tensor.buffer].data if 0 <= tensor.buffer < len(model.buffers or []) else None
+    if dtype is not None and tensor.sparsity is None and data is not None and len(data) > 0:
+        if len(data) != elements * dtype.itemsize:
+            raise _malformed(
+                what, f"shape {shape} of {TensorType(tensor.type).name} needs {elements * dtype.itemsize} bytes, "
+                f"its buffer holds {len(data)}"
+            )
+    _check_quantization(tensor, shape, what)
+
+
+def _check_quantization(tensor: schema.TensorT, shape: list[int], what: str) -> None:
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return
+    scales = np.asarray(q.scale, dtype=np.float64)
+    if not np.all(np.isfinite(scales)) or np.any(scales < 0) or np.any(scales > MAX_SCALE):
+        bad = float(scales[~(np.isfinite(scales) & (scales >= 0) & (scales <= MAX_SCALE))][0])
+        raise _malformed(what, f"has quantization scale {bad:g} (must be finite, >= 0 and <= {MAX_SCALE:g})")
+    zero_points = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], dtype=np.int64)
+    if len(zero_points) not in (0, len(scales)):
+        raise _malformed(what, f"has {len(scales)} quantization scales but {len(zero_points)} zero points")
+    dtype = NUMPY_DTYPES.get(int(tensor.type))
+    if dtype is not None and dtype.kind in "iu" and dtype.itemsize <= 2 and len(zero_points):
+        info = np.iinfo(dtype)
+        if zero_points.min() < info.min or zero_points.max() > info.max:
+            raise _malformed(what, f"has a zero point outside the range of {dtype.name}")
+    if len(scales) > 1 and not 0 <= int(q.quantizedDimension) < max(len(shape), 1):
+        raise _malformed(what, f"is quantized along dimension {int(q.quantizedDimension)} of shape {shape}")
+
+
+def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
+    """Each tensor has at most one producer, no operator writes a model input or a constant, and
+    every input of a builtin operator is a constant, a model input, a variable or written by an operator.
+
+    LiteRT crashes (SIGSEGV) running a graph whose operator writes into the subgraph's input.
+    """
+    inputs = {int(i) for i in (sg.inputs if sg.inputs is not None else [])}
+    producer: dict[int, int] = {}
+    for o, op in enumerate(sg.operators or []):
+        for t in (int(i) for i in (op.outputs if op.outputs is not None else [])):
+            if t < 0:
+                continue
+            where = f"operator {o} of subgraph {s} ({op_name(model, op)})"
+            if t in producer:
+                raise _malformed(where, f"writes tensor {t}, already written by operator {producer[t]}")
+            if t in inputs:
+                raise _malformed(where, f"writes tensor {t}, an input of the subgraph")
+            data = model.buffers[sg.tensors[t].buffer].data
+            if data is not None and len(data) > 0:
+                raise _malformed(where, f"writes tensor {t}, a constant")
+            producer[t] = o
+    for o, op in enumerate(sg.operators or []):
+        if op_code(model, op) == BuiltinOp.CUSTOM:
+            continue  # custom operators (Vela's ethos-u) take scratch tensors nobody writes
+        for t in (int(i) for i in (op.inputs if op.inputs is not None else [])):
+            if t < 0 or t in inputs or t in producer:
+                continue
+            tensor = sg.tensors[t]
+            data = model.buffers[tensor.buffer].data
+            if not tensor.isVariable and (data is None or len(data) == 0):
+                raise _malformed(
+                    f"operator {o} of subgraph {s} ({op_name(model, op)})",
+                    f"reads tensor {t} ('{tensor_name(tensor)[:60]}'), which holds no data and which no operator "
+                    "writes (are the weights missing?)",
+                )
+
+
+def _check_operator(model: schema.ModelT, op: schema.OperatorT, where: str) -> None:
+    code = op_code(model, op)
+    inputs = [int(i) for i in (op.inputs if op.inputs is not None else [])]
+    outputs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+    if any(i < 0 for i in outputs):
+        raise _malformed(where, f"({op_name(model, op)}) has a missing output (outputs {outputs})")
+    if code not in ANY_OPTIONAL_INPUT and code != BuiltinOp.CUSTOM:
+        allowed = OPTIONAL_INPUTS.get(code, frozenset())
+        for pos, i in enumerate(inputs):
+            if i < 0 and pos not in allowed:
+                raise _malformed(where, f"({op_name(model, op)}) has no tensor for its required input {pos}")
+    weight_input = WEIGHT_INPUT.get(code)
+    if weight_input is None:
+        return
+    if len(inputs) <= weight_input or inputs[weight_input] < 0:
+        raise _malformed(where, f"({op_name(model, op)}) has no weights operand (inputs {inputs})")
+    if not outputs:
+        raise _malformed(where, f"({op_name(model, op)}) has no output")
+
