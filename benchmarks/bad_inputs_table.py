@@ -3,7 +3,7 @@
 Each case runs ``python -m toolchain <verb>`` in a fresh directory, as the test does;
 the table shows the command, the exit code and the one line the user sees.
 Run: .venv/bin/python benchmarks/bad_inputs_table.py [--write]
-(--write replaces the table in docs/readme/robustness.md between its markers).
+(--write replaces the table in README.md between its markers).
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def markdown_table(outcomes, directories) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="replace the table in docs/readme/robustness.md")
+    ap.add_argument("--write", action="store_true", help="replace the table in README.md")
     args = ap.parse_args(argv)
 
     import test_bad_inputs as tb

@@ -10,7 +10,7 @@ is replaced when it crashes or stalls.
 
 Run: .venv/bin/python benchmarks/fuzz_models.py [--cases 12000] [--first-seed 0] [--time-limit-s 900] [--write-doc]
 Writes benchmarks/results/fuzz_models.json and prints a summary (--write-doc also puts the figures in
-docs/readme/robustness.md); exits 1 on any finding.
+README.md); exits 1 on any finding.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import fuzz_mutators as fm  # noqa: E402
 from common import CACHE, machine, write_result  # noqa: E402
 
 SEEDS_DIR = CACHE / "fuzz_seeds"
-DOC = HERE.parent / "docs" / "readme" / "robustness.md"
+DOC = HERE.parent / "README.md"
 DOC_START, DOC_END = "<!-- fuzz-figures:start -->", "<!-- fuzz-figures:end -->"
 
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit-s", type=float, default=900.0, help="stop starting new cases after this long")
     ap.add_argument("--case-timeout-s", type=float, default=10.0, help="a case taking longer is a hang")
     ap.add_argument("--no-write", action="store_true", help="print only, do not write the JSON result")
-    ap.add_argument("--write-doc", action="store_true", help="replace the figures in docs/readme/robustness.md")
+    ap.add_argument("--write-doc", action="store_true", help="replace the figures in README.md")
     args = ap.parse_args(argv)
 
     seeds = seed_models()
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def figures_table(p: dict) -> str:
-    """The Markdown row docs/readme/robustness.md shows."""
+    """The Markdown row README.md shows."""
     outcomes = ", ".join(f"{'accepted by every stage' if k == 'ok' else k} {v:,}"
                          for k, v in sorted(p["outcomes"].items(), key=lambda kv: -kv[1]))
     order = {s: i for i, s in enumerate(fm.STAGES)}
