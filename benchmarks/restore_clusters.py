@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,6 @@ from toolchain.stages.datasets import load_dataset  # noqa: E402
 from toolchain.stages.evaluate import evaluate_tflite  # noqa: E402
 from toolchain.stages.profiles import load_profile  # noqa: E402
 from toolchain.stages.recluster import ReclusterConfig, ScaleFit, recluster_model  # noqa: E402
-from toolchain.tflite.graph import find_weight_tensors, tensor_values  # noqa: E402
 from toolchain.tflite.model_io import read_model  # noqa: E402
 
 
@@ -49,7 +46,7 @@ def weights_by_order(data: bytes, dtype_float: bool) -> list[tuple[str, np.ndarr
     m = read_model(data)
     sg = m.subgraphs[0]
     out = []
-    for o, op in enumerate(sg.operators):
+    for op in sg.operators:
         code = m.operatorCodes[op.opcodeIndex]
         name = max(code.builtinCode, code.deprecatedBuiltinCode)
         if name not in (3, 4, 9):  # CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED
@@ -94,7 +91,7 @@ def main() -> int:
             quantize_file(clustered, data, before_path, QuantizeConfig(), quiet=True)
         before = before_path.read_bytes()
         ref = weights_by_order(float_tflite(clustered), dtype_float=True)
-        base = weights_by_order(before, dtype_float=False)
+
         acc_before = evaluate_tflite(before, data.x_test, data.y_test)
         # calibration rows for bias correction: 64 training images, quantized like the model input
         from toolchain.tflite import interpreter as rt

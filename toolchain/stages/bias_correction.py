@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tflite.graph import BIAS_INPUT, BuiltinOp, find_weight_tensors, op_code, tensor_values
+from ..tflite.graph import BuiltinOp, find_weight_tensors, op_code, tensor_values
 from ..tflite.model_io import read_model, write_model
 
 

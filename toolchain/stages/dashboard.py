@@ -132,7 +132,7 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     facts = [f"K = {doc['clusters']}", f"entry: {doc['entry']}",
              f"data: {data['name']} ({data['test_samples']} test samples)" if data else "no data: accuracy not measured",
              f"Vela {t['vela_version']}" if t["estimate_kind"] == "vela" else "ANALYTICAL ESTIMATE (not a Vela compile)"]
-    budget = (f'<span class="ok">within budget</span>' if b["within_budget"] else '<span class="over">OVER BUDGET</span>')
+    budget = ('<span class="ok">within budget</span>' if b["within_budget"] else '<span class="over">OVER BUDGET</span>')
     body = [
         f"<h1>{escape(title(doc))}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}</p>',

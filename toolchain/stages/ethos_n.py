@@ -115,7 +115,7 @@ def estimate(facts: ModelFacts, model_file_bytes: int, profile: HardwareProfile)
     palettised = sum(w.palettised_bytes(limit) for w in facts.weights)
     constants = sum(o.constant_bytes for o in facts.operators)
     assumptions = (
-        f"analytical estimate, not a compile: no Ethos-N compiler or driver was run",
+        "analytical estimate, not a compile: no Ethos-N compiler or driver was run",
         f"{cfg.tops:g} TOPS configuration assumed as {cfg.macs_per_cycle} int8 MACs/cycle at {clock / 1e9:g} GHz "
         f"({2 * cfg.macs_per_cycle * clock / 1e12:.3g} TOPS = 2 x MACs x clock)",
         f"MAC utilisation {cfg.utilisation:g} of peak; layers without MACs at one element per MAC unit per cycle",

@@ -7,11 +7,10 @@ weight (and, after a refit, its bias) is left as it was.
 """
 from __future__ import annotations
 
-import copy
 import fnmatch
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 
 import numpy as np
@@ -221,7 +220,7 @@ def _bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: 
     from ..tflite.graph import BIAS_INPUT, WEIGHT_INPUT, op_code
 
     sg = model.subgraphs[w.subgraph]
-    for o, op in enumerate(sg.operators):
+    for op in sg.operators:
         code = op_code(model, op)
         if code in BIAS_INPUT and BIAS_INPUT[code] < len(op.inputs) and int(op.inputs[BIAS_INPUT[code]]) in bias_indices:
             if int(op.inputs[WEIGHT_INPUT[code]]) != w.tensor_index:
@@ -312,7 +311,6 @@ def write_weights(editor: "_ModelEditor", w: WeightTensor, new_qc: np.ndarray, o
 
 def _rewrite_tensor(editor: _ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
     model = editor.model
-    tensor = model.subgraphs[w.subgraph].tensors[w.tensor_index]
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
     qc = q.reshape(1, -1) if per_tensor else _channels_first(q, w.channel_axis)

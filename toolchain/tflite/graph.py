@@ -230,7 +230,7 @@ def require_int8_model(model: schema.ModelT, path_hint: str = "model") -> None:
             f"{path_hint} is a float model (no int8 tensors): quantize it to full int8 first "
             "('toolchain quantize')"
         )
-    for s, sg in enumerate(model.subgraphs or []):
+    for sg in model.subgraphs or []:
         for op in sg.operators or []:
             code = op_code(model, op)
             pos = WEIGHT_INPUT.get(code)
