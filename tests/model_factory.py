@@ -92,3 +92,18 @@ def convert_float(model) -> bytes:
     import tensorflow as tf
 
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def transpose_conv_model(seed: int = 0):
+    """Conv, then a Conv2DTranspose (TRANSPOSE_CONV: weights are input 1, bias input 3)."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="enc")(inp)
+    x = keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", name="up")(x)
+    out = keras.layers.Conv2D(2, 1, name="head")(x)
+    model = keras.Model(inp, out)
+    up = model.get_layer("up")
+    k, b = up.get_weights()
+    up.set_weights([k, np.random.default_rng(seed).normal(0, 0.1, b.shape)])  # a real bias to rescale
+    return model

@@ -218,3 +218,21 @@ def test_min_top1_agreement_gate(conv_bn_int8, tmp_path):
     rc = main(["recluster", str(conv_bn_int8), "-o", str(tmp_path / "o.tflite"), "-k", "2",
                "--samples", "16", "--min-top1-agreement", "1.01"])
     assert rc == 5
+
+
+def test_transpose_conv_weights_found_and_reclustered(model_dir):
+    import model_factory as mf
+
+    path = model_dir / "transpose_conv_int8.tflite"
+    if not path.exists():
+        path.write_bytes(mf.convert_int8(mf.transpose_conv_model()))
+    data = path.read_bytes()
+    ws = {w.op: w for w in find_weight_tensors(read_model(data))}
+    assert "TRANSPOSE_CONV" in ws
+    tc = ws["TRANSPOSE_CONV"]
+    assert tc.bias_tensor_index is not None and tc.size >= 64
+    out, rep = recluster_model(data, ReclusterConfig(clusters=8))
+    r = next(t for t in rep.tensors if t.op == "TRANSPOSE_CONV")
+    assert r.action is TensorAction.REWRITTEN and r.distinct_after <= 8
+    v = verify(data, out, samples=8)
+    assert v.agreement.samples == 8 and v.agreement.mean_abs_diff_steps < 20
