@@ -66,9 +66,13 @@ sweep-example: setup
 	$(TOOLCHAIN) example -o $(BUILD)/example --quiet
 .PHONY: sweep-example
 
-bench: setup
+# Benchmarks (about 15 min on 2 cores without caches; results in benchmarks/results/, tables in README.md)
+bench: setup system-deps
 	$(PY) benchmarks/recluster_speed.py
 	$(PY) benchmarks/compile_speed.py
+	$(PY) benchmarks/restore_clusters.py
+	$(PY) benchmarks/compression_fashion_mnist.py
+	$(PY) benchmarks/deploy_time.py
 
 clean:
 	rm -rf $(BUILD)

@@ -24,6 +24,8 @@ MATCH_STEPS = 0.75
 # Channels with more distinct values than this are not clustered: alignment would not help.
 MAX_VALUES_FOR_ALIGNMENT = 64
 EXTREMES_TRIED = 3
+SEARCH_SAMPLE = 512  # weights per channel the scale search scores candidates on
+SEARCH_EXTREMES = 2  # the scale search tries the two largest weights of a channel against every code
 
 
 @dataclass(frozen=True)
@@ -154,22 +156,40 @@ def joint_fit(
     return best
 
 
-def scale_search(f: np.ndarray, palette: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Per channel, the scale among f/L candidates (largest |f| x every entry) with the least error."""
+def scale_search(f: np.ndarray, palette: np.ndarray, scales: np.ndarray, block_elements: int = 1 << 22) -> np.ndarray:
+    """Per channel, the scale among f/L candidates (largest |f| x every entry) with the least error.
+
+    Vectorised over blocks of channels so that a block's candidate grid stays within
+    ``block_elements`` floats.
+    """
     out = scales.copy()
     nz = palette[palette != 0.0]
     if nz.size == 0:
         return out
     mids = (palette[1:] + palette[:-1]) / 2.0
-    for c in range(f.shape[0]):
-        row = f[c]
-        if not np.any(row):
-            continue
-        ext = row[np.argsort(-np.abs(row), kind="stable")[:EXTREMES_TRIED]]
-        cands = (ext[:, None] / nz[None, :]).ravel()
-        cands = np.concatenate([cands[cands > 0], [scales[c]]])
-        t = row[None, :] / cands[:, None]
+    channels, n = f.shape
+    top = np.argsort(-np.abs(f), axis=1, kind="stable")[:, :SEARCH_EXTREMES]
+    ext = np.take_along_axis(f, top, axis=1)  # C x E
+    cands = (ext[:, :, None] / nz[None, None, :]).reshape(channels, -1)  # C x (E * P)
+    # only positive factors are scales; others fall back to the current scale (a harmless duplicate)
+    cands = np.concatenate([np.where(cands > 0, cands, scales[:, None]), scales[:, None]], axis=1)
+    if n > SEARCH_SAMPLE:
+        # choosing among candidates needs no more than an even sample of the channel plus its extremes
+        cols = np.unique(np.linspace(0, n - 1, SEARCH_SAMPLE).astype(np.int64))
+        sample = np.concatenate([f[:, cols], ext], axis=1)
+    else:
+        sample = f
+    f = sample
+    n = f.shape[1]
+    per_channel = cands.shape[1] * n
+    step = max(1, block_elements // max(per_channel, 1))
+    for lo in range(0, channels, step):
+        hi = min(channels, lo + step)
+        fb, cb = f[lo:hi], cands[lo:hi]
+        t = fb[:, None, :] / cb[:, :, None]
         near = palette[np.searchsorted(mids, t)]
-        err = np.sum((row[None, :] - cands[:, None] * near) ** 2, axis=1)
-        out[c] = cands[int(np.argmin(err))]
+        err = np.sum((fb[:, None, :] - cb[:, :, None] * near) ** 2, axis=2)
+        best = np.argmin(err, axis=1)
+        live = np.any(fb != 0.0, axis=1)
+        out[lo:hi] = np.where(live, cb[np.arange(hi - lo), best], scales[lo:hi])
     return out
