@@ -10,7 +10,7 @@ from html import escape
 from typing import Any, Sequence
 
 from .. import __version__
-from .report import Variant, fmt_int, fmt_pct, fmt_ratio, summary_rows, title
+from .report import Variant, fmt_int, fmt_pct, summary_table_rows, title
 from .svg_charts import Series, bar_chart, grouped_bar_chart, line_chart
 
 INDEX_HTML = "index.html"
@@ -142,19 +142,9 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
         '<a href="../../index.html">all targets</a></p>',
         "<h2>Summary</h2>",
     ]
-    ab = doc["comparison"]["after_vs_before"]
     shown = _variants(doc)
     header = ["", *[v.short for v in shown], "after / before"]
-    ratio_of = {"file size (bytes)": "file_bytes_ratio", "deflate size (bytes)": "deflate_bytes_ratio",
-                "Vela encoded weights (bytes)": "encoded_weight_bytes_ratio", "SRAM (bytes)": "sram_bytes_ratio",
-                "flash (bytes)": "flash_bytes_ratio", "cycles": "cycles_total_ratio",
-                "inference time (us)": "inference_time_s_ratio"}
-    rows = []
-    for label, cells in summary_rows(doc):
-        extra = fmt_ratio(ab[ratio_of[label]]) if label in ratio_of else ""
-        if label == "accuracy (top-1)" and ab["accuracy_change"] is not None:
-            extra = f"{ab['accuracy_change'] * 100:+.2f} points"
-        rows.append([label, *[c for v, c in zip(Variant, cells) if v in shown], extra])
+    rows = summary_table_rows(doc, shown)
     body.append(_table(header, rows))
     body += ["<h2>Before and after</h2>", '<div class="grid">',
              _metric_bars(doc, "file_bytes", "Model file size", "bytes"),

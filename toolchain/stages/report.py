@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Sequence
 
 from ..core.errors import ToolError, ConfigError
 from ..core.fileio import sha256_bytes
@@ -342,6 +342,26 @@ def summary_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     ]
 
 
+
+RATIO_OF_ROW = {
+    "file size (bytes)": "file_bytes_ratio", "deflate size (bytes)": "deflate_bytes_ratio",
+    "Vela encoded weights (bytes)": "encoded_weight_bytes_ratio", "SRAM (bytes)": "sram_bytes_ratio",
+    "flash (bytes)": "flash_bytes_ratio", "cycles": "cycles_total_ratio",
+    "inference time (us)": "inference_time_s_ratio",
+}
+
+
+def summary_table_rows(doc: dict[str, Any], shown: Sequence[Variant]) -> list[list[str]]:
+    """The summary table's rows (label, one cell per shown model, after/before): Markdown and HTML share them."""
+    ab = doc["comparison"]["after_vs_before"]
+    rows = []
+    for label, cells in summary_rows(doc):
+        extra = fmt_ratio(ab[RATIO_OF_ROW[label]]) if label in RATIO_OF_ROW else ""
+        if label == "accuracy (top-1)" and ab["accuracy_change"] is not None:
+            extra = f"{ab['accuracy_change'] * 100:+.2f} points"
+        rows.append([label, *[c for v, c in zip(Variant, cells) if v in shown], extra])
+    return rows
+
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
@@ -373,21 +393,9 @@ def report_markdown(doc: dict[str, Any]) -> str:
         lines += [f"Float model: {fmt_int(fm['file_bytes'])} bytes ({fmt_int(fm['deflate_bytes'])} deflated), "
                   f"accuracy {fmt_pct(fm['accuracy'])}.", ""]
     lines += ["## Summary", ""]
-    ab = doc["comparison"]["after_vs_before"]
     shown = [v for v in Variant if doc["models"][v.value] is not None]
     header = ["", *[v.short for v in shown], "after / before"]
-    ratio_of = {
-        "file size (bytes)": "file_bytes_ratio", "deflate size (bytes)": "deflate_bytes_ratio",
-        "Vela encoded weights (bytes)": "encoded_weight_bytes_ratio", "SRAM (bytes)": "sram_bytes_ratio",
-        "flash (bytes)": "flash_bytes_ratio", "cycles": "cycles_total_ratio",
-        "inference time (us)": "inference_time_s_ratio",
-    }
-    rows = []
-    for label, cells in summary_rows(doc):
-        extra = fmt_ratio(ab[ratio_of[label]]) if label in ratio_of else ""
-        if label == "accuracy (top-1)" and ab["accuracy_change"] is not None:
-            extra = f"{ab['accuracy_change'] * 100:+.2f} points"
-        rows.append([label, *[c for v, c in zip(Variant, cells) if v in shown], extra])
+    rows = summary_table_rows(doc, shown)
     lines += _md_table(header, rows)
     b = doc["budget"]
     lines += ["", f"Budget of {t['name']}: SRAM {fmt_int(b['sram_bytes'])} of {fmt_int(b['sram_budget_bytes'])} bytes, "
