@@ -64,7 +64,7 @@ PLAN_MARGIN = 0.97  # the size plan aims 3% under the target: U85 streams come o
 
 
 def _keras(path: Path):
-    from toolchain.stages.keras_env import load_keras_model
+    from toolchain.stages.finetune import load_keras_model
 
     return load_keras_model(path)
 
@@ -73,15 +73,10 @@ def float_tflite(keras_path: Path, out: Path) -> dict:
     info = cached(out)
     if info is not None:
         return info | {"cached": True}
-    from toolchain.stages.keras_env import import_tf, native_stderr_filtered
-    from toolchain.stages.quantize import batch1_concrete_function
+    from toolchain.stages.quantize import convert_float
 
     t0 = time.perf_counter()
-    tf = import_tf()
-    model = _keras(keras_path)
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([batch1_concrete_function(model)], model)
-    with native_stderr_filtered():
-        data = bytes(conv.convert())
+    data = convert_float(_keras(keras_path))
     info = {"time_s": time.perf_counter() - t0}
     store(out, data, info)
     return info | {"cached": False}
@@ -96,7 +91,7 @@ def int8_tflite(keras_path: Path, data, out: Path, recipe: Recipe, qat: bool = F
     info = cached(out)
     if info is not None:
         return info | {"cached": True}
-    from toolchain.stages.keras_env import seed_everything
+    from toolchain.stages.finetune import seed_everything
     from toolchain.stages.quantize import QuantizeConfig, cluster_preserving_qat, convert_int8, representative_indices
 
     cfg = QuantizeConfig(cluster_preserving_qat=qat, qat_epochs=recipe.qat_epochs, batch_size=recipe.qat_batch,
@@ -122,7 +117,7 @@ def clustered_keras(keras_path: Path, data, k: int, recipe: Recipe, out: Path) -
     if info is not None:
         return info | {"cached": True}
     from toolchain.stages.finetune import FinetuneConfig, cluster_model, compile_for_training, fit, strip_model
-    from toolchain.stages.keras_env import keras_model_bytes, seed_everything
+    from toolchain.stages.finetune import keras_model_bytes, seed_everything
 
     cfg = FinetuneConfig(clusters=k, epochs=recipe.finetune_epochs, batch_size=recipe.finetune_batch, seed=recipe.seed)
     t0 = time.perf_counter()

@@ -70,7 +70,7 @@ def subsets(data: Dataset, recipe: Recipe) -> dict[str, Dataset]:
 
 
 def build_model(arch: Arch):
-    from toolchain.stages.keras_env import import_keras
+    from toolchain.stages.finetune import import_keras
 
     keras = import_keras()
     bn = arch is Arch.CONVNET_BN
@@ -112,7 +112,7 @@ def train_base(arch: Arch, data: Dataset, recipe: Recipe, path: Path, quiet: boo
     if info is not None:
         return info | {"cached": True}
     from toolchain.stages.finetune import compile_for_training, epoch_line_callback
-    from toolchain.stages.keras_env import keras_model_bytes, seed_everything
+    from toolchain.stages.finetune import keras_model_bytes, seed_everything
 
     t0 = time.perf_counter()
     seed_everything(recipe.seed)

@@ -32,13 +32,10 @@ from toolchain.tflite.model_io import read_model  # noqa: E402
 
 
 def float_tflite(keras_path: Path) -> bytes:
-    from toolchain.stages.keras_env import import_tf, load_keras_model
-    from toolchain.stages.quantize import batch1_concrete_function
+    from toolchain.stages.finetune import load_keras_model
+    from toolchain.stages.quantize import convert_float
 
-    tf = import_tf()
-    model = load_keras_model(keras_path)
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([batch1_concrete_function(model)], model)
-    return conv.convert()
+    return convert_float(load_keras_model(keras_path))
 
 
 def weights_by_order(data: bytes, dtype_float: bool) -> list[tuple[str, np.ndarray, np.ndarray | None]]:

@@ -39,7 +39,7 @@ def digits_convnet_model(seed: int = 0, epochs: int = 6):
     """Conv(no bias)-BN-ReLU x2 and a dense head, trained on scikit-learn's digits in seconds."""
     from toolchain.stages.datasets import load_digits
     from toolchain.stages.finetune import compile_for_training
-    from toolchain.stages.keras_env import import_keras, seed_everything
+    from toolchain.stages.finetune import import_keras, seed_everything
 
     keras = import_keras()
     data = load_digits()
@@ -69,7 +69,7 @@ def digits_convnet(training_dir) -> Path:
     """Path of a trained float .keras classifier for 8x8x1 digits (BatchNorm, no conv bias)."""
 
     def build():
-        from toolchain.stages.keras_env import save_keras_model
+        from toolchain.stages.finetune import save_keras_model
 
         path = training_dir / "digits_convnet.keras"
         save_keras_model(digits_convnet_model(), path)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
 def test_example_reaches_97_percent_on_its_test_split(example_build):
-    from toolchain.stages.keras_env import keras_accuracy, load_keras_model
+    from toolchain.stages.finetune import keras_accuracy, load_keras_model
 
     assert not example_build.reused
     d = load_mnist()

@@ -33,7 +33,7 @@ def _summary(path: Path) -> dict:
 
 
 def _keras_accuracy(path: Path) -> float:
-    from toolchain.stages.keras_env import keras_accuracy, load_keras_model
+    from toolchain.stages.finetune import keras_accuracy, load_keras_model
 
     d = load_digits()
     return keras_accuracy(load_keras_model(path), d.x_test, d.y_test)
@@ -76,7 +76,7 @@ def test_bn_folding_with_per_channel_scales_breaks_the_cluster_count(int8_digits
     each channel still holds <= K codes, but the conv tensors hold more than K, because
     each channel is scaled by its own largest centroid times its own BN factor.
     """
-    from toolchain.stages.keras_env import load_keras_model
+    from toolchain.stages.finetune import load_keras_model
 
     keras_model = load_keras_model(clustered_digits)
     assert all(np.unique(np.asarray(l.kernel)).size <= CLUSTERS for l in keras_model.layers if hasattr(l, "kernel"))

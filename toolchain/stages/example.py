@@ -23,7 +23,7 @@ from ..core.errors import ConfigError, ToolError
 from ..core.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from .datasets import Dataset, load_mnist
 from .finetune import compile_for_training, epoch_line_callback, summary_path
-from .keras_env import import_keras, import_tf, keras_accuracy, keras_model_bytes, seed_everything, tool_versions
+from .finetune import import_keras, import_tf, keras_accuracy, keras_model_bytes, seed_everything, tool_versions
 
 # Bump when the architecture or training procedure changes: it invalidates cached builds.
 RECIPE_VERSION = 1

@@ -1,41 +1,281 @@
 """Weight clustering with tfmot: wrap, fine-tune, strip, measure.
 
 The tfmot pitfalls of DESIGN.md 4 are handled here rather than left to the user:
-legacy Keras (keras_env), a fresh clone before wrapping (wrapping a model twice
+legacy Keras, a fresh clone before wrapping (wrapping a model twice
 fails), layers tfmot cannot cluster are skipped with a warning that names them,
 and ``cluster_per_channel`` is applied to Conv2D layers without a bias, which
 tfmot's own check skips by mistake (it takes the last trainable weight, the
 bias, as the channel count; without a bias that is the kernel itself).
 
-TensorFlow is imported only inside the functions that need it.
+This module is also the training side's one door to TensorFlow, legacy Keras (tf_keras)
+and tfmot, and holds the Keras model I/O the other training stages share. tfmot 0.8.1 only
+works with Keras 2: ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is first
+imported, otherwise ``tf.keras`` is Keras 3 and tfmot's ``cluster_weights`` silently
+returns None. Callers import through ``import_tf``/``import_keras``/``import_tfmot``,
+inside their own functions, so importing a stage or command module never pays for
+TensorFlow.
 """
 from __future__ import annotations
 
 import fnmatch
+import io
+import json
+import os
+import re
 import sys
+import tempfile
 import time
+import warnings
+import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from ..core.errors import ConfigError, InputError
-from ..core.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from ..core.errors import ConfigError, DataError, InputError, ModelFormatError, ToolError
+from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes, sha256_bytes, sha256_file
 from ..core.schemas import validate
 from .datasets import Dataset, check_fits_model
-from .keras_env import (
-    check_classifier,
-    import_keras,
-    import_tfmot,
-    keras_accuracy,
-    keras_model_bytes,
-    load_keras_model,
-    outputs_probabilities,
-    seed_everything,
-    tool_versions,
+
+# --------------------------------------------------------------------------- the Keras environment
+
+_TRAIN_EXTRA_HINT = "install the training extra: pip install -e '.[train]'"
+
+
+def _prepare_environment() -> None:
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        # TensorFlow's C++ start-up chatter (oneDNN, CUDA stubs) is noise for a CLI user.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    elif os.environ.get("TF_USE_LEGACY_KERAS") not in ("1", "true", "True"):
+        raise ToolError(
+            "TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set, so tf.keras is Keras 3 "
+            "and tfmot cannot work: set TF_USE_LEGACY_KERAS=1 before importing TensorFlow"
+        )
+
+
+# Lines TensorFlow's native code prints straight to fd 2 whatever TF_CPP_MIN_LOG_LEVEL says
+# (TF 2.21 logs before absl is initialised): start-up notes and converter chatter.
+_NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\]"
+    r"|To enable the following instructions:"
+    r"|fully_quantize: \d"
+    r"|INFO: Created TensorFlow Lite)"
 )
+
+
+@contextmanager
+def native_stderr_filtered():
+    """Capture fd 2 (native code bypasses sys.stderr) and replay all but known noise lines."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2 (embedded use): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", errors="replace").splitlines():
+                if not _NATIVE_NOISE.match(line):
+                    print(line, file=sys.stderr)
+
+
+def import_tf() -> ModuleType:
+    """``tensorflow``, imported with the legacy-Keras switch set."""
+    _prepare_environment()
+    try:
+        with native_stderr_filtered():
+            import tensorflow as tf
+    except ImportError as exc:
+        raise ToolError(f"TensorFlow is not installed ({exc}); {_TRAIN_EXTRA_HINT}") from None
+    # tfmot's CQAT trains centroids, not kernels, so TF warns on every step that kernels get
+    # no gradient: expected, and noise to a user.
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def import_keras() -> ModuleType:
+    """``tf_keras`` (Keras 2), the Keras that tfmot and the TFLite converter agree on."""
+    import_tf()
+    try:
+        with native_stderr_filtered():
+            import tf_keras as keras
+    except ImportError as exc:
+        raise ToolError(f"tf-keras is not installed ({exc}); {_TRAIN_EXTRA_HINT}") from None
+    return keras
+
+
+def import_tfmot() -> ModuleType:
+    """``tensorflow_model_optimization`` (clustering, cluster-preserving QAT)."""
+    import_keras()
+    try:
+        with native_stderr_filtered():
+            import tensorflow_model_optimization as tfmot
+    except ImportError as exc:
+        raise ToolError(f"tensorflow-model-optimization is not installed ({exc}); {_TRAIN_EXTRA_HINT}") from None
+    return tfmot
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow seeds plus deterministic kernels, for repeatable runs."""
+    tf = import_tf()
+    keras = import_keras()
+    keras.utils.set_random_seed(int(seed))
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # older TF or already enabled: determinism is best effort here
+        pass
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the training stack, recorded in every summary this side writes."""
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+# --- Keras model files -------------------------------------------------------------------
+
+KERAS_SUFFIXES = (".keras", ".h5")
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# A fixed zip entry time: the archive's content must not depend on when it was written.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's can run to pages)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_keras_model(path: str | os.PathLike[str]):
+    """A compiled-free tf_keras model from a .keras or .h5 file (clustering/QAT wrappers allowed)."""
+    p = Path(path)
+    if p.suffix.lower() not in KERAS_SUFFIXES:
+        raise ModelFormatError(f"{p}: expected a Keras model file ending in .keras or .h5")
+    head = read_input_bytes(p, "Keras model")[:8]
+    magic = _ZIP_MAGIC if p.suffix.lower() == ".keras" else _HDF5_MAGIC
+    if not head.startswith(magic):
+        kind = "zip archive (.keras)" if p.suffix.lower() == ".keras" else "HDF5 file (.h5)"
+        raise ModelFormatError(f"{p} is not a Keras model: not a {kind}")
+    keras = import_keras()
+    tfmot = import_tfmot()
+    try:
+        # The scopes let a model saved with clustering or QAT wrappers load; we strip them later.
+        with tfmot.clustering.keras.cluster_scope(), tfmot.quantization.keras.quantize_scope():
+            model = keras.models.load_model(p, compile=False)
+    except Exception as exc:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
+        raise ModelFormatError(f"cannot load Keras model {p}: {first_line(exc)}") from None
+    if not isinstance(model, keras.Model):
+        raise ModelFormatError(f"{p} did not load as a Keras model")
+    return model
+
+
+def check_classifier(model, what: str = "model") -> tuple[tuple[int | None, ...], int]:
+    """(sample shape without batch, number of classes) of a single-input, single-output classifier."""
+    keras = import_keras()
+    if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
+        raise ModelFormatError(f"{what} is a subclassed Keras model: save a Functional or Sequential model")
+    if not model.inputs or not model.outputs:
+        raise ModelFormatError(f"{what} has no defined input shape (an unbuilt Sequential model?)")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelFormatError(
+            f"{what} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; a classifier with one "
+            "input and one output is expected"
+        )
+    in_shape = tuple(model.inputs[0].shape)[1:]
+    out_shape = tuple(model.outputs[0].shape)
+    if len(out_shape) != 2 or out_shape[1] is None or out_shape[1] < 2:
+        raise ModelFormatError(f"{what} output has shape {out_shape}; expected (batch, classes) with classes >= 2")
+    if any(d is None for d in in_shape):
+        raise ModelFormatError(f"{what} input has unknown dimensions {in_shape}: fix the input shape first")
+    return tuple(int(d) for d in in_shape), int(out_shape[1])
+
+
+def outputs_probabilities(model) -> bool:
+    """True when the last layer applies softmax (loss without from_logits), False for logits."""
+    keras = import_keras()
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    act = getattr(last, "activation", None)
+    return act is keras.activations.softmax or getattr(act, "__name__", "") == "softmax"
+
+
+def keras_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Top-1 accuracy (0..1) of a Keras classifier in inference mode."""
+    if len(x) == 0:
+        raise DataError("cannot measure accuracy on zero samples")
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(y).reshape(-1)))
+
+
+def _normalise_keras_zip(data: bytes) -> bytes:
+    """Rewrite a .keras archive without its save date and with fixed entry times."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(src.namelist()):
+            content = src.read(name)
+            if name == "metadata.json":
+                meta = json.loads(content)
+                meta.pop("date_saved", None)
+                content = json.dumps(meta, sort_keys=True).encode()
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, content)
+    return out.getvalue()
+
+
+def keras_model_bytes(model, suffix: str = ".keras") -> bytes:
+    """The bytes of ``model`` saved as .keras (normalised, no timestamps) or .h5."""
+    suffix = suffix.lower()
+    if suffix not in KERAS_SUFFIXES:
+        raise InputError(f"output must end in .keras or .h5, got '{suffix}'")
+    if getattr(model, "optimizer", None) is not None:
+        # Optimizer state would double the file and means nothing downstream: save a clean copy.
+        keras = import_keras()
+        clean = keras.models.clone_model(model)
+        clean.set_weights(model.get_weights())
+        model = clean
+    with tempfile.TemporaryDirectory(prefix="toolchain-keras-") as tmp:
+        path = Path(tmp) / f"model{suffix}"
+        with warnings.catch_warnings():
+            # .h5 is what the user asked for: Keras' "legacy format" advice is noise here.
+            warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+            model.save(path)
+        data = path.read_bytes()
+    return _normalise_keras_zip(data) if suffix == ".keras" else data
+
+
+def save_keras_model(model, path: str | os.PathLike[str]) -> bytes:
+    """Save atomically; returns the bytes written."""
+    data = keras_model_bytes(model, Path(path).suffix)
+    atomic_write_bytes(path, data)
+    return data
+
+
+# --------------------------------------------------------------------------- clustering
 
 MIN_CLUSTERS = 2
 MAX_CLUSTERS = 256  # an int8 tensor cannot hold more distinct values

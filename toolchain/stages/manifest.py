@@ -46,7 +46,7 @@ def package_versions(*dists: str, training: bool = False) -> dict[str, str]:
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Modules only the training stages run: editing them must not redo the post-training stages, and
 # editing the post-training code must not redo a fine-tune. Datasets and accuracy serve both sides.
-TRAINING_ONLY = frozenset({"stages/finetune.py", "stages/quantize.py", "stages/keras_env.py", "stages/example.py",
+TRAINING_ONLY = frozenset({"stages/finetune.py", "stages/quantize.py", "stages/example.py",
                            "stages/pipeline_training.py"})
 SHARED = frozenset({"stages/datasets.py", "stages/evaluate.py", "tflite/model_io.py"})
 

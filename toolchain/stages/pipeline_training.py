@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ToolError
 from ..core.fileio import atomic_write_bytes
 from .datasets import Dataset
 from .inspect import deflate_size
@@ -24,7 +23,7 @@ BASELINE_RECIPE = 1
 
 
 def training_versions() -> dict[str, str]:
-    from .keras_env import tool_versions
+    from .finetune import tool_versions
 
     return tool_versions()
 
@@ -44,28 +43,10 @@ def run_example(example_dir: Path, quiet: bool) -> ExampleOutcome:
     return ExampleOutcome(r.model_path, r.float_accuracy, r.reused)
 
 
-def convert_float(model) -> bytes:
-    """The float32 .tflite of a Keras model (batch 1): the size the compression rates are measured against."""
-    from .keras_env import import_tf, native_stderr_filtered
-
-    tf = import_tf()
-    shape = [1, *[int(d) for d in model.inputs[0].shape[1:]]]
-    fn = tf.function(lambda x: model(x, training=False))
-    concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="input"))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-    try:
-        with native_stderr_filtered():
-            return bytes(converter.convert())
-    except Exception as exc:  # the converter raises many types: one line, exit code 3
-        first = str(exc).strip().splitlines()
-        raise ToolError(f"TFLite converter failed on the float model: {first[0] if first else type(exc).__name__}") from None
-
-
 def run_baseline(model_path: Path, data: Dataset, quantize: dict[str, Any], out_dir: Path, quiet: bool) -> dict[str, Any]:
     """The unclustered model as float32 .tflite and as plain int8 (no clustering), with accuracies."""
-    from .finetune import strip_model
-    from .keras_env import load_keras_model
-    from .quantize import QuantizeConfig, quantize_model
+    from .finetune import load_keras_model, strip_model
+    from .quantize import QuantizeConfig, convert_float, quantize_model
 
     config = QuantizeConfig(**quantize)
     model = strip_model(load_keras_model(model_path))

@@ -25,7 +25,7 @@ from ..tflite.model_io import read_model
 from .datasets import Dataset, check_fits_model
 from .evaluate import evaluate_tflite
 from .finetune import compile_for_training, fit, strip_model, summary_path
-from .keras_env import (
+from .finetune import (
     check_classifier,
     first_line,
     import_tf,
@@ -120,6 +120,17 @@ def batch1_concrete_function(model):
     shape = [1, *[int(d) for d in model.inputs[0].shape[1:]]]
     fn = tf.function(lambda x: model(x, training=False))
     return fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="input"))
+
+
+def convert_float(model) -> bytes:
+    """The float32 .tflite of a Keras model (batch 1): the size compression rates are measured against."""
+    tf = import_tf()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([batch1_concrete_function(model)], model)
+    try:
+        with native_stderr_filtered():
+            return bytes(converter.convert())
+    except Exception as exc:  # the converter raises many types: one line, exit code 3
+        raise ToolError(f"TFLite converter failed on the float model: {first_line(exc)}") from None
 
 
 def convert_int8(model, calibration: np.ndarray, per_tensor: bool = False) -> bytes:
