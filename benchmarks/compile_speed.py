@@ -38,8 +38,8 @@ def small_model(directory: Path) -> Path:
 
 def time_target(model: Path, target: str, repeats: int, work: Path) -> dict:
     """Median/min/max seconds of ``compile_model`` (everything a user waits for, TensorFlow not involved)."""
-    from toolchain.stages.compile import compile_model
-    from toolchain.stages.profiles import load_profile
+    from toolchain.targets.compile import compile_model
+    from toolchain.targets.profiles import load_profile
 
     profile = load_profile(target)
     times = []
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
 
-    from toolchain.stages.vela_run import vela_version
+    from toolchain.targets.vela_run import vela_version
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

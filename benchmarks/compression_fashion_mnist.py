@@ -32,17 +32,25 @@ from common import machine, write_result  # noqa: E402
 from fashion_training import ROOT, Arch, Recipe, cached, store, subsets, train_base  # noqa: E402
 
 from toolchain.core.fileio import atomic_write_json, sha256_bytes  # noqa: E402
-from toolchain.stages.bias_correction import correct_biases  # noqa: E402
-from toolchain.stages.choose_k import config_with_plan, encoded_bytes, plan_weight_budget  # noqa: E402
-from toolchain.stages.compile import compile_model  # noqa: E402
-from toolchain.stages.datasets import load_dataset  # noqa: E402
-from toolchain.stages.evaluate import evaluate_tflite  # noqa: E402
-from toolchain.stages.inspect import deflate_size, inspect_model  # noqa: E402
-from toolchain.stages.profiles import load_profile  # noqa: E402
-from toolchain.stages.recluster import ReclusterConfig, recluster_model  # noqa: E402
-from toolchain.stages.vela_run import vela_version  # noqa: E402
-from toolchain.tflite.graph import WEIGHT_INPUT, buffer_bytes, find_weight_tensors, op_code, tensor_values  # noqa: E402
+from toolchain.rewrite.bias_correction import correct_biases
+from toolchain.rewrite.choose_k import config_with_plan, plan_weight_budget
+from toolchain.rewrite.config import ReclusterConfig
+from toolchain.rewrite.inspect import deflate_size, inspect_model
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.targets.compile import compile_model
+from toolchain.targets.profiles import load_profile
+from toolchain.targets.vela_run import vela_version
+from toolchain.targets.weight_encoding import encoded_bytes
+from toolchain.tflite.accuracy import evaluate_tflite
+from toolchain.tflite.graph import (  # noqa: E402
+    WEIGHT_INPUT,
+    buffer_bytes,
+    find_weight_tensors,
+    op_code,
+    tensor_values,
+)
 from toolchain.tflite.model_io import read_model  # noqa: E402
+from toolchain.training.datasets import load_dataset
 
 TARGETS = ("ethos-u55-128", "ethos-u85-256")
 LAYERS = ("conv1", "conv2", "fc1", "logits")  # layer names of fashion_training.build_model, in graph order
@@ -64,7 +72,7 @@ PLAN_MARGIN = 0.97  # the size plan aims 3% under the target: U85 streams come o
 
 
 def _keras(path: Path):
-    from toolchain.stages.finetune import load_keras_model
+    from toolchain.training.keras_io import load_keras_model
 
     return load_keras_model(path)
 
@@ -73,7 +81,7 @@ def float_tflite(keras_path: Path, out: Path) -> dict:
     info = cached(out)
     if info is not None:
         return info | {"cached": True}
-    from toolchain.stages.quantize import convert_float
+    from toolchain.training.quantize import convert_float
 
     t0 = time.perf_counter()
     data = convert_float(_keras(keras_path))
@@ -83,7 +91,7 @@ def float_tflite(keras_path: Path, out: Path) -> dict:
 
 
 def int8_tflite(keras_path: Path, data, out: Path, recipe: Recipe, qat: bool = False) -> dict:
-    """toolchain.stages.quantize: per-channel int8, batch 1, calibrated on 200 seeded samples of ``data``.
+    """toolchain.training.quantize: per-channel int8, batch 1, calibrated on 200 seeded samples of ``data``.
 
     With ``qat``, tfmot's cluster-preserving QAT first (on ``data``). The stage's own
     Keras accuracies are skipped: every accuracy here is LiteRT's, measured later.
@@ -91,8 +99,13 @@ def int8_tflite(keras_path: Path, data, out: Path, recipe: Recipe, qat: bool = F
     info = cached(out)
     if info is not None:
         return info | {"cached": True}
-    from toolchain.stages.finetune import seed_everything
-    from toolchain.stages.quantize import QuantizeConfig, cluster_preserving_qat, convert_int8, representative_indices
+    from toolchain.training.quantize import (
+        QuantizeConfig,
+        cluster_preserving_qat,
+        convert_int8,
+        representative_indices,
+    )
+    from toolchain.training.tf_env import seed_everything
 
     cfg = QuantizeConfig(cluster_preserving_qat=qat, qat_epochs=recipe.qat_epochs, batch_size=recipe.qat_batch,
                          seed=recipe.seed) if qat else QuantizeConfig(seed=recipe.seed)
@@ -109,15 +122,17 @@ def int8_tflite(keras_path: Path, data, out: Path, recipe: Recipe, qat: bool = F
 
 
 def clustered_keras(keras_path: Path, data, k: int, recipe: Recipe, out: Path) -> dict:
-    """toolchain.stages.finetune: tfmot clustering (K per layer, k-means++ init), fine-tuned, stripped.
+    """toolchain.training.finetune: tfmot clustering (K per layer, k-means++ init), fine-tuned, stripped.
 
     The stage's pieces without its two Keras accuracy passes (LiteRT measures every model later).
     """
     info = cached(out)
     if info is not None:
         return info | {"cached": True}
-    from toolchain.stages.finetune import FinetuneConfig, cluster_model, compile_for_training, fit, strip_model
-    from toolchain.stages.finetune import keras_model_bytes, seed_everything
+    from toolchain.training.clustering import FinetuneConfig, cluster_model, strip_model
+    from toolchain.training.keras_io import keras_model_bytes
+    from toolchain.training.keras_training import compile_for_training, fit
+    from toolchain.training.tf_env import seed_everything
 
     cfg = FinetuneConfig(clusters=k, epochs=recipe.finetune_epochs, batch_size=recipe.finetune_batch, seed=recipe.seed)
     t0 = time.perf_counter()
@@ -304,7 +319,7 @@ def run_arch(arch: Arch, data, subs, recipe: Recipe, clusters: list[int], remeas
         usual_vela = usual_m["vela"][TARGETS[0]]["encoded_weight_bytes"]
         budget = int(PLAN_MARGIN * MAX_ENCODED_RATIO * usual_vela) - (usual_vela - mine)
         cfg = ReclusterConfig(clusters=min(k, 64))
-        plan = plan_weight_budget(usual, cfg, budget)
+        plan = plan_weight_budget(usual, cfg, budget, encoded_bytes)
         planned, _ = recluster_model(usual, config_with_plan(cfg, plan))
         t_plan = time.perf_counter() - t0
         times["recluster_s"] += t_plan

@@ -15,11 +15,10 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
-
 from common import CACHE
 
 from toolchain.core.fileio import atomic_write_bytes, atomic_write_json
-from toolchain.stages.datasets import Dataset, validate_dataset
+from toolchain.training.datasets import Dataset, validate_dataset
 
 ROOT = CACHE / "fashion_mnist"
 
@@ -70,7 +69,7 @@ def subsets(data: Dataset, recipe: Recipe) -> dict[str, Dataset]:
 
 
 def build_model(arch: Arch):
-    from toolchain.stages.finetune import import_keras
+    from toolchain.training.tf_env import import_keras
 
     keras = import_keras()
     bn = arch is Arch.CONVNET_BN
@@ -111,8 +110,12 @@ def train_base(arch: Arch, data: Dataset, recipe: Recipe, path: Path, quiet: boo
     info = cached(path)
     if info is not None:
         return info | {"cached": True}
-    from toolchain.stages.finetune import compile_for_training, epoch_line_callback
-    from toolchain.stages.finetune import keras_model_bytes, seed_everything
+    from toolchain.training.keras_io import keras_model_bytes
+    from toolchain.training.keras_training import (
+        compile_for_training,
+        epoch_line_callback,
+    )
+    from toolchain.training.tf_env import seed_everything
 
     t0 = time.perf_counter()
     seed_everything(recipe.seed)

@@ -20,8 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
 
-from toolchain.algorithms.palette import apply_lut, solve_palette, value_lut, value_weights  # noqa: E402
-from toolchain.stages.recluster import ReclusterConfig, ScaleFit, recluster_model  # noqa: E402
+from toolchain.algorithms.palette import (  # noqa: E402
+    apply_lut,
+    solve_palette,
+    value_lut,
+    value_weights,
+)
+from toolchain.rewrite.config import ReclusterConfig, ScaleFit
+from toolchain.rewrite.recluster import recluster_model
 from toolchain.tflite.graph import find_weight_tensors, tensor_values  # noqa: E402
 from toolchain.tflite.model_io import read_model  # noqa: E402
 

@@ -22,18 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import CACHE, machine, write_result  # noqa: E402
 
-from toolchain.stages.bias_correction import correct_biases  # noqa: E402
-from toolchain.stages.compile import compile_model  # noqa: E402
-from toolchain.stages.datasets import load_dataset  # noqa: E402
-from toolchain.stages.evaluate import evaluate_tflite  # noqa: E402
-from toolchain.stages.profiles import load_profile  # noqa: E402
-from toolchain.stages.recluster import ReclusterConfig, ScaleFit, recluster_model  # noqa: E402
+from toolchain.rewrite.bias_correction import correct_biases
+from toolchain.rewrite.config import ReclusterConfig, ScaleFit
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.targets.compile import compile_model
+from toolchain.targets.profiles import load_profile
+from toolchain.tflite.accuracy import evaluate_tflite
 from toolchain.tflite.model_io import read_model  # noqa: E402
+from toolchain.training.datasets import load_dataset
 
 
 def float_tflite(keras_path: Path) -> bytes:
-    from toolchain.stages.finetune import load_keras_model
-    from toolchain.stages.quantize import convert_float
+    from toolchain.training.keras_io import load_keras_model
+    from toolchain.training.quantize import convert_float
 
     return convert_float(load_keras_model(keras_path))
 
@@ -69,9 +70,10 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
 
-    from toolchain.stages.example import build_example
-    from toolchain.stages.finetune import FinetuneConfig, finetune_file
-    from toolchain.stages.quantize import QuantizeConfig, quantize_file
+    from toolchain.training.clustering import FinetuneConfig
+    from toolchain.training.example import build_example
+    from toolchain.training.finetune import finetune_file
+    from toolchain.training.quantize import QuantizeConfig, quantize_file
 
     data = load_dataset("mnist")
     example = build_example(quiet=True)

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolchain.algorithms.palette import apply_lut, solve_palette, value_lut, value_weights
+from toolchain.algorithms.palette import (
+    apply_lut,
+    solve_palette,
+    value_lut,
+    value_weights,
+)
 from toolchain.tflite.graph import find_weight_tensors, tensor_values
 from toolchain.tflite.model_io import read_model, write_model
 
@@ -101,8 +106,8 @@ def vela_compile_dir(model_path: Path, out_dir: Path, accelerator: str = ACCELER
     """A compile directory as 'toolchain compile' leaves it: the real compile stage when it exists,
     else the real Vela CLI plus a compile.json with the contract's keys."""
     try:
-        from toolchain.stages.compile import compile_model
-        from toolchain.stages.profiles import load_profile
+        from toolchain.targets.compile import compile_model
+        from toolchain.targets.profiles import load_profile
     except ImportError:
         compile_model = None
     if compile_model is not None:

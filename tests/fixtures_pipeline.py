@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from fixtures_training import example_build, training_dir  # noqa: F401  (fixtures used by example_deploy)
+
 from toolchain.cli import main
 
 __all__ = [

@@ -37,9 +37,9 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 
 def digits_convnet_model(seed: int = 0, epochs: int = 6):
     """Conv(no bias)-BN-ReLU x2 and a dense head, trained on scikit-learn's digits in seconds."""
-    from toolchain.stages.datasets import load_digits
-    from toolchain.stages.finetune import compile_for_training
-    from toolchain.stages.finetune import import_keras, seed_everything
+    from toolchain.training.datasets import load_digits
+    from toolchain.training.keras_training import compile_for_training
+    from toolchain.training.tf_env import import_keras, seed_everything
 
     keras = import_keras()
     data = load_digits()
@@ -69,7 +69,7 @@ def digits_convnet(training_dir) -> Path:
     """Path of a trained float .keras classifier for 8x8x1 digits (BatchNorm, no conv bias)."""
 
     def build():
-        from toolchain.stages.finetune import save_keras_model
+        from toolchain.training.keras_io import save_keras_model
 
         path = training_dir / "digits_convnet.keras"
         save_keras_model(digits_convnet_model(), path)
@@ -114,7 +114,7 @@ def example_build(tmp_path_factory):
     """The bundled example, really trained once per session (about half a minute)."""
 
     def build():
-        from toolchain.stages.example import build_example
+        from toolchain.training.example import build_example
 
         return build_example(tmp_path_factory.mktemp("example"), quiet=True)
 
@@ -129,7 +129,7 @@ def write_npz(path: Path, **arrays) -> Path:
 
 def digits_arrays() -> dict[str, np.ndarray]:
     """The digits split as plain arrays, for building good and bad .npz files."""
-    from toolchain.stages.datasets import load_digits
+    from toolchain.training.datasets import load_digits
 
     d = load_digits()
     return {"x_train": d.x_train, "y_train": d.y_train, "x_test": d.x_test, "y_test": d.y_test}

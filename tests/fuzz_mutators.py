@@ -601,11 +601,13 @@ class CaseResult:
 
 def _worker_stages(data: bytes, scratch: Path):
     """Yield (stage, callable) in pipeline order; each later stage re-reads the bytes itself."""
-    from toolchain.stages.compile import compile_model
-    from toolchain.stages.inspect import inspect_model
-    from toolchain.stages.palettise import PalettiseConfig, build_palette_set
-    from toolchain.stages.profiles import load_profile
-    from toolchain.stages.recluster import ReclusterConfig, recluster_model, verify
+    from toolchain.palettes.table import PalettiseConfig, build_palette_set
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.inspect import inspect_model
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.rewrite.verify import verify
+    from toolchain.targets.compile import compile_model
+    from toolchain.targets.profiles import load_profile
     from toolchain.tflite.model_io import read_model
 
     path = scratch / "model.tflite"
@@ -678,8 +680,9 @@ def _worker_main() -> int:
     scratch_root = Path(sys.argv[sys.argv.index("--worker") + 2])
     seeds = {p.stem: p.read_bytes() for p in seeds_dir.glob("*.tflite")}
     layouts = {name: layout(data) for name, data in seeds.items()}
-    import toolchain.stages.recluster  # noqa: F401  (import cost before the first case's clock)
     from ai_edge_litert import interpreter  # noqa: F401
+
+    import toolchain.rewrite.recluster  # noqa: F401  (import cost before the first case's clock)
 
     scratch = Path(tempfile.mkdtemp(prefix="worker-", dir=scratch_root))
     self_test = os.environ.get("FUZZ_WORKER_SELF_TEST") == "1"

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
 import fuzz_mutators as fm
+import pytest
 from fixtures_compile import compile_models_dir, hybrid_int8  # noqa: F401
 from fixtures_robustness import int16x8_model, robustness_models_dir  # noqa: F401
 
@@ -274,10 +273,12 @@ def run_case(case: BadInput, models: Models, directory: Path) -> Outcome:
 def build_models(directory: Path, int8: Path, dense: Path, depthwise: Path, float_: Path, hybrid: Path,
                  int16x8: Path) -> Models:
     """Copy the converter-made models and make the Vela and TFLM outputs from the int8 one (in-process)."""
-    from toolchain.stages.compile import compile_model
-    from toolchain.stages.palettise import PalettiseConfig, palettise_file
-    from toolchain.stages.profiles import load_profile
-    from toolchain.stages.recluster import ReclusterConfig, recluster_model
+    from toolchain.palettes.palettise import palettise_file
+    from toolchain.palettes.table import PalettiseConfig
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.targets.compile import compile_model
+    from toolchain.targets.profiles import load_profile
 
     directory.mkdir(parents=True, exist_ok=True)
     src = directory / "src"

@@ -6,16 +6,18 @@ import itertools
 import numpy as np
 import pytest
 
+from toolchain.algorithms.knapsack import multiple_choice_knapsack
 from toolchain.core.errors import BudgetExceeded
-from toolchain.stages.bias_correction import correct_biases
-from toolchain.stages.choose_k import (
-    _knapsack,
+from toolchain.rewrite.bias_correction import correct_biases
+from toolchain.rewrite.choose_k import (
     config_with_plan,
-    encoded_bytes,
     plan_min_sqnr,
     plan_weight_budget,
 )
-from toolchain.stages.recluster import ReclusterConfig, TensorAction, recluster_model
+from toolchain.rewrite.config import ReclusterConfig
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.rewrite.result import TensorAction
+from toolchain.targets.weight_encoding import encoded_bytes
 from toolchain.tflite import interpreter as rt
 from toolchain.tflite.graph import find_weight_tensors, tensor_values
 from toolchain.tflite.model_io import read_model
@@ -48,12 +50,12 @@ def test_budget_is_met_and_tight(depthwise_int8):
     cfg = ReclusterConfig(clusters=64)
     full = _encoded_total(data)
     for budget in (int(full * 0.6), int(full * 0.35)):
-        plan = plan_weight_budget(data, cfg, budget)
+        plan = plan_weight_budget(data, cfg, budget, encoded_bytes)
         out, _ = recluster_model(data, config_with_plan(cfg, plan))
         assert plan.predicted_encoded_bytes <= budget
         assert _encoded_total(out) == plan.predicted_encoded_bytes  # predictions are Vela's encoder itself
     with pytest.raises(BudgetExceeded, match="cannot be met"):
-        plan_weight_budget(data, cfg, 50)
+        plan_weight_budget(data, cfg, 50, encoded_bytes)
 
 
 def test_knapsack_matches_brute_force():
@@ -66,10 +68,10 @@ def test_knapsack_matches_brute_force():
                     if sum(options[t][i][2] for t, i in enumerate(c)) <= room]
         if not feasible:
             with pytest.raises(BudgetExceeded):
-                _knapsack(options, room)
+                multiple_choice_knapsack(options, room)
             continue
         best = min(sum(options[t][i][1] for t, i in enumerate(c)) for c in feasible)
-        got = _knapsack(options, room)
+        got = multiple_choice_knapsack(options, room)
         assert sum(options[t][i][2] for t, i in enumerate(got)) <= room
         assert sum(options[t][i][1] for t, i in enumerate(got)) == pytest.approx(best)
 
@@ -96,9 +98,9 @@ def test_bias_correction_reduces_output_shift(conv_bn_int8):
 
 @pytest.mark.slow
 def test_flash_budget_met_when_compiled_by_vela(depthwise_int8, tmp_path):
-    from toolchain.stages.choose_k import plan_flash_budget
-    from toolchain.stages.compile import compile_model
-    from toolchain.stages.profiles import load_profile
+    from toolchain.pipeline.flash_budget import plan_flash_budget
+    from toolchain.targets.compile import compile_model
+    from toolchain.targets.profiles import load_profile
 
     profile = load_profile("ethos-u55-128")
     data = depthwise_int8.read_bytes()

@@ -17,10 +17,11 @@ from toolchain.cli import main
 from toolchain.core.errors import BudgetExceeded, ToolError
 from toolchain.core.fileio import sha256_file
 from toolchain.core.schemas import validate
-from toolchain.stages import vela_csv
-from toolchain.stages.compile import CompileStatus, EstimateKind, compile_model
-from toolchain.stages.profiles import builtin_names, load_profile
-from toolchain.stages.vela_run import run_vela
+from toolchain.targets import vela_csv
+from toolchain.targets.compile import compile_model
+from toolchain.targets.compile_result import CompileStatus, EstimateKind
+from toolchain.targets.profiles import builtin_names, load_profile
+from toolchain.targets.vela_run import run_vela
 from toolchain.tflite.graph import find_weight_tensors, op_name
 from toolchain.tflite.model_io import read_model
 

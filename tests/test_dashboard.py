@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import need_executable
 from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
 from fixtures_pipeline import TARGETS
-from toolchain.stages.dashboard import COLORS
-from toolchain.stages.report import Variant
+
+from toolchain.reporting.dashboard import COLORS
+from toolchain.reporting.report import Variant
 
 pytestmark = pytest.mark.tf  # the input models are made with the TFLite converter
 

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import need_system
-from fixtures_training import digits_arrays, digits_convnet, run_cli, training_dir, write_npz  # noqa: F401
+from fixtures_training import (  # noqa: F401
+    digits_arrays,
+    digits_convnet,
+    run_cli,
+    training_dir,
+    write_npz,
+)
+
 from toolchain.core.errors import DataError, ExitCode
-from toolchain.stages import datasets
-from toolchain.stages.datasets import (
+from toolchain.training.datasets import (
     FASHION_MNIST_DIR,
     MIN_TEST_SAMPLES,
     MIN_TRAIN_SAMPLES,
@@ -66,7 +71,7 @@ def test_loading_data_imports_no_tensorflow(tmp_path):
     npz = write_npz(tmp_path / "d.npz", **digits_arrays())
     code = (
         "import sys\n"
-        "from toolchain.stages.datasets import load_dataset\n"
+        "from toolchain.training.datasets import load_dataset\n"
         f"load_dataset('mnist'); load_dataset('digits'); load_dataset({str(npz)!r})\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')]\n"
         "assert not bad, bad[:3]\n"

@@ -6,16 +6,22 @@ import shutil
 
 import numpy as np
 import pytest
-
 from fixtures_training import example_build, run_cli  # noqa: F401  (pytest fixtures)
-from toolchain.stages.datasets import load_mnist
-from toolchain.stages.example import MIN_ACCURACY, ExampleConfig, _cached, build_example, cache_key
+
+from toolchain.training.datasets import load_mnist
+from toolchain.training.example import (
+    MIN_ACCURACY,
+    ExampleConfig,
+    _cached,
+    build_example,
+    cache_key,
+)
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
 def test_example_reaches_97_percent_on_its_test_split(example_build):
-    from toolchain.stages.finetune import keras_accuracy, load_keras_model
+    from toolchain.training.keras_io import keras_accuracy, load_keras_model
 
     assert not example_build.reused
     d = load_mnist()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_training import (  # noqa: F401  (pytest fixtures)
     CLUSTERS,
     clustered_digits,
@@ -17,12 +16,18 @@ from fixtures_training import (  # noqa: F401  (pytest fixtures)
     run_cli,
     training_dir,
 )
+
 from toolchain.core.errors import ConfigError, ExitCode
-from toolchain.stages.finetune import CentroidInit, FinetuneConfig, LayerRule, parse_layer_rule
+from toolchain.training.clustering import (
+    CentroidInit,
+    FinetuneConfig,
+    LayerRule,
+    parse_layer_rule,
+)
 
 
 def _kernels(path: Path) -> dict[str, np.ndarray]:
-    from toolchain.stages.finetune import load_keras_model
+    from toolchain.training.keras_io import load_keras_model
 
     model = load_keras_model(path)
     return {l.name: np.asarray(l.kernel) for l in model.layers if hasattr(l, "kernel")}
@@ -99,8 +104,8 @@ def test_commands_import_no_tensorflow():
     code = (
         "import sys\n"
         "import toolchain.commands.finetune, toolchain.commands.quantize, toolchain.commands.example\n"
-        "import toolchain.stages.finetune, toolchain.stages.quantize, toolchain.stages.example\n"
-        "import toolchain.stages.evaluate, toolchain.stages.datasets\n"
+        "import toolchain.training.finetune, toolchain.training.quantize, toolchain.training.example\n"
+        "import toolchain.tflite.accuracy, toolchain.training.datasets\n"
         "from toolchain.cli import build_parser; build_parser().parse_args(['finetune', 'm.keras', '--data', 'x', '-o', 'o.keras'])\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization')]\n"
         "assert not bad, bad[:3]\n"
@@ -179,7 +184,8 @@ def test_every_centroid_init(digits_convnet, tmp_path, init):
 @pytest.mark.tf
 def test_per_channel_clusters_conv2d_without_bias(digits_convnet, tmp_path):
     """tfmot's own check skips bias-less Conv2D under per-channel clustering; we must not."""
-    from toolchain.stages.finetune import import_tfmot, load_keras_model
+    from toolchain.training.keras_io import load_keras_model
+    from toolchain.training.tf_env import import_tfmot
 
     tfmot = import_tfmot()
     conv1 = load_keras_model(digits_convnet).get_layer("conv1")
@@ -206,7 +212,8 @@ def test_per_channel_clusters_conv2d_without_bias(digits_convnet, tmp_path):
 
 @pytest.mark.tf
 def test_unclusterable_layers_are_skipped_with_a_warning(tmp_path, capsys):
-    from toolchain.stages.finetune import import_keras, save_keras_model
+    from toolchain.training.keras_io import save_keras_model
+    from toolchain.training.tf_env import import_keras
 
     keras = import_keras()
     inp = keras.Input((8, 8, 1))
@@ -233,7 +240,7 @@ def test_unclusterable_layers_are_skipped_with_a_warning(tmp_path, capsys):
 
 @pytest.mark.tf
 def test_sparsity_preservation_keeps_zeros(digits_convnet, tmp_path):
-    from toolchain.stages.finetune import load_keras_model, save_keras_model
+    from toolchain.training.keras_io import load_keras_model, save_keras_model
 
     model = load_keras_model(digits_convnet)
     dense = model.get_layer("dense")
@@ -302,7 +309,7 @@ def test_bad_models_and_options_exit_2(capsys, tmp_path, digits_convnet):
 @pytest.mark.tf
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 def test_h5_in_and_out(digits_convnet, tmp_path):
-    from toolchain.stages.finetune import load_keras_model
+    from toolchain.training.keras_io import load_keras_model
 
     h5 = tmp_path / "m.h5"
     load_keras_model(digits_convnet).save(h5)
@@ -334,7 +341,7 @@ def test_legacy_keras_switch_is_set_by_the_toolchain(digits_convnet, tmp_path):
     code = (
         "import tensorflow\n"
         "from toolchain.core.errors import ToolError\n"
-        "from toolchain.stages.finetune import import_keras\n"
+        "from toolchain.training.tf_env import import_keras\n"
         "try:\n"
         "    import_keras()\n"
         "except ToolError as exc:\n"

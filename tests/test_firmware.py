@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import need_executable
 from fixtures_palettise import (  # noqa: F401  (fixtures)
     build_and_run_decoder,
@@ -22,9 +21,10 @@ from fixtures_palettise import (  # noqa: F401  (fixtures)
     vela_compile_dir,
     weight_values,
 )
+
 from toolchain.algorithms.packing import pack_indices
 from toolchain.cli import main
-from toolchain.stages.firmware import arena_bytes_for
+from toolchain.firmware.config import arena_bytes_for
 from toolchain.tflite.graph import find_weight_tensors
 from toolchain.tflite.model_io import read_model
 
@@ -273,7 +273,7 @@ def test_corrupt_inputs(tmp_path, conv_bn_compiled, capsys):
 
 
 def test_dedicated_sram_target_gets_fast_memory_macro(tmp_path, conv_bn_k16, capsys):
-    pytest.importorskip("toolchain.stages.compile")
+    pytest.importorskip("toolchain.targets.compile")
     compiled = vela_compile_dir(conv_bn_k16, tmp_path / "compile", accelerator="ethos-u65-256")
     info = json.loads((compiled / "compile.json").read_text())
     assert info["memory_mode"].startswith("Dedicated_Sram")

@@ -15,14 +15,14 @@ import struct
 import time
 from contextlib import contextmanager
 
+import fuzz_mutators as fm
 import numpy as np
 import pytest
+from fixtures_compile import *  # noqa: F401,F403
+from fixtures_robustness import *  # noqa: F401,F403
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fuzz_mutators as fm
-from fixtures_compile import *  # noqa: F401,F403
-from fixtures_robustness import *  # noqa: F401,F403
 from toolchain.core import errors
 from toolchain.core.errors import InputError, ModelFormatError, ToolchainError
 from toolchain.tflite.model_io import read_model
@@ -170,8 +170,8 @@ def _mutation(lay: fm.ModelLayout):
 @given(data=st.data())
 def test_hypothesis_reader_inspect_palettise(conv_bn_int8, depthwise_int8, dense_int8, data):
     """Pure-Python stages in-process: hypothesis shrinks any failure to a minimal mutation plan."""
-    from toolchain.stages.inspect import inspect_model
-    from toolchain.stages.palettise import PalettiseConfig, build_palette_set
+    from toolchain.palettes.table import PalettiseConfig, build_palette_set
+    from toolchain.rewrite.inspect import inspect_model
 
     seeds = _seeds(conv_bn_int8, depthwise_int8, dense_int8)
     name = data.draw(st.sampled_from(sorted(seeds)))
@@ -226,7 +226,8 @@ def test_shared_table_amplification_refused_quickly(via, copies, inner):
     ],
 )
 def test_validation_refuses_what_broke_a_stage_or_litert(conv_bn_int8, depthwise_int8, dense_int8, edit, seed, message):
-    from toolchain.stages.recluster import ReclusterConfig, recluster_model
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.recluster import recluster_model
 
     bad = edit(_seeds(conv_bn_int8, depthwise_int8, dense_int8)[seed])
     with pytest.raises(ModelFormatError, match="malformed .tflite") as exc:
@@ -262,7 +263,9 @@ def test_validation_refuses_broken_operators(dense_int8):
 
 def test_litert_failures_are_typed(dense_int8):
     """LiteRT's ValueError/RuntimeError (unresolved ops, bad operand types, wrong input sizes) become ModelFormatError."""
-    from toolchain.stages.recluster import ReclusterConfig, recluster_model, verify
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.rewrite.verify import verify
     from toolchain.tflite import interpreter as rt
 
     seed = dense_int8.read_bytes()
@@ -282,8 +285,11 @@ def test_litert_failures_are_typed(dense_int8):
 
 def test_verification_memory_is_bounded(dense_int8):
     """A 20 KB model declaring a 1M x 64 input made verification take ~1 GB of memory; now refused up front."""
-    from toolchain.stages.recluster import ReclusterConfig, recluster_model, verify
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.rewrite.verify import verify
     from toolchain.tflite import interpreter as rt
+    from toolchain.tflite.inputs import random_inputs
 
     bad = fm.input_dimension(dense_int8.read_bytes(), 2**20 + 1)
     out, _ = recluster_model(bad, ReclusterConfig())
@@ -291,8 +297,8 @@ def test_verification_memory_is_bounded(dense_int8):
         verify(bad, out, samples=2)
     specs = (rt.TensorSpec("x", (4096, 1024), np.dtype(np.int8), 1.0, 0),)
     with pytest.raises(InputError, match="random inputs"):
-        rt.random_inputs(specs, 100, 0)
-    assert len(rt.random_inputs(specs, 2, 0)) == 2
+        random_inputs(specs, 100, 0)
+    assert len(random_inputs(specs, 2, 0)) == 2
 
 
 # --------------------------------------------------------------------------- no false alarms
@@ -302,10 +308,12 @@ def test_validation_accepts_every_kind_of_real_model(
     conv_bn_int8, depthwise_int8, dense_int8, dense_float, hybrid_int8, gather_int8, int16x8_model, tmp_path
 ):
     """Converter int8/16x8/float/dynamic-range models, recluster, Vela and TFLM outputs all pass the validation."""
-    from toolchain.stages.compile import compile_model
-    from toolchain.stages.palettise import PalettiseConfig, palettise_file
-    from toolchain.stages.profiles import load_profile
-    from toolchain.stages.recluster import ReclusterConfig, recluster_model
+    from toolchain.palettes.palettise import palettise_file
+    from toolchain.palettes.table import PalettiseConfig
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.targets.compile import compile_model
+    from toolchain.targets.profiles import load_profile
 
     for path in (conv_bn_int8, depthwise_int8, dense_int8, dense_float, hybrid_int8, gather_int8, int16x8_model):
         read_model(path.read_bytes())

@@ -7,7 +7,7 @@ import pytest
 
 from toolchain.algorithms import metrics
 from toolchain.cli import main
-from toolchain.stages.inspect import inspect_model, tensor_stats
+from toolchain.rewrite.inspect import inspect_model, tensor_stats
 
 pytestmark = pytest.mark.tf
 

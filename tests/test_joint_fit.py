@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from toolchain.algorithms.joint import align_channels, joint_fit
 from toolchain.algorithms.palette import solve_palette, value_weights
-from toolchain.stages.recluster import ReclusterConfig, ScaleFit, _fit_candidates
+from toolchain.rewrite.config import ReclusterConfig, ScaleFit
+from toolchain.rewrite.fit import best_weight_fit
 
 
 def clustered_tensor(rng, k, channels, per_channel, neg_fraction=0.0, symmetric=False):
@@ -93,8 +94,8 @@ def test_joint_never_worse_than_scales_fixed(seed, k, clustered, neg):
     else:
         q = np.clip(np.round(rng.normal(0, 30, (int(rng.integers(1, 24)), 40))), -127, 127).astype(np.int8)
         s = rng.uniform(1e-3, 1e-2, q.shape[0])
-    err_keep, *_ = _fit_candidates(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.KEEP), True)
-    err, codes, scales, how = _fit_candidates(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.JOINT), True)
+    err_keep, *_ = best_weight_fit(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.KEEP), True)
+    err, codes, scales, how = best_weight_fit(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.JOINT), True)
     assert err <= err_keep
     assert np.unique(codes).size <= k and np.all(scales > 0)
     f = s[:, None] * q
@@ -104,13 +105,17 @@ def test_joint_never_worse_than_scales_fixed(seed, k, clustered, neg):
 @pytest.mark.tf
 def test_bias_rescale_keeps_layer_function_in_litert(conv_bn_int8):
     """Halving every weight code and doubling its scale, with the bias rescaled, computes the same layer."""
-    from toolchain.stages.recluster import _ModelEditor, _bias_tensors, _channels_first, write_weights
+    from toolchain.algorithms.channels import channels_first
+    from toolchain.rewrite.recluster import _bias_tensors, write_weights
     from toolchain.tflite import interpreter as rt
+    from toolchain.tflite.agreement import compare_outputs
+    from toolchain.tflite.editor import ModelEditor
     from toolchain.tflite.graph import find_weight_tensors, tensor_values
+    from toolchain.tflite.inputs import random_inputs
     from toolchain.tflite.model_io import read_model, write_model
 
     model = read_model(conv_bn_int8.read_bytes())
-    editor = _ModelEditor(model)
+    editor = ModelEditor(model)
     sg = model.subgraphs[0]
     # make every code and bias even so that the halving below is exact
     ws = find_weight_tensors(model)
@@ -122,28 +127,28 @@ def test_bias_rescale_keeps_layer_function_in_litert(conv_bn_int8):
             editor.set_data(bt, (2 * np.round(tensor_values(model, bt) / 2.0)).astype(np.int32))
     even = write_model(model)
     model = read_model(even)
-    editor = _ModelEditor(model)
+    editor = ModelEditor(model)
     biases_checked = 0
     for w in find_weight_tensors(model):
         q = tensor_values(model, model.subgraphs[0].tensors[w.tensor_index])
-        qc = _channels_first(q, w.channel_axis)
+        qc = channels_first(q, w.channel_axis)
         s = w.quantization.scales.astype(np.float64)
         biases = _bias_tensors(model, w)
         biases_checked += len(biases)
         write_weights(editor, w, (qc // 2).astype(np.int8), s, s * 2, biases)
     halved = write_model(model)
     assert biases_checked >= 1
-    inputs = rt.random_inputs(rt.input_specs(even), 32, seed=5)
-    a = rt.compare_outputs(rt.run_model(even, inputs), rt.run_model(halved, inputs), rt.output_specs(even))
+    inputs = random_inputs(rt.input_specs(even), 32, seed=5)
+    a = compare_outputs(rt.run_model(even, inputs), rt.run_model(halved, inputs), rt.output_specs(even))
     # the accumulator halves exactly and the multiplier doubles exactly: at most a rounding step apart
     assert a.max_abs_diff_steps <= 1 and a.top1_agreement == 1.0
     assert a.mean_abs_diff_steps < 0.05
     # and the bias rescale is what makes it work: without it the outputs move a lot
     model = read_model(even)
-    editor = _ModelEditor(model)
+    editor = ModelEditor(model)
     for w in find_weight_tensors(model):
         q = tensor_values(model, model.subgraphs[0].tensors[w.tensor_index])
         s = w.quantization.scales.astype(np.float64)
-        write_weights(editor, w, (_channels_first(q, w.channel_axis) // 2).astype(np.int8), s, s * 2, [])
-    broken = rt.compare_outputs(rt.run_model(even, inputs), rt.run_model(write_model(model), inputs), rt.output_specs(even))
+        write_weights(editor, w, (channels_first(q, w.channel_axis) // 2).astype(np.int8), s, s * 2, [])
+    broken = compare_outputs(rt.run_model(even, inputs), rt.run_model(write_model(model), inputs), rt.output_specs(even))
     assert broken.mean_abs_diff_steps > 10 * a.mean_abs_diff_steps + 0.5

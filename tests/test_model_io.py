@@ -8,10 +8,15 @@ import sys
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-
 from model_compare import diff_paths, to_plain
+
 from toolchain.core.errors import ModelFormatError
-from toolchain.tflite.graph import Granularity, find_weight_tensors, require_int8_model, tensor_values
+from toolchain.tflite.graph import (
+    Granularity,
+    find_weight_tensors,
+    require_int8_model,
+    tensor_values,
+)
 from toolchain.tflite.model_io import read_model, write_model
 
 pytestmark = pytest.mark.tf
@@ -44,10 +49,11 @@ def test_buffers_are_16_byte_aligned(conv_bn_int8):
 
 def test_round_trip_runs_in_litert(conv_bn_int8):
     from toolchain.tflite import interpreter as rt
+    from toolchain.tflite.inputs import random_inputs
 
     data = conv_bn_int8.read_bytes()
     out = write_model(read_model(data))
-    inputs = rt.random_inputs(rt.input_specs(data), 4, seed=1)
+    inputs = random_inputs(rt.input_specs(data), 4, seed=1)
     for a, b in zip(rt.run_model(data, inputs), rt.run_model(out, inputs)):
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import need_executable
 from fixtures_palettise import (  # noqa: F401  (fixtures)
     build_and_run_decoder,
@@ -21,10 +20,11 @@ from fixtures_palettise import (  # noqa: F401  (fixtures)
     recluster_bytes,
     weight_values,
 )
+
 from toolchain.cli import main
 from toolchain.core.errors import InputError, VerificationError
 from toolchain.core.schemas import validate
-from toolchain.stages.palettise import PalettiseConfig, build_palette_set
+from toolchain.palettes.table import PalettiseConfig, build_palette_set
 from toolchain.tflite.model_io import read_model
 
 pytestmark = pytest.mark.tf  # the input models are made with the TFLite converter
@@ -216,7 +216,7 @@ def test_wrong_lut_mode_would_be_silently_wrong(conv_bn_k16):
     pytest.importorskip("tflite_micro")
     from dataclasses import replace
 
-    from toolchain.stages import tflm_compress as tc
+    from toolchain.palettes import tflm_model as tc
 
     data = conv_bn_k16.read_bytes()
     pset = build_palette_set(data, PalettiseConfig())
@@ -289,7 +289,7 @@ def test_stale_tflm_model_is_removed(tmp_path, conv_bn_k16):
 def test_after_the_rewriter(tmp_path, conv_bn_int8):
     # The real rewriter's output goes straight in: every rewritten tensor fits 3-bit indices.
     from toolchain import recluster
-    from toolchain.stages.recluster import ReclusterConfig
+    from toolchain.rewrite.config import ReclusterConfig
 
     rewritten, _ = recluster(conv_bn_int8.read_bytes(), ReclusterConfig(clusters=8, min_weights=0))
     path = tmp_path / "rewritten.tflite"
@@ -341,8 +341,8 @@ def test_output_directory_holding_the_input_is_refused(tmp_path, conv_bn_k16, ca
 def test_any_tensor_name_becomes_valid_c(tmp_path):
     # Names with quotes, backslashes, trigraph look-alikes and UTF-8 survive into C unchanged.
     from toolchain.algorithms.packing import pack_indices
-    from toolchain.stages import c_emit
-    from toolchain.stages.palettise import PaletteTable
+    from toolchain.palettes.c_source import emit_palette_sources
+    from toolchain.palettes.table import PaletteTable
     from toolchain.tflite.graph import Granularity
 
     gcc = need_executable("gcc", "gcc")
@@ -351,7 +351,7 @@ def test_any_tensor_name_becomes_valid_c(tmp_path):
     palette, idx = np.unique(q, return_inverse=True)
     table = PaletteTable(name, 0, 7, "CONV_2D", q.shape, Granularity.PER_CHANNEL, np.array([0.5, 0.25], np.float32),
                          np.zeros(2, np.int64), 0, palette.astype(np.int8), 2, pack_indices(idx.ravel(), 2))
-    h, c = c_emit.emit_palette_sources([table, table], header_name="t.h", prefix="odd", origin="a */ test")
+    h, c = emit_palette_sources([table, table], header_name="t.h", prefix="odd", origin="a */ test")
     (tmp_path / "t.h").write_text(h)
     (tmp_path / "t.c").write_text(c)
     (tmp_path / "main.c").write_text(

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
 from fixtures_pipeline import TARGETS, deploy, ran_stages, tree_digest
 

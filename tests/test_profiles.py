@@ -6,18 +6,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from toolchain.cli import main
 from toolchain.core.errors import ConfigError, InputError
-from toolchain.stages import vela_system as vs
-from toolchain.stages.profiles import (
-    PROFILE_DIR,
-    Family,
+from toolchain.targets import vela_system as vs
+from toolchain.targets.profile import Family
+from toolchain.targets.profiles import (
     builtin_names,
     list_aliases,
     list_profiles,
     load_profile,
 )
+
 
 def vela_arch(profile, config_files: list[str]):
     """Vela's in-process architecture model for a profile: the oracle for clocks and bandwidths."""
@@ -91,7 +92,7 @@ def test_aliases():
 
 
 def test_profile_file_names_match_their_names():
-    for path in PROFILE_DIR.glob("*.toml"):
+    for path in (REPO / "hw_profiles").glob("*.toml"):
         assert load_profile(path).name in (path.stem, list_aliases().get(path.stem))
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_training import (  # noqa: F401  (pytest fixtures)
     CLUSTERS,
     clustered_digits,
@@ -18,12 +17,18 @@ from fixtures_training import (  # noqa: F401  (pytest fixtures)
     run_cli,
     training_dir,
 )
+
 from toolchain.core.errors import DataError, ExitCode, ModelFormatError
-from toolchain.stages.datasets import load_digits
-from toolchain.stages.evaluate import evaluate_tflite
-from toolchain.stages.quantize import representative_indices, weight_tensor_stats
-from toolchain.tflite.graph import Granularity, TensorType, find_weight_tensors, tensor_values
+from toolchain.tflite.accuracy import evaluate_tflite
+from toolchain.tflite.graph import (
+    Granularity,
+    TensorType,
+    find_weight_tensors,
+    tensor_values,
+)
 from toolchain.tflite.model_io import read_model
+from toolchain.training.datasets import load_digits
+from toolchain.training.quantize import representative_indices, weight_tensor_stats
 
 pytestmark = pytest.mark.tf
 
@@ -33,7 +38,7 @@ def _summary(path: Path) -> dict:
 
 
 def _keras_accuracy(path: Path) -> float:
-    from toolchain.stages.finetune import keras_accuracy, load_keras_model
+    from toolchain.training.keras_io import keras_accuracy, load_keras_model
 
     d = load_digits()
     return keras_accuracy(load_keras_model(path), d.x_test, d.y_test)
@@ -76,7 +81,7 @@ def test_bn_folding_with_per_channel_scales_breaks_the_cluster_count(int8_digits
     each channel still holds <= K codes, but the conv tensors hold more than K, because
     each channel is scaled by its own largest centroid times its own BN factor.
     """
-    from toolchain.stages.finetune import load_keras_model
+    from toolchain.training.keras_io import load_keras_model
 
     keras_model = load_keras_model(clustered_digits)
     assert all(np.unique(np.asarray(l.kernel)).size <= CLUSTERS for l in keras_model.layers if hasattr(l, "kernel"))
@@ -169,8 +174,8 @@ def test_evaluate_tflite_imports_no_tensorflow(int8_digits):
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from toolchain.stages.datasets import load_digits\n"
-        "from toolchain.stages.evaluate import evaluate_tflite\n"
+        "from toolchain.training.datasets import load_digits\n"
+        "from toolchain.tflite.accuracy import evaluate_tflite\n"
         "d = load_digits()\n"
         f"acc = evaluate_tflite(Path({str(int8_digits)!r}).read_bytes(), d.x_test, d.y_test)\n"
         "assert 0.9 < acc <= 1.0, acc\n"

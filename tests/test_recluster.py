@@ -7,23 +7,21 @@ import sys
 
 import numpy as np
 import pytest
+from model_compare import diff_paths, to_plain
 
 import toolchain
-from model_compare import diff_paths, to_plain
 from toolchain.cli import main
 from toolchain.core.errors import ConfigError
 from toolchain.core.fileio import sha256_file
-from toolchain.stages.inspect import inspect_model
-from toolchain.stages.recluster import (
-    ReclusterConfig,
-    ScaleFit,
-    TensorAction,
-    TensorRule,
-    recluster_model,
-    verify,
-)
+from toolchain.rewrite.config import ReclusterConfig, ScaleFit, TensorRule
+from toolchain.rewrite.inspect import inspect_model
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.rewrite.result import TensorAction
+from toolchain.rewrite.verify import verify
 from toolchain.tflite import interpreter as rt
+from toolchain.tflite.agreement import compare_outputs
 from toolchain.tflite.graph import find_weight_tensors, tensor_values
+from toolchain.tflite.inputs import random_inputs
 from toolchain.tflite.model_io import read_model
 
 pytestmark = pytest.mark.tf
@@ -92,9 +90,9 @@ def test_refit_bias_rescale_keeps_layer_function(dense_int8):
     refit, rr = recluster_model(data, ReclusterConfig(clusters=16, fit=ScaleFit.REFIT))
     for a, b in zip(rk.tensors, rr.tensors):
         assert b.squared_error <= a.squared_error * (1 + 1e-9)
-    inputs = rt.random_inputs(rt.input_specs(data), 16, seed=3)
-    ref = rt.compare_outputs(rt.run_model(data, inputs), rt.run_model(refit, inputs), rt.output_specs(data))
-    base = rt.compare_outputs(rt.run_model(data, inputs), rt.run_model(keep, inputs), rt.output_specs(data))
+    inputs = random_inputs(rt.input_specs(data), 16, seed=3)
+    ref = compare_outputs(rt.run_model(data, inputs), rt.run_model(refit, inputs), rt.output_specs(data))
+    base = compare_outputs(rt.run_model(data, inputs), rt.run_model(keep, inputs), rt.output_specs(data))
     assert ref.mean_abs_diff_steps <= base.mean_abs_diff_steps * 1.5 + 0.5
 
 
@@ -106,7 +104,7 @@ def test_depthwise_skipped_by_default_and_included_on_request(depthwise_int8):
     out, rep = recluster_model(data, ReclusterConfig(clusters=4, min_weights=0, include_depthwise=True))
     dw = next(t for t in rep.tensors if t.op == "DEPTHWISE_CONV_2D")
     assert dw.action is TensorAction.REWRITTEN and dw.distinct_after <= 4
-    rt.run_model(out, rt.random_inputs(rt.input_specs(out), 2, seed=0))
+    rt.run_model(out, random_inputs(rt.input_specs(out), 2, seed=0))
 
 
 def test_rules_min_size_and_precedence(depthwise_int8):
@@ -199,7 +197,7 @@ def test_cli_bad_options_exit_2(conv_bn_int8, tmp_path, argv, message):
 
 
 def test_bad_config_key_refused(tmp_path):
-    from toolchain.stages.recluster_config import load_recluster_config
+    from toolchain.rewrite.config_file import load_recluster_config
 
     p = tmp_path / "c.toml"
     p.write_text("clusterz = 8\n")

@@ -11,14 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
 from fixtures_pipeline import TARGETS, deploy, tree_digest
+
 from toolchain.cli import main
 from toolchain.core.errors import ConfigError
 from toolchain.core.schemas import validate
-from toolchain.stages.history import read_history, record_build
-from toolchain.stages.sweep import SweepPoint, mark_pareto
+from toolchain.reporting.history import read_history, record_build
+from toolchain.reporting.sweep import SweepPoint, mark_pareto
 
 pytestmark = pytest.mark.tf  # every input model is made with the TFLite converter
 
@@ -40,9 +40,9 @@ def cli(*argv: str) -> tuple[int, str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_example_report_compares_plain_before_and_after(example_deploy, target):
-    from toolchain.stages.evaluate import evaluate_tflite
-    from toolchain.stages.pipeline import load_data
-    from toolchain.stages.pipeline_config import load_pipeline_config
+    from toolchain.pipeline.config import load_pipeline_config
+    from toolchain.pipeline.inputs import load_data
+    from toolchain.tflite.accuracy import evaluate_tflite
 
     m = example_deploy.model_dir
     doc = _report(m, target)

@@ -1,29 +1,74 @@
 """Deployment toolchain for Arm Ethos-U/N NPUs: re-cluster int8 TFLite weights into shared palettes.
 
-The public Python API mirrors the CLI. Importing this package never imports TensorFlow.
+The public Python API is listed once, in ``_PUBLIC`` below (name -> defining module), and
+every name is importable from ``toolchain``::
+
+    import toolchain
+    rewritten, report = toolchain.recluster(model_bytes, toolchain.ReclusterConfig(clusters=16))
+    result = toolchain.compile_model(path, toolchain.load_profile("ethos-u55"), out_dir)
+    outcome = toolchain.deploy(toolchain.DeployOptions(model=path, targets=("ethos-u55-128",)))
+
+Names are loaded on first use (PEP 562), so ``import toolchain`` costs nothing and never
+imports TensorFlow; the training functions import it when they are called.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import Any
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
-if TYPE_CHECKING:
-    from .stages.recluster import ReclusterConfig, ReclusterReport
+_PUBLIC: dict[str, str] = {
+    # the verbs as functions
+    "recluster": "toolchain.api",
+    "inspect": "toolchain.api",
+    "deploy": "toolchain.api",
+    "compile_model": "toolchain.targets.compile",
+    "palettise_file": "toolchain.palettes.palettise",
+    "firmware_from_compile_dir": "toolchain.firmware.firmware",
+    "finetune_file": "toolchain.training.finetune",
+    "quantize_file": "toolchain.training.quantize",
+    "build_example": "toolchain.training.example",
+    "load_dataset": "toolchain.training.datasets",
+    "evaluate_tflite": "toolchain.tflite.accuracy",
+    "write_sweep": "toolchain.reporting.sweep",
+    "load_profile": "toolchain.targets.profiles",
+    "list_profiles": "toolchain.targets.profiles",
+    # configs (frozen dataclasses)
+    "ReclusterConfig": "toolchain.rewrite.config",
+    "TensorRule": "toolchain.rewrite.config",
+    "ScaleFit": "toolchain.rewrite.config",
+    "PalettiseConfig": "toolchain.palettes.table",
+    "FirmwareConfig": "toolchain.firmware.config",
+    "FinetuneConfig": "toolchain.training.clustering",
+    "QuantizeConfig": "toolchain.training.quantize",
+    "DeployOptions": "toolchain.pipeline.result",
+    "HardwareProfile": "toolchain.targets.profile",
+    # results (frozen dataclasses)
+    "ReclusterReport": "toolchain.rewrite.result",
+    "TensorResult": "toolchain.rewrite.result",
+    "TensorAction": "toolchain.rewrite.result",
+    "ModelStats": "toolchain.rewrite.inspect",
+    "CompileResult": "toolchain.targets.compile_result",
+    "DeployResult": "toolchain.pipeline.result",
+    "FinetuneResult": "toolchain.training.finetune",
+    "QuantizeResult": "toolchain.training.quantize",
+    # errors and exit codes
+    "ToolchainError": "toolchain.core.errors",
+    "ExitCode": "toolchain.core.errors",
+}
+
+__all__ = ["__version__", *_PUBLIC]
 
 
-def recluster(model_bytes: bytes, config: "ReclusterConfig | None" = None) -> "tuple[bytes, ReclusterReport]":
-    """Rewrite every eligible weight tensor of an int8 .tflite to at most K distinct values.
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolchain' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-    Returns the new model's bytes and a report (see ``toolchain.stages.recluster``).
-    """
-    from .stages.recluster import ReclusterConfig, recluster_model
 
-    return recluster_model(model_bytes, config or ReclusterConfig())
-
-
-def inspect(model_bytes: bytes):
-    """Per-tensor weight statistics of a .tflite model (see ``toolchain.stages.inspect``)."""
-    from .stages.inspect import inspect_model
-
-    return inspect_model(model_bytes)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

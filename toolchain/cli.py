@@ -52,7 +52,7 @@ def _available_verbs() -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .core.version import __version__
 
     parser = _Parser(
         prog="toolchain",

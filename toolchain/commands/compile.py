@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve_profile(target: str | None, profile_file: str | None):
     from ..core.errors import ConfigError
-    from ..stages.profiles import load_profile
+    from ..targets.profiles import load_profile
 
     if profile_file is None and target is None:
         raise ConfigError("give --target NAME (see 'toolchain profiles') or --profile FILE")
@@ -92,7 +92,7 @@ def format_summary(result, model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.compile import compile_model
+    from ..targets.compile import compile_model
 
     profile = resolve_profile(args.target, args.profile)
     model = Path(args.model)

@@ -1,6 +1,6 @@
 """``toolchain deploy [MODEL] [--data DATA] [--clusters K] [--target T]... [--profile FILE] [--config FILE]``.
 
-The whole pipeline into ``--build-dir`` (default build): see toolchain.stages.pipeline.
+The whole pipeline into ``--build-dir`` (default build): see toolchain.pipeline.runner.
 Imports no TensorFlow itself: only a Keras MODEL (or the example) loads it, inside the training stages.
 """
 from __future__ import annotations
@@ -48,8 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import ToolchainError
-    from ..stages.pipeline import DeployOptions, run_pipeline, stage_summary, summary_table
-    from ..stages.progress import OutputMode, Progress
+    from ..pipeline.progress import OutputMode, Progress
+    from ..pipeline.result import DeployOptions
+    from ..pipeline.runner import run_pipeline
+    from ..pipeline.summary import stage_summary, summary_table
 
     mode = OutputMode.JSON if args.json else OutputMode.QUIET if args.quiet else OutputMode.NORMAL
     progress = Progress(mode)

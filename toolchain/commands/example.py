@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.example import build_example
+    from ..training.example import build_example
 
     result = build_example(args.output_dir, force=args.force, quiet=args.quiet)
     how = "reused the cached build" if result.reused else "trained"

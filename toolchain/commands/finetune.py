@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _config(args):
     from ..core.schemas import load_config_file
-    from ..stages.finetune import CentroidInit, FinetuneConfig, parse_layer_rule
+    from ..training.clustering import CentroidInit, FinetuneConfig, parse_layer_rule
 
     base = FinetuneConfig.from_dict(load_config_file(args.config, "finetune config"),
                                     f"finetune config {args.config}") if args.config else FinetuneConfig()
@@ -62,8 +62,8 @@ def _config(args):
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from ..stages.datasets import load_dataset
-    from ..stages.finetune import finetune_file, summary_path
+    from ..training.datasets import load_dataset
+    from ..training.finetune import finetune_file, summary_path
 
     t0 = time.perf_counter()
     config = _config(args)  # bad options fail before any data or TensorFlow is loaded

@@ -7,7 +7,11 @@ HELP = "turn a compile directory into firmware sources: model C array, arena siz
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..stages.firmware import DEFAULT_ARENA_MARGIN_PERCENT, DEFAULT_ARENA_OVERHEAD_BYTES, DEFAULT_SECTION
+    from ..firmware.config import (
+        DEFAULT_ARENA_MARGIN_PERCENT,
+        DEFAULT_ARENA_OVERHEAD_BYTES,
+        DEFAULT_SECTION,
+    )
     from .common import positive_int
 
     parser.add_argument("--target", required=True, metavar="NAME", help="hardware profile the model was compiled for (checked against compile.json)")
@@ -23,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.firmware import FirmwareConfig, firmware_from_compile_dir
+    from ..firmware.config import FirmwareConfig
+    from ..firmware.firmware import firmware_from_compile_dir
 
     config = FirmwareConfig(
         target=args.target,

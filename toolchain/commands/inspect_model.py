@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.inspect import format_table, inspect_model
+    from ..rewrite.inspect import format_table, inspect_model
 
     stats = inspect_model(read_input_bytes(args.model, "model"))
     if args.json:

@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.palettise import PalettiseConfig, palettise_file
-
     from ..core.errors import InputError
+    from ..palettes.palettise import palettise_file
+    from ..palettes.table import PalettiseConfig
 
     if args.verify and args.no_tflm:
         raise InputError("--verify checks model_tflm.tflite: it cannot be combined with --no-tflm")

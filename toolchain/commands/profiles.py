@@ -37,7 +37,7 @@ def _row(p) -> tuple[str, ...]:
     )
 
 
-def format_table(profiles) -> str:
+def profiles_table(profiles) -> str:
     header = ("target", "aliases", "accelerator", "system", "memory mode", "clock", "SRAM budget", "flash budget", "palette")
     rows = [header] + [_row(p) for p in profiles]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -76,7 +76,7 @@ def format_details(p, with_ini: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stages.profiles import list_profiles, load_profile
+    from ..targets.profiles import list_profiles, load_profile
 
     profiles = [load_profile(n) for n in args.profiles] if args.profiles else list_profiles()
     if args.json:
@@ -90,5 +90,5 @@ def run(args: argparse.Namespace) -> int:
     elif args.profiles:
         print("\n\n".join(format_details(p, args.ini) for p in profiles))
     else:
-        print(format_table(profiles))
+        print(profiles_table(profiles))
     return 0

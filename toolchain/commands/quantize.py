@@ -34,9 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from ..stages.datasets import load_dataset
-    from ..stages.finetune import summary_path
-    from ..stages.quantize import QuantizeConfig, quantize_file
+    from ..training.datasets import load_dataset
+    from ..training.finetune import summary_path
+    from ..training.quantize import QuantizeConfig, quantize_file
 
     t0 = time.perf_counter()
     config = QuantizeConfig(

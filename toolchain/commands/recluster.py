@@ -58,8 +58,8 @@ def _clusters_arg(text: str):
 
 
 def build_config(args: argparse.Namespace):
-    from ..stages.recluster import ReclusterConfig, ScaleFit
-    from ..stages.recluster_config import apply_overrides, load_recluster_config, parse_rule
+    from ..rewrite.config import ReclusterConfig, ScaleFit
+    from ..rewrite.config_file import apply_overrides, load_recluster_config, parse_rule
 
     base = load_recluster_config(args.config) if args.config else ReclusterConfig()
     rules = tuple(parse_rule(r, by_op=False) for r in args.rule) + tuple(parse_rule(r, by_op=True) for r in args.op_rule)
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..core.errors import ConfigError
-    from ..stages.recluster import calibration_inputs, recluster_model, verify, with_verification
+    from ..rewrite.recluster import recluster_model
+    from ..rewrite.verify import calibration_inputs, verify, with_verification
 
     refuse_overwriting_input(args.model, args.output)
     if args.min_sqnr is not None and args.clusters != "auto":
@@ -92,10 +93,16 @@ def run(args: argparse.Namespace) -> int:
     original = read_input_bytes(args.model, "model")
     plan = None
     if any(modes):
-        from ..stages.choose_k import config_with_plan, plan_flash_budget, plan_min_sqnr, plan_weight_budget
+        from ..pipeline.flash_budget import plan_flash_budget
+        from ..rewrite.choose_k import (
+            config_with_plan,
+            plan_min_sqnr,
+            plan_weight_budget,
+        )
+        from ..targets.weight_encoding import encoded_bytes
 
         if modes[2]:
-            from ..stages.profiles import load_profile
+            from ..targets.profiles import load_profile
 
             if not (args.profile or args.target):
                 raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
@@ -105,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
             plan = fit
             config = config_with_plan(config, fit.plan)
         elif args.weight_budget is not None:
-            plan = plan_weight_budget(original, replace(config, clusters=min(config.clusters, 64)), args.weight_budget)
+            plan = plan_weight_budget(original, replace(config, clusters=min(config.clusters, 64)), args.weight_budget,
+                                      encoded_bytes)
         else:
             plan = plan_min_sqnr(original, config, 30.0 if args.min_sqnr is None else args.min_sqnr)
         if not modes[2]:
@@ -113,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     rewritten, report = recluster_model(original, config)
     report = replace(report, plan=plan)
     if args.bias_correction:
-        from ..stages.bias_correction import correct_biases
+        from ..rewrite.bias_correction import correct_biases
 
         inputs, _ = calibration_inputs(original, args.calibration, max(args.samples, 1), args.seed)
         rewritten, corrections = correct_biases(original, rewritten, inputs)

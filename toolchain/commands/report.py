@@ -20,11 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _show_build(directory: Path, as_json: bool) -> int:
     from ..core.errors import InputError
     from ..core.fileio import atomic_write_text
-    from ..stages.dashboard import INDEX_HTML, render_combined_page, render_target_page
-    from ..stages.history import HISTORY, read_history
-    from ..stages.progress import table
-    from ..stages.report import REPORT_MD, Variant, fmt_int, fmt_pct, report_markdown
-    from ..stages.sweep import find_reports, load_report
+    from ..reporting.dashboard import (
+        INDEX_HTML,
+        render_combined_page,
+        render_target_page,
+    )
+    from ..reporting.formatting import fmt_int, fmt_pct, table
+    from ..reporting.history import HISTORY, read_history
+    from ..reporting.markdown import report_markdown
+    from ..reporting.report import REPORT_MD, Variant
+    from ..reporting.sweep import find_reports, load_report
 
     if not directory.is_dir():
         raise InputError(f"build directory not found: {directory}")
@@ -68,15 +73,16 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("give one build directory (build/<model>), or use --sweep for several")
         return _show_build(Path(args.dirs[0]), args.json)
 
-    from ..stages.report import Variant, fmt_int, fmt_pct
-    from ..stages.sweep import pareto_document, write_sweep
+    from ..reporting.formatting import fmt_int, fmt_pct
+    from ..reporting.report import Variant
+    from ..reporting.sweep import pareto_document, write_sweep
 
     out = Path(args.output_dir) if args.output_dir else Path(args.dirs[0]).resolve().parent
     outcome = write_sweep(args.dirs, out)
     if args.json:
         print(json.dumps(pareto_document(list(outcome.points)), indent=2, sort_keys=True))
     else:
-        from ..stages.progress import table
+        from ..reporting.formatting import table
 
         rows = [[p.target, Variant(p.variant).short, "-" if p.clusters is None else str(p.clusters), fmt_pct(p.accuracy),
                  fmt_int(p.flash_bytes), fmt_int(p.cycles_total), "yes" if p.pareto else ""] for p in outcome.points]

@@ -12,16 +12,13 @@ import jsonschema
 
 from .errors import ConfigError
 from .fileio import read_input_bytes
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = REPO_ROOT / "schemas"
+from .package_data import DataFolder, data_folder
 
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict[str, Any]:
     """``name`` is the file stem, e.g. ``"recluster"`` for ``schemas/recluster.schema.json``."""
-    path = SCHEMA_DIR / f"{name}.schema.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(data_folder(DataFolder.SCHEMAS).joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))
 
 
 def validate(obj: Any, schema_name: str, what: str) -> None:
@@ -38,18 +35,22 @@ def validate(obj: Any, schema_name: str, what: str) -> None:
 def load_config_file(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
     """Parse a .toml or .json file into a dict, with a one-line error on bad syntax."""
     p = Path(path)
-    raw = read_input_bytes(p, what)
+    return parse_config(read_input_bytes(p, what), p.suffix, f"{what} {p}")
+
+
+def parse_config(raw: bytes, suffix: str, what: str) -> dict[str, Any]:
+    """A .json document, or TOML for any other suffix, as a dict; one-line ConfigError otherwise."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{what} {p} is not UTF-8 text") from None
+        raise ConfigError(f"{what} is not UTF-8 text") from None
     try:
-        if p.suffix.lower() == ".json":
+        if suffix.lower() == ".json":
             data = json.loads(text)
         else:
             data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{what} {p} is not valid {p.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+        raise ConfigError(f"{what} is not valid {suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} {p} must hold a table/object at the top level")
+        raise ConfigError(f"{what} must hold a table/object at the top level")
     return data

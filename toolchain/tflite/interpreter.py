@@ -1,14 +1,19 @@
-"""Running .tflite models with the LiteRT interpreter (no TensorFlow)."""
+"""The one LiteRT wrapper: loading a model, describing its inputs and outputs, running it.
+
+Every stage that runs a .tflite goes through ``make_interpreter`` (validated first: LiteRT
+may crash on a malformed file) and quantises float samples with ``quantize_input``.
+The builtin kernels without the XNNPACK delegate: deterministic, quiet, and the int8
+arithmetic of the TFLite reference path that micro-controller runtimes follow.
+"""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import DataError, InputError, ModelFormatError
-from ..core.fileio import read_input_bytes
+from ..core.errors import InputError, ModelFormatError
+from .model_io import read_model
 
 # What one run may hold: every tensor LiteRT allocates plus the samples' inputs and outputs.
 # A few-KB file can declare gigabytes of activations; Ethos-U models need a few MB.
@@ -17,28 +22,53 @@ MAX_RUN_BYTES = 256 << 20
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """A model input or output as LiteRT describes it."""
+
     name: str
     shape: tuple[int, ...]
     dtype: np.dtype
-    scale: float
+    scale: float  # 0.0 when not quantized
     zero_point: int
+    index: int = -1  # LiteRT's tensor index
 
 
-def make_interpreter(model_bytes: bytes):
+def make_interpreter(model_bytes: bytes, *, keep_intermediates: bool = False, validated: bool = False):
+    """A LiteRT interpreter with tensors allocated; ModelFormatError for a model it cannot load.
+
+    ``keep_intermediates`` keeps every tensor readable after ``invoke`` (activation capture).
+    """
+    if not validated:
+        read_model(bytes(model_bytes))
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        # Builtin kernels without the XNNPACK delegate: deterministic and quiet.
         interp = Interpreter(
             model_content=bytes(model_bytes),
             num_threads=1,
             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            experimental_preserve_all_tensors=keep_intermediates,
         )
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelFormatError(f"LiteRT cannot load the model: {_first_line(exc)}") from None
     _check_run_bytes(interp, samples=0)
     return interp
+
+
+def quantize_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float samples -> the tensor's dtype: affine quantisation (round, clip) when it is a quantized integer."""
+    if spec.dtype.kind in "iu" and spec.scale > 0:
+        info = np.iinfo(spec.dtype)
+        q = np.round(np.asarray(x, np.float64) / spec.scale) + spec.zero_point
+        return np.clip(q, info.min, info.max).astype(spec.dtype)
+    return np.asarray(x).astype(spec.dtype)
+
+
+def dequantize_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A quantized output as float32 real values (float outputs pass through)."""
+    if spec.dtype.kind in "iu" and spec.scale > 0:
+        return (y.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+    return y.astype(np.float32)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -75,86 +105,23 @@ def _specs(details) -> tuple[TensorSpec, ...]:
     out = []
     for d in details:
         scale, zp = d.get("quantization", (0.0, 0))
-        out.append(TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp)))
+        out.append(TensorSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp),
+                              int(d["index"])))
     return tuple(out)
 
 
 def input_specs(model_bytes: bytes) -> tuple[TensorSpec, ...]:
-    interp = make_interpreter(model_bytes)
+    return interpreter_inputs(make_interpreter(model_bytes))
+
+
+def interpreter_inputs(interp) -> tuple[TensorSpec, ...]:
     with _litert("describe the model's inputs"):
         return _specs(interp.get_input_details())
 
 
-def random_inputs(specs: tuple[TensorSpec, ...], samples: int, seed: int) -> list[list[np.ndarray]]:
-    """Seeded random inputs covering each input's representable range."""
-    per_sample = sum(int(np.prod(s.shape, dtype=np.float64)) * s.dtype.itemsize for s in specs)
-    drawing = max((int(np.prod(s.shape, dtype=np.float64)) * 8 for s in specs), default=0)  # int64/float64 draw
-    if samples * per_sample + drawing > MAX_RUN_BYTES:
-        raise InputError(
-            f"{samples} random inputs of {per_sample:,} bytes each exceed the {MAX_RUN_BYTES >> 20} MiB limit "
-            "of verification: check the model's input shapes, use fewer samples, or skip verification (--no-verify)"
-        )
-    rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(samples):
-        row = []
-        for s in specs:
-            if np.issubdtype(s.dtype, np.integer):
-                info = np.iinfo(s.dtype)
-                row.append(rng.integers(info.min, int(info.max) + 1, size=s.shape, dtype=np.int64).astype(s.dtype))
-            else:
-                row.append(rng.normal(0.0, 1.0, size=s.shape).astype(s.dtype))
-        batches.append(row)
-    return batches
-
-
-def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int) -> list[list[np.ndarray]]:
-    """Inputs from an .npz: one array per model input (by tensor name, or the only array / x / x_test).
-
-    Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8.
-    """
-    import io
-
-    raw = read_input_bytes(path, "calibration file")
-    try:
-        npz = np.load(io.BytesIO(raw), allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise DataError(f"calibration file {path} is not a readable .npz ({type(exc).__name__})") from None
-    columns = []
-    for i, s in enumerate(specs):
-        if s.name in arrays:
-            a = arrays[s.name]
-        elif len(specs) == 1:
-            key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
-            if key is None and len(arrays) == 1:
-                key = next(iter(arrays))
-            if key is None:
-                raise DataError(f"calibration file {path}: no array named '{s.name}', 'x' or 'x_test'")
-            a = arrays[key]
-        else:
-            raise DataError(f"calibration file {path}: no array named '{s.name}' for input {i}")
-        columns.append(_fit_input(a, s, path))
-    n = min(len(c) for c in columns)
-    n = min(n, limit)
-    if n == 0:
-        raise DataError(f"calibration file {path} holds no samples")
-    return [[c[j] for c in columns] for j in range(n)]
-
-
-def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> np.ndarray:
-    per_sample = int(np.prod(spec.shape))
-    if a.ndim == 0 or a.size % per_sample != 0 or a.dtype.kind not in "iuf":
-        raise DataError(f"calibration array for input '{spec.name}' has shape {a.shape}, model expects samples of {spec.shape}")
-    a = a.reshape((-1,) + spec.shape)
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        raise DataError(f"calibration file {path} holds NaN or infinite values")
-    if np.issubdtype(spec.dtype, np.integer) and a.dtype.kind == "f":
-        if spec.scale <= 0:
-            raise DataError(f"input '{spec.name}' is integer without a scale; give integer calibration data")
-        info = np.iinfo(spec.dtype)
-        a = np.clip(np.round(a / spec.scale + spec.zero_point), info.min, info.max)
-    return a.astype(spec.dtype)
+def interpreter_outputs(interp) -> tuple[TensorSpec, ...]:
+    with _litert("describe the model's outputs"):
+        return _specs(interp.get_output_details())
 
 
 def run_model(model_bytes: bytes, inputs: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
@@ -174,43 +141,4 @@ def run_model(model_bytes: bytes, inputs: list[list[np.ndarray]]) -> list[list[n
 
 
 def output_specs(model_bytes: bytes) -> tuple[TensorSpec, ...]:
-    interp = make_interpreter(model_bytes)
-    with _litert("describe the model's outputs"):
-        return _specs(interp.get_output_details())
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """How closely a rewritten model's outputs follow the original's on the same inputs."""
-
-    samples: int
-    top1_agreement: float | None  # fraction of samples with the same argmax of output 0
-    max_abs_diff_steps: float  # largest output difference in output quantisation steps
-    mean_abs_diff_steps: float
-    per_output_max_abs_diff_steps: tuple[float, ...] = field(default=())
-
-
-def compare_outputs(ref: list[list[np.ndarray]], new: list[list[np.ndarray]], specs: tuple[TensorSpec, ...]) -> Agreement:
-    n = len(ref)
-    per_out = []
-    means = []
-    for j, s in enumerate(specs):
-        a = np.stack([r[j] for r in ref]).astype(np.float64)
-        b = np.stack([r[j] for r in new]).astype(np.float64)
-        d = np.abs(a - b)
-        if not np.issubdtype(s.dtype, np.integer) and s.scale > 0:
-            d = d / s.scale
-        per_out.append(float(d.max()) if d.size else 0.0)
-        means.append(float(d.mean()) if d.size else 0.0)
-    top1 = None
-    if specs and n and int(np.prod(specs[0].shape)) > 1:
-        a = np.stack([r[0].reshape(-1) for r in ref])
-        b = np.stack([r[0].reshape(-1) for r in new])
-        top1 = float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1)))
-    return Agreement(
-        samples=n,
-        top1_agreement=top1,
-        max_abs_diff_steps=max(per_out, default=0.0),
-        mean_abs_diff_steps=float(np.mean(means)) if means else 0.0,
-        per_output_max_abs_diff_steps=tuple(per_out),
-    )
+    return interpreter_outputs(make_interpreter(model_bytes))

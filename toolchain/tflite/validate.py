@@ -21,7 +21,15 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ..core.errors import ModelFormatError
-from .graph import NUMPY_DTYPES, WEIGHT_INPUT, BuiltinOp, TensorType, op_code, op_name, tensor_name
+from .graph import (
+    NUMPY_DTYPES,
+    WEIGHT_INPUT,
+    BuiltinOp,
+    TensorType,
+    op_code,
+    op_name,
+    tensor_name,
+)
 
 # LiteRT counts tensor bytes in size_t but dimensions and flatbuffer offsets in int32:
 # a tensor over 2 GiB cannot be stored, and activations that large mean a corrupt shape.

@@ -1,0 +1,10 @@
+# The package data of the wheel: schemas/ and hw_profiles/ stay at the repository's top level
+# (where users look for them) and are installed as toolchain.schemas and toolchain.hw_profiles.
+# Everything else about the package is in pyproject.toml.
+from setuptools import find_packages, setup
+
+setup(
+    packages=find_packages(include=["toolchain", "toolchain.*"]) + ["toolchain.schemas", "toolchain.hw_profiles"],
+    package_dir={"toolchain.schemas": "schemas", "toolchain.hw_profiles": "hw_profiles"},
+    package_data={"toolchain.schemas": ["*.schema.json"], "toolchain.hw_profiles": ["*.toml"]},
+)

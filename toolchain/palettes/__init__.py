@@ -1,0 +1,1 @@
+"""Palette tables of weight tensors: palettes.json/.npz, C sources and the TFLM LUT-compressed model."""

@@ -1,0 +1,1 @@
+"""``toolchain deploy``: the stage runner, stage wiring, the pipeline config, manifests and progress output."""

@@ -1,0 +1,142 @@
+"""The deploy pipeline's config file (schemas/pipeline.schema.json) and how CLUSTERS combines with it.
+
+The finetune and recluster sections are the stages' own config formats (the
+schema refers to their schemas), so a section can be copied from a stage's
+config file. Nothing here imports TensorFlow: the finetune and quantize
+sections stay plain dicts until the training stages turn them into configs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from ..core.errors import ConfigError
+from ..core.schemas import load_config_file, load_schema
+from ..rewrite.config import ReclusterConfig
+from ..rewrite.config_file import config_from_dict
+from ..rewrite.result import ReclusterReport
+
+SCHEMA = "pipeline"
+DEFAULT_CLUSTERS = 16
+DEFAULT_VERIFY_SAMPLES = 32
+_REFERENCED = ("finetune", "recluster")  # schemas pipeline.schema.json refers to by file name
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    resources = [(f"{n}.schema.json", Resource.from_contents(load_schema(n), default_specification=DRAFT202012))
+                 for n in _REFERENCED]
+    return jsonschema.Draft202012Validator(load_schema(SCHEMA), registry=Registry().with_resources(resources))
+
+
+def validate_pipeline_config(data: Any, what: str) -> None:
+    """One-line ConfigError naming the offending key (as core.schemas.validate, with cross-schema refs)."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{what}: invalid value at {where}: {err.message}")
+
+
+@dataclass(frozen=True)
+class DataSubset:
+    train_samples: int | None = None  # None: all
+    test_samples: int | None = None
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train_samples": self.train_samples, "test_samples": self.test_samples, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    samples: int = DEFAULT_VERIFY_SAMPLES
+    min_top1_agreement: float | None = None
+
+
+@dataclass(frozen=True)
+class PalettiseSettings:
+    bits: int | None = None
+    exclude: tuple[str, ...] = ()
+    tflm: bool = True
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    enforce_budget: bool = True
+    allow_cpu: bool = False
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class FirmwareSettings:
+    section: str | None = None  # None: the firmware stage's default
+    arena_margin_percent: int | None = None
+    arena_overhead_bytes: int | None = None
+
+    def to_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in (("section", self.section), ("arena_margin_percent", self.arena_margin_percent),
+                                  ("arena_overhead_bytes", self.arena_overhead_bytes)) if v is not None}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The resolved settings of every stage (K already applied)."""
+
+    clusters: int = DEFAULT_CLUSTERS
+    data: DataSubset = DataSubset()
+    finetune: dict[str, Any] = field(default_factory=dict)  # finetune.schema.json, "clusters" filled in
+    quantize: dict[str, Any] = field(default_factory=dict)  # QuantizeConfig keyword arguments
+    recluster: ReclusterConfig = ReclusterConfig()
+    verify: VerifySettings = VerifySettings()
+    palettise: PalettiseSettings = PalettiseSettings()
+    compile: CompileSettings = CompileSettings()
+    firmware: FirmwareSettings = FirmwareSettings()
+
+    def recluster_dict(self) -> dict[str, Any]:
+        return ReclusterReport(config=self.recluster, tensors=()).to_json()["config"]
+
+
+def load_pipeline_config(path: str | os.PathLike[str] | None, clusters: int | None) -> PipelineConfig:
+    """The config file (or none) with CLUSTERS applied: a section's own 'clusters' wins over CLUSTERS."""
+    raw: dict[str, Any] = {}
+    what = "pipeline config"
+    if path is not None:
+        raw = load_config_file(path, "pipeline config")
+        what = f"pipeline config {os.fspath(path)}"
+    return config_from_mapping(raw, clusters, what)
+
+
+def config_from_mapping(raw: dict[str, Any], clusters: int | None, what: str = "pipeline config") -> PipelineConfig:
+    validate_pipeline_config(raw, what)
+    k = DEFAULT_CLUSTERS if clusters is None else clusters
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 256:
+        raise ConfigError(f"CLUSTERS (--clusters) must be an integer from 2 to 256, got {k!r}")
+    finetune = dict(raw.get("finetune", {}))
+    finetune.setdefault("clusters", k)
+    rc_raw = dict(raw.get("recluster", {}))
+    rc_raw.setdefault("clusters", k)
+    recluster = config_from_dict(rc_raw, f"{what} [recluster]")
+    d = raw.get("data", {})
+    v = raw.get("verify", {})
+    p = raw.get("palettise", {})
+    c = raw.get("compile", {})
+    f = raw.get("firmware", {})
+    return PipelineConfig(
+        clusters=k,
+        data=DataSubset(d.get("train_samples"), d.get("test_samples"), d.get("seed", 0)),
+        finetune=finetune,
+        quantize=dict(raw.get("quantize", {})),
+        recluster=recluster,
+        verify=VerifySettings(v.get("samples", DEFAULT_VERIFY_SAMPLES), v.get("min_top1_agreement")),
+        palettise=PalettiseSettings(p.get("bits"), tuple(p.get("exclude", ())), p.get("tflm", True)),
+        compile=CompileSettings(c.get("enforce_budget", True), c.get("allow_cpu", False), float(c.get("timeout_s", 600.0))),
+        firmware=FirmwareSettings(f.get("section"), f.get("arena_margin_percent"), f.get("arena_overhead_bytes")),
+    )
+

@@ -1,0 +1,149 @@
+"""Stage manifests: what a stage was run on, so an unchanged stage is skipped.
+
+Each pipeline stage owns a directory and writes ``manifest.json`` there last:
+the hashes of its input files, its resolved configuration, the versions of the
+tools that ran, the hashes of the files it wrote and a small deterministic
+``result`` (accuracies, counts). A stage is up to date when the recomputed
+key (inputs, config, tool versions) equals the stored one and every output
+still has its recorded hash. Keys hold content hashes, never paths or times,
+so a rebuild elsewhere or later still matches, and a changed upstream output
+redoes exactly the stages that read it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..core.fileio import atomic_write_json, sha256_file
+from ..core.version import __version__
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def file_digest(path: str | Path) -> dict[str, Any]:
+    """{"file": name, "bytes": n, "sha256": hex} of an input file (the name only: keys stay path-free)."""
+    p = Path(path)
+    return {"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+
+
+def package_versions(*dists: str, training: bool = False) -> dict[str, str]:
+    """Installed versions (from package metadata: nothing is imported), plus the toolchain's own and its source's hash."""
+    out = {"toolchain": __version__, "toolchain_source_sha256": source_digest(training)}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Modules only the training stages run: editing them must not redo the post-training stages, and
+# editing the post-training code must not redo a fine-tune. Datasets and accuracy serve both sides.
+TRAINING_ONLY = frozenset({"stages/finetune.py", "stages/quantize.py", "stages/example.py",
+                           "stages/pipeline_training.py"})
+SHARED = frozenset({"stages/datasets.py", "stages/evaluate.py", "tflite/model_io.py"})
+
+
+@lru_cache(maxsize=2)
+def source_digest(training: bool) -> str:
+    """sha256 over the toolchain's own source files of one side (once per process).
+
+    In a stage key next to the package versions, so a changed toolchain (a release, or a
+    working tree under development) redoes the stages its code runs.
+    """
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = p.relative_to(PACKAGE_DIR).as_posix()
+        wanted = (rel in TRAINING_ONLY or rel in SHARED) if training else rel not in TRAINING_ONLY
+        if wanted and not rel.startswith("commands/"):
+            h.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class StageKey:
+    """Everything that determines a stage's outputs."""
+
+    stage: str
+    inputs: dict[str, Any] = field(default_factory=dict)  # label -> file_digest(...) or a content hash
+    config: dict[str, Any] = field(default_factory=dict)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "inputs": self.inputs, "config": self.config, "tool_versions": self.tool_versions}
+
+
+def _normalised(obj: Any) -> Any:
+    # tuples become lists in JSON: compare what was written with what would be written
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(stage_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def up_to_date(stage_dir: str | Path, key: StageKey) -> dict[str, Any] | None:
+    """The stored manifest when the stage need not run again, else None."""
+    d = Path(stage_dir)
+    stored = read_manifest(d)
+    if stored is None or stored.get("manifest_version") != MANIFEST_VERSION:
+        return None
+    if stored.get("key") != _normalised(key.to_json()):
+        return None
+    outputs = stored.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        return None
+    for rel, digest in outputs.items():
+        p = d / rel
+        if not p.is_file() or sha256_file(p) != digest:
+            return None
+    return stored
+
+
+def begin(stage_dir: str | Path) -> None:
+    """Before a stage runs: drop its manifest (a crash leaves it out of date) and the files it listed.
+
+    Only files the previous run recorded are removed, so stale outputs (say, a Vela model
+    named after an earlier input) cannot linger, and nothing else in the directory is touched.
+    """
+    d = Path(stage_dir)
+    stored = read_manifest(d)
+    (d / MANIFEST).unlink(missing_ok=True)
+    if stored and isinstance(stored.get("outputs"), dict):
+        for rel in stored["outputs"]:
+            p = d / rel
+            if p.is_file() and p.resolve().is_relative_to(d.resolve()):
+                p.unlink()
+
+
+def finish(stage_dir: str | Path, key: StageKey, result: dict[str, Any] | None = None,
+           outputs: list[str | Path] | None = None) -> dict[str, Any]:
+    """Write the manifest after a stage ran; ``outputs`` defaults to every file now in the directory."""
+    d = Path(stage_dir)
+    if outputs is None:
+        files = sorted(
+            p for p in d.rglob("*")
+            if p.is_file() and p.name != MANIFEST and not any(part.startswith(".") for part in p.relative_to(d).parts)
+        )
+    else:
+        files = sorted(d / Path(o) for o in outputs)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "key": _normalised(key.to_json()),
+        "outputs": {p.relative_to(d).as_posix(): sha256_file(p) for p in files},
+        "result": _normalised(result or {}),
+    }
+    atomic_write_json(d / MANIFEST, manifest)
+    return manifest

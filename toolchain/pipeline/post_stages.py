@@ -1,0 +1,249 @@
+"""The stages after training, shared by every entry: evaluate, recluster, palettise, and per target
+compile, firmware, report and the dashboard. Each runs only when its inputs, settings or tool versions changed."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import VerificationError
+from ..core.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    canonical_json,
+    read_input_bytes,
+    sha256_bytes,
+)
+from ..reporting.formatting import fmt_int, fmt_pct
+from ..reporting.report import REPORT_JSON, REPORT_MD, Variant
+from .config import PipelineConfig
+from .inputs import data_label
+from .manifest import StageKey, file_digest, package_versions
+from .progress import StageRecord, StageStatus
+from .result import TargetOutcome
+from .stage_runner import StageRunner
+
+POST_TOOLS = ("ai-edge-litert", "ethos-u-vela", "numpy")
+
+
+def data_key(data) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    return {"sha256": data.fingerprint(), "test_samples": int(len(data.x_test))}
+
+
+def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dict[str, Any]:
+    from ..tflite.accuracy import evaluate_tflite
+
+    edir = mdir / "evaluate"
+    key = StageKey("evaluate", {"model": file_digest(model), "data": data_key(data)}, {}, package_versions(*POST_TOOLS))
+
+    def body():
+        acc = evaluate_tflite(read_input_bytes(model, "model"), data.x_test, data.y_test)
+        atomic_write_json(edir / "accuracy.json", {"model": model.name, "accuracy": acc,
+                                                   "test_samples": int(len(data.x_test))})
+        return {"accuracy": acc}
+
+    return run.stage("evaluate input model", edir, key, body, lambda r: f"accuracy {fmt_pct(r['accuracy'])}")
+
+
+def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data) -> dict[str, Any]:
+    from ..rewrite.recluster import recluster_model
+    from ..rewrite.result import TensorAction
+
+    rdir = mdir / "recluster"
+    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data)},
+                   {"recluster": config.recluster_dict(), "verify_samples": config.verify.samples},
+                   package_versions(*POST_TOOLS))
+
+    def body():
+        original = read_input_bytes(before, "model")
+        rewritten, rep = recluster_model(original, config.recluster)
+        ver = _verify(original, rewritten, data, config.verify.samples)
+        atomic_write_bytes(rdir / "model.tflite", rewritten)
+        atomic_write_json(rdir / "recluster.json", replace(rep, verification=ver).to_json())
+        acc = None
+        if data is not None:
+            from ..tflite.accuracy import evaluate_tflite
+
+            acc = evaluate_tflite(rewritten, data.x_test, data.y_test)
+        a = ver.agreement
+        return {
+            "tensors_rewritten": sum(t.action is TensorAction.REWRITTEN for t in rep.tensors),
+            "tensors_unchanged": sum(t.action is TensorAction.UNCHANGED for t in rep.tensors),
+            "tensors_skipped": sum(t.action is TensorAction.SKIPPED for t in rep.tensors),
+            "max_distinct_values": max((t.distinct_after for t in rep.tensors), default=0),
+            "verification": {"inputs": ver.inputs, "samples": a.samples, "top1_agreement": a.top1_agreement,
+                             "max_abs_diff_steps": a.max_abs_diff_steps, "mean_abs_diff_steps": a.mean_abs_diff_steps},
+            "accuracy": acc,
+        }
+
+    def note(r):
+        acc = f", accuracy {fmt_pct(r['accuracy'])}" if r.get("accuracy") is not None else ""
+        return f"{r['tensors_rewritten']} tensor(s) rewritten, at most {r['max_distinct_values']} values{acc}"
+
+    r = run.stage(f"recluster (K={config.recluster.clusters})", rdir, key, body, note)
+    limit = config.verify.min_top1_agreement
+    top1 = r["verification"]["top1_agreement"]
+    if limit is not None and top1 is not None and top1 < limit:
+        raise VerificationError(f"the reclustered model's top-1 agreement with the model it came from is {top1:.3f}, "
+                                f"below verify.min_top1_agreement = {limit}")
+    return r
+
+
+def _verify(original: bytes, rewritten: bytes, data, samples: int):
+    """LiteRT agreement of the two models: on the first test samples when there is data, else seeded random inputs."""
+    import numpy as np
+
+    from ..rewrite.result import Verification
+    from ..rewrite.verify import verify
+    from ..tflite import interpreter as rt
+    from ..tflite.agreement import compare_outputs
+
+    specs = rt.input_specs(original)
+    if data is None or len(specs) != 1:
+        return verify(original, rewritten, None, samples, 0)
+    spec = specs[0]
+    x = np.asarray(data.x_test[:samples], dtype=np.float64)
+    sample_shape = spec.shape[1:]
+    if x.shape[1:] != sample_shape:
+        if int(np.prod(x.shape[1:])) != int(np.prod(sample_shape)):
+            return verify(original, rewritten, None, samples, 0)
+        x = x.reshape((-1, *sample_shape))
+    if np.issubdtype(spec.dtype, np.integer) and spec.scale > 0:
+        info = np.iinfo(spec.dtype)
+        x = np.clip(np.round(x / spec.scale) + spec.zero_point, info.min, info.max)
+    inputs = [[x[i:i + 1].astype(spec.dtype)] for i in range(x.shape[0])]
+    agreement = compare_outputs(rt.run_model(original, inputs), rt.run_model(rewritten, inputs),
+                                   rt.output_specs(original))
+    return Verification(inputs=f"test samples of {data_label(data)}", agreement=agreement)
+
+
+def recluster_summary(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r[k] for k in ("tensors_rewritten", "tensors_unchanged", "tensors_skipped", "max_distinct_values",
+                              "verification")}
+
+
+def palettise_stage(run: StageRunner, mdir: Path, after: Path, config: PipelineConfig) -> dict[str, Any] | None:
+    import fnmatch
+
+    from ..palettes.palettise import palettise_file
+    from ..palettes.table import AUTO_MAX_VALUES, PalettiseConfig
+    from ..rewrite.inspect import inspect_model
+
+    s = config.palettise
+    pdir = mdir / "palettise"
+    limit = AUTO_MAX_VALUES if s.bits is None else 1 << s.bits
+    stats = inspect_model(read_input_bytes(after, "model"))
+    eligible = [t for t in stats.tensors if not any(fnmatch.fnmatchcase(t.name, p) for p in s.exclude)]
+    if s.bits is None and not any(t.distinct_values <= limit for t in eligible):
+        run.record(StageRecord("palettise", StageStatus.SKIPPED, 0.0, f"no weight tensor has <= {limit} values"))
+        return None
+    key = StageKey("palettise", {"model": file_digest(after)},
+                   {"bits": s.bits, "exclude": list(s.exclude), "tflm": s.tflm},
+                   package_versions(*POST_TOOLS, "tflite-micro"))
+
+    def body():
+        out = palettise_file(after, pdir, PalettiseConfig(bits=s.bits, exclude=s.exclude, tflm=s.tflm))
+        ps = out.palette_set
+        return {"tensors": len(ps.tables), "raw_bytes": ps.raw_bytes, "palettised_bytes": ps.palettised_bytes,
+                "tflm": out.document["tflm"]["status"]}
+
+    r = run.stage("palettise", pdir, key, body,
+                  lambda r: f"{r['tensors']} tensor(s), {fmt_int(r['raw_bytes'])} -> {fmt_int(r['palettised_bytes'])} B")
+    return dict(r, dir=str(pdir))
+
+
+def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model: Path, config: PipelineConfig) -> dict[str, Any]:
+    from ..targets.compile import COMPILE_JSON, compile_model
+
+    cdir = tdir / "compile" / variant.value
+    key = StageKey("compile", {"model": file_digest(model)},
+                   {"profile": profile.to_dict(), "allow_cpu": config.compile.allow_cpu},
+                   package_versions(*POST_TOOLS))
+
+    def body():
+        r = compile_model(model, profile, cdir, enforce_budget=False, allow_cpu=config.compile.allow_cpu,
+                          timeout_s=config.compile.timeout_s)
+        return {"status": r.status.value}
+
+    def note(_r):
+        c = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
+        b = c["budget"]
+        over = "" if b["within_budget"] else ", OVER BUDGET"
+        return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
+               f"{fmt_int(c['cycles_total'])} cycles{over}"
+
+    run.stage(f"compile {profile.name} {variant.value}", cdir, key, body, note)
+    return json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
+
+
+def firmware_stage(run: StageRunner, tdir: Path, profile, name: str, config: PipelineConfig, pal: dict[str, Any] | None):
+    from ..core.c_text import c_identifier
+    from ..firmware.config import MAX_NAME_CHARS, FirmwareConfig
+    from ..firmware.firmware import firmware_from_compile_dir
+    from ..targets.compile import COMPILE_JSON
+
+    fdir = tdir / "firmware"
+    cdir = tdir / "compile" / Variant.AFTER.value
+    if not profile.family.compiled_by_vela:
+        run.record(StageRecord(f"firmware {profile.name}", StageStatus.SKIPPED, 0.0,
+                               "analytical estimate: no Vela model to embed"))
+        return None
+    ident = c_identifier(name, fallback="model").lower()
+    ident = (ident if ident[0].isalpha() else f"model_{ident.lstrip('_')}")[:MAX_NAME_CHARS]
+    fw_config = FirmwareConfig(target=profile.name, name=ident, **config.firmware.to_kwargs())
+    vela_file = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))["vela_model"]
+    inputs = {"compile_json": file_digest(cdir / COMPILE_JSON), "vela_model": file_digest(cdir / vela_file)}
+    if pal is not None:
+        inputs["palettes"] = file_digest(Path(pal["dir"]) / "palettes.json")
+    key = StageKey("firmware", inputs,
+                   {"target": fw_config.target, "name": fw_config.name, "section": fw_config.section,
+                    "arena_margin_percent": fw_config.arena_margin_percent,
+                    "arena_overhead_bytes": fw_config.arena_overhead_bytes},
+                   package_versions())
+
+    def body():
+        bundle, _ = firmware_from_compile_dir(cdir, fdir, fw_config, pal["dir"] if pal is not None else None)
+        m = bundle.manifest
+        return {"model_symbol": m["model"]["symbol"], "model_bytes": m["model"]["size_bytes"],
+                "arena_bytes": m["arena"]["bytes"]}
+
+    r = run.stage(f"firmware {profile.name}", fdir, key, body,
+                  lambda r: f"{r['model_symbol']}[{fmt_int(r['model_bytes'])}], arena {fmt_int(r['arena_bytes'])} B")
+    return {"dir": f"{profile.name}/firmware", **r}
+
+
+def report_stage(run: StageRunner, mdir: Path, doc: dict[str, Any], history, history_digest: str) -> TargetOutcome:
+    from ..reporting.dashboard import INDEX_HTML, render_target_page
+    from ..reporting.markdown import report_markdown
+
+    target = doc["target"]["name"]
+    rdir = mdir / target / "report"
+    key = StageKey("report", {"report": sha256_bytes(canonical_json(doc).encode()), "history": history_digest}, {},
+                   package_versions())
+
+    def body():
+        atomic_write_json(rdir / REPORT_JSON, doc)
+        atomic_write_text(rdir / REPORT_MD, report_markdown(doc))
+        atomic_write_text(rdir / INDEX_HTML, render_target_page(doc, history))
+        return {}
+
+    run.stage(f"report {target}", rdir, key, body, lambda r: str(rdir / INDEX_HTML))
+    return TargetOutcome(target, rdir, doc)
+
+
+def dashboard_stage(run: StageRunner, mdir: Path, name: str, docs, history, history_digest: str) -> None:
+    from ..reporting.dashboard import INDEX_HTML, render_combined_page
+
+    key = StageKey("dashboard", {"reports": [sha256_bytes(canonical_json(d).encode()) for d in docs],
+                                 "history": history_digest}, {}, package_versions())
+
+    def body():
+        atomic_write_text(mdir / INDEX_HTML, render_combined_page(name, docs, history))
+        return {}
+
+    # the model directory is this stage's directory: its manifest lists index.html only
+    run.stage("dashboard (all targets)", mdir, key, body, lambda r: str(mdir / INDEX_HTML), outputs=[INDEX_HTML])

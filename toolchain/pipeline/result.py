@@ -1,0 +1,99 @@
+"""The options of ``toolchain deploy`` and what a run produced (per-target reports, budget verdicts)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import BudgetExceeded
+from ..reporting.report import REPORT_JSON, REPORT_MD, key_metrics
+from .inputs import Entry
+from .progress import StageRecord, StageStatus
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """The options of ``toolchain deploy`` / the Makefile variables of ``make deploy``."""
+
+    model: Path | None = None  # MODEL
+    data: str | None = None  # DATA: an .npz or a bundled dataset name
+    clusters: int | None = None  # CLUSTERS (default 16)
+    targets: tuple[str, ...] = ()  # TARGET, one or several (default ethos-u55)
+    profile: Path | None = None  # PROFILE: a custom hardware profile file
+    config: Path | None = None  # CONFIG: the pipeline config file
+    build_dir: Path = Path("build")
+    example_dir: Path | None = None  # where the example is built/cached (default BUILD/example)
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    target: str
+    report_dir: Path
+    report: dict[str, Any] = field(repr=False)
+
+    @property
+    def within_budget(self) -> bool:
+        return bool(self.report["budget"]["within_budget"])
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    model: str
+    entry: Entry
+    model_dir: Path
+    clusters: int
+    stages: tuple[StageRecord, ...]
+    targets: tuple[TargetOutcome, ...]
+    history_appended: bool
+    enforce_budget: bool
+
+    @property
+    def ran(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages if s.status is StageStatus.RAN)
+
+    @property
+    def over_budget(self) -> tuple[str, ...]:
+        return tuple(t.target for t in self.targets if not t.within_budget)
+
+    @property
+    def dashboard(self) -> Path:
+        return self.model_dir / "index.html"
+
+    def raise_for_budget(self) -> None:
+        """BudgetExceeded (exit 4) when the reclustered model does not fit a target (unless not enforced)."""
+        if not self.enforce_budget or not self.over_budget:
+            return
+        parts = []
+        for t in self.targets:
+            if not t.within_budget:
+                b = t.report["budget"]
+                parts.append(f"{t.target} (SRAM {b['sram_bytes']:,} of {b['sram_budget_bytes']:,} B, "
+                             f"flash {b['flash_bytes']:,} of {b['flash_budget_bytes']:,} B)")
+        raise BudgetExceeded(
+            f"the reclustered {self.model} does not fit " + "; ".join(parts)
+            + f": see {self.model_dir}/<target>/report (set compile.enforce_budget = false in CONFIG to accept)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "entry": self.entry.value,
+            "model_dir": str(self.model_dir),
+            "clusters": self.clusters,
+            "stages": [s.to_json() for s in self.stages],
+            "stages_ran": len(self.ran),
+            "targets": [
+                {
+                    "target": t.target,
+                    "report_json": str(t.report_dir / REPORT_JSON),
+                    "report_md": str(t.report_dir / REPORT_MD),
+                    "index_html": str(t.report_dir / "index.html"),
+                    "within_budget": t.within_budget,
+                    "models": key_metrics(t.report),
+                }
+                for t in self.targets
+            ],
+            "dashboard": str(self.dashboard),
+            "history_appended": self.history_appended,
+            "over_budget": list(self.over_budget),
+        }

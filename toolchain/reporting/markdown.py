@@ -1,0 +1,157 @@
+"""report.md: the human-readable report of one target, rendered from report.json."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
+from .report import Variant
+
+RATIO_OF_ROW = {
+    "file size (bytes)": "file_bytes_ratio", "deflate size (bytes)": "deflate_bytes_ratio",
+    "Vela encoded weights (bytes)": "encoded_weight_bytes_ratio", "SRAM (bytes)": "sram_bytes_ratio",
+    "flash (bytes)": "flash_bytes_ratio", "cycles": "cycles_total_ratio",
+    "inference time (us)": "inference_time_s_ratio",
+}
+
+
+
+def summary_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(label with unit, one cell per model plain/before/after) rows shared by report.md and the dashboard."""
+    ms = [doc["models"][v.value] for v in Variant]
+
+    def row(label: str, f) -> tuple[str, list[str]]:
+        return label, ["-" if m is None else f(m) for m in ms]
+
+    def compression(m: dict[str, Any]) -> str:
+        c = m["compression_vs_float"]
+        if c is None:
+            return "-"
+        return f"{fmt_ratio(c['file_ratio'])} / {fmt_ratio(c['deflate_ratio'])}"
+
+    return [
+        row("accuracy (top-1)", lambda m: fmt_pct(m["accuracy"])),
+        row("file size (bytes)", lambda m: fmt_int(m["file_bytes"])),
+        row("deflate size (bytes)", lambda m: fmt_int(m["deflate_bytes"])),
+        row("compression vs float (file / deflate, x)", compression),
+        row("max distinct values per tensor", lambda m: str(m["max_distinct_values"])),
+        row("Vela encoded weights (bytes)", lambda m: fmt_int(m["encoded_weight_bytes"])),
+        row("encoded / original weights", lambda m: fmt_ratio(m["encoded_weight_ratio"])),
+        row("SRAM (bytes)", lambda m: fmt_int(m["sram_bytes"])),
+        row("flash (bytes)", lambda m: fmt_int(m["flash_bytes"])),
+        row("cycles", lambda m: fmt_int(m["cycles_total"])),
+        row("inference time (us)", lambda m: fmt_us(m["inference_time_s"])),
+        row("NPU / CPU operators", lambda m: f"{m['npu_operators']} / {m['cpu_operators']}"),
+        row("within budget", lambda m: "yes" if m["within_budget"] else "NO"),
+    ]
+
+
+def summary_table_rows(doc: dict[str, Any], shown: Sequence[Variant]) -> list[list[str]]:
+    """The summary table's rows (label, one cell per shown model, after/before): Markdown and HTML share them."""
+    ab = doc["comparison"]["after_vs_before"]
+    rows = []
+    for label, cells in summary_rows(doc):
+        extra = fmt_ratio(ab[RATIO_OF_ROW[label]]) if label in RATIO_OF_ROW else ""
+        if label == "accuracy (top-1)" and ab["accuracy_change"] is not None:
+            extra = f"{ab['accuracy_change'] * 100:+.2f} points"
+        rows.append([label, *[c for v, c in zip(Variant, cells) if v in shown], extra])
+    return rows
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    out = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def title(doc: dict[str, Any]) -> str:
+    t = doc["target"]
+    how = f"{t['system_config']}, {t['memory_mode']}, " if t["system_config"] else "analytical estimate, "
+    return f"{doc['model']} on {t['name']} ({how}{t['clock_hz'] / 1e6:g} MHz)"
+
+
+def report_markdown(doc: dict[str, Any]) -> str:
+    t = doc["target"]
+    lines = [f"# {title(doc)}", ""]
+    data = doc["data"]
+    facts = [f"K = {doc['clusters']} clusters", f"entry: {doc['entry']}"]
+    facts.append(f"data: {data['name']} ({data['test_samples']} test samples)" if data else "data: none (no accuracy)")
+    if t["estimate_kind"] == "vela":
+        facts.append(f"Vela {t['vela_version']}")
+    else:
+        facts.append("ANALYTICAL ESTIMATE, not a Vela compile")
+    lines += ["; ".join(facts) + ".", ""]
+    fm = doc["float_model"]
+    if fm:
+        lines += [f"Float model: {fmt_int(fm['file_bytes'])} bytes ({fmt_int(fm['deflate_bytes'])} deflated), "
+                  f"accuracy {fmt_pct(fm['accuracy'])}.", ""]
+    lines += ["## Summary", ""]
+    shown = [v for v in Variant if doc["models"][v.value] is not None]
+    header = ["", *[v.short for v in shown], "after / before"]
+    rows = summary_table_rows(doc, shown)
+    lines += _md_table(header, rows)
+    b = doc["budget"]
+    lines += ["", f"Budget of {t['name']}: SRAM {fmt_int(b['sram_bytes'])} of {fmt_int(b['sram_budget_bytes'])} bytes, "
+              f"flash {fmt_int(b['flash_bytes'])} of {fmt_int(b['flash_budget_bytes'])} bytes: "
+              + ("within budget." if b["within_budget"] else "**OVER BUDGET**."), ""]
+
+    lines += ["## Per layer", "", "Vela encoded weight bytes and cycles per input operator (after = reclustered).", ""]
+    header = ["layer", "op", "target", "encoded bytes plain", "before", "after", "distinct values before", "after",
+              "cycles before", "after"]
+    if doc["models"]["plain"] is None:
+        header = header[:3] + ["encoded bytes before"] + header[5:]
+    rows = []
+    for la in doc["layers"]:
+        m = la["models"]
+
+        def get(v: str, k: str) -> str:
+            x = m.get(v)
+            if x is None or x[k] is None:
+                return "-"
+            return fmt_int(x[k]) if isinstance(x[k], int) else str(x[k])
+
+        row = [la["label"], la["op"], m["after"]["target"], get("plain", "encoded_weight_bytes"),
+               get("before", "encoded_weight_bytes"), get("after", "encoded_weight_bytes"),
+               get("before", "distinct_weight_values"), get("after", "distinct_weight_values"),
+               get("before", "cycles"), get("after", "cycles")]
+        if doc["models"]["plain"] is None:
+            del row[3]
+        rows.append(row)
+    lines += _md_table(header, rows)
+
+    lines += ["", "## Distinct int8 values per weight tensor", ""]
+    names = [t_["name"] for t_ in doc["models"]["after"]["tensors"]]
+    per = {v: {t_["name"]: t_ for t_ in (doc["models"][v] or {}).get("tensors", [])} for v in ("plain", "before", "after")}
+    rows = []
+    for n in names:
+        a = per["after"][n]
+        rows.append([n, a["op"], fmt_int(a["weights"]),
+                     *[str(per[v.value][n]["distinct_values"]) if n in per[v.value] else "-" for v in shown]])
+    lines += _md_table(["tensor", "op", "weights", *[v.value for v in shown]], rows)
+
+    recluster = doc["recluster"]
+    ver = recluster.get("verification")
+    lines += ["", "## Stages", ""]
+    lines.append(f"- recluster: {recluster.get('tensors_rewritten', 0)} tensor(s) rewritten to at most {doc['clusters']} values"
+                 + (f"; LiteRT check on {ver['samples']} inputs, {ver['inputs']}: top-1 agreement "
+                    f"{fmt_ratio(ver['top1_agreement'])}, max difference {ver['max_abs_diff_steps']:g} output steps"
+                    if ver else ""))
+    ft = doc["finetune"]
+    if ft:
+        lines.append(f"- finetune: {ft['clustered_layers']} layer(s) clustered to {ft['clusters']} values, "
+                     f"{ft['epochs']} epoch(s) on {ft['train_samples']} samples; float accuracy "
+                     f"{fmt_pct(ft['accuracy_before'])} -> {fmt_pct(ft['accuracy_after'])}")
+    pal = doc["palettise"]
+    if pal:
+        lines.append(f"- palettise: {pal['tensors']} tensor(s), {fmt_int(pal['raw_bytes'])} -> "
+                     f"{fmt_int(pal['palettised_bytes'])} bytes of weights; TFLM model: {pal['tflm']}")
+    fw = doc["firmware"]
+    if fw:
+        lines.append(f"- firmware: `{fw['dir']}` ({fw['model_symbol']}, {fmt_int(fw['model_bytes'])} bytes, "
+                     f"tensor arena {fmt_int(fw['arena_bytes'])} bytes)")
+    else:
+        lines.append("- firmware: not generated (no Vela model for this target)")
+    if doc["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
+    return "\n".join(lines) + "\n"

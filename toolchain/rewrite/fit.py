@@ -1,0 +1,28 @@
+"""The weight-space fit of one tensor: the exact palette, then scale refit and joint fit, keeping the lowest error."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..algorithms.joint import joint_fit
+from ..algorithms.palette import apply_lut, solve_palette, value_lut, value_weights
+from ..algorithms.refit import float_error, refit_scales
+from .config import ReclusterConfig, ScaleFit
+
+
+def best_weight_fit(qc: np.ndarray, scales: np.ndarray, k: int, config: ReclusterConfig, may_refit: bool):
+    """(codes, scales, how) with the lowest float-domain error among the allowed fits."""
+    f = scales[:, None] * qc.astype(np.float64)
+    values, weights = value_weights(qc, scales**2, 0)
+    sol = solve_palette(values, weights, k, keep_zero=config.keep_zero)
+    keep_codes = apply_lut(qc, value_lut(sol, values))
+    best = (float_error(f, scales, keep_codes.astype(np.float64)), keep_codes, scales, ScaleFit.KEEP)
+    if not may_refit or config.fit is ScaleFit.KEEP or config.refit_iterations == 0:
+        return best
+    r = refit_scales(f, keep_codes, scales, sol.palette, keep_zero=config.keep_zero, max_iterations=config.refit_iterations)
+    if r.error < best[0]:
+        best = (r.error, r.codes, r.scales, ScaleFit.REFIT)
+    if config.fit is ScaleFit.JOINT:
+        j = joint_fit(qc, scales, k, keep_zero=config.keep_zero, iterations=config.refit_iterations)
+        if j is not None and j.error < best[0] and np.unique(j.codes).size <= k:
+            best = (j.error, j.codes, j.scales, ScaleFit.JOINT)
+    return best

@@ -1,0 +1,134 @@
+"""Rewrite an int8 .tflite so each weight tensor uses at most K distinct values.
+
+One shared palette per tensor across all its channels (what Vela's weight encoder
+needs), solved exactly with per-channel scales kept, optionally followed by a
+scale refit that never increases the error. Everything that is not a reclustered
+weight (and, after a refit, its bias) is left as it was.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from ..algorithms import metrics
+from ..algorithms.channels import channels_first, from_channels_first
+from ..tflite.editor import ModelEditor
+from ..tflite.graph import (
+    Granularity,
+    WeightTensor,
+    find_weight_tensors,
+    require_int8_model,
+    tensor_values,
+)
+from ..tflite.model_io import read_model, write_model
+from .config import ReclusterConfig, ScaleFit, clusters_for
+from .fit import best_weight_fit
+from .result import ReclusterReport, TensorAction, TensorResult
+
+
+def _bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
+    from ..tflite.graph import BIAS_INPUT, op_code
+
+    sg = model.subgraphs[w.subgraph]
+    out = []
+    for o in w.consumers:
+        op = sg.operators[o]
+        code = op_code(model, op)
+        pos = BIAS_INPUT.get(code)
+        if pos is not None and pos < len(op.inputs) and op.inputs[pos] >= 0:
+            out.append(int(op.inputs[pos]))
+    return out
+
+
+def _bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: list[int]) -> bool:
+    from ..tflite.graph import BIAS_INPUT, WEIGHT_INPUT, op_code
+
+    sg = model.subgraphs[w.subgraph]
+    for op in sg.operators:
+        code = op_code(model, op)
+        if code in BIAS_INPUT and BIAS_INPUT[code] < len(op.inputs) and int(op.inputs[BIAS_INPUT[code]]) in bias_indices:
+            if int(op.inputs[WEIGHT_INPUT[code]]) != w.tensor_index:
+                return True
+    return False
+
+
+def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: np.ndarray) -> None:
+    """Keep acc = sum(x*w_q) + b exact: b is in units of in_scale x w_scale, so b' = b x s/s'."""
+    model = editor.model
+    t = model.subgraphs[w.subgraph].tensors[bias_index]
+    b = tensor_values(model, t).astype(np.float64)
+    if b.ndim != 1:
+        return
+    r = np.broadcast_to(ratio, b.shape)
+    nb = np.clip(np.round(b * r), np.iinfo(np.int32).min, np.iinfo(np.int32).max)
+    editor.set_data(t, nb.astype(b.dtype if b.dtype.kind == "i" else np.int32).astype(tensor_values(model, t).dtype))
+    q = t.quantization
+    if q is not None and q.scale is not None and len(q.scale) == b.size:
+        q.scale = [float(s / rr) for s, rr in zip(np.asarray(q.scale, np.float64), r)]
+    elif q is not None and q.scale is not None and len(q.scale) == 1 and np.allclose(r, r[0]):
+        q.scale = [float(q.scale[0] / r[0])]
+
+
+def recluster_model(model_bytes: bytes, config: ReclusterConfig) -> tuple[bytes, ReclusterReport]:
+    """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified."""
+    model = read_model(model_bytes)
+    require_int8_model(model)
+    editor = ModelEditor(model)
+    results = []
+    for w in find_weight_tensors(model):
+        tensor = model.subgraphs[w.subgraph].tensors[w.tensor_index]
+        q = tensor_values(model, tensor)
+        before = int(np.unique(q).size)
+        k, reason = clusters_for(w, config)
+        base = dict(name=w.name, op=w.op, shape=w.shape, granularity=w.quantization.granularity.value,
+                    distinct_before=before)
+        if k is None:
+            results.append(TensorResult(**base, action=TensorAction.SKIPPED, reason=reason, clusters=None,
+                                        distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
+            continue
+        if before <= k:
+            results.append(TensorResult(**base, action=TensorAction.UNCHANGED, reason=f"already {before} <= {k} values",
+                                        clusters=k, distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
+            continue
+        result = _rewrite_tensor(editor, w, q, k, config, base)
+        results.append(result)
+    out = write_model(model)
+    return out, ReclusterReport(config=config, tensors=tuple(results))
+
+
+def write_weights(editor: "ModelEditor", w: WeightTensor, new_qc: np.ndarray, old_scales: np.ndarray,
+                  new_scales: np.ndarray, biases: list[int]) -> None:
+    """Store new codes (channels first, or one row for per-tensor) and, if scales moved, the scales and biases."""
+    tensor = editor.model.subgraphs[w.subgraph].tensors[w.tensor_index]
+    shape = w.shape
+    if new_qc.shape[0] == 1 and (w.quantization.granularity is Granularity.PER_TENSOR or not shape):
+        new_q = new_qc.reshape(shape)
+    else:
+        new_q = from_channels_first(new_qc, shape, w.channel_axis)
+    editor.set_data(tensor, new_q.astype(np.int8))
+    if not np.array_equal(np.asarray(old_scales, np.float64), np.asarray(new_scales, np.float64)):
+        tensor.quantization.scale = [float(s) for s in new_scales]
+        for b in biases:
+            # the stored scale is float32: rescale the bias by exactly the ratio the kernels will see
+            stored = np.asarray(new_scales, np.float32).astype(np.float64)
+            _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
+
+
+def _rewrite_tensor(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
+    model = editor.model
+    per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
+    # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
+    qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
+    scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
+    biases = _bias_tensors(model, w)
+    may_refit = not _bias_shared_elsewhere(model, w, biases)
+    err, new_qc, new_scales, how = best_weight_fit(qc, scales, k, config, may_refit)
+    f = scales[:, None] * qc.astype(np.float64)
+    sq = metrics.sqnr_db(f, new_scales[:, None] * new_qc)
+    write_weights(editor, w, new_qc, scales, new_scales, biases)
+    refit = how is not ScaleFit.KEEP
+    return TensorResult(**base, action=TensorAction.REWRITTEN, reason=None, clusters=k,
+                        distinct_after=int(np.unique(new_qc).size), squared_error=err,
+                        sqnr_db=None if math.isinf(sq) else round(sq, 4), scales_refit=refit, fit=how.value)

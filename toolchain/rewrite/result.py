@@ -1,0 +1,74 @@
+"""What the rewriter did per tensor, and the report that goes to recluster.json."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from .config import ReclusterConfig
+
+
+class TensorAction(Enum):
+    REWRITTEN = "rewritten"
+    UNCHANGED = "unchanged"  # already within K values
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class TensorResult:
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    granularity: str
+    action: TensorAction
+    reason: str | None
+    clusters: int | None
+    distinct_before: int
+    distinct_after: int
+    squared_error: float  # sum over weights of (w_float_before - w_float_after)^2
+    sqnr_db: float | None  # None when lossless
+    scales_refit: bool
+    fit: str | None = None  # which fit won: keep, refit or joint
+
+
+@dataclass(frozen=True)
+class ReclusterReport:
+    config: ReclusterConfig
+    tensors: tuple[TensorResult, ...]
+    verification: "Verification | None" = None
+    plan: "object | None" = None  # toolchain.rewrite.choose_k.KPlan when K was chosen per tensor
+    bias_corrections: "tuple | None" = None  # toolchain.rewrite.bias_correction.BiasCorrection per tensor
+
+    @property
+    def rewritten(self) -> tuple[TensorResult, ...]:
+        return tuple(t for t in self.tensors if t.action is TensorAction.REWRITTEN)
+
+    def to_json(self) -> dict:
+        def conv(v):
+            if isinstance(v, Enum):
+                return v.value
+            if isinstance(v, tuple):
+                return [conv(x) for x in v]
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return v
+
+        cfg = asdict(self.config)
+        cfg["fit"] = self.config.fit.value
+        cfg["rules"] = [{k: v for k, v in asdict(r).items() if v is not None or k == "clusters"} for r in self.config.rules]
+        return {
+            "config": cfg,
+            "tensors": [{k: conv(v) for k, v in asdict(t).items()} | {"action": t.action.value} for t in self.tensors],
+            "verification": None if self.verification is None else self.verification.to_json(),
+            "plan": None if self.plan is None else self.plan.to_json(),
+            "bias_corrections": None if self.bias_corrections is None else [asdict(b) for b in self.bias_corrections],
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    inputs: str  # "random (seed N)" or the calibration file name
+    agreement: "object"  # toolchain.tflite.interpreter.Agreement
+
+    def to_json(self) -> dict:
+        return {"inputs": self.inputs} | {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.agreement).items()}

@@ -1,0 +1,86 @@
+"""What a compile produces: the estimate kind, the NPU/CPU status, the memory budget check and the result."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class EstimateKind(Enum):
+    VELA = "vela"
+    ANALYTICAL = "analytical"
+
+
+class CompileStatus(Enum):
+    OK = "ok"  # every operator on the NPU
+    PARTIAL_CPU = "partial_cpu"  # some operators on the CPU (warned)
+    MOSTLY_CPU = "mostly_cpu"  # most (or all) on the CPU: refused unless allowed
+
+
+@dataclass(frozen=True)
+class Budget:
+    sram_budget_bytes: int
+    flash_budget_bytes: int
+    sram_used_bytes: int
+    flash_used_bytes: int
+
+    @property
+    def sram_ok(self) -> bool:
+        return self.sram_used_bytes <= self.sram_budget_bytes
+
+    @property
+    def flash_ok(self) -> bool:
+        return self.flash_used_bytes <= self.flash_budget_bytes
+
+    @property
+    def within_budget(self) -> bool:
+        return self.sram_ok and self.flash_ok
+
+    def describe(self) -> str:
+        def part(what: str, used: int, budget: int) -> str:
+            rel = "<=" if used <= budget else ">"
+            return f"{what} {used:,} B {rel} budget {budget:,} B"
+
+        return "; ".join(
+            (
+                part("SRAM", self.sram_used_bytes, self.sram_budget_bytes),
+                part("flash", self.flash_used_bytes, self.flash_budget_bytes),
+            )
+        )
+
+    def to_dict(self, enforced: bool) -> dict[str, Any]:
+        return {
+            "sram_bytes": self.sram_budget_bytes,
+            "flash_bytes": self.flash_budget_bytes,
+            "sram_used_bytes": self.sram_used_bytes,
+            "flash_used_bytes": self.flash_used_bytes,
+            "within_budget": self.within_budget,
+            "enforced": enforced,
+        }
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    target: str
+    estimate_kind: EstimateKind
+    status: CompileStatus
+    out_dir: Path
+    compile_json: Path
+    vela_model: Path | None  # None for analytical estimates
+    sram_bytes: int
+    dram_bytes: int
+    on_chip_flash_bytes: int
+    off_chip_flash_bytes: int
+    cycles_npu: int
+    cycles_total: int
+    inference_time_s: float
+    npu_operators: int
+    cpu_operators: int
+    budget: Budget
+    warnings: tuple[str, ...]
+    report: dict = field(compare=False, repr=False)  # what compile.json holds
+
+    @property
+    def within_budget(self) -> bool:
+        return self.budget.within_budget

@@ -1,0 +1,121 @@
+"""compile.json for Vela targets: Vela's summary and per-layer figures, checked against the profile."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ToolError
+from . import vela_csv
+from .compile_result import EstimateKind
+from .model_facts import ModelFacts
+from .profile import HardwareProfile
+from .vela_run import VelaRun, run_vela
+
+
+def _vela_layers(run: VelaRun, out_dir: Path, facts: ModelFacts) -> list[dict[str, Any]]:
+    if run.per_layer_csv is None:
+        return []
+    rows = vela_csv.parse_per_layer_csv(out_dir / run.per_layer_csv)
+    debug = vela_csv.parse_debug_db(out_dir / run.debug_db) if run.debug_db else []
+    if debug and [(d.name, d.op) for d in debug] != [(r.name, r.op) for r in rows]:
+        raise ToolError(
+            f"Vela's per-layer CSV and debug database list different operations ({len(rows)} vs {len(debug)} rows)"
+        )
+    ops_by_index = {o.index: o for o in facts.operators if o.subgraph == 0}
+    # The input operator's weights are reported once, on the first Vela operation that encodes weights.
+    carrier: dict[int, int] = {}
+    for i, d in enumerate(debug):
+        if d.source_operator is not None and d.source_operator not in carrier and d.encoded_weight_bytes > 0:
+            carrier[d.source_operator] = i
+    for i, d in enumerate(debug):
+        if d.source_operator is not None:
+            carrier.setdefault(d.source_operator, i)
+    layers = []
+    for i, r in enumerate(rows):
+        d = debug[i] if debug else None
+        source = d.source_operator if d else None
+        weights = facts.weights_of(ops_by_index[source]) if source in ops_by_index and carrier.get(source) == i else []
+        layers.append(
+            {
+                "index": r.index,
+                "name": r.name,
+                "op": r.op,
+                "original_op": r.original_op,
+                "target": "npu" if r.on_npu else "cpu",
+                "cycles": r.cycles,
+                "npu_cycles": r.npu_cycles,
+                "access_cycles": r.access_cycles,
+                "macs": r.macs,
+                "staging_bytes": r.staging_bytes,
+                "source_operator": source,
+                "weight_bytes": sum(w.bytes for w in weights),
+                "encoded_weight_bytes": d.encoded_weight_bytes if d else None,
+                "weight_format": (d.weight_format or None) if d else None,
+                "distinct_weight_values": max((w.distinct_values for w in weights), default=None),
+            }
+        )
+    return layers
+
+
+def _same_accelerator(vela_name: str, accelerator: str) -> bool:
+    return vela_name.lower().replace("_", "-") == accelerator.lower()
+
+
+def vela_compile_report(model_path: Path, profile: HardwareProfile, out_dir: Path, facts: ModelFacts, timeout_s: float):
+    run = run_vela(model_path, profile, out_dir, timeout_s)
+    s = vela_csv.parse_summary_csv(out_dir / run.summary_csv)
+    counts = vela_csv.parse_operator_counts(run.stdout)
+    if not _same_accelerator(s.accelerator_configuration, profile.accelerator):
+        raise ToolError(f"Vela compiled for {s.accelerator_configuration}, not {profile.accelerator}")
+    if (s.system_config, s.memory_mode) != (profile.system_config_name, profile.memory_mode_name):
+        raise ToolError(
+            f"Vela used {s.system_config}/{s.memory_mode}, not {profile.system_config_name}/{profile.memory_mode_name}"
+        )
+    if s.core_clock_hz != profile.clock_hz:
+        raise ToolError(f"Vela ran at {s.core_clock_hz} Hz, the profile says {profile.clock_hz} Hz")
+    vela_model_bytes = (out_dir / run.vela_model).stat().st_size
+    mem = s.memory_used_bytes
+    report = {
+        "estimate_kind": EstimateKind.VELA.value,
+        "estimate_label": "Vela compile",
+        "vela_model": run.vela_model,
+        "vela_model_bytes": vela_model_bytes,
+        "files": {
+            "vela_model": run.vela_model,
+            "summary_csv": run.summary_csv,
+            "per_layer_csv": run.per_layer_csv,
+            "debug_db": run.debug_db,
+            "log": run.log,
+            "vela_ini": run.vela_ini,
+        },
+        "sram_bytes": mem["sram"],
+        "on_chip_flash_bytes": mem["on_chip_flash"],
+        "off_chip_flash_bytes": mem["off_chip_flash"],
+        "dram_bytes": mem["dram"],
+        "constants_in_sram": profile.constants_in_sram,
+        "arena_cache_size_bytes": s.arena_cache_size_bytes,
+        "weights_storage_area": s.weights_storage_area,
+        "feature_map_storage_area": s.feature_map_storage_area,
+        "cycles_npu": s.cycles_npu,
+        "cycles_total": s.cycles_total,
+        "cycles_by_memory": s.access_cycles,
+        "traffic_bytes_by_memory": s.traffic_bytes,
+        "bandwidth_bytes_per_s": s.bandwidth_bytes_per_s,
+        "inference_time_s": s.inference_time_s,
+        "inferences_per_second": s.inferences_per_second,
+        "clock_hz": s.core_clock_hz,
+        "macs": s.macs,
+        "original_weight_bytes": s.total_original_weight_bytes,
+        "encoded_weight_bytes": s.total_encoded_weight_bytes,
+        "npu_operators": counts.npu,
+        "cpu_operators": counts.cpu,
+        "cpu_fallback": [{"op": op, "name": name, "reason": why} for op, name, why in counts.cpu_fallback],
+        "layers": _vela_layers(run, out_dir, facts),
+        "vela_version": run.vela_version,
+        "command": list(run.command),
+        "assumptions": [],
+    }
+    # In SRAM-only modes Vela reports the weights as "on-chip flash": they occupy SRAM.
+    sram_used = mem["sram"] + (mem["on_chip_flash"] if profile.constants_in_sram else 0)
+    # What the firmware stores: the whole Vela model (weights, command stream, CPU operators' data).
+    return report, sram_used, vela_model_bytes

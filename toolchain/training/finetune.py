@@ -1,0 +1,152 @@
+"""Weight clustering with tfmot: wrap, fine-tune, strip, measure.
+
+The tfmot pitfalls of DESIGN.md 4 are handled here rather than left to the user:
+legacy Keras, a fresh clone before wrapping (wrapping a model twice
+fails), layers tfmot cannot cluster are skipped with a warning that names them,
+and ``cluster_per_channel`` is applied to Conv2D layers without a bias, which
+tfmot's own check skips by mistake (it takes the last trainable weight, the
+bias, as the channel count; without a bias that is the kernel itself).
+
+This module is also the training side's one door to TensorFlow, legacy Keras (tf_keras)
+and tfmot, and holds the Keras model I/O the other training stages share. tfmot 0.8.1 only
+works with Keras 2: ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is first
+imported, otherwise ``tf.keras`` is Keras 3 and tfmot's ``cluster_weights`` silently
+returns None. Callers import through ``import_tf``/``import_keras``/``import_tfmot``,
+inside their own functions, so importing a stage or command module never pays for
+TensorFlow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError, InputError
+from ..core.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    sha256_bytes,
+    sha256_file,
+)
+from .clustering import (
+    ClusteredLayer,
+    FinetuneConfig,
+    SkippedLayer,
+    cluster_model,
+    clustered_report,
+    strip_model,
+    warn_user,
+)
+from .datasets import Dataset, check_fits_model
+from .keras_io import (
+    check_classifier,
+    keras_accuracy,
+    keras_model_bytes,
+    load_keras_model,
+)
+from .keras_training import compile_for_training, fit
+from .tf_env import seed_everything, tool_versions
+
+# Lines TensorFlow's native code prints straight to fd 2 whatever TF_CPP_MIN_LOG_LEVEL says
+# (TF 2.21 logs before absl is initialised): start-up notes and converter chatter.
+
+
+# --- Keras model files -------------------------------------------------------------------
+
+# A fixed zip entry time: the archive's content must not depend on when it was written.
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    accuracy_before: float  # top-1 on the test split, 0..1
+    accuracy_after: float
+    clustered_layers: tuple[ClusteredLayer, ...]
+    skipped_layers: tuple[SkippedLayer, ...]
+    epochs: int
+    train_samples: int
+    test_samples: int
+    elapsed_s: float = field(compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Deterministic content for the JSON summary (no times)."""
+        return {
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
+            "clustered_layers": [asdict(c) for c in self.clustered_layers],
+            "skipped_layers": [
+                {"name": s.name, "layer_type": s.layer_type, "reason": s.reason.value} for s in self.skipped_layers
+            ],
+            "epochs": self.epochs,
+            "train_samples": self.train_samples,
+            "test_samples": self.test_samples,
+        }
+
+
+def finetune_model(model, data: Dataset, config: FinetuneConfig, quiet: bool = False):
+    """Cluster, fine-tune and strip a loaded Keras classifier. Returns (stripped model, result).
+
+    ``data`` is checked against the model (shapes, label range) before any training.
+    """
+    t0 = time.perf_counter()
+    in_shape, classes = check_classifier(model)
+    data = check_fits_model(data, in_shape, classes)
+    seed_everything(config.seed)
+    model = strip_model(model)  # a model saved with wrappers still in it
+    accuracy_before = keras_accuracy(model, data.x_test, data.y_test)
+    clustered, plan = cluster_model(model, config)
+    if not plan.clustered:
+        warn_user("no layer was clustered: the output is the input model, fine-tuned")
+    compile_for_training(clustered, config.learning_rate)
+    fit(clustered, data, config.epochs, config.batch_size, quiet)
+    stripped = strip_model(clustered)
+    accuracy_after = keras_accuracy(stripped, data.x_test, data.y_test)
+    result = FinetuneResult(
+        accuracy_before=accuracy_before,
+        accuracy_after=accuracy_after,
+        clustered_layers=clustered_report(stripped, plan),
+        skipped_layers=tuple(plan.skipped),
+        epochs=config.epochs,
+        train_samples=int(len(data.x_train)),
+        test_samples=int(len(data.x_test)),
+        elapsed_s=time.perf_counter() - t0,
+    )
+    return stripped, result
+
+
+def summary_path(output: str | Path) -> Path:
+    """Where the JSON summary of an output goes: next to it, ``<output>.json``."""
+    p = Path(output)
+    return p.with_name(p.name + ".json")
+
+
+def finetune_file(
+    model_path: str | Path, data: Dataset, output: str | Path, config: FinetuneConfig, quiet: bool = False
+) -> FinetuneResult:
+    """``toolchain finetune``: load, cluster + fine-tune, save OUT (.keras/.h5) and OUT.json."""
+    out = Path(output)
+    if out.suffix.lower() not in (".keras", ".h5"):
+        raise ConfigError(f"output {out} must end in .keras or .h5")
+    if out.resolve() == Path(model_path).resolve():
+        raise InputError(f"output {out} would overwrite the input model: choose another path")
+    model = load_keras_model(model_path)
+    stripped, result = finetune_model(model, data, config, quiet=quiet)
+    data_bytes = keras_model_bytes(stripped, out.suffix)
+    atomic_write_bytes(out, data_bytes)
+    atomic_write_json(
+        summary_path(out),
+        {
+            "stage": "finetune",
+            "input_model": {"file": Path(model_path).name, "sha256": sha256_file(model_path)},
+            "data": data.describe(),
+            "config": config.to_dict(),
+            "result": result.summary(),
+            "output_model": {"file": out.name, "sha256": sha256_bytes(data_bytes), "bytes": len(data_bytes)},
+            "tool_versions": tool_versions(),
+        },
+    )
+    return result
