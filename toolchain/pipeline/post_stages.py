@@ -112,10 +112,8 @@ def _verify(original: bytes, rewritten: bytes, data, samples: int):
         if int(np.prod(x.shape[1:])) != int(np.prod(sample_shape)):
             return verify(original, rewritten, None, samples, 0)
         x = x.reshape((-1, *sample_shape))
-    if np.issubdtype(spec.dtype, np.integer) and spec.scale > 0:
-        info = np.iinfo(spec.dtype)
-        x = np.clip(np.round(x / spec.scale) + spec.zero_point, info.min, info.max)
-    inputs = [[x[i:i + 1].astype(spec.dtype)] for i in range(x.shape[0])]
+    x = rt.quantize_input(x, spec)
+    inputs = [[x[i:i + 1]] for i in range(x.shape[0])]
     agreement = compare_outputs(rt.run_model(original, inputs), rt.run_model(rewritten, inputs),
                                    rt.output_specs(original))
     return Verification(inputs=f"test samples of {data_label(data)}", agreement=agreement)

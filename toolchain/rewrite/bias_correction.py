@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..tflite.graph import BuiltinOp, find_weight_tensors, op_code, tensor_values
+from ..tflite.interpreter import make_interpreter
 from ..tflite.model_io import read_model, write_model
 
 
@@ -26,13 +27,7 @@ class BiasCorrection:
 
 def input_channel_means(model_bytes: bytes, inputs: list[list[np.ndarray]], tensor_indices: list[int]) -> dict[int, np.ndarray]:
     """Mean of (x - zero_point) over samples and positions, per last-axis channel, for each tensor."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(
-        model_content=bytes(model_bytes), num_threads=1, experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
-    interp.allocate_tensors()
+    interp = make_interpreter(model_bytes, keep_intermediates=True)
     details = {d["index"]: d for d in interp.get_tensor_details()}
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
