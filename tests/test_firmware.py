@@ -98,12 +98,13 @@ def test_header_macros_and_manifest(tmp_path, conv_bn_compiled):
     header = (out / f"{name}_model.h").read_text()
     macros = dict(re.findall(r"^#define (\w+) (\S+)", header, re.M))
     vela = _vela_bytes(conv_bn_compiled)
-    arena = arena_bytes_for(info["sram_bytes"], 10, 4096)
+    arena = int(macros["CONV_BN_K16_TENSOR_ARENA_BYTES"].rstrip("u"))
+    # the documented rule: Vela's SRAM + 10 % + 4 KiB, rounded up to 16 bytes
+    assert arena % 16 == 0 and 0 <= arena - (info["sram_bytes"] * 1.10 + 4096) < 16
     assert macros["CONV_BN_K16_MODEL_SIZE_BYTES"] == f"{len(vela)}u"
-    assert macros["CONV_BN_K16_TENSOR_ARENA_BYTES"] == f"{arena}u"
     assert macros["CONV_BN_K16_VELA_SRAM_BYTES"] == f"{info['sram_bytes']}u"
     assert macros["CONV_BN_K16_MODEL_SECTION"] == '"network_model_sec"'
-    assert arena % 16 == 0 and arena >= info["sram_bytes"] * 1.1 + 4096 > info["sram_bytes"] > 0
+    assert info["sram_bytes"] > 0
     manifest = json.loads((out / "firmware.json").read_text())
     assert manifest["arena"]["bytes"] == arena and manifest["model"]["size_bytes"] == len(vela)
     assert sorted(p.name for p in out.iterdir()) == manifest["files"]
@@ -273,7 +274,6 @@ def test_corrupt_inputs(tmp_path, conv_bn_compiled, capsys):
 
 
 def test_dedicated_sram_target_gets_fast_memory_macro(tmp_path, conv_bn_k16, capsys):
-    pytest.importorskip("toolchain.targets.compile")
     compiled = vela_compile_dir(conv_bn_k16, tmp_path / "compile", accelerator="ethos-u65-256")
     info = json.loads((compiled / "compile.json").read_text())
     assert info["memory_mode"].startswith("Dedicated_Sram")

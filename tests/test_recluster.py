@@ -161,8 +161,15 @@ def test_cli_report_and_options(conv_bn_int8, tmp_path, capsys):
     assert rep["config"]["clusters"] == 8 and rep["config"]["fit"] == "refit"
     dense = next(t for t in rep["tensors"] if "dense" in t["name"])
     assert dense["action"] == "skipped"
-    assert rep["verification"]["samples"] == 8 and 0 <= rep["verification"]["top1_agreement"] <= 1
     assert json.loads(o.with_suffix(".json").read_text()) == rep
+    # the reported agreement is what running both models on the same seeded inputs gives
+    inputs = random_inputs(rt.input_specs(conv_bn_int8.read_bytes()), 8, seed=0)
+    ref = np.stack([r[0].reshape(-1) for r in rt.run_model(conv_bn_int8.read_bytes(), inputs)])
+    new = np.stack([r[0].reshape(-1) for r in rt.run_model(o.read_bytes(), inputs)])
+    assert rep["verification"]["samples"] == 8
+    assert rep["verification"]["top1_agreement"] == pytest.approx(np.mean(ref.argmax(1) == new.argmax(1)))
+    steps = np.abs(ref.astype(np.int64) - new.astype(np.int64))
+    assert rep["verification"]["max_abs_diff_steps"] == steps.max()
 
 
 def test_calibration_npz(conv_bn_int8, tmp_path):
@@ -212,10 +219,24 @@ def test_output_over_input_refused(conv_bn_int8, tmp_path):
     assert copy.read_bytes() == conv_bn_int8.read_bytes()
 
 
-def test_min_top1_agreement_gate(conv_bn_int8, tmp_path):
-    rc = main(["recluster", str(conv_bn_int8), "-o", str(tmp_path / "o.tflite"), "-k", "2",
-               "--samples", "16", "--min-top1-agreement", "1.01"])
-    assert rc == 5
+def test_min_top1_agreement_gate(conv_bn_int8, tmp_path, capsys):
+    base = ["recluster", str(conv_bn_int8), "-k", "2", "--samples", "16", "--fit", "keep"]
+    assert main([*base, "-o", str(tmp_path / "free.tflite")]) == 0
+    agreement = json.loads((tmp_path / "free.json").read_text())["verification"]["top1_agreement"]
+    assert agreement < 1.0  # K=2 moves some argmax on these inputs: the gate has something to catch
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "pass.tflite"), "--min-top1-agreement", str(agreement)]) == 0
+    assert main([*base, "-o", str(tmp_path / "gate.tflite"), "--min-top1-agreement", str(min(1.0, agreement + 0.05))]) == 5
+    assert "below --min-top1-agreement" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["1.01", "-0.1", "nan", "inf", "abc"])
+def test_min_top1_agreement_out_of_range_refused(conv_bn_int8, tmp_path, value):
+    proc = subprocess.run([sys.executable, "-m", "toolchain", "recluster", str(conv_bn_int8), "-o",
+                           str(tmp_path / "o.tflite"), "--min-top1-agreement", value],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "from 0 to 1" in proc.stderr
+    assert not (tmp_path / "o.tflite").exists()
 
 
 def test_transpose_conv_weights_found_and_reclustered(model_dir):

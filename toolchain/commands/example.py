@@ -18,7 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..training.example import build_example
+    from ..training.tf_env import require_training_stack
 
+    require_training_stack()
     result = build_example(args.output_dir, force=args.force, quiet=args.quiet)
     how = "reused the cached build" if result.reused else "trained"
     print(f"{how}: {result.model_path} ({result.parameters} parameters), float accuracy "

@@ -64,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..training.datasets import load_dataset
     from ..training.finetune import finetune_file, summary_path
+    from ..training.tf_env import require_training_stack
 
     t0 = time.perf_counter()
     config = _config(args)  # bad options fail before any data or TensorFlow is loaded
+    require_training_stack()
     data = load_dataset(args.data)
     result = finetune_file(args.model, data, args.output, config, quiet=args.quiet)
     print(f"accuracy on the test split ({result.test_samples} samples): "

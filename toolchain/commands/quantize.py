@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.datasets import load_dataset
     from ..training.finetune import summary_path
     from ..training.quantize import QuantizeConfig, quantize_file
+    from ..training.tf_env import require_training_stack
 
     t0 = time.perf_counter()
     config = QuantizeConfig(
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         preserve_sparsity=args.preserve_sparsity,
         seed=args.seed,
     )
+    require_training_stack()
     data = load_dataset(args.data)
     result = quantize_file(args.model, data, args.output, config, quiet=args.quiet)
     qat = f", QAT float {result.qat_float_accuracy:.2%}" if result.qat_float_accuracy is not None else ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..core.errors import VerificationError
 from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes
-from .common import positive_int, refuse_overwriting_input
+from .common import fraction, positive_int, refuse_overwriting_input
 
 HELP = "rewrite weight tensors to at most K distinct int8 values each (shared palette), and verify"
 
@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=positive_int, default=32, help="verification samples (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
     p.add_argument("--no-verify", action="store_true", help="skip running both models in LiteRT")
-    p.add_argument("--min-top1-agreement", type=float, metavar="FRACTION",
+    p.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
                    help="exit 5 when top-1 agreement with the original falls below this")
     p.add_argument("--report", help="write the JSON report here (default: OUTPUT with .json suffix)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of a table")

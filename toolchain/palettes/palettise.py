@@ -64,6 +64,11 @@ def palettise_file(model_path: str | os.PathLike[str], out_dir: str | os.PathLik
     if not config.tflm:
         plans = [tflm_compress.not_compressed(p, "TFLM model disabled (--no-tflm)") for p in plans]
         summary = {"status": "disabled"}
+    elif not tflm_compress.tflite_micro_available():
+        # the core install has no tflite-micro: everything else is still written
+        plans = [tflm_compress.not_compressed(p, "tflite-micro is not installed") for p in plans]
+        summary = {"status": "unavailable"}
+        notes.append(f"model_tflm.tflite not written: the tflite-micro package is not installed ({tflm_compress.INSTALL_HINT})")
     elif not any(p.compressed for p in plans):
         summary = {"status": "nothing-to-compress"}
         notes.append("no tensor gains from TFLM LUT compression: model_tflm.tflite not written")

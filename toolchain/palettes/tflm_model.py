@@ -118,6 +118,12 @@ def _tflite_micro():
     return compress, compressor, spec
 
 
+def tflite_micro_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("tflite_micro") is not None
+
+
 def tflite_micro_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

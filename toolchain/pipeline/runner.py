@@ -69,8 +69,12 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
         from ..targets.npu_model import load_npu_model
 
         load_npu_model(options.model)  # int8, not Vela-compiled, not TFLM: refused before any work
-    elif entry is Entry.KERAS:
-        check_keras_file(options.model)  # type: ignore[arg-type]
+    else:
+        from ..training.tf_env import require_training_stack
+
+        if entry is Entry.KERAS:
+            check_keras_file(options.model)  # type: ignore[arg-type]
+        require_training_stack()  # a Keras model or the example: fine-tuning needs the training extra
     name = "example" if entry is Entry.EXAMPLE else model_name(options.model)  # type: ignore[arg-type]
     mdir = options.build_dir / name
     data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)

@@ -26,7 +26,7 @@ _NATIVE_NOISE = re.compile(
 
 # --------------------------------------------------------------------------- the Keras environment
 
-_TRAIN_EXTRA_HINT = "install the training extra: pip install -e '.[train]'"
+_TRAIN_EXTRA_HINT = "install the training extra: pip install 'ethos-palette-toolchain[train]' (in a checkout: pip install -e '.[train]')"
 
 
 def _prepare_environment() -> None:
@@ -62,6 +62,18 @@ def native_stderr_filtered():
             for line in captured.read().decode("utf-8", errors="replace").splitlines():
                 if not _NATIVE_NOISE.match(line):
                     print(line, file=sys.stderr)
+
+
+TRAINING_PACKAGES = ("tensorflow", "tf_keras", "tensorflow_model_optimization")
+
+
+def require_training_stack() -> None:
+    """Refuse early, with the install line, when the training extra is not installed (no import, no cost)."""
+    from importlib.util import find_spec
+
+    missing = [name for name in TRAINING_PACKAGES if find_spec(name) is None]
+    if missing:
+        raise ToolError(f"{', '.join(missing)} not installed: {_TRAIN_EXTRA_HINT}")
 
 
 def import_tf() -> ModuleType:
