@@ -92,6 +92,21 @@ def test_config_value_errors():
         FinetuneConfig(batch_size=0)
 
 
+@pytest.mark.parametrize("value", [0.0, 1.0, -0.5, float("nan"), True])
+def test_prune_sparsity_must_be_a_fraction(value):
+    with pytest.raises(ConfigError, match="prune sparsity"):
+        FinetuneConfig(prune_sparsity=value)
+
+
+def test_pruning_implies_sparsity_preservation():
+    cfg = FinetuneConfig.from_dict({"prune": 0.5, "clusters": 8})
+    assert cfg.prune_sparsity == 0.5 and cfg.preserve_sparsity and cfg.to_dict()["prune"] == 0.5
+    with pytest.raises(ConfigError, match="from 3 to 256 with sparsity preservation"):
+        FinetuneConfig(prune_sparsity=0.5, clusters=2)
+    with pytest.raises(ConfigError, match="prune"):
+        FinetuneConfig.from_dict({"prune": 1.5})
+
+
 def test_layer_rule_syntax():
     assert parse_layer_rule("conv*=8") == LayerRule("conv*", 8)
     assert parse_layer_rule("head=skip") == LayerRule("head", None)
@@ -256,6 +271,42 @@ def test_sparsity_preservation_keeps_zeros(digits_convnet, tmp_path):
     after = _kernels(dst)["dense"]
     assert np.all(after[pruned == 0] == 0)
     assert np.unique(after).size <= 8 and 0.0 in np.unique(after)
+
+
+@pytest.mark.tf
+def test_prune_then_cluster_then_int8_keeps_the_zeros(digits_convnet, tmp_path):
+    """The Deep Compression cascade: half of each clustered kernel pruned, clustered with its zeros kept,
+    converted to int8 and reclustered: the zeros survive every step."""
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.tflite.graph import find_weight_tensors, tensor_values
+    from toolchain.tflite.model_io import read_model
+
+    dst = tmp_path / "pruned_k8.keras"
+    rc, out = run_cli(["finetune", str(digits_convnet), "--data", "digits", "-o", str(dst), "--clusters", "8",
+                       "--prune", "0.5", "--prune-epochs", "2", "--epochs", "1", "--quiet"])
+    assert rc == 0 and "pruned to" in out
+    summary = json.loads((tmp_path / "pruned_k8.keras.json").read_text())
+    assert summary["config"]["prune"] == 0.5 and summary["config"]["preserve_sparsity"] is True
+    pruned = {p["name"]: p["sparsity"] for p in summary["result"]["pruned_layers"]}
+    assert set(pruned) == {"conv1", "conv2", "dense"}
+    kernels = _kernels(dst)
+    for name, sparsity in pruned.items():
+        zeros = float(np.mean(kernels[name] == 0.0))
+        # the polynomial schedule reaches the target at its last step; clustering keeps every zero
+        assert 0.45 <= sparsity <= 0.55 and zeros >= sparsity - 1e-9, (name, sparsity, zeros)
+        assert np.unique(kernels[name]).size <= 8
+    tfl = tmp_path / "pruned_k8.tflite"
+    rc, _ = run_cli(["quantize", str(dst), "--data", "digits", "-o", str(tfl), "--quiet"])
+    assert rc == 0
+    model = read_model(tfl.read_bytes())
+    rewritten, _ = recluster_model(tfl.read_bytes(), ReclusterConfig(clusters=8))
+    after = read_model(rewritten)
+    for w in find_weight_tensors(model):
+        q = tensor_values(model, model.subgraphs[0].tensors[w.tensor_index])
+        r = tensor_values(after, after.subgraphs[0].tensors[w.tensor_index])
+        assert np.mean(q == 0) >= 0.4, w.name  # int8 conversion keeps exact zeros at zero
+        assert np.all(r[q == 0] == 0), w.name
 
 
 @pytest.mark.tf

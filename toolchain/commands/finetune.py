@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cluster each Conv2D output channel separately (default off)")
     p.add_argument("--preserve-sparsity", action=argparse.BooleanOptionalAction, default=None,
                    help="keep zero weights at zero (default off; needs K >= 3)")
+    p.add_argument("--prune", type=float, metavar="SPARSITY", dest="prune_sparsity",
+                   help="magnitude-prune this fraction (0..1) of every clustered kernel first (tfmot, polynomial "
+                        "schedule), then cluster keeping the zeros (implies --preserve-sparsity)")
+    p.add_argument("--prune-epochs", type=int, metavar="N", help="training epochs of the pruning phase (default 2)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2; 0 clusters without training)")
     p.add_argument("--learning-rate", type=float, metavar="LR", help="Adam learning rate (default 1e-4)")
     p.add_argument("--batch-size", type=int, metavar="N", help="training batch size (default 32)")
@@ -46,10 +50,15 @@ def _config(args):
                                     f"finetune config {args.config}") if args.config else FinetuneConfig()
     changes = {}
     for flag, key in (("clusters", "clusters"), ("per_channel", "per_channel"),
-                      ("preserve_sparsity", "preserve_sparsity"), ("epochs", "epochs"),
+                      ("preserve_sparsity", "preserve_sparsity"), ("prune_sparsity", "prune_sparsity"),
+                      ("prune_epochs", "prune_epochs"), ("epochs", "epochs"),
                       ("learning_rate", "learning_rate"), ("batch_size", "batch_size"), ("seed", "seed")):
         if getattr(args, flag) is not None:
             changes[key] = getattr(args, flag)
+    if args.prune_sparsity is not None and args.preserve_sparsity is False:
+        from ..core.errors import ConfigError
+
+        raise ConfigError("--prune keeps the pruned zeros through clustering: it cannot go with --no-preserve-sparsity")
     if args.centroid_init is not None:
         changes["centroid_init"] = CentroidInit(args.centroid_init)
     if args.layer:
@@ -77,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         extra = f", at most {layer.max_distinct_values_per_channel} per channel" if layer.per_channel else ""
         print(f"  {layer.name} ({layer.layer_type}): {layer.clusters} clusters -> "
               f"{layer.distinct_values} distinct values{extra}")
+    for layer in result.pruned_layers:
+        print(f"  {layer.name} ({layer.layer_type}): pruned to {layer.sparsity:.1%} zeros")
     for layer in result.skipped_layers:
         print(f"  {layer.name} ({layer.layer_type}): not clustered, {layer.reason.value}")
     print(f"wrote {args.output} and {summary_path(args.output)} in {time.perf_counter() - t0:.1f} s")

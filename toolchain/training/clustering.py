@@ -66,12 +66,23 @@ class FinetuneConfig:
     centroid_init: CentroidInit = CentroidInit.KMEANS_PLUS_PLUS
     per_channel: bool = False  # Conv2D only: K clusters in every output channel
     preserve_sparsity: bool = False  # keep zero weights at zero (pruned models)
+    prune_sparsity: float | None = None  # prune this fraction of each clustered kernel first (then sparsity is preserved)
+    prune_epochs: int = 2
     epochs: int = 2
     learning_rate: float = 1e-4
     batch_size: int = 32
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.prune_sparsity is not None:
+            s = self.prune_sparsity
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < s < 1.0:  # NaN fails too
+                raise ConfigError(f"prune sparsity must be a fraction between 0 and 1 (exclusive), got {s!r}")
+            if not self.preserve_sparsity:
+                # clustering a pruned model must keep its zeros: implied, not a second switch to forget
+                object.__setattr__(self, "preserve_sparsity", True)
+        if not isinstance(self.prune_epochs, int) or isinstance(self.prune_epochs, bool) or self.prune_epochs < 1:
+            raise ConfigError(f"prune epochs must be a whole number >= 1, got {self.prune_epochs!r}")
         low = 3 if self.preserve_sparsity else MIN_CLUSTERS  # tfmot keeps one centroid at zero
         for what, k in [("clusters", self.clusters)] + [
             (f"clusters of layer rule '{r.pattern}'", r.clusters) for r in self.layer_rules if r.clusters is not None
@@ -105,6 +116,8 @@ class FinetuneConfig:
             "centroid_init": self.centroid_init.value,
             "per_channel": self.per_channel,
             "preserve_sparsity": self.preserve_sparsity,
+            "prune": self.prune_sparsity,
+            "prune_epochs": self.prune_epochs,
             "epochs": self.epochs,
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
@@ -116,8 +129,11 @@ class FinetuneConfig:
         """From a config file's table (validated against schemas/finetune.schema.json)."""
         validate(raw, "finetune", what)
         kwargs: dict[str, Any] = {k: raw[k] for k in
-                                  ("clusters", "per_channel", "preserve_sparsity", "epochs", "batch_size", "seed")
+                                  ("clusters", "per_channel", "preserve_sparsity", "prune_epochs", "epochs",
+                                   "batch_size", "seed")
                                   if k in raw}
+        if "prune" in raw:
+            kwargs["prune_sparsity"] = float(raw["prune"])
         if "learning_rate" in raw:
             kwargs["learning_rate"] = float(raw["learning_rate"])
         if "centroid_init" in raw:
@@ -150,6 +166,7 @@ class ClusteredLayer:
     per_channel: bool
     distinct_values: int  # distinct float values in the clustered kernel, after stripping
     max_distinct_values_per_channel: int  # over output channels (the kernel's last axis)
+    zero_fraction: float  # weights exactly zero (pruned ones stay zero with preserve_sparsity)
 
 
 @dataclass(frozen=True)
@@ -166,7 +183,7 @@ def warn_user(message: str) -> None:
 # --- wrapping -------------------------------------------------------------------------------
 
 
-def _clusterable_weight_names(layer) -> list[str]:
+def clusterable_weight_names(layer) -> list[str]:
     """Names of the weights tfmot would cluster in ``layer`` (empty: nothing to cluster)."""
     from tensorflow_model_optimization.python.core.clustering.keras import (
         clusterable_layer,
@@ -220,7 +237,7 @@ def _wrap_layer(layer, config: FinetuneConfig, plan: _Plan):
     if clusters is None:
         plan.skipped.append(SkippedLayer(layer.name, kind, LayerSkipReason.RULE))
         return layer
-    names = _clusterable_weight_names(layer)
+    names = clusterable_weight_names(layer)
     if not names:
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             reason = LayerSkipReason.DEPTHWISE
@@ -269,16 +286,16 @@ def strip_model(model):
         cluster_wrapper,
     )
 
-    has_wrappers = any(isinstance(l, cluster_wrapper.ClusterWeights) for l in _all_layers(model))
+    has_wrappers = any(isinstance(l, cluster_wrapper.ClusterWeights) for l in all_layers(model))
     return tfmot.clustering.keras.strip_clustering(model) if has_wrappers else model
 
 
-def _all_layers(model):
+def all_layers(model):
     keras = import_keras()
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
 
 
 def distinct_values(kernel: np.ndarray) -> tuple[int, int]:
@@ -292,14 +309,16 @@ def distinct_values(kernel: np.ndarray) -> tuple[int, int]:
 
 
 def clustered_report(model, plan: _Plan) -> tuple[ClusteredLayer, ...]:
-    layers = {l.name: l for l in _all_layers(model)}
+    layers = {l.name: l for l in all_layers(model)}
     out = []
     for name, (clusters, per_channel) in plan.clustered.items():
         layer = layers[name]
-        names = _clusterable_weight_names(layer) or ["kernel"]
+        names = clusterable_weight_names(layer) or ["kernel"]
         kernel = getattr(layer, names[0], None)
         if kernel is None:
             continue
-        total, worst = distinct_values(np.asarray(kernel))
-        out.append(ClusteredLayer(name, layer.__class__.__name__, clusters, per_channel, total, worst))
+        k = np.asarray(kernel)
+        total, worst = distinct_values(k)
+        out.append(ClusteredLayer(name, layer.__class__.__name__, clusters, per_channel, total, worst,
+                                  round(float(np.mean(k == 0.0)), 6)))
     return tuple(out)

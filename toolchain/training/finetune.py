@@ -1,19 +1,7 @@
-"""Weight clustering with tfmot: wrap, fine-tune, strip, measure.
+"""``toolchain finetune``: [prune,] cluster, fine-tune, strip and measure a Keras classifier.
 
-The tfmot pitfalls of DESIGN.md 4 are handled here rather than left to the user:
-legacy Keras, a fresh clone before wrapping (wrapping a model twice
-fails), layers tfmot cannot cluster are skipped with a warning that names them,
-and ``cluster_per_channel`` is applied to Conv2D layers without a bias, which
-tfmot's own check skips by mistake (it takes the last trainable weight, the
-bias, as the channel count; without a bias that is the kernel itself).
-
-This module is also the training side's one door to TensorFlow, legacy Keras (tf_keras)
-and tfmot, and holds the Keras model I/O the other training stages share. tfmot 0.8.1 only
-works with Keras 2: ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is first
-imported, otherwise ``tf.keras`` is Keras 3 and tfmot's ``cluster_weights`` silently
-returns None. Callers import through ``import_tf``/``import_keras``/``import_tfmot``,
-inside their own functions, so importing a stage or command module never pays for
-TensorFlow.
+The steps live in their own modules (pruning, clustering, keras_training); this one runs
+them in order on checked data and writes the model with a JSON summary next to it.
 """
 from __future__ import annotations
 
@@ -46,19 +34,8 @@ from .keras_io import (
     load_keras_model,
 )
 from .keras_training import compile_for_training, fit
+from .pruning import PrunedLayer, prune_model
 from .tf_env import seed_everything, tool_versions
-
-# Lines TensorFlow's native code prints straight to fd 2 whatever TF_CPP_MIN_LOG_LEVEL says
-# (TF 2.21 logs before absl is initialised): start-up notes and converter chatter.
-
-
-# --- Keras model files -------------------------------------------------------------------
-
-# A fixed zip entry time: the archive's content must not depend on when it was written.
-
-
-# --------------------------------------------------------------------------- clustering
-
 
 
 @dataclass(frozen=True)
@@ -67,6 +44,7 @@ class FinetuneResult:
     accuracy_after: float
     clustered_layers: tuple[ClusteredLayer, ...]
     skipped_layers: tuple[SkippedLayer, ...]
+    pruned_layers: tuple[PrunedLayer, ...]  # empty unless pruning was asked for
     epochs: int
     train_samples: int
     test_samples: int
@@ -81,6 +59,7 @@ class FinetuneResult:
             "skipped_layers": [
                 {"name": s.name, "layer_type": s.layer_type, "reason": s.reason.value} for s in self.skipped_layers
             ],
+            "pruned_layers": [asdict(p) for p in self.pruned_layers],
             "epochs": self.epochs,
             "train_samples": self.train_samples,
             "test_samples": self.test_samples,
@@ -98,6 +77,9 @@ def finetune_model(model, data: Dataset, config: FinetuneConfig, quiet: bool = F
     seed_everything(config.seed)
     model = strip_model(model)  # a model saved with wrappers still in it
     accuracy_before = keras_accuracy(model, data.x_test, data.y_test)
+    pruned: tuple[PrunedLayer, ...] = ()
+    if config.prune_sparsity is not None:
+        model, pruned = prune_model(model, data, config, quiet)
     clustered, plan = cluster_model(model, config)
     if not plan.clustered:
         warn_user("no layer was clustered: the output is the input model, fine-tuned")
@@ -110,6 +92,7 @@ def finetune_model(model, data: Dataset, config: FinetuneConfig, quiet: bool = F
         accuracy_after=accuracy_after,
         clustered_layers=clustered_report(stripped, plan),
         skipped_layers=tuple(plan.skipped),
+        pruned_layers=pruned,
         epochs=config.epochs,
         train_samples=int(len(data.x_train)),
         test_samples=int(len(data.x_test)),

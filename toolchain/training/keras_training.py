@@ -7,8 +7,6 @@ from .datasets import Dataset
 from .keras_io import outputs_probabilities
 from .tf_env import import_keras
 
-# --- training -------------------------------------------------------------------------------
-
 
 def epoch_line_callback(epochs: int):
     keras = import_keras()
@@ -40,7 +38,7 @@ def compile_for_training(model, learning_rate) -> None:
     )
 
 
-def fit(model, data: Dataset, epochs: int, batch_size: int, quiet: bool) -> None:
+def fit(model, data: Dataset, epochs: int, batch_size: int, quiet: bool, callbacks: list | None = None) -> None:
     """Keras' progress output, or one line per epoch when ``quiet``."""
     if epochs <= 0:
         return
@@ -51,5 +49,5 @@ def fit(model, data: Dataset, epochs: int, batch_size: int, quiet: bool) -> None
         batch_size=batch_size,
         shuffle=True,
         verbose=0 if quiet else 1,
-        callbacks=[epoch_line_callback(epochs)] if quiet else [],
+        callbacks=list(callbacks or []) + ([epoch_line_callback(epochs)] if quiet else []),
     )
