@@ -1,4 +1,4 @@
-# Front doors: `make deploy TARGET=ethos-u55`, `make test`. See README.md.
+# Front doors: `make deploy TARGET=ethos-u55`, `make test`. See README.md; the manual is in docs/.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TOOLCHAIN := $(VENV)/bin/toolchain
 STAMP := $(VENV)/.installed
 
-# Pipeline variables (documented in README.md)
+# Pipeline variables (documented in docs/pipeline.md)
 MODEL ?=
 DATA ?=
 CLUSTERS ?= 16
@@ -19,10 +19,10 @@ PYTEST_ARGS ?=
 # Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc make cmake
 
-.PHONY: setup system-deps test deploy sweep bench clean help
+.PHONY: setup system-deps test deploy sweep bench docs clean help
 
 help:
-	@echo "make setup | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | clean"
+	@echo "make setup | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | docs | clean"
 
 setup: $(STAMP)
 
@@ -52,7 +52,7 @@ deploy: setup
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) --build-dir $(BUILD)
 
 # make sweep CLUSTERS="8 16 32" TARGETS="ethos-u55-128 ethos-u85-256" [-j3]: one deploy per K,
-# then a Pareto table and plot of accuracy against flash and cycles in $(BUILD)/sweep.
+# then a Pareto table and plot of accuracy against flash and cycles in $(BUILD)/sweep (docs/pipeline.md).
 TARGETS ?= ethos-u55-128 ethos-u85-256
 SWEEP_CLUSTERS := $(if $(filter command line environment,$(origin CLUSTERS)),$(CLUSTERS),8 16 32)
 SWEEP_DIR := $(BUILD)/sweep
@@ -66,13 +66,22 @@ sweep-example: setup
 	$(TOOLCHAIN) example -o $(BUILD)/example --quiet
 .PHONY: sweep-example
 
-# Benchmarks (about 15 min on 2 cores without caches; results in benchmarks/results/, tables in README.md)
+# Benchmarks (docs/benchmarks.md; long without the caches in build/bench): each writes its
+# benchmarks/results/<name>.json, then the docs' generated tables are rendered from those files.
 bench: setup system-deps
 	$(PY) benchmarks/recluster_speed.py
-	$(PY) benchmarks/compile_speed.py
+	$(PY) benchmarks/compile_speed.py --mobilenet
 	$(PY) benchmarks/restore_clusters.py
 	$(PY) benchmarks/compression_fashion_mnist.py
 	$(PY) benchmarks/deploy_time.py
+	$(PY) benchmarks/fuzz_models.py
+	$(PY) benchmarks/bad_inputs_table.py --write
+	$(PY) benchmarks/render_docs.py
+
+# Re-render the generated blocks of README.md and docs/*.md from benchmarks/results/*.json
+# (standard library only; tests/test_docs.py fails when a block is stale).
+docs:
+	$(PYTHON) benchmarks/render_docs.py
 
 clean:
 	rm -rf $(BUILD)

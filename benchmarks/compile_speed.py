@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/compile_speed.py [--model M.tflite] [--mobilenet] [--repeats 5]
 
 Prints a table of wall-clock seconds per compile (validation, Vela subprocess, CSV
-parsing, compile.json) and writes benchmarks/results/compile_speed.json. Without
---model it builds the test suite's small conv+BN model with the TFLite converter;
---mobilenet adds an int8 MobileNetV2 (3.5M parameters, random weights) for scale.
-The goal stated in issue 3: a small model compiles in under 2 s.
+parsing, compile.json; the table is tables.compile_speed_table) and writes
+benchmarks/results/compile_speed.json. Without --model it builds the test suite's small
+conv+BN model with the TFLite converter; --mobilenet adds an int8 MobileNetV2 (3.5M
+parameters, random weights) for scale. The goal: a small model compiles in under 2 s.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import tables  # noqa: E402
 from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
 
 TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "ethos-n78-2tops")
@@ -78,26 +79,19 @@ def main(argv: list[str] | None = None) -> int:
             models.append(mobilenet_v2_int8())
         rows = [time_target(m, t, args.repeats, work) for m in models for t in TARGETS]
 
-    print(f"compile time, {args.repeats} runs each, wall-clock seconds")
-    print(f"{'model':<26}{'bytes':>11}  {'target':<18}{'kind':<12}{'median':>9}{'min':>9}{'max':>9}")
-    for r in rows:
-        print(
-            f"{r['model']:<26}{r['model_bytes']:>11,}  {r['target']:<18}{r['estimate_kind']:<12}"
-            f"{r['median_s']:>9.3f}{r['min_s']:>9.3f}{r['max_s']:>9.3f}"
-        )
     small = [r for r in rows if r["model"] == rows[0]["model"]]
     ok = all(r["max_s"] < GOAL_S for r in small)
-    print(f"small model under {GOAL_S:g} s on every target: {'yes' if ok else 'NO'}")
-    path = write_result(
-        "compile_speed",
-        {
-            "benchmark": "compile_speed",
-            "goal_s": GOAL_S,
-            "small_model_under_goal": ok,
-            "results": rows,
-            "machine": {**machine(), "vela": vela_version()},
-        },
-    )
+    doc = {
+        "benchmark": "compile_speed",
+        "goal_s": GOAL_S,
+        "small_model_under_goal": ok,
+        "results": rows,
+        "machine": {**machine(), "vela": vela_version()},
+    }
+    print(f"compile time, {args.repeats} runs each, wall-clock seconds\n")
+    print(tables.compile_speed_table(doc))
+    print(f"\nsmall model under {GOAL_S:g} s on every target: {'yes' if ok else 'NO'}")
+    path = write_result("compile_speed", doc)
     print(f"written {path.relative_to(REPO)}")
     return 0 if ok else 1
 

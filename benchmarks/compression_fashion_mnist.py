@@ -28,7 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, write_result  # noqa: E402
+import tables  # noqa: E402
+from common import FASHION_TARGETS, machine, write_result  # noqa: E402
 from fashion_training import ROOT, Arch, Recipe, cached, store, subsets, train_base  # noqa: E402
 
 from toolchain.core.fileio import atomic_write_json, sha256_bytes  # noqa: E402
@@ -55,12 +56,12 @@ from toolchain.training.datasets import load_dataset
 TARGETS = ("ethos-u55-128", "ethos-u85-256")
 LAYERS = ("conv1", "conv2", "fc1", "logits")  # layer names of fashion_training.build_model, in graph order
 CALIBRATION_IMAGES = 64  # bias correction
-# The targets, checked at K = 16.
+# The targets (common.FASHION_TARGETS), checked at K = 16.
 TARGET_K = 16
-MAX_ENCODED_RATIO = 0.55  # this toolchain's Vela encoded weights / the usual flow's
-MAX_ACCURACY_LOSS_VS_USUAL = 0.005  # 0.5 points
-MIN_ZIP_FACTOR = 8.0  # zipped float .tflite / zipped model
-MAX_ACCURACY_LOSS_VS_FLOAT = 0.01  # 1 point
+MAX_ENCODED_RATIO = FASHION_TARGETS["max_encoded_ratio_vs_usual"]
+MAX_ACCURACY_LOSS_VS_USUAL = FASHION_TARGETS["max_accuracy_loss_vs_usual_points"] / 100
+MIN_ZIP_FACTOR = FASHION_TARGETS["min_zip_factor_vs_float"]
+MAX_ACCURACY_LOSS_VS_FLOAT = FASHION_TARGETS["max_accuracy_loss_vs_float_points"] / 100
 
 FLOAT, INT8, USUAL, CQAT, TOOLCHAIN, TOOLCHAIN_BC, TOOLCHAIN_PLAN = (
     "float", "int8", "usual flow", "usual + CQAT", "this toolchain", "this toolchain + bias corr.",
@@ -333,34 +334,6 @@ def run_arch(arch: Arch, data, subs, recipe: Recipe, clusters: list[int], remeas
 # --------------------------------------------------------------------------- report
 
 
-def _kib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1024:,.1f}"
-
-
-def _mcycles(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1e6:.3f}"
-
-
-def table(rows: list[dict], arch: str) -> list[str]:
-    float_row = next(r for r in rows if r["model"] == arch and r["variant"] == FLOAT)
-    head = ("| K | variant | test accuracy | vs float | zipped KiB | float zipped / zipped | distinct values "
-            "conv1 / conv2 / fc1 / logits | " + " | ".join(
-                f"{t} encoded weights KiB | {t} flash KiB | {t} Mcycles" for t in TARGETS) + " |")
-    lines = [head, "|" + "---|" * (7 + 3 * len(TARGETS))]
-    for r in rows:
-        if r["model"] != arch:
-            continue
-        distinct = " / ".join(str(r["distinct_per_tensor"].get(n, "-")) for n in LAYERS)
-        vela = " | ".join(
-            f"{_kib(r['vela'][t]['encoded_weight_bytes'])} | {_kib(r['vela'][t]['flash_bytes'])} | "
-            f"{_mcycles(r['vela'][t]['cycles_total'])}" if t in r["vela"] else "- | - | -" for t in TARGETS)
-        lines.append(
-            f"| {r['clusters'] or '-'} | {r['variant']} | {100 * r['accuracy']:.2f}% | "
-            f"{100 * (r['accuracy'] - float_row['accuracy']):+.2f} | {_kib(r['zipped_bytes'])} | "
-            f"{float_row['zipped_bytes'] / r['zipped_bytes']:.1f}x | {distinct} | {vela} |")
-    return lines
-
-
 def check_targets(rows: list[dict], k: int) -> list[dict]:
     out = []
     for arch in sorted({r["model"] for r in rows}):
@@ -387,20 +360,6 @@ def check_targets(rows: list[dict], k: int) -> list[dict]:
                 "zip_target_pass": zip_factor >= MIN_ZIP_FACTOR and vs_float >= -MAX_ACCURACY_LOSS_VS_FLOAT - 1e-12,
             })
     return out
-
-
-def target_lines(checks: list[dict]) -> list[str]:
-    lines = [f"| model | K | variant | encoded weights vs usual flow ({' / '.join(TARGETS)}) | "
-             f"accuracy vs usual flow | target <= {MAX_ENCODED_RATIO}x, >= -0.5 points | zipped float / zipped | "
-             f"accuracy vs float | target >= {MIN_ZIP_FACTOR:.0f}x, >= -1 point |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for c in checks:
-        lines.append(
-            f"| {c['model']} | {c['clusters']}{' (target K)' if c['clusters'] == TARGET_K else ''} | {c['variant']} | {' / '.join(f'{v:.3f}x' for v in c['encoded_ratio_vs_usual'].values())} | "
-            f"{c['accuracy_vs_usual_points']:+.2f} | {'PASS' if c['encoded_target_pass'] else 'FAIL'} | "
-            f"{c['zip_factor_vs_float']:.2f}x | {c['accuracy_vs_float_points']:+.2f} | "
-            f"{'PASS' if c['zip_target_pass'] else 'FAIL'} |")
-    return lines
 
 
 def main() -> int:
@@ -437,6 +396,14 @@ def main() -> int:
     last_cold = json.loads(cold_record.read_text()) if cold_record.is_file() else None
     uncached = sum(times[k] for k in ("base_training_s", "finetune_s", "cqat_s", "conversion_s", "recluster_s",
                                   "bias_correction_s", "evaluate_s", "vela_s"))
+    doc = {
+        "machine": machine() | {"load_average_start": list(load_start), "load_average_end": list(os.getloadavg())},
+        "recipe": recipe.to_dict(), "targets_checked_at_clusters": TARGET_K, "target_thresholds": FASHION_TARGETS,
+        "test_samples": int(len(data.y_test)), "layers": list(LAYERS),
+        "vela_version": vela_version(), "vela_targets": list(TARGETS), "budgets_enforced": False,
+        "wall_s": wall, "cold_run": cold, "last_cold_run": last_cold, "uncached_estimate_s": uncached, "times_s": times,
+        "rows": rows, "targets": checks,
+    }
     print(f"\nFashion-MNIST, full 10,000-image test set. Base training {recipe.base_epochs} epochs on "
           f"{recipe.base_train:,} images (batch {recipe.base_batch}); tfmot clustering fine-tune {recipe.finetune_epochs} "
           f"epoch on {recipe.finetune_train:,} (batch {recipe.finetune_batch}); CQAT {recipe.qat_epochs} epoch on "
@@ -446,22 +413,15 @@ def main() -> int:
           + ").")
     for arch in args.models:
         print(f"\n{arch}\n")
-        print("\n".join(table(rows, arch)))
+        print(tables.fashion_mnist_table(doc, arch))
     if checks:
-        print("\n" + "\n".join(target_lines(checks)))
+        print("\n" + tables.fashion_mnist_targets(doc))
+        print("\n" + tables.fashion_mnist_largest_layer(doc))
+    print("\n" + tables.fashion_mnist_cost(doc))
     print(f"\nwall time of this run {wall:.0f} s ({'nothing cached' if cold else 'cached models/figures reused'}); "
-          f"a run without caches: about {uncached:.0f} s "
-          f"(base training {times['base_training_s']:.0f} s, clustering fine-tune {times['finetune_s']:.0f} s, "
-          f"CQAT {times['cqat_s']:.0f} s, conversion {times['conversion_s']:.0f} s, recluster {times['recluster_s']:.0f} s, "
-          f"bias correction {times['bias_correction_s']:.0f} s, LiteRT accuracy {times['evaluate_s']:.0f} s, "
-          f"Vela {times['vela_s']:.0f} s; load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)"
+          f"load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
           + (f"; the last full run without caches took {last_cold['wall_s']:.0f} s" if last_cold else ""))
-    path = write_result("compression_fashion_mnist", {
-        "machine": machine() | {"load_average_start": list(load_start), "load_average_end": list(os.getloadavg())},
-        "recipe": recipe.to_dict(), "targets_checked_at_clusters": TARGET_K, "test_samples": int(len(data.y_test)),
-        "vela_version": vela_version(), "vela_targets": list(TARGETS), "budgets_enforced": False,
-        "wall_s": wall, "cold_run": cold, "last_cold_run": last_cold, "uncached_estimate_s": uncached, "times_s": times, "rows": rows, "targets": checks,
-    })
+    path = write_result("compression_fashion_mnist", doc)
     print(f"wrote {path}")
     return 0
 

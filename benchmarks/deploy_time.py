@@ -5,8 +5,8 @@ Runs what the Makefile runs (`toolchain deploy --clusters 16 --target ethos-u55
 directory (the example is trained, then every stage runs), then again on the same
 directory (every stage should be up to date). Each stage's time comes from the
 command's own JSON output (`stages[].time_s`); the total is the subprocess's wall
-time, Python start-up and imports included. Targets (issue 7): the whole run under
-3 minutes on 2 cores, the post-processing stages under 10 s.
+time, Python start-up and imports included. Targets: the whole run under 3 minutes
+on 2 cores, the post-processing stages under 10 s. The tables are tables.deploy_time_*.
 Run: .venv/bin/python benchmarks/deploy_time.py [--target ethos-u55] [--clusters 16] [--keep DIR]
 """
 from __future__ import annotations
@@ -23,16 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tables  # noqa: E402
 from common import REPO, machine, write_result  # noqa: E402
 
-# Stages that train or convert with TensorFlow; everything else is post-processing (no TensorFlow).
-TRAINING_STAGES = ("example", "baseline", "finetune", "quantize")
 MAX_TOTAL_S = 180.0
 MAX_POST_PROCESSING_S = 10.0
-
-
-def is_training(stage_name: str) -> bool:
-    return stage_name.split(" ")[0] in TRAINING_STAGES
 
 
 def run_deploy(build_dir: Path, target: str, clusters: int) -> dict:
@@ -50,8 +45,8 @@ def run_deploy(build_dir: Path, target: str, clusters: int) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"toolchain deploy exited {proc.returncode}: {doc.get('error')}")
     stages = doc["stages"]
-    training = sum(s["time_s"] for s in stages if is_training(s["name"]))
-    post = sum(s["time_s"] for s in stages if not is_training(s["name"]))
+    training = sum(s["time_s"] for s in stages if tables.stage_is_training(s["name"]))
+    post = sum(s["time_s"] for s in stages if not tables.stage_is_training(s["name"]))
     return {
         "command": ["toolchain", *cmd[1:]],
         "wall_s": wall,
@@ -85,32 +80,23 @@ def main() -> int:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n`make deploy TARGET={args.target}` (toolchain deploy, K = {args.clusters}), bundled example\n")
-    print("| run | stages ran | total wall | training stages | post-processing stages | start-up and other |")
-    print("|---|---|---|---|---|---|")
-    for label, r in (("fresh build directory", fresh), ("second run (no-op)", again)):
-        print(f"| {label} | {r['stages_ran']} of {len(r['stages'])} | {r['wall_s']:.1f} s | {r['training_s']:.1f} s | "
-              f"{r['post_processing_s']:.1f} s | {r['startup_and_other_s']:.1f} s |")
-    print("\n| stage (fresh run) | kind | status | time |")
-    print("|---|---|---|---|")
-    for s in fresh["stages"]:
-        print(f"| {s['name']} | {'training' if is_training(s['name']) else 'post-processing'} | {s['status']} | "
-              f"{s['time_s']:.2f} s |")
     total_ok = fresh["wall_s"] < MAX_TOTAL_S
     post_ok = fresh["post_processing_s"] < MAX_POST_PROCESSING_S
     noop_ok = again["stages_ran"] == 0
-    print(f"\ntarget total < {MAX_TOTAL_S:.0f} s: {'PASS' if total_ok else 'FAIL'} ({fresh['wall_s']:.1f} s); "
-          f"post-processing < {MAX_POST_PROCESSING_S:.0f} s: {'PASS' if post_ok else 'FAIL'} "
-          f"({fresh['post_processing_s']:.1f} s); second run a no-op: {'yes' if noop_ok else 'NO'} "
-          f"({again['stages_ran']} stages ran); load average {load_start[0]:.1f} at the start, "
-          f"{os.getloadavg()[0]:.1f} at the end")
-    path = write_result("deploy_time", {
+    doc = {
         "machine": machine() | {"load_average_start": list(load_start), "load_average_end": list(os.getloadavg())},
         "target": args.target, "clusters": args.clusters,
         "targets": {"max_total_s": MAX_TOTAL_S, "max_post_processing_s": MAX_POST_PROCESSING_S,
                     "total_pass": total_ok, "post_processing_pass": post_ok, "second_run_noop": noop_ok},
         "fresh": fresh, "second": again,
-    })
+    }
+    print(f"\n`make deploy TARGET={args.target}` (toolchain deploy, K = {args.clusters}), bundled example\n")
+    print(tables.deploy_time_runs(doc))
+    print()
+    print(tables.deploy_time_stages(doc))
+    print()
+    print(tables.deploy_time_verdict(doc))
+    path = write_result("deploy_time", doc)
     print(f"wrote {path}")
     return 0
 

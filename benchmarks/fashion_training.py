@@ -2,7 +2,7 @@
 
 The two-conv ConvNet of the clustering paper's MNIST row (conv 32@5x5, pool, conv
 64@5x5, pool, dense 1024, dense 10; 3.3M parameters) and the same with BatchNorm
-(momentum 0.9, see DESIGN.md 4) after each convolution. Every trained or converted
+(momentum 0.9: the default 0.99 needs far more steps to settle) after each convolution. Every trained or converted
 model is cached under build/bench/fashion_mnist/<recipe>/ with a small JSON sidecar
 holding how long it took, so a rerun skips the training and still reports its cost.
 """

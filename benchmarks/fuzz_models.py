@@ -9,8 +9,8 @@ Vela is not involved) and recluster + LiteRT verification, in a worker process t
 is replaced when it crashes or stalls.
 
 Run: .venv/bin/python benchmarks/fuzz_models.py [--cases 12000] [--first-seed 0] [--time-limit-s 900] [--write-doc]
-Writes benchmarks/results/fuzz_models.json and prints a summary (--write-doc also puts the figures in
-README.md); exits 1 on any finding.
+Writes benchmarks/results/fuzz_models.json and prints a summary and the table of docs/robustness.md
+(tables.fuzz_figures; --write-doc also re-renders the docs' generated blocks); exits 1 on any finding.
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 import fuzz_mutators as fm  # noqa: E402
+import render_docs  # noqa: E402
+import tables  # noqa: E402
 from common import CACHE, machine, write_result  # noqa: E402
 
 SEEDS_DIR = CACHE / "fuzz_seeds"
-DOC = HERE.parent / "README.md"
-DOC_START, DOC_END = "<!-- fuzz-figures:start -->", "<!-- fuzz-figures:end -->"
 
 
 def seed_models() -> Path:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit-s", type=float, default=900.0, help="stop starting new cases after this long")
     ap.add_argument("--case-timeout-s", type=float, default=10.0, help="a case taking longer is a hang")
     ap.add_argument("--no-write", action="store_true", help="print only, do not write the JSON result")
-    ap.add_argument("--write-doc", action="store_true", help="replace the figures in README.md")
+    ap.add_argument("--write-doc", action="store_true", help="re-render the docs' generated blocks from the new JSON")
     args = ap.parse_args(argv)
 
     seeds = seed_models()
@@ -93,32 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {f['seed']} #{f['case_seed']}: {f['outcome']} at {f['stage']}: {f['detail'].strip().splitlines()[-1:]}")
     if not args.no_write:
         print(f"wrote {write_result('fuzz_models', payload)}")
-    table = figures_table(payload)
-    print(table)
-    if args.write_doc:
-        text = DOC.read_text(encoding="utf-8")
-        head, rest = text.split(DOC_START, 1)
-        _, tail = rest.split(DOC_END, 1)
-        DOC.write_text(f"{head}{DOC_START}\n{table}\n{DOC_END}{tail}", encoding="utf-8")
-        print(f"wrote the figures into {DOC}")
+    print(tables.fuzz_figures(payload))
+    if args.write_doc and not args.no_write:
+        for s in render_docs.render_files():
+            print(f"re-rendered {s}")
     return 1 if summary.findings else 0
-
-
-def figures_table(p: dict) -> str:
-    """The Markdown row README.md shows."""
-    outcomes = ", ".join(f"{'accepted by every stage' if k == 'ok' else k} {v:,}"
-                         for k, v in sorted(p["outcomes"].items(), key=lambda kv: -kv[1]))
-    order = {s: i for i, s in enumerate(fm.STAGES)}
-    stages = ", ".join(f"{k} {v:,}" for k, v in sorted(p["ended_at_stage"].items(), key=lambda kv: order.get(kv[0], 99)))
-    s = p["slowest_case"]
-    slowest = f"{s['time_s']:.2f} s ({'accepted' if s['outcome'] == 'ok' else s['outcome']}, at {s['stage']})"
-    seeds = p["cases"] - p["mutated_cases"]
-    return "\n".join([
-        "| cases | outcomes | ended at stage | slowest case | peak RSS | findings | time |",
-        "|---|---|---|---|---|---|---|",
-        f"| {p['mutated_cases']:,} mutated + {seeds} seeds | {outcomes} | {stages} | {slowest} | "
-        f"{p['peak_rss_bytes'] / 2**20:.0f} MiB | {len(p['findings'])} | {p['elapsed_s']:.0f} s ({p['cases_per_s']} cases/s) |",
-    ])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tables  # noqa: E402
 from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
 
 from toolchain.algorithms.palette import (  # noqa: E402
@@ -116,14 +117,9 @@ def main() -> int:
             "kmeans_int8_error_total": sum(r["kmeans_int8_error"] for r in rk),
             "recluster_model_s": {fit.value: model_times[(k, fit.value)] for fit in ScaleFit},
         })
-    print("\n| K | tensors | weights | DP s/M weights | KMeans s/M weights | speed-up | DP worse on | DP error / KMeans error | whole model keep / refit / joint |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for s in summary:
-        print(f"| {s['clusters']} | {s['tensors']} | {s['weights']:,} | {s['dp_s_per_million_weights']:.3f} | "
-              f"{s['kmeans_s_per_million_weights']:.1f} | {s['speedup']:.0f}x | {s['tensors_dp_worse_than_kmeans']} | "
-              f"{s['dp_error_total'] / s['kmeans_int8_error_total']:.3f} | "
-              + " / ".join(f"{v:.2f}" for v in s["recluster_model_s"].values()) + " s |")
-    path = write_result("recluster_speed", {"machine": machine(), "summary": summary, "tensors": rows})
+    doc = {"machine": machine(), "summary": summary, "tensors": rows}
+    print("\n" + tables.recluster_speed_table(doc))
+    path = write_result("recluster_speed", doc)
     print(f"wrote {path}")
     return 0
 

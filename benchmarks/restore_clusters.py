@@ -1,4 +1,4 @@
-"""Restoring the cluster count of a tfmot-clustered model (issue: joint codes + scales).
+"""Restoring the cluster count of a tfmot-clustered model: joint codes + scales against the other fits.
 
 The bundled example (ConvNet with BatchNorm on the 5,000 real MNIST digits) is clustered
 with tfmot (K clusters, short fine-tune), converted to per-channel int8 (the usual flow,
@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tables  # noqa: E402
 from common import CACHE, machine, write_result  # noqa: E402
 
 from toolchain.rewrite.bias_correction import correct_biases
@@ -126,14 +127,9 @@ def main() -> int:
                 }
                 row["accuracy_delta_points"] = round(100 * (row["int8_accuracy"] - acc_before), 2)
                 rows.append(row)
-    print("\n| K | model | distinct int8 values per tensor | squared error vs float weights | int8 accuracy | vs before | Vela encoded weights |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['clusters']} | {r['variant']} | {', '.join(map(str, r['distinct_per_tensor']))} | "
-              f"{r['squared_error_vs_float']:.3g} | {100 * r['int8_accuracy']:.1f}% | {r['accuracy_delta_points']:+.1f} | "
-              f"{r['vela_encoded_weight_bytes']:,} B |")
-    path = write_result("restore_clusters", {"machine": machine(), "epochs": args.epochs, "test_samples": int(len(data.y_test)),
-                                              "rows": rows})
+    doc = {"machine": machine(), "epochs": args.epochs, "test_samples": int(len(data.y_test)), "rows": rows}
+    print("\n" + tables.restore_clusters_table(doc))
+    path = write_result("restore_clusters", doc)
     print(f"wrote {path}")
     return 0
 

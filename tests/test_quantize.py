@@ -75,7 +75,7 @@ def test_int8_accuracy_in_litert_is_within_2_points_of_float(int8_digits, cluste
 
 
 def test_bn_folding_with_per_channel_scales_breaks_the_cluster_count(int8_digits, clustered_digits):
-    """The problem this product exists for (DESIGN.md 4), asserted so a TensorFlow change is noticed.
+    """The problem this product exists for (docs/design.md), asserted so a TensorFlow change is noticed.
 
     Every Keras kernel holds <= K values; after BN folding and per-channel quantization
     each channel still holds <= K codes, but the conv tensors hold more than K, because

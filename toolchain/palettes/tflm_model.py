@@ -2,7 +2,7 @@
 
 The value-table mode must follow each tensor's quantization: per-channel tables
 (on the quantized axis) for per-channel weights, one table otherwise. A mismatch
-is not refused by TFLM and gives silently wrong outputs (DESIGN.md section 5).
+is not refused by TFLM and gives silently wrong outputs (docs/palettes.md).
 A tensor is left uncompressed when the compressed form would not be smaller
 (small tensors with many channels) or when TFLM cannot decode its table axis.
 ``tflite-micro`` is an optional dependency (the ``tflm`` extra), imported lazily.

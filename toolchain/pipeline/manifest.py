@@ -44,11 +44,19 @@ def package_versions(*dists: str, training: bool = False) -> dict[str, str]:
 
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# Modules only the training stages run: editing them must not redo the post-training stages, and
-# editing the post-training code must not redo a fine-tune. Datasets and accuracy serve both sides.
-TRAINING_ONLY = frozenset({"stages/finetune.py", "stages/quantize.py", "stages/example.py",
-                           "stages/pipeline_training.py"})
-SHARED = frozenset({"stages/datasets.py", "stages/evaluate.py", "tflite/model_io.py"})
+# Code only the training stages run: editing it must not redo the post-training stages, and
+# editing the post-training code must not redo a fine-tune. The model I/O, the LiteRT wrapper
+# (accuracy), core and the datasets serve both sides.
+TRAINING_CODE = ("training/", "pipeline/keras_stages.py")
+SHARED_CODE = ("tflite/", "core/", "training/datasets.py")
+
+
+def runs_in_training_stages(rel: str) -> bool:
+    return rel.startswith(TRAINING_CODE) or rel.startswith(SHARED_CODE)
+
+
+def runs_in_post_training_stages(rel: str) -> bool:
+    return not rel.startswith(TRAINING_CODE) or rel.startswith(SHARED_CODE)
 
 
 @lru_cache(maxsize=2)
@@ -61,8 +69,8 @@ def source_digest(training: bool) -> str:
     h = hashlib.sha256()
     for p in sorted(PACKAGE_DIR.rglob("*.py")):
         rel = p.relative_to(PACKAGE_DIR).as_posix()
-        wanted = (rel in TRAINING_ONLY or rel in SHARED) if training else rel not in TRAINING_ONLY
-        if wanted and not rel.startswith("commands/"):
+        wanted = runs_in_training_stages(rel) if training else runs_in_post_training_stages(rel)
+        if wanted and not rel.startswith(("commands/", "cli.py", "__main__.py")):
             h.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 

@@ -114,7 +114,7 @@ def load_dataset(spec: str) -> Dataset:
 
 
 def load_npz(path: str | Path) -> Dataset:
-    """x_train, y_train, x_test, y_test from an .npz (see README.md, "Data", for shapes)."""
+    """x_train, y_train, x_test, y_test from an .npz (see docs/training.md, "Data", for shapes)."""
     p = Path(path)
     try:
         raw = read_input_bytes(p, "data file")

@@ -2,7 +2,7 @@
 
 BatchNorm is there on purpose: the converter folds it into the convolutions, and
 that folding plus per-channel quantization is what multiplies the distinct int8
-values of a clustered model (DESIGN.md 4). Momentum 0.9 because the default 0.99
+values of a clustered model (docs/training.md). Momentum 0.9 because the default 0.99
 leaves the moving statistics unusable after a short training run.
 
 The model is built with a dynamic batch for training; ``quantize`` converts it

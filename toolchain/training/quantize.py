@@ -2,7 +2,7 @@
 
 The model is converted through a concrete function with a fixed batch of 1, so
 the .tflite has no dynamic batch dimension (Vela would otherwise warn and patch
-it, DESIGN.md 4). Calibration samples are drawn from the real training split
+it). Calibration samples are drawn from the real training split
 with a seeded generator, so the same .keras, data and seed give a byte-identical
 .tflite. Optional: cluster-preserving QAT (tfmot's CQAT scheme, a short
 fine-tune) and per-tensor quantization (for comparison in reports).

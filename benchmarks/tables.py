@@ -1,0 +1,445 @@
+"""Markdown tables from the benchmarks' results JSON documents: one pure function per table.
+
+The benchmark scripts print their tables with these functions and benchmarks/render_docs.py
+puts the same text between the ``<!-- generated: NAME -->`` markers of README.md and docs/,
+so a table looks the same printed and in the docs and is never typed by hand.
+Standard library only (no TensorFlow, no Vela, no toolchain import): rendering every
+table takes milliseconds.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from common import FASHION_TARGETS
+
+Doc = dict[str, Any]
+
+# Variants of the compression benchmark (benchmarks/compression_fashion_mnist.py) the summaries pick.
+FASHION_TOOLCHAIN, FASHION_PLAN = "this toolchain", "this toolchain, size plan"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f}"
+
+
+def _mcycles(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.3f}"
+
+
+def _span(values: list[float], fmt: str) -> str:
+    """'a' or 'a-b' for the smallest and largest value ('a to b' when signs are shown)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    sep = " to " if fmt.startswith("+") or min(values) < 0 else "-"
+    return lo if lo == hi else f"{lo}{sep}{hi}"
+
+
+def _machine(doc: Doc) -> str:
+    m = doc.get("machine", {})
+    text = f"{m.get('cpus', '?')} cores, Python {m.get('python', '?')}"
+    if "load_average_start" in m:
+        text += f", load average {m['load_average_start'][0]:.1f} at the start"
+    return text
+
+
+# --------------------------------------------------------------------------- compression on Fashion-MNIST
+
+
+def _fashion_layers(doc: Doc) -> list[str]:
+    """Layer labels in graph order (recorded as ``layers``; older documents: the float row's keys, in order)."""
+    if "layers" in doc:
+        return list(doc["layers"])
+    return list(doc["rows"][0]["distinct_per_tensor"])
+
+
+def _fashion_rows(doc: Doc, model: str) -> list[Doc]:
+    return [r for r in doc["rows"] if r["model"] == model]
+
+
+def _fashion_pick(doc: Doc, model: str, clusters: int | None, variant: str) -> Doc:
+    return next(r for r in _fashion_rows(doc, model) if r["clusters"] == clusters and r["variant"] == variant)
+
+
+def fashion_mnist_models(doc: Doc) -> list[str]:
+    return list(dict.fromkeys(r["model"] for r in doc["rows"]))
+
+
+def fashion_mnist_table(doc: Doc, model: str) -> str:
+    """Every variant of one model: accuracy, zipped size, distinct values per layer, Vela figures per target."""
+    targets = doc["vela_targets"]
+    layers = _fashion_layers(doc)
+    rows = _fashion_rows(doc, model)
+    float_row = _fashion_pick(doc, model, None, "float")
+    header = ["K", "variant", "test accuracy", "vs float", "zipped KiB", "float zipped / zipped",
+              "distinct values " + " / ".join(layers)]
+    for t in targets:
+        header += [f"{t} encoded weights KiB", f"{t} flash KiB", f"{t} Mcycles"]
+    out = []
+    for r in rows:
+        cells = [str(r["clusters"] or "-"), r["variant"], f"{100 * r['accuracy']:.2f}%",
+                 f"{100 * (r['accuracy'] - float_row['accuracy']):+.2f}", _kib(r["zipped_bytes"]),
+                 f"{float_row['zipped_bytes'] / r['zipped_bytes']:.1f}x",
+                 " / ".join(str(r["distinct_per_tensor"].get(n, "-")) for n in layers)]
+        for t in targets:
+            v = r["vela"].get(t)
+            cells += ["-"] * 3 if v is None else [_kib(v["encoded_weight_bytes"]), _kib(v["flash_bytes"]),
+                                                  _mcycles(v["cycles_total"])]
+        out.append(cells)
+    return _table(header, out)
+
+
+def fashion_mnist_targets(doc: Doc) -> str:
+    """The targets (encoded weights vs the usual flow, zipped size vs float), PASS/FAIL per variant and K."""
+    th = doc.get("target_thresholds", FASHION_TARGETS)
+    targets = doc["vela_targets"]
+    target_k = doc["targets_checked_at_clusters"]
+    header = ["model", "K", "variant", f"encoded weights vs usual flow ({' / '.join(targets)})",
+              "accuracy vs usual flow",
+              f"target <= {th['max_encoded_ratio_vs_usual']:g}x, >= -{th['max_accuracy_loss_vs_usual_points']:g} points",
+              "zipped float / zipped", "accuracy vs float",
+              f"target >= {th['min_zip_factor_vs_float']:g}x, >= -{th['max_accuracy_loss_vs_float_points']:g} point"]
+    rows = []
+    for c in doc["targets"]:
+        rows.append([
+            c["model"], f"{c['clusters']}{' (target K)' if c['clusters'] == target_k else ''}", c["variant"],
+            " / ".join(f"{c['encoded_ratio_vs_usual'][t]:.3f}x" for t in targets),
+            f"{c['accuracy_vs_usual_points']:+.2f}", "PASS" if c["encoded_target_pass"] else "FAIL",
+            f"{c['zip_factor_vs_float']:.2f}x", f"{c['accuracy_vs_float_points']:+.2f}",
+            "PASS" if c["zip_target_pass"] else "FAIL"])
+    return _table(header, rows)
+
+
+def fashion_mnist_verdict(doc: Doc) -> str:
+    """Which variants meet both targets at the target K, per model, and what the plain rewrite reaches there."""
+    k = doc["targets_checked_at_clusters"]
+    at_k = [c for c in doc["targets"] if c["clusters"] == k]
+    lines = []
+    for model in fashion_mnist_models(doc):
+        mine = [c for c in at_k if c["model"] == model]
+        both = [c["variant"] for c in mine if c["encoded_target_pass"] and c["zip_target_pass"]]
+        plain = next((c for c in mine if c["variant"] == FASHION_TOOLCHAIN), None)
+        text = f"- `{model}` at K = {k}: both targets met by " + (", ".join(f"*{v}*" for v in both) or "no variant")
+        if plain is not None:
+            ratios = " / ".join(f"{v:.2f}x" for v in plain["encoded_ratio_vs_usual"].values())
+            text += (f"; *{FASHION_TOOLCHAIN}* (exactly {k} values per tensor) reaches {ratios} of the usual flow's "
+                     f"encoded weights at {plain['accuracy_vs_usual_points']:+.2f} points and "
+                     f"{plain['zip_factor_vs_float']:.1f}x smaller zipped than float")
+        lines.append(text + ".")
+    return "\n".join(lines)
+
+
+def fashion_mnist_notes(doc: Doc) -> str:
+    """What every variant had in common on the Vela targets (budgets, NPU/CPU split)."""
+    vela = [(t, v) for r in doc["rows"] for t, v in r["vela"].items()]
+    fits = all(v["within_budget"] for _, v in vela)
+    splits = sorted({(v["npu_operators"], v["cpu_operators"]) for _, v in vela})
+    split = " or ".join(f"{n} NPU, {c} CPU operators" for n, c in splits)
+    return (f"Every int8 variant {'fits' if fits else 'does not always fit'} the default boards of "
+            f"{' and '.join(doc['vela_targets'])} (budgets recorded, not enforced) and compiles to {split}; "
+            f"accuracies are on the {doc['test_samples']:,}-image test set.")
+
+
+def _largest_layer(row: Doc, target: str) -> Doc:
+    return max(row["vela"][target]["layers"], key=lambda la: la["original_bytes"])
+
+
+def fashion_mnist_largest_layer(doc: Doc) -> str:
+    """Why the encoded sizes are what they are: the largest weight tensor under Vela's encoder, per variant."""
+    target = doc["vela_targets"][0]
+    header = ["model", "K", "variant", "largest layer (share of weights)", "distinct values",
+              "top-32 values cover", "entropy bits/weight", f"{target} encoded bits/weight",
+              "encoded / int8 bytes", "whole model zipped, bits/weight"]
+    rows = []
+    for model in fashion_mnist_models(doc):
+        int8 = _fashion_pick(doc, model, None, "int8")
+        weights = int8["vela"][target]["original_weight_bytes"]  # one byte per int8 weight
+        for r in _fashion_rows(doc, model):
+            zipped = f"{8 * r['zipped_bytes'] / weights:.2f}"
+            if not r["vela"]:  # the float model: only its zipped size compares
+                rows.append([model, "-", r["variant"], "-", "-", "-", "-", "-", "-", zipped])
+                continue
+            layer = _largest_layer(r, target)
+            tensor = next(t for t in r["tensors"] if t["layer"] == layer["layer"])
+            rows.append([
+                model, str(r["clusters"] or "-"), r["variant"],
+                f"{layer['layer']} ({100 * layer['original_bytes'] / weights:.1f}%)", str(tensor["distinct"]),
+                f"{100 * tensor['top32_fraction']:.0f}%", f"{tensor['entropy_bits_per_weight']:.2f}",
+                f"{8 * layer['encoded_bytes'] / layer['original_bytes']:.2f}",
+                f"{layer['encoded_bytes'] / layer['original_bytes']:.3f}x", zipped])
+    return _table(header, rows)
+
+
+def fashion_mnist_cost(doc: Doc) -> str:
+    """Where the benchmark's time goes (as first measured, also when later runs reuse cached models)."""
+    t = doc["times_s"]
+    steps = [("base training", "base_training_s"), ("clustering fine-tunes (tfmot)", "finetune_s"),
+             ("cluster-preserving QAT", "cqat_s"), ("TFLite conversions", "conversion_s"),
+             ("`recluster`, size plans included", "recluster_s"), ("bias correction", "bias_correction_s"),
+             ("LiteRT accuracy on the test set", "evaluate_s"), ("Vela compiles", "vela_s")]
+    rows = [[label, f"{t[key]:.0f} s"] for label, key in steps]
+    rows.append(["sum of the steps (a run without caches)", f"{doc['uncached_estimate_s']:.0f} s"])
+    cold = doc.get("last_cold_run")
+    if cold:
+        rows.append(["wall time of the last run without caches",
+                     f"{cold['wall_s']:.0f} s ({cold['wall_s'] / 60:.1f} min; load average "
+                     f"{cold['load_average_start'][0]:.1f} at the start)"])
+    rows.append(["wall time of the latest run", f"{doc['wall_s']:.0f} s ("
+                 + ("nothing cached" if doc.get("cold_run") else "cached models reused") + ")"])
+    rec = [r["recluster_s"] for r in doc["rows"] if r["variant"] == FASHION_TOOLCHAIN]
+    rows.append([f"`recluster` of one model (default joint fit, {len(rec)} models)", f"{_span(rec, '.1f')} s"])
+    return _table(["step", "time on " + _machine(doc)], rows)
+
+
+# --------------------------------------------------------------------------- rewriter speed
+
+
+def recluster_speed_table(doc: Doc) -> str:
+    """The exact palette DP against scikit-learn's KMeans on MobileNetV2's tensors, and whole-model times."""
+    header = ["K", "tensors", "weights", "DP s/M weights", "KMeans s/M weights", "speed-up", "DP worse on",
+              "DP error / KMeans error", "whole model keep / refit / joint"]
+    rows = []
+    for s in doc["summary"]:
+        fits = s["recluster_model_s"]
+        rows.append([str(s["clusters"]), str(s["tensors"]), f"{s['weights']:,}", f"{s['dp_s_per_million_weights']:.3f}",
+                     f"{s['kmeans_s_per_million_weights']:.1f}", f"{s['speedup']:.0f}x",
+                     str(s["tensors_dp_worse_than_kmeans"]), f"{s['dp_error_total'] / s['kmeans_int8_error_total']:.3f}",
+                     " / ".join(f"{fits[f]:.2f}" for f in ("keep", "refit", "joint")) + " s"])
+    return _table(header, rows)
+
+
+# --------------------------------------------------------------------------- restoring the cluster count
+
+
+def restore_clusters_table(doc: Doc) -> str:
+    header = ["K", "model", "distinct int8 values per tensor", "squared error vs float weights", "int8 accuracy",
+              "vs before", "Vela encoded weights"]
+    rows = [[str(r["clusters"]), r["variant"], ", ".join(map(str, r["distinct_per_tensor"])),
+             f"{r['squared_error_vs_float']:.3g}", f"{100 * r['int8_accuracy']:.1f}%",
+             f"{r['accuracy_delta_points']:+.1f}", f"{r['vela_encoded_weight_bytes']:,} B"] for r in doc["rows"]]
+    return _table(header, rows)
+
+
+def restore_clusters_verdict(doc: Doc) -> str:
+    """Per K: the joint fit against keeping the scales and against the usual flow it rewrites."""
+    lines = []
+    for k in dict.fromkeys(r["clusters"] for r in doc["rows"]):
+        rows = {r["variant"]: r for r in doc["rows"] if r["clusters"] == k}
+        before = next(r for v, r in rows.items() if v.startswith("before"))
+        joint, keep = rows["recluster --fit joint"], rows["recluster --fit keep"]
+        deltas = [r["accuracy_delta_points"] for v, r in rows.items() if v.startswith("recluster --fit joint")]
+        lines.append(
+            f"- K = {k}: the joint fit has {keep['squared_error_vs_float'] / joint['squared_error_vs_float']:.0f}x less "
+            f"weight error than keeping the scales ({joint['squared_error_vs_float']:.3g} against the usual flow's own "
+            f"{before['squared_error_vs_float']:.3g}), accuracy {_span(deltas, '+.1f')} points against before, and "
+            f"takes {100 * (1 - joint['vela_encoded_weight_bytes'] / before['vela_encoded_weight_bytes']):.0f}% off "
+            f"the encoded weights, where the usual flow left up to {max(before['distinct_per_tensor'])} values per tensor.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- make deploy
+
+
+TRAINING_STAGES = ("example", "baseline", "finetune", "quantize")  # the stages that run TensorFlow
+
+
+def stage_is_training(stage_name: str) -> bool:
+    return stage_name.split(" ")[0] in TRAINING_STAGES
+
+
+def deploy_time_runs(doc: Doc) -> str:
+    header = ["run", "stages ran", "total wall", "training stages", "post-processing stages", "start-up and other"]
+    rows = []
+    for label, key in (("fresh build directory", "fresh"), ("second run (no-op)", "second")):
+        r = doc[key]
+        rows.append([label, f"{r['stages_ran']} of {len(r['stages'])}", f"{r['wall_s']:.1f} s",
+                     f"{r['training_s']:.1f} s", f"{r['post_processing_s']:.1f} s", f"{r['startup_and_other_s']:.1f} s"])
+    return _table(header, rows)
+
+
+def deploy_time_stages(doc: Doc) -> str:
+    rows = [[s["name"], "training" if stage_is_training(s["name"]) else "post-processing", s["status"],
+             f"{s['time_s']:.2f} s"] for s in doc["fresh"]["stages"]]
+    return _table(["stage (fresh run)", "kind", "status", "time"], rows)
+
+
+def deploy_time_verdict(doc: Doc) -> str:
+    t, fresh, again = doc["targets"], doc["fresh"], doc["second"]
+    return (f"Targets: the whole run under {t['max_total_s'] / 60:.0f} minutes: "
+            f"**{'PASS' if t['total_pass'] else 'FAIL'}** ({fresh['wall_s']:.1f} s); the post-processing stages under "
+            f"{t['max_post_processing_s']:.0f} s: **{'PASS' if t['post_processing_pass'] else 'FAIL'}** "
+            f"({fresh['post_processing_s']:.1f} s); the second run does nothing: "
+            f"**{'PASS' if t['second_run_noop'] else 'FAIL'}** ({again['stages_ran']} of {len(again['stages'])} "
+            f"stages ran, {again['wall_s']:.1f} s). Measured on {_machine(doc)}.")
+
+
+def _build_relative(text: str, build_dir: str) -> str:
+    """The benchmark builds in a temporary directory: show its paths as a default build would."""
+    return text.replace(build_dir.rstrip("/") + "/", "build/").replace(build_dir, "build")
+
+
+def deploy_output(doc: Doc) -> str:
+    """What ``toolchain deploy`` printed in the benchmark's fresh run, rebuilt from its --json output.
+
+    The stage lines and the closing lines are in the command's own format; the training
+    stages' epoch lines are left out and ``...`` stands for the models table (deploy_models).
+    """
+    fresh = doc["fresh"]
+    command = fresh["command"]
+    build_dir = command[command.index("--build-dir") + 1]
+    shown = [a for i, a in enumerate(command) if a != "--json" and "--build-dir" not in command[i - 1:i + 1]]
+    targets = ", ".join(f["target"] for f in fresh.get("figures", ())) or doc["target"]
+    lines = ["$ " + " ".join(shown),
+             f"deploy example (example) for {targets}, K = {doc['clusters']}, into build/example"]
+    for s in fresh["stages"]:
+        note = f"  {_build_relative(s['note'], build_dir)}" if s["note"] else ""
+        lines.append(f"  {s['name']:<32} {s['status']:<10} {s['time_s']:7.1f} s{note}")
+    total = sum(s["time_s"] for s in fresh["stages"])
+    ran = fresh["stages_ran"]
+    lines += ["", "...", "",
+              f"{ran} of {len(fresh['stages'])} stages ran, {len(fresh['stages']) - ran} up to date ({total:.1f} s)"]
+    for s in fresh["stages"]:
+        if s["name"].startswith("report "):
+            lines.append(f"{s['name']}: {_build_relative(s['note'], build_dir)}")
+        elif s["name"].startswith("dashboard"):
+            lines.append(f"dashboard: {_build_relative(s['note'], build_dir)}")
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+_VARIANT_LABELS = {"plain": "plain int8", "before": "before (tfmot flow)", "after": "after (reclustered)"}
+
+
+def deploy_models(doc: Doc) -> str:
+    """The three models of the example per target, as ``toolchain deploy`` summarises them."""
+    header = ["target", "model", "accuracy", "file B", "deflate B", "encoded weights B", "flash B", "SRAM B",
+              "cycles", "max distinct values per tensor"]
+    rows = []
+    for f in doc["fresh"]["figures"]:
+        for key, label in _VARIANT_LABELS.items():
+            m = f["models"].get(key)
+            if m is None:
+                continue
+            acc = "-" if m["accuracy"] is None else f"{100 * m['accuracy']:.2f}%"
+            rows.append([f["target"], label, acc, f"{m['file_bytes']:,}", f"{m['deflate_bytes']:,}",
+                         f"{m['encoded_weight_bytes']:,}", f"{m['flash_bytes']:,}", f"{m['sram_bytes']:,}",
+                         f"{m['cycles_total']:,}", str(m["max_distinct_values"])])
+    return _table(header, rows)
+
+
+# --------------------------------------------------------------------------- compile speed
+
+
+def compile_speed_table(doc: Doc) -> str:
+    header = ["model", "model bytes", "target", "kind", "runs", "median s", "min s", "max s", "cycles", "SRAM B"]
+    rows = [[f"`{r['model']}`", f"{r['model_bytes']:,}", r["target"],
+             "Vela compile" if r["estimate_kind"] == "vela" else "analytical estimate", str(r["repeats"]),
+             f"{r['median_s']:.3f}", f"{r['min_s']:.3f}", f"{r['max_s']:.3f}", f"{r['cycles_total']:,}",
+             f"{r['sram_bytes']:,}"] for r in doc["results"]]
+    return _table(header, rows)
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+
+def fuzz_figures(doc: Doc) -> str:
+    """The long fuzzing campaign in one row."""
+    outcomes = ", ".join(f"{'accepted by every stage' if k == 'ok' else k} {v:,}"
+                         for k, v in sorted(doc["outcomes"].items(), key=lambda kv: -kv[1]))
+    order = {s: i for i, s in enumerate(doc["stages"])}
+    stages = ", ".join(f"{k} {v:,}"
+                       for k, v in sorted(doc["ended_at_stage"].items(), key=lambda kv: order.get(kv[0], len(order))))
+    s = doc["slowest_case"]
+    slowest = f"{s['time_s']:.2f} s ({'accepted' if s['outcome'] == 'ok' else s['outcome']}, at {s['stage']})"
+    seeds = doc["cases"] - doc["mutated_cases"]
+    return _table(
+        ["cases", "outcomes", "ended at stage", "slowest case", "peak RSS", "findings", "time"],
+        [[f"{doc['mutated_cases']:,} mutated + {seeds} seeds", outcomes, stages, slowest,
+          f"{doc['peak_rss_bytes'] / 2**20:.0f} MiB", str(len(doc["findings"])),
+          f"{doc['elapsed_s']:.0f} s ({doc['cases_per_s']} cases/s)"]])
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def bad_inputs_table(doc: Doc) -> str:
+    """Each case of tests/test_bad_inputs.py as run by benchmarks/bad_inputs_table.py: command, exit, message."""
+    rows = []
+    for c in doc["cases"]:
+        if c["exit_code"] == 0:
+            seen = f"accepted: {c['note']}" if c["note"] else "accepted"
+        else:
+            seen = f"`{_cell(c['error_line'])}`" + (f" ({_cell(c['note'])})" if c["note"] else "")
+        rows.append([f"`{c['id']}`", _cell(c["what"]), f"`{_cell(c['command'])}`", str(c["exit_code"]), seen])
+    return _table(["case", "input", "command", "exit", "what the user sees"], rows)
+
+
+def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, compile_: Doc, fuzz: Doc,
+                     bad: Doc) -> str:
+    """Where each results file was measured: the machine, and the load on it when recorded."""
+    named = [("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
+             ("rewriter speed", "recluster_speed", speed), ("restoring the cluster count", "restore_clusters", restore),
+             ("`make deploy` time", "deploy_time", deploy), ("compile speed", "compile_speed", compile_),
+             ("fuzzing", "fuzz_models", fuzz), ("bad inputs", "bad_inputs", bad)]
+    rows = []
+    for label, stem, doc in named:
+        m = doc.get("machine", {})
+        load = m.get("load_average_start")
+        script = "bad_inputs_table" if stem == "bad_inputs" else stem
+        rows.append([label, f"`benchmarks/{script}.py`", f"`{stem}.json`",
+                     f"{m.get('machine', '?')}, {m.get('cpus', '?')} cores, Python {m.get('python', '?')}",
+                     "-" if load is None else f"{load[0]:.1f} to {m['load_average_end'][0]:.1f}"])
+    return _table(["benchmark", "script", "results", "machine", "load average (start to end)"], rows)
+
+
+# --------------------------------------------------------------------------- the README's summary
+
+
+def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuzz: Doc) -> str:
+    """Five lines for the front page, each from one results document."""
+    k = compression["targets_checked_at_clusters"]
+    target = compression["vela_targets"][0]
+    plan = [c for c in compression["targets"] if c["clusters"] == k and c["variant"] == FASHION_PLAN]
+    plain = [c for c in compression["targets"] if c["clusters"] == k and c["variant"] == FASHION_TOOLCHAIN]
+    enc = _span([c["encoded_ratio_vs_usual"][target] for c in plan], ".2f")
+    zipped = _span([c["zip_factor_vs_float"] for c in plan], ".1f")
+    acc = _span([c["accuracy_vs_usual_points"] for c in plan], "+.2f")
+    plain_enc = _span([c["encoded_ratio_vs_usual"][target] for c in plain], ".2f")
+
+    rk = [r for r in restore["rows"] if r["clusters"] == min(r["clusters"] for r in restore["rows"])]
+    before = next(r for r in rk if r["variant"].startswith("before"))
+    joint = next(r for r in rk if r["variant"] == "recluster --fit joint")
+    keep = next(r for r in rk if r["variant"] == "recluster --fit keep")
+
+    speedups = [s["speedup"] for s in speed["summary"]]
+    worse = sum(s["tensors_dp_worse_than_kmeans"] for s in speed["summary"])
+    fresh, again = deploy["fresh"], deploy["second"]
+    lines = [
+        f"- **Fashion-MNIST, K = {k}, {target}:** `recluster --weight-budget` encodes the weights in {enc}x of the "
+        f"usual tfmot flow's bytes at {acc} points of its accuracy, zipped {zipped}x smaller than the float model; "
+        f"exactly {k} values per tensor gives {plain_enc}x ([benchmarks](docs/benchmarks.md)).",
+        f"- **Restoring clusters (example, K = {before['clusters']}):** the joint fit brings up to "
+        f"{max(before['distinct_per_tensor'])} values per tensor back to {max(joint['distinct_per_tensor'])} with "
+        f"{keep['squared_error_vs_float'] / joint['squared_error_vs_float']:.0f}x less weight error than keeping the "
+        f"scales, {joint['accuracy_delta_points']:+.1f} points, encoded weights "
+        f"{joint['vela_encoded_weight_bytes'] / before['vela_encoded_weight_bytes']:.2f}x of before.",
+        f"- **Rewriter:** the exact palette solver is {_span(speedups, '.0f')}x faster than KMeans on MobileNetV2's "
+        f"{speed['summary'][0]['weights']:,} weights, and "
+        + ("never worse." if worse == 0 else f"worse on {worse} tensors."),
+        f"- **`make deploy TARGET={deploy['target']}`:** {fresh['wall_s']:.0f} s from nothing ({fresh['training_s']:.0f} s "
+        f"of it training), {fresh['post_processing_s']:.1f} s of post-processing, {again['wall_s']:.1f} s for a "
+        f"second run that does nothing.",
+        f"- **Robustness:** {fuzz['mutated_cases']:,} fuzzed models through every stage with {len(fuzz['findings'])} "
+        f"crashes, hangs or untyped errors ([robustness](docs/robustness.md)).",
+    ]
+    return "\n".join(lines)
