@@ -9,6 +9,7 @@ Run: .venv/bin/python benchmarks/bad_inputs_table.py [--write]
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -49,12 +50,22 @@ def converter_models() -> dict[str, Path]:
     return paths
 
 
+def shell_word(arg: str) -> str:
+    """An argument as a shell user types it: quoted when needed, $'...' when it holds control characters."""
+    if arg.isprintable():
+        return shlex.quote(arg)
+    return "$'" + arg.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
+
+
 def case_record(out, directory: Path) -> dict:
     """What the table shows of one outcome (the case directory removed from paths)."""
     from test_bad_inputs import error_line
 
     c = out.case
-    return {"id": c.id, "what": c.what, "command": "toolchain " + " ".join(c.argv), "exit_code": out.returncode,
+    command = " ".join(["toolchain", *(shell_word(a) for a in c.argv)])
+    if c.env:
+        command = " ".join(f"{k}={shell_word(v)}" for k, v in c.env) + " " + command
+    return {"id": c.id, "what": c.what, "command": command, "exit_code": out.returncode,
             "expected_exit_code": c.exit_code, "error_line": error_line(out, directory) if out.returncode else None,
             "note": c.note}
 

@@ -8,7 +8,11 @@ compile's in-process path (validation, model facts, report; the Ethos-N78 target
 Vela is not involved) and recluster + LiteRT verification, in a worker process that
 is replaced when it crashes or stalls.
 
-Run: .venv/bin/python benchmarks/fuzz_models.py [--cases 12000] [--first-seed 0] [--time-limit-s 900] [--write-doc]
+Then the inputs that are not model bytes (tests/fuzz_inputs.py): tensor names and operator codes through
+every sink, command-line paths through the real CLI, hostile values in hardware profiles and configs
+(--input-cases, in-process, each under a time limit).
+
+Run: .venv/bin/python benchmarks/fuzz_models.py [--cases 12000] [--input-cases 4000] [--first-seed 0] [--time-limit-s 900] [--write-doc]
 Writes benchmarks/results/fuzz_models.json and prints a summary and the table of docs/robustness.md
 (tables.fuzz_figures; --write-doc also re-renders the docs' generated blocks); exits 1 on any finding.
 """
@@ -24,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
+import fuzz_inputs as fi  # noqa: E402
 import fuzz_mutators as fm  # noqa: E402
 import render_docs  # noqa: E402
 import tables  # noqa: E402
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-seed", type=int, default=0, help="case seeds are first-seed .. first-seed+cases-1")
     ap.add_argument("--time-limit-s", type=float, default=900.0, help="stop starting new cases after this long")
     ap.add_argument("--case-timeout-s", type=float, default=10.0, help="a case taking longer is a hang")
+    ap.add_argument("--input-cases", type=int, default=4000,
+                    help="cases of names, paths, profiles and configs, after the model cases (default 4000)")
+    ap.add_argument("--input-time-limit-s", type=float, default=900.0, help="stop starting input cases after this long")
     ap.add_argument("--no-write", action="store_true", help="print only, do not write the JSON result")
     ap.add_argument("--write-doc", action="store_true", help="re-render the docs' generated blocks from the new JSON")
     args = ap.parse_args(argv)
@@ -61,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                            deadline_s=args.time_limit_s)
     elapsed = time.monotonic() - t0
     summary = fm.summarise(results, elapsed)
+    t1 = time.monotonic()
+    input_results = fi.run_input_cases(args.input_cases, fi.input_seeds((seeds / "dense_int8.tflite").read_bytes()),
+                                       args.first_seed, args.input_time_limit_s)
+    inputs = fi.summarise_inputs(input_results, time.monotonic() - t1) if input_results else None
     mutated = [r for r in results if r.case.case_seed >= 0]
     times = sorted(r.time_s for r in mutated)
     payload = summary.to_json() | {
@@ -78,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": list(fm.STAGES),
         "limits": {"case_timeout_s": args.case_timeout_s, "time_limit_s": args.time_limit_s,
                    "worker_address_space_bytes": 4 << 30},
+        "inputs": inputs,
         "machine": machine(),
         "command": "python benchmarks/fuzz_models.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
@@ -91,13 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"findings: {len(summary.findings)}")
     for f in summary.findings[:10]:
         print(f"  {f['seed']} #{f['case_seed']}: {f['outcome']} at {f['stage']}: {f['detail'].strip().splitlines()[-1:]}")
+    if inputs is not None:
+        print(f"{inputs['cases']} input cases ({', '.join(f'{k} {v}' for k, v in inputs['by_family'].items())}) in "
+              f"{inputs['elapsed_s']:.0f} s; outcomes: " + ", ".join(f"{k} {v}" for k, v in inputs["outcomes"].items()))
+        for f in inputs["findings"][:10]:
+            print(f"  {f['family']} #{f['case_seed']}: {f['outcome']}: {f['detail'].strip().splitlines()[-1:]}")
     if not args.no_write:
         print(f"wrote {write_result('fuzz_models', payload)}")
     print(tables.fuzz_figures(payload))
+    print(tables.fuzz_input_figures(payload))
     if args.write_doc and not args.no_write:
         for s in render_docs.render_files():
             print(f"re-rendered {s}")
-    return 1 if summary.findings else 0
+    return 1 if summary.findings or (inputs and inputs["findings"]) else 0
 
 
 if __name__ == "__main__":

@@ -34,7 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tables  # noqa: E402
 from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
 
-from toolchain.algorithms.palette import apply_lut, solve_palette, value_lut, value_weights  # noqa: E402
+from toolchain.algorithms.palette import (  # noqa: E402
+    apply_lut,
+    solve_palette,
+    value_lut,
+    value_weights,
+)
 from toolchain.rewrite.config import ReclusterConfig, ScaleFit  # noqa: E402
 from toolchain.rewrite.recluster import recluster_model  # noqa: E402
 from toolchain.tflite.graph import find_weight_tensors, tensor_values  # noqa: E402

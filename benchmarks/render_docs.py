@@ -52,10 +52,15 @@ BLOCKS: dict[str, Renderer] = {
     "deploy-time-stages": Renderer(("deploy_time",), tables.deploy_time_stages),
     "deploy-time-verdict": Renderer(("deploy_time",), tables.deploy_time_verdict),
     "compile-speed": Renderer(("compile_speed",), tables.compile_speed_table),
+    "corpus-deploy": Renderer(("corpus_deploy",), tables.corpus_table),
+    "output-aware": Renderer(("output_aware",), tables.output_aware_table),
+    "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
+    "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
-                                  "compile_speed", "fuzz_models", "bad_inputs"), tables.results_machines),
+                                  "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware"),
+                                 tables.results_machines),
 }
 
 _MARKER = re.compile(r"^<!-- (/?)generated: ([A-Za-z0-9_.-]+) -->$", re.MULTILINE)  # a marker is a line of its own

@@ -358,6 +358,32 @@ def compile_speed_table(doc: Doc) -> str:
     return _table(header, rows)
 
 
+# --------------------------------------------------------------------------- real architectures (corpus)
+
+
+def corpus_table(doc: Doc) -> str:
+    """Per corpus model and target: NPU / CPU (+init) operators of the reclustered model, status, time,
+    flash before -> after, and the after-vs-before verification (benchmarks/corpus_deploy.py)."""
+    header = ["model", "target", "NPU / CPU (+init) operators", "CPU per inference", "status", "time us",
+              "flash B before -> after", "after vs before"]
+    rows = []
+    for r in doc["results"]:
+        v = r["verification"]
+        if not v["informative"]:
+            fid = "not informative"
+        else:
+            top1 = "-" if v["top1_agreement"] is None else f"{v['top1_agreement']:.3f}"
+            sqnr = "identical" if v["sqnr_db"] is None else f"{v['sqnr_db']:.1f} dB"
+            fid = f"top-1 {top1}, max {v['max_abs_diff_steps']:g} steps, {sqnr}" + (" (stream)" if v["stateful"] else "")
+        for t, m in r["targets"].items():
+            split = f"{m['npu_operators']} / {m['cpu_operators']}" + (
+                f" (+{m['init_operators']})" if m["init_operators"] else "")
+            rows.append([f"`{r['model']}`", t, split, _cell(", ".join(m["cpu_ops"]) or "-"), m["status"],
+                         f"{m['inference_time_s'] * 1e6:,.1f}",
+                         f"{m['flash_before_bytes']:,} -> {m['flash_after_bytes']:,}", fid])
+    return _table(header, rows)
+
+
 # --------------------------------------------------------------------------- fuzzing
 
 
@@ -378,6 +404,20 @@ def fuzz_figures(doc: Doc) -> str:
           f"{doc['elapsed_s']:.0f} s ({doc['cases_per_s']} cases/s)"]])
 
 
+def fuzz_input_figures(doc: Doc) -> str:
+    """The campaign's second part: names, paths, profiles and configs (results written before it: a note)."""
+    inputs = doc.get("inputs")
+    if not inputs:
+        return "_Not in the latest results: rerun `benchmarks/fuzz_models.py`._"
+    outcomes = ", ".join(f"{'accepted' if k == 'ok' else k} {v:,}"
+                         for k, v in sorted(inputs["outcomes"].items(), key=lambda kv: -kv[1]))
+    s = inputs["slowest_case"]
+    return _table(
+        ["cases", "families", "outcomes", "slowest case", "findings", "time"],
+        [[f"{inputs['cases']:,}", ", ".join(f"{k} {v:,}" for k, v in inputs["by_family"].items()), outcomes,
+          f"{s['time_s']:.2f} s ({s['family']})", str(len(inputs["findings"])), f"{inputs['elapsed_s']:.0f} s"]])
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 
@@ -394,14 +434,22 @@ def bad_inputs_table(doc: Doc) -> str:
 
 
 def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, compile_: Doc, fuzz: Doc,
-                     bad: Doc) -> str:
+                     bad: Doc, corpus: Doc, output_aware: Doc | None = None, base: Doc | None = None,
+                     rfc: Doc | None = None, sweep: Doc | None = None) -> str:
     """Where each results file was measured: the machine, and the load on it when recorded."""
-    named = [("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
+    named = [("converged base models", "base_models", base),
+             ("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
+             ("the clustering RFC's table, the cascade", "rfc_table", rfc),
              ("rewriter speed", "recluster_speed", speed), ("restoring the cluster count", "restore_clusters", restore),
              ("`make deploy` time", "deploy_time", deploy), ("compile speed", "compile_speed", compile_),
-             ("fuzzing", "fuzz_models", fuzz), ("bad inputs", "bad_inputs", bad)]
+             ("`make sweep` scaling", "sweep_scaling", sweep),
+             ("fuzzing", "fuzz_models", fuzz), ("bad inputs", "bad_inputs", bad),
+             ("real architectures through deploy", "corpus_deploy", corpus),
+             ("the output-aware fit", "output_aware", output_aware)]
     rows = []
     for label, stem, doc in named:
+        if doc is None:
+            continue
         m = doc.get("machine", {})
         load = m.get("load_average_start")
         script = "bad_inputs_table" if stem == "bad_inputs" else stem
@@ -453,3 +501,235 @@ def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuz
         f"crashes, hangs or untyped errors ([robustness](docs/robustness.md)).",
     ]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sweep scaling
+
+
+def sweep_scaling_table(doc: Doc) -> str:
+    """`make sweep` with 1 and 2 parallel jobs: median wall times and the speed-up."""
+    rows = [[f"`make -j{j} sweep`", str(len(doc["wall_s"][j])), f"{doc['median_s'][j]:.1f} s",
+             ", ".join(f"{t:.1f}" for t in doc["wall_s"][j])] for j in ("1", "2")]
+    rows.append(["speed-up of 2 jobs", "", f"{doc['speedup_2_jobs']:.2f}x", ""])
+    note = (f"{doc['points']} sweep points (K) x {len(doc['targets'])} targets ({', '.join(doc['targets'])}), the example "
+            f"trained once beforehand; {_machine(doc)}.")
+    return _table(["run", "runs", "median wall time", "each run (s)"], rows) + "\n\n" + note
+
+
+# --------------------------------------------------------------------------- the clustering RFC's table, the cascade
+
+RFC_TFMOT_FLOAT = "tfmot flow, float .tflite (the RFC's measurement)"
+RFC_USUAL, RFC_WEIGHTS, RFC_OUTPUTS = "tfmot flow, int8", "recluster, weight-space fit", "recluster, output-aware fit"
+_RFC_VARIANTS = (RFC_TFMOT_FLOAT, RFC_USUAL, RFC_WEIGHTS, RFC_OUTPUTS)
+
+
+def _variant(run: Doc, name: str) -> Doc | None:
+    return next((v for v in run["variants"] if v["variant"] == name), None)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def base_models_table(doc: Doc) -> str:
+    """The converged float base models (benchmarks/base_models.py): schedule, size, accuracies, training time."""
+    s = doc["schedule"]
+    rows = []
+    for name, b in doc["models"].items():
+        curve = b.get("curve") or []
+        tail = curve[-4:]
+        conv = (f"epochs {tail[0]['epoch']}-{tail[-1]['epoch']}: "
+                + " / ".join(f"{100 * c['test_accuracy']:.2f}" for c in tail) + "%") if curve else "-"
+        t = b.get("training_time_s")
+        rows.append([f"`{name}`", f"`{b['trained_by']}`", f"{b['parameters']:,}", str(b["epochs"]),
+                     _pct(b["float_accuracy"]), _pct(b["int8_accuracy"]), _kib(b["float_zipped_bytes"]),
+                     _kib(b["int8_zipped_bytes"]), "-" if t is None else f"{t / 60:.0f} min", conv])
+    note = (f"Schedule: {s['optimizer'].capitalize()}, learning rate {s['learning_rate']}, batch {s['batch']}, all "
+            f"{s['train_images']:,} training images, seed {s['seed']}, no augmentation. Top-1 on the "
+            f"{doc['test_images']:,}-image test set in LiteRT: the float .tflite, and the int8 model ({doc['int8']}). "
+            f"Training times on {_machine(doc).split(',')[0]} shared with other work.")
+    return _table(["network", "trained by", "parameters", "epochs", "float top-1", "int8 top-1", "float zipped KiB",
+                   "int8 zipped KiB", "training time", "test top-1 after the last epochs"], rows) + "\n\n" + note
+
+
+def rfc_mapping_table(doc: Doc) -> str:
+    """Each RFC row, the config that runs it here and what that config clusters."""
+    rows = []
+    for r in doc["rfc_rows"]:
+        run = doc["runs"][f"{r['net']}/{r['config']}"]
+        layers = run["finetune"]["clustered_layers"]
+        ks = ", ".join(f"{la['name']} {la['clusters']}" for la in layers) if len(layers) <= 4 else (
+            f"{len(layers)} layers at " + "/".join(str(k) for k in sorted({la['clusters'] for la in layers})))
+        rows.append([f"{r['rfc_model']} ({r['rfc_dataset']}): {r['rfc_configuration']}", f"`{run['config_file']}`",
+                     _cell(r["mapping"]), ks, f"{100 * run['clustered_weight_fraction']:.0f}%"])
+    return _table(["RFC row", "config", "here", "clustered here (layer K)", "share of kernel weights clustered"], rows)
+
+
+def _published(x: float) -> str:
+    """A figure as the RFC printed it (two decimals, or a whole number where it gave one)."""
+    return f"{x:.0f}" if x == int(x) else f"{x:.2f}"
+
+
+def rfc_results_table(doc: Doc) -> str:
+    """The RFC's figures beside ours: accuracy change in points and size reduction (float zipped / zipped)."""
+    header = ["RFC row", "RFC top-1", "RFC change", "RFC zipped MB", "RFC reduction", "here: float top-1, zipped KiB",
+              "variant", "top-1", "change", "zipped KiB", "reduction"]
+    rows = []
+    for r in doc["rfc_rows"]:
+        run = doc["runs"][f"{r['net']}/{r['config']}"]
+        base = doc["bases"][r["net"]]["float"]
+        (a0, a1), (m0, m1) = r["rfc_top1_percent"], r["rfc_zipped_mb"]
+        first = [f"{r['rfc_model']}: {r['rfc_configuration']}", f"{_published(a0)}% -> {_published(a1)}%",
+                 f"{a1 - a0:+.2f}",
+                 f"{m0:.2f} -> {m1:.2f}", f"{m0 / m1:.2f}x",
+                 f"`{r['net']}`: {_pct(base['accuracy'])}, {_kib(base['zipped_bytes'])}"]
+        for i, name in enumerate(_RFC_VARIANTS):
+            v = _variant(run, name)
+            if v is None:
+                continue
+            rows.append((first if i == 0 else [""] * len(first)) + [
+                name, _pct(v["accuracy"]), f"{100 * (v['accuracy'] - base['accuracy']):+.2f}", _kib(v["zipped_bytes"]),
+                f"{base['zipped_bytes'] / v['zipped_bytes']:.2f}x"])
+    return _table(header, rows)
+
+
+def rfc_vela_table(doc: Doc) -> str:
+    """Vela's figures of every int8 variant of the RFC configs, with each network's unclustered int8 model first."""
+    targets = doc["vela_targets"]
+    header = ["network", "config", "variant", "top-1", "max values per tensor"]
+    for t in targets:
+        header += [f"{t} encoded weights KiB", f"{t} flash KiB", f"{t} Mcycles"]
+
+    def line(net: str, config: str, variant: str, m: Doc) -> list[str]:
+        cells = [f"`{net}`", config, variant, _pct(m["accuracy"]), str(m["max_distinct_values"])]
+        for t in targets:
+            v = m["vela"][t]
+            cells += [_kib(v["encoded_weight_bytes"]), _kib(v["flash_bytes"]), _mcycles(v["cycles_total"])]
+        return cells
+
+    rows, seen_nets, seen_runs = [], set(), set()
+    for r in doc["rfc_rows"]:
+        net, run = r["net"], doc["runs"][f"{r['net']}/{r['config']}"]
+        if net not in seen_nets:
+            seen_nets.add(net)
+            rows.append(line(net, "-", "int8, not clustered", doc["bases"][net]["int8"]))
+        if run["config_sha256"] in seen_runs:
+            continue  # the MobileNetV2 rows run the same configs as MobileNetV1's
+        seen_runs.add(run["config_sha256"])
+        for name in _RFC_VARIANTS[1:]:
+            v = _variant(run, name)
+            if v is not None:
+                rows.append(line(net, f"`{run['config']}`", name, v))
+    return _table(header, rows)
+
+
+def _cascade_label(run: Doc) -> str:
+    ft, q = run["finetune_config"], run["quantize_config"]
+    text = f"pruned {100 * ft['prune']:.0f}%" if ft.get("prune") else "not pruned"
+    if q.get("cluster_preserving_qat"):
+        text += ", sparsity- and cluster-preserving QAT" if q.get("preserve_sparsity") else ", cluster-preserving QAT"
+    return text
+
+
+def _zero_share(m: Doc) -> str:
+    return f"{100 * m['zero_weights'] / m['weights']:.1f}%"
+
+
+def cascade_table(doc: Doc) -> str:
+    """Prune -> cluster -> int8: sparsity, accuracy, zipped size and Vela's encoded weights, against not pruning."""
+    targets = doc["vela_targets"]
+    header = ["network", "K", "training", "variant", "zero weights", "top-1", "vs float", "zipped KiB",
+              "vs not pruned"]
+    for t in targets:
+        header += [f"{t} encoded weights KiB", "vs not pruned"]
+    rows = []
+    for item in doc["cascade"]:
+        run = doc["runs"].get(f"{item['net']}/{item['config']}")
+        if run is None:
+            continue
+        k = run["finetune_config"]["clusters"]
+        plain = doc["runs"].get(f"{item['net']}/cascade_k{k}")
+        base = doc["bases"][item["net"]]["float"]
+        cqat = run["quantize_config"].get("cluster_preserving_qat")
+        for name in (RFC_USUAL,) if cqat else _RFC_VARIANTS[1:]:
+            v = _variant(run, name)
+            if v is None:
+                continue
+            ref = _variant(plain, name) if plain is not None and not cqat else (
+                _variant(plain, RFC_USUAL) if plain is not None else None)
+            cells = [f"`{item['net']}`", str(k), _cascade_label(run), name + (" (after QAT)" if cqat else ""),
+                     _zero_share(v), _pct(v["accuracy"]), f"{100 * (v['accuracy'] - base['accuracy']):+.2f}",
+                     _kib(v["zipped_bytes"]), "-" if ref is None or ref is v else f"{v['zipped_bytes'] / ref['zipped_bytes']:.2f}x"]
+            for t in targets:
+                e = v["vela"][t]["encoded_weight_bytes"]
+                cells += [_kib(e), "-" if ref is None or ref is v else f"{e / ref['vela'][t]['encoded_weight_bytes']:.2f}x"]
+            rows.append(cells)
+    return _table(header, rows)
+
+
+def cascade_verdict(doc: Doc) -> str:
+    """Per network and K: what pruning half the weights adds to the plain rewrite (weight-space fit)."""
+    t0 = doc["vela_targets"][0]
+    lines = []
+    for net in dict.fromkeys(c["net"] for c in doc["cascade"]):
+        for k in (16, 32):
+            plain, pruned = doc["runs"].get(f"{net}/cascade_k{k}"), doc["runs"].get(f"{net}/cascade_k{k}_prune50")
+            if plain is None or pruned is None:
+                continue
+            a, b = _variant(plain, RFC_WEIGHTS), _variant(pruned, RFC_WEIGHTS)
+            ea, eb = a["vela"][t0]["encoded_weight_bytes"], b["vela"][t0]["encoded_weight_bytes"]
+            lines.append(
+                f"- `{net}`, K = {k}: pruning to {_zero_share(b)} zero weights takes {t0}'s encoded weights from "
+                f"{_kib(ea)} to {_kib(eb)} KiB ({eb / ea:.2f}x) and the zipped model from {_kib(a['zipped_bytes'])} to "
+                f"{_kib(b['zipped_bytes'])} KiB ({b['zipped_bytes'] / a['zipped_bytes']:.2f}x), at "
+                f"{100 * (b['accuracy'] - a['accuracy']):+.2f} points ({_pct(a['accuracy'])} -> {_pct(b['accuracy'])}).")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the output-aware fit
+
+
+def output_aware_table(doc: Doc) -> str:
+    """Every row of benchmarks/output_aware.py: accuracy, agreement, encoded weights, values per tensor, fit time."""
+    rows = []
+    for r in doc["rows"]:
+        agree = "-" if r.get("top1_agreement_with_int8") is None else f"{r['top1_agreement_with_int8']:.4f}"
+        fit = "-" if r.get("fit_s") is None else f"{r['fit_s']:.1f}"
+        rows.append([r["model"], str(r["clusters"] or "-"), _cell(r["variant"]), f"{100 * r['accuracy']:.2f}%", agree,
+                     f"{r['encoded_ratio_vs_int8']:.3f}x", str(r["max_values_per_tensor"]), fit])
+    text = _table(["model", "K", "variant", "accuracy", "top-1 agreement with int8", "encoded weights vs int8",
+                   "max values per tensor", "fit s"], rows)
+    t = doc.get("timing_mobilenet_v2_224")
+    if t:
+        text += (f"\n\nFit time on {t['model']}, K={t['clusters']}, {t['segments_1']['samples']} calibration samples: "
+                 f"weight-space {t['weight_space_fit_s']:.1f} s; output-aware {t['output_aware_fit_s_segments_1']:.1f} s "
+                 f"(1 segment), {t['output_aware_fit_s_segments_auto']:.1f} s (automatic: "
+                 f"{t['segments_auto']['segments']} segment(s)).")
+    return text + f"\n\nMachine: {_machine(doc)}; {doc['dataset']['calibration']}; Vela {doc['settings']['vela']}, " \
+                  f"{doc['settings']['target']}."
+
+
+def _oa_row(doc: Doc, model: str, variant: str) -> Doc | None:
+    return next((r for r in doc["rows"] if r["model"] == model and r["variant"] == variant), None)
+
+
+def output_aware_summary(doc: Doc) -> str:
+    """One line per network: post-training K=8 (depthwise included) and K=16, weight-space against output-aware."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in doc["rows"]):
+        base = _oa_row(doc, model, "plain int8")
+        parts = []
+        for k, suffix in ((8, ", depthwise included"), (16, "")):
+            w = _oa_row(doc, model, f"post-training, weight-space fit{suffix}")
+            o = _oa_row(doc, model, f"post-training, output-aware fit{suffix}")
+            if w and o:
+                parts.append(f"K={k}: {_pct(w['accuracy'])} with the weight-space fit, {_pct(o['accuracy'])} output-aware "
+                             f"(encoded weights {o['encoded_ratio_vs_int8']:.2f}x int8)")
+        auto = _oa_row(doc, model, "post-training, --clusters auto with data (top-1 agreement >= 99.5% on calibration)")
+        if auto:
+            parts.append(f"`--clusters auto`: {_pct(auto['accuracy'])}, agreement {auto['top1_agreement_with_int8']:.3f}, "
+                         f"{auto['encoded_ratio_vs_int8']:.2f}x")
+        if base and parts:
+            lines.append(f"- `{model}` (plain int8 {_pct(base['accuracy'])}): " + "; ".join(parts) + ".")
+    return "\n".join(lines) + f"\n\nFull test set ({doc['dataset']['test_images']:,} images); " \
+                              f"{doc['dataset']['calibration']}."

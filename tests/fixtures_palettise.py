@@ -111,7 +111,8 @@ def vela_compile_dir(model_path: Path, out_dir: Path, accelerator: str = ACCELER
     except ImportError:
         compile_model = None
     if compile_model is not None:
-        compile_model(model_path, load_profile(accelerator), out_dir)
+        # allow_cpu: the CPU-fallback model leaves most of its MACs (a stride-3 TRANSPOSE_CONV) to the CPU
+        compile_model(model_path, load_profile(accelerator), out_dir, allow_cpu=True)
         return out_dir
     vela = Path(sys.executable).parent / "vela"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,23 +17,8 @@ def robustness_models_dir(tmp_path_factory):
 def int16x8_bytes() -> bytes:
     """The conv+BN model in the converter's 16x8 mode: int16 activations, int8 weights, int64 biases."""
     import model_factory as mf
-    import numpy as np
-    import tensorflow as tf
 
-    model = mf.conv_bn_model()
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(16):
-            yield [rng.normal(0, 1, (1, 16, 16, 1)).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    conv.inference_input_type = tf.int16
-    conv.inference_output_type = tf.int16
-    return conv.convert()
+    return mf.convert_int16x8(mf.conv_bn_model(), samples=16)
 
 
 @pytest.fixture(scope="session")

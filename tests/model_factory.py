@@ -67,7 +67,8 @@ def _randomise_bn(model, seed: int) -> None:
             layer.set_weights([gamma, rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), rng.uniform(0.2, 3.0, n)])
 
 
-def convert_int8(model, seed: int = 0, samples: int = 32, per_tensor: bool = False) -> bytes:
+def _quantizing_converter(model, seed: int, samples: int):
+    """The real converter with full-integer quantization, calibrated on seeded N(0, 1) inputs."""
     import tensorflow as tf
 
     shape = [1] + list(model.input_shape[1:])
@@ -80,6 +81,13 @@ def convert_int8(model, seed: int = 0, samples: int = 32, per_tensor: bool = Fal
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
+    return conv
+
+
+def convert_int8(model, seed: int = 0, samples: int = 32, per_tensor: bool = False) -> bytes:
+    import tensorflow as tf
+
+    conv = _quantizing_converter(model, seed, samples)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
@@ -107,3 +115,14 @@ def transpose_conv_model(seed: int = 0):
     k, b = up.get_weights()
     up.set_weights([k, np.random.default_rng(seed).normal(0, 0.1, b.shape)])  # a real bias to rescale
     return model
+
+
+def convert_int16x8(model, seed: int = 0, samples: int = 32) -> bytes:
+    """16x8 quantization: int16 activations (zero point 0), int8 weights, int64 biases."""
+    import tensorflow as tf
+
+    conv = _quantizing_converter(model, seed, samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = tf.int16
+    conv.inference_output_type = tf.int16
+    return conv.convert()

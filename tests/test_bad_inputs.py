@@ -48,6 +48,8 @@ class Models:
     vela: Path  # conv + BN compiled by Vela for ethos-u55-128
     compile_dir: Path  # that compile's output directory
     tflm: Path  # TFLM LUT-compressed model (toolchain palettise)
+    reclustered: Path  # conv + BN reclustered to 8 values per tensor (palettises)
+    build: Path  # a deploy build directory holding build/model/ (the dense model, ethos-u55-128)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class BadInput:
     setup: Callable[[Path, Models], None] = field(default=lambda d, m: None, repr=False)
     diagnostics: tuple[str, ...] = ()  # glob patterns of files the case is documented to leave
     note: str = ""
+    env: tuple[tuple[str, str], ...] = ()  # environment variables the command runs with
+    cleanup: Callable[[Path], None] = field(default=lambda d: None, repr=False)  # after the command, pass or fail
 
 
 # --------------------------------------------------------------------------- inputs the cases create
@@ -235,6 +239,251 @@ CASES: tuple[BadInput, ...] = (
 )
 
 
+# --------------------------------------------------------------------------- hostile inputs (second round)
+
+HOSTILE_OP = b"X */ int injected = 1; /*\n#include <stdio.h>"
+FORGED = "w\nerror: forged second line \x1b[2J"
+
+
+def _hostile_names(b: bytes) -> bytes:
+    """Tensor names holding escape sequences and Markdown/C syntax; the first operator a custom one named C code."""
+    def edit(m):
+        for i, t in enumerate(m.subgraphs[0].tensors):
+            t.name = f"\x1b]0;pwned\x07 | t{i} */ \n# x".encode()
+    return fm.custom_op(fm.edited_model(b, edit), HOSTILE_OP)
+
+
+def _quoted_output_names(b: bytes) -> bytes:
+    def edit(m):
+        for op in m.subgraphs[0].operators:
+            t = m.subgraphs[0].tensors[int(op.outputs[0])]
+            t.name = b'out"q]]>&<x' + t.name
+    return fm.edited_model(b, edit)
+
+
+def _int16_named(b: bytes) -> bytes:
+    from toolchain.tflite.graph import find_weight_tensors
+
+    def edit(m):
+        for w in find_weight_tensors(m):
+            m.subgraphs[0].tensors[w.tensor_index].name = FORGED.encode()
+    return fm.weights_as_int16(fm.edited_model(b, edit))
+
+
+def _quant(edit_name: str):
+    import test_quantization_rules as q
+
+    return lambda b: fm.edited_model(b, getattr(q, edit_name))
+
+
+def _fifo(name: str):
+    def setup(d: Path, m: Models) -> None:
+        os.mkfifo(d / name)
+    return setup
+
+
+def _symlink(name: str, target: str):
+    def setup(d: Path, m: Models) -> None:
+        (d / name).symlink_to(target)
+    return setup
+
+
+def _copy_to(rel: str, attr: str):
+    def setup(d: Path, m: Models) -> None:
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(getattr(m, attr), d / rel)
+    return setup
+
+
+def _corrupt_history(d: Path, m: Models) -> None:
+    """A deploy build whose history.jsonl gained lines of the wrong shape; its dashboard is to be re-rendered."""
+    shutil.copytree(m.build, d / "build")
+    with open(d / "build" / "model" / "history.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"targets": {"ethos-u55-128": 1}, "build": "x"}\n' + "[" * 100_000 + "\n" + "NaN\n"
+                 '{"build": 9, "time_utc": 1, "clusters": 16, "targets": {}}\n')
+    (d / "build" / "model" / "index.html").unlink()
+
+
+def _read_only_dir(name: str):
+    """Mode 555, and immutable for root (to whom permission bits do not apply)."""
+    def setup(d: Path, m: Models) -> None:
+        (d / name).mkdir()
+        (d / name).chmod(0o555)
+        if os.geteuid() == 0:
+            subprocess.run([shutil.which("chattr") or "chattr", "+i", str(d / name)], check=True)
+    return setup
+
+
+def _writable_again(name: str):
+    def cleanup(d: Path) -> None:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(d / name)], check=True)
+        (d / name).chmod(0o755)
+    return cleanup
+
+
+_HOLDERS: dict[Path, subprocess.Popen] = {}
+_HOLD_LOCK = ("import sys, time; from pathlib import Path\nfrom toolchain.pipeline.build_lock import model_dir_lock\n"
+              "with model_dir_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(300)")
+
+
+def _deploy_running(mdir: str):
+    """Another real process holds the deploy lock of ``mdir`` while the command runs."""
+    def setup(d: Path, m: Models) -> None:
+        proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, mdir], cwd=d, stdout=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYTHONPATH=str(REPO)))
+        _HOLDERS[d] = proc
+        assert proc.stdout.readline().strip() == "held"
+    return setup
+
+
+def _stop_deploy(d: Path) -> None:
+    proc = _HOLDERS.pop(d, None)
+    if proc is not None:
+        proc.kill()
+        proc.wait()
+
+
+def _profile(body: str):
+    return lambda m: "schema_version = 1\nname = \"board\"\n" + body
+
+
+CUSTOM_SYSTEM = ('base = "ethos-u55-128"\n[system]\ncore_clock_hz = 250_000_000\naxi0_port = "Sram"\n'
+                 'axi1_port = "OffChipFlash"\n[system.Sram]\nclock_scale = 1.0\n[system.OffChipFlash]\n')
+ETHOS_N = ('accelerator = "ethos-n78-1tops"\npalette_limit = 32\n[budget]\nsram_bytes = 1048576\nflash_bytes = 4194304\n'
+           "[ethos_n]\ntops = 1\nmacs_per_cycle = 512\nclock_hz = 1_000_000_000\n")
+DEEP_TOML = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+COMPILE = ("--target", "ethos-u55-128", "-o", "out")
+
+HOSTILE_CASES: tuple[BadInput, ...] = (
+    # ---- text from a model reaching C, documents and terminals
+    BadInput("c-injection-op-code", "custom operator code `X */ int injected = 1; /*` + newline + `#include`, tensor "
+             "names with escape sequences, `|` and newlines", ("palettise", "hostile.tflite", "-o", "out", "--no-tflm"), 0,
+             "", _write("hostile.tflite", _edit("reclustered", _hostile_names)), diagnostics=("out/*",),
+             note="names reach palettes.c only escaped (C compiles warning-free, defines nothing else); the terminal "
+                  "shows escape sequences as \\x1b"),
+    BadInput("quote-in-output-name", "operator output names holding `\"`, `]]>`, `&`, `<` (Vela writes them "
+             "unescaped into its debug XML)", ("compile", "quote.tflite", *COMPILE), 0, "",
+             _write("quote.tflite", _edit("dense", _quoted_output_names)), diagnostics=("out/*",),
+             note="Vela compiles a copy with placeholder names; compile.json and the Vela model carry the real ones"),
+    BadInput("xml-in-file-name", "model file named `a&b<c\"d.tflite`", ("compile", 'a&b<c"d.tflite', *COMPILE), 0, "",
+             _copy('a&b<c"d.tflite', "dense"), diagnostics=("out/*",),
+             note="Vela reads a copy named a_b_c_d.tflite; its files are named after that"),
+    BadInput("forged-error-line", "weight tensor named `w` + newline + `error: forged second line` + ESC[2J",
+             ("recluster", "named.tflite", "-o", "out.tflite"), 2, r"weights 'w\\nerror: forged second line \\x1b",
+             _write("named.tflite", _edit("dense", _int16_named))),
+    # ---- never write over what is not ours
+    BadInput("output-dev-null", "output /dev/null (the atomic rename replaced it as root)",
+             ("recluster", MODEL, "-o", "/dev/null"), 2, "under /dev", _copy(MODEL, "int8")),
+    BadInput("output-fifo", "output path that is a FIFO", ("recluster", MODEL, "-o", "fifo.tflite"), 2, "is a FIFO",
+             _both(_copy(MODEL, "int8"), _fifo("fifo.tflite"))),
+    BadInput("output-under-proc", "output under /proc", ("recluster", MODEL, "-o", "/proc/model.tflite"), 2,
+             "under /proc", _copy(MODEL, "int8")),
+    BadInput("deploy-input-in-build-tree", "deploy of a model inside its own build tree",
+             ("deploy", "build/model/recluster/model.tflite", "--build-dir", "build"), 2, "lies inside build/model",
+             _copy_to("build/model/recluster/model.tflite", "dense")),
+    BadInput("report-path-is-input", "a .tflite named x.json: its report (x.json) would replace it",
+             ("recluster", "x.json", "-o", "x.tflite"), 2, "output x.json is the input file", _copy("x.json", "int8")),
+    BadInput("report-flag-is-input", "--report equal to the input", ("recluster", MODEL, "-o", "out.tflite",
+             "--report", MODEL), 2, "is the input file", _copy(MODEL, "int8")),
+    BadInput("compile-into-own-directory", "compile of DIR/compile.json (a model so named) into DIR",
+             ("compile", "dir/compile.json", "--target", "ethos-u55-128", "-o", "dir"), 2, "is the input file",
+             _copy_to("dir/compile.json", "int8")),
+    BadInput("long-output-name", "252-character output file name (its temporary name was too long)",
+             ("recluster", MODEL, "-o", "a" * 245 + ".tflite", "--no-verify"), 0, "", _copy(MODEL, "int8"),
+             diagnostics=("a*",),
+             note="written: long names get a short temporary name"),
+    # ---- one clean error for every bad value
+    BadInput("profile-name-newline", "profile name with a trailing newline (`$` accepted it)",
+             ("compile", MODEL, "--profile", "board.toml", "-o", "out"), 2, "does not match",
+             _both(_copy(MODEL, "int8"), _write("board.toml", lambda m: 'schema_version = 1\nname = "board\\n"\n'
+                                                'base = "ethos-u55-128"\n'))),
+    BadInput("firmware-name-newline", "firmware --name with a trailing newline",
+             ("firmware", "--target", "ethos-u55-128", "--compile-dir", "compiled", "-o", "fw", "--name", "fw\n"), 2,
+             "--name must be a C identifier", _copytree("compiled", "compile_dir")),
+    BadInput("firmware-section-newline", "firmware --section holding a newline and an assembler directive",
+             ("firmware", "--target", "ethos-u55-128", "--compile-dir", "compiled", "-o", "fw", "--section",
+              "sec\n.globl x"), 2, "--section must be a linker section name", _copytree("compiled", "compile_dir")),
+    BadInput("nan-clock-scale", "profile with clock_scale = nan", ("compile", MODEL, "--profile", "board.toml", "-o",
+             "out"), 2, "not a finite number", _both(_copy(MODEL, "int8"), _write("board.toml", _profile(
+                 CUSTOM_SYSTEM + "clock_scale = nan\n")))),
+    BadInput("ethos-n-bandwidth-inf", "Ethos-N profile with DRAM bandwidth inf", ("compile", MODEL, "--profile",
+             "board.toml", "-o", "out"), 2, "not a finite number", _both(_copy(MODEL, "int8"), _write(
+                 "board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = inf\n")))),
+    BadInput("ethos-n-bandwidth-tiny", "Ethos-N profile with DRAM bandwidth 1e-300", ("compile", MODEL, "--profile",
+             "board.toml", "-o", "out"), 2, "less than the minimum", _both(_copy(MODEL, "int8"), _write(
+                 "board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = 1e-300\n")))),
+    BadInput("ethos-n-utilisation-tiny", "Ethos-N profile with utilisation 1e-320", ("compile", MODEL, "--profile",
+             "board.toml", "-o", "out"), 2, "utilisation: 1e-320 is less than the minimum", _both(_copy(MODEL, "int8"),
+             _write("board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = 1e10\nutilisation = 1e-320\n")))),
+    BadInput("float-for-integer", "profile with budget sram_bytes = 1e30 (a float)", ("compile", MODEL, "--profile",
+             "board.toml", "-o", "out"), 2, "not a whole number", _both(_copy(MODEL, "int8"), _write(
+                 "board.toml", _profile('base = "ethos-u55-128"\n[budget]\nsram_bytes = 1e30\n')))),
+    BadInput("float-seed", "deploy config with [data] seed = 1e9", ("deploy", MODEL, "--config", "deploy.toml",
+             "--build-dir", "build"), 2, "seed: 1000000000.0 is not a whole number",
+             _both(_copy(MODEL, "dense"), _write("deploy.toml", lambda m: "[data]\nseed = 1e9\n"))),
+    BadInput("nan-min-top1-agreement", "deploy config with [verify] min_top1_agreement = nan (turned the gate off)",
+             ("deploy", MODEL, "--config", "deploy.toml", "--build-dir", "build"), 2, "not a finite number",
+             _both(_copy(MODEL, "dense"), _write("deploy.toml", lambda m: "[verify]\nmin_top1_agreement = nan\n"))),
+    BadInput("deep-toml", "config nesting arrays 5,000 deep (RecursionError)", ("recluster", MODEL, "-o", "out.tflite",
+             "--config", "deep.toml"), 2, "nests tables or arrays more than 32 deep",
+             _both(_copy(MODEL, "int8"), _write("deep.toml", lambda m: DEEP_TOML))),
+    BadInput("deep-json", "JSON profile nesting arrays 100,000 deep", ("compile", MODEL, "--profile", "deep.json", "-o",
+             "out"), 2, "nests tables or arrays", _both(_copy(MODEL, "int8"), _write(
+                 "deep.json", lambda m: "[" * 100_000 + "]" * 100_000))),
+    BadInput("rank-1001", "tensor of rank 1001", ("inspect", "rank.tflite"), 2, "has 1001 dimensions",
+             _write("rank.tflite", _edit("dense", _quant("rank_1001")))),
+    BadInput("build-dir-is-file", "--build-dir that is a file", ("deploy", MODEL, "--build-dir", "blocker"), 2,
+             "--build-dir blocker is a file", _both(_copy(MODEL, "dense"), _write("blocker", lambda m: "x\n"))),
+    BadInput("build-dir-dangling-link", "--build-dir that is a dangling symbolic link", ("deploy", MODEL, "--build-dir",
+             "build"), 2, "broken symbolic link", _both(_copy(MODEL, "dense"), _symlink("build", "nowhere"))),
+    BadInput("build-dir-read-only", "--build-dir that is read-only", ("deploy", MODEL, "--build-dir", "build"), 2,
+             "--build-dir build is not writable", _both(_copy(MODEL, "dense"), _read_only_dir("build")),
+             cleanup=_writable_again("build")),
+    BadInput("corrupt-history", "build history with lines of the wrong shape, nested 100,000 deep, NaN",
+             ("report", "build/model"), 0, "", _corrupt_history, diagnostics=("build/model/index.html",),
+             note="lines that are not entries as deploy writes them are left out; the dashboard is re-rendered"),
+    BadInput("zero-weight-scale", "weight channel with scale 0 (recluster wrote a NaN bias scale)",
+             ("recluster", "zero.tflite", "-o", "out.tflite"), 2, "have quantization scale 0 in channel 0",
+             _write("zero.tflite", _edit("dense", _quant("zero_weight_scale")))),
+    BadInput("bias-scale-count", "3 bias scales for 16 channels (LiteRT refuses it)", ("compile", "bias.tflite",
+             *COMPILE), 2, "has 3 quantization scales for the 16 channels",
+             _write("bias.tflite", _edit("int8", _quant("three_bias_scales")))),
+    BadInput("per-channel-activation", "activation quantized per channel (LiteRT refuses it)",
+             ("compile", "act.tflite", *COMPILE), 2, "is an activation \\(or input\\) with 16 quantization scales",
+             _write("act.tflite", _edit("int8", _quant("per_channel_activation")))),
+    BadInput("input-two-scales", "model input with 2 scales (LiteRT refuses it)", ("compile", "in.tflite", *COMPILE),
+             2, "has 2 quantization scales", _write("in.tflite", _edit("int8", _quant("input_with_two_scales")))),
+    BadInput("fc-weights-axis-1", "FULLY_CONNECTED weights quantized on axis 1 (LiteRT refuses it)",
+             ("compile", "fc.tflite", *COMPILE), 2, "along dimension 1; this operator takes them along dimension 0",
+             _write("fc.tflite", _edit("dense", _quant("fc_weights_on_axis_1")))),
+    # ---- resources
+    BadInput("vela-declared-activations", "21 KB model declaring a 512 MiB input, TOOLCHAIN_VELA_MEMORY_MIB=1024 "
+             "(Vela grew to 14 GB)", ("compile", "big.tflite", *COMPILE), 2, "declares 512.0 MiB of tensors",
+             _write("big.tflite", _edit("dense", lambda b: fm.input_dimension(b, 2**23))),
+             env=(("TOOLCHAIN_VELA_MEMORY_MIB", "1024"),)),
+    BadInput("vela-out-of-memory", "Vela allowed 64 MiB (TOOLCHAIN_VELA_MEMORY_MIB=64)", ("compile", MODEL, *COMPILE),
+             3, "Vela ran out of the 64 MiB it was allowed", _copy(MODEL, "int8"),
+             env=(("TOOLCHAIN_VELA_MEMORY_MIB", "64"),)),
+    BadInput("model-is-dev-zero", "model that is a link to /dev/zero (read until MemoryError)",
+             ("inspect", "zero.tflite"), 2, "is a character device, not a regular file",
+             _symlink("zero.tflite", "/dev/zero")),
+    BadInput("model-is-fifo", "model that is a FIFO (the read hung)", ("inspect", "fifo.tflite"), 2,
+             "is a FIFO, not a regular file", _fifo("fifo.tflite")),
+    BadInput("config-is-dev-zero", "--config linking to /dev/zero", ("recluster", MODEL, "-o", "out.tflite", "--config",
+             "zero.toml"), 2, "is a character device", _both(_copy(MODEL, "int8"), _symlink("zero.toml", "/dev/zero"))),
+    BadInput("profile-is-dev-zero", "--profile linking to /dev/zero", ("compile", MODEL, "--profile", "zero.toml", "-o",
+             "out"), 2, "is a character device", _both(_copy(MODEL, "int8"), _symlink("zero.toml", "/dev/zero"))),
+    BadInput("calibration-is-dev-zero", "--calibration linking to /dev/zero", ("recluster", MODEL, "-o", "out.tflite",
+             "--calibration", "zero.npz"), 2, "is a character device",
+             _both(_copy(MODEL, "int8"), _symlink("zero.npz", "/dev/zero"))),
+    BadInput("concurrent-deploy", "a second deploy into a model directory another deploy is using",
+             ("deploy", MODEL, "--build-dir", "build"), 2, "another deploy is using build/model",
+             _both(_copy(MODEL, "dense"), _deploy_running("build/model")), cleanup=_stop_deploy),
+)
+CASES = CASES + HOSTILE_CASES
+
+
 # --------------------------------------------------------------------------- running a case
 
 
@@ -256,11 +505,14 @@ def run_case(case: BadInput, models: Models, directory: Path) -> Outcome:
     directory.mkdir(parents=True, exist_ok=True)
     case.setup(directory, models)
     before = _snapshot(directory)
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **dict(case.env))
     env.pop("TOOLCHAIN_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
-    after = _snapshot(directory)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True,
+                              text=True, timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
+        after = _snapshot(directory)
+    finally:
+        case.cleanup(directory)
     return Outcome(
         case=case,
         returncode=proc.returncode,
@@ -297,8 +549,14 @@ def build_models(directory: Path, int8: Path, dense: Path, depthwise: Path, floa
     reclustered = src / "reclustered.tflite"
     reclustered.write_bytes(rewritten)
     palettise_file(reclustered, directory / "palettes", PalettiseConfig())
+    from toolchain.api import deploy
+    from toolchain.pipeline.result import DeployOptions
+
+    (src / "deployed").mkdir(exist_ok=True)
+    shutil.copyfile(dense, src / "deployed" / "model.tflite")
+    deploy(DeployOptions(model=src / "deployed" / "model.tflite", targets=("ethos-u55-128",), build_dir=directory / "build"))
     return Models(vela=result.vela_model, compile_dir=compile_dir, tflm=directory / "palettes" / "model_tflm.tflite",
-                  float=paths.pop("float"), **paths)
+                  float=paths.pop("float"), reclustered=reclustered, build=directory / "build", **paths)
 
 
 def error_line(outcome: Outcome, directory: Path | None = None) -> str:
@@ -330,6 +588,8 @@ def test_at_least_15_distinct_bad_inputs():
 def test_bad_input(case: BadInput, models: Models, tmp_path):
     out = run_case(case, models, tmp_path / "case")
     assert out.returncode == case.exit_code, (out.returncode, out.stderr[-2000:])
+    controls = {repr(ch) for ch in out.stdout + out.stderr if not ch.isprintable() and ch not in "\n\t"}
+    assert not controls, f"control characters reached the terminal: {controls}"
     assert out.changed == (), f"inputs modified: {out.changed}"
     unexpected = [p for p in out.created if not any(fnmatch.fnmatch(p, g) for g in case.diagnostics)]
     assert unexpected == [], f"files created: {unexpected}"

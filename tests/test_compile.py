@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,12 @@ def test_per_layer_figures_add_up_to_the_summary(compiled, conv_bn_int8, target)
     assert sum(la["npu_cycles"] for la in layers) == d["cycles_npu"]
     assert sum(la["macs"] for la in layers) == d["macs"]
     assert sum(la["encoded_weight_bytes"] for la in layers) == d["encoded_weight_bytes"]
-    assert sum(1 for la in layers if la["target"] == "npu") == d["npu_operators"]
+    # Vela's rows name the input operators they came from: those on the NPU are the placement's NPU operators
+    npu_rows = {la["source_operator"] for la in layers if la["target"] == "npu"}
+    placed = {o["index"] for s in d["placement"]["subgraphs"] for o in s["npu"]}
+    input_operators = len(read_model(conv_bn_int8.read_bytes()).subgraphs[0].operators)
+    assert npu_rows <= placed and len(placed) == d["npu_operators"] == input_operators
+    assert all(la["subgraph"] == 0 for la in layers)
     assert sum(d["cycles_by_memory"].values()) > 0
     # Per-layer original weights come from the input model; Vela's total also counts weights it
     # synthesises (the MEAN becomes a depthwise convolution with constant weights).
@@ -178,14 +184,16 @@ def test_rerun_is_byte_identical_and_input_untouched(conv_bn_int8, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary directory left
 
 
-def test_recorded_command_reproduces_the_vela_model(compiled):
+def test_recorded_command_reproduces_the_vela_model(compiled, conv_bn_int8, tmp_path):
+    """The command names the model by file name only (compile.json is the same wherever the model lives):
+    run beside a copy of the model so named, it writes the same files."""
     r = compiled["ethos-u55-128"]
     cmd = r.report["command"]
-    assert cmd[0] == "vela" and not any(Path(a).is_absolute() for a in cmd)
-    before = _files(r.out_dir)
-    proc = subprocess.run([sys.executable, "-m", "ethosu.vela", *cmd[1:]], cwd=r.out_dir, capture_output=True, timeout=120)
+    assert cmd[0] == "vela" and cmd[1] == conv_bn_int8.name and not any(Path(a).is_absolute() for a in cmd)
+    shutil.copyfile(conv_bn_int8, tmp_path / cmd[1])
+    proc = subprocess.run([sys.executable, "-m", "ethosu.vela", *cmd[1:]], cwd=tmp_path, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    after = _files(r.out_dir)
+    before, after = _files(r.out_dir), _files(tmp_path)
     for key in ("vela_model", "summary_csv", "per_layer_csv"):
         name = r.report["files"][key]
         assert after[name] == before[name], name
@@ -219,10 +227,14 @@ def test_custom_system_profile_compiles_through_a_rendered_ini(conv_bn_int8, tmp
 def test_partly_cpu_model_is_reported_not_hidden(gather_int8, tmp_path, capsys):
     rc, out, err = _cli(["compile", str(gather_int8), "--target", "ethos-u55", "-o", str(tmp_path)], capsys)
     assert rc == 0
-    assert "WARNING: 1 of 5 operations run on the CPU (GATHER)" in err
-    assert "partial_cpu: 4 NPU / 1 CPU" in out
+    ops = [op_name(m, op) for m in [read_model(gather_int8.read_bytes())] for op in m.subgraphs[0].operators]
+    assert len(ops) == 6 and ops.count("GATHER") == 1
+    assert "WARNING: 1 of 6 operators per inference run on the CPU (1 compute: GATHER)" in err
+    assert "partial_cpu: 5 NPU / 1 CPU operators per inference (1 compute on the CPU)" in out
     d = json.loads((tmp_path / "compile.json").read_text())
-    assert d["status"] == "partial_cpu" and d["cpu_operators"] == 1
+    assert d["status"] == "partial_cpu" and d["cpu_operators"] == 1 and d["init_operators"] == 0
+    rc, out, err = _cli(["compile", str(gather_int8), "--target", "ethos-u55", "-o", str(tmp_path), "-q"], capsys)
+    assert rc == 0 and out == "" and err == ""  # --quiet: nothing on success, not even the warning
     assert [c["op"] for c in d["cpu_fallback"]] == ["GATHER"] and d["cpu_fallback"][0]["reason"]
     cpu_layers = [la for la in d["layers"] if la["target"] == "cpu"]
     assert len(cpu_layers) == 1 and cpu_layers[0]["cycles"] == 0
@@ -231,10 +243,11 @@ def test_partly_cpu_model_is_reported_not_hidden(gather_int8, tmp_path, capsys):
 def test_mostly_cpu_model_fails_loudly(hybrid_int8, tmp_path, capsys):
     rc, out, err = _cli(["compile", str(hybrid_int8), "--target", "ethos-u65", "-o", str(tmp_path)], capsys)
     assert rc == 2 and out == ""
-    assert "runs mostly on the CPU on ethos-u65-256: 3 of 3 operations" in err
-    assert "float activations" in err and err.count("\n") == 1
+    assert "runs mostly on the CPU on ethos-u65-256: 3 of 3 compute operations per inference" in err
+    assert "float activations" in err and err.count("\n") == 1 and "--allow-cpu" in err
     d = json.loads((tmp_path / "compile.json").read_text())
     assert d["status"] == "mostly_cpu" and d["npu_operators"] == 0 and d["cycles_total"] == 0
+    assert d["placement"]["cpu_macs"] > 0 == d["placement"]["npu_macs"]
     rc, out, _ = _cli(["compile", str(hybrid_int8), "--target", "ethos-u65", "-o", str(tmp_path), "--allow-cpu"], capsys)
     assert rc == 0 and "mostly_cpu: 0 NPU / 3 CPU" in out
 

@@ -81,8 +81,8 @@ def test_target_page_draws_before_after_and_layer_charts(tflite_deploy, tmp_path
     layers = len([ln for ln in (tflite_deploy.model_dir / TARGETS[0] / "report" / "report.md").read_text().splitlines()
                   if ln.startswith("| ") and ("CONV" in ln or "FULLY" in ln)])
     assert layers >= 3
-    # 6 metric charts x 2 models, plus one bar per model for every layer holding encoded weights
-    assert len(found) >= 6 * 2 + 2 * 2
+    # 7 metric charts x 2 models, plus one bar per model for every layer holding encoded weights
+    assert len(found) >= 7 * 2 + 2 * 2
     # two builds in the history: a line per series and a point per build
     assert len(re.findall(r'<polyline class="line" data-series="after"', dom)) >= 3
     assert len(re.findall(r'<circle class="point" data-series="after"', dom)) >= 6
@@ -96,7 +96,7 @@ def test_combined_page_compares_the_targets(tflite_deploy, tmp_path):
         assert bar_pixels(img, COLORS[v]) > 4 * len(TARGETS) * 13 * 100, v
     dom = dump_dom(tmp_path, page)
     found = bars(dom)
-    assert len(found) == 4 * len(TARGETS) * 2  # flash, SRAM, cycles, encoded weights; before and after
+    assert len(found) == 5 * len(TARGETS) * 2  # flash, SRAM, cycles, time, encoded weights; before and after
     assert all(float(b["width"]) > 0 for b in found)
     for t in TARGETS:
         assert f'href="{t}/report/index.html"' in dom

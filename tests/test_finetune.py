@@ -284,7 +284,7 @@ def test_prune_then_cluster_then_int8_keeps_the_zeros(digits_convnet, tmp_path):
 
     dst = tmp_path / "pruned_k8.keras"
     rc, out = run_cli(["finetune", str(digits_convnet), "--data", "digits", "-o", str(dst), "--clusters", "8",
-                       "--prune", "0.5", "--prune-epochs", "2", "--epochs", "1", "--quiet"])
+                       "--prune", "0.5", "--prune-epochs", "2", "--epochs", "1", "--epoch-lines"])
     assert rc == 0 and "pruned to" in out
     summary = json.loads((tmp_path / "pruned_k8.keras.json").read_text())
     assert summary["config"]["prune"] == 0.5 and summary["config"]["preserve_sparsity"] is True
@@ -312,7 +312,7 @@ def test_prune_then_cluster_then_int8_keeps_the_zeros(digits_convnet, tmp_path):
 @pytest.mark.tf
 def test_progress_output_quiet_and_normal(digits_convnet, tmp_path):
     rc, quiet = run_cli(["finetune", str(digits_convnet), "--data", "digits", "-o", str(tmp_path / "q.keras"),
-                         "--epochs", "2", "--quiet"])
+                         "--epochs", "2", "--epoch-lines"])
     assert rc == 0
     epoch_lines = [l for l in quiet.splitlines() if l.startswith("epoch ")]
     assert [l.split(":")[0] for l in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
@@ -347,7 +347,7 @@ def test_bad_models_and_options_exit_2(capsys, tmp_path, digits_convnet):
         (["finetune", str(digits_convnet), "--data", "digits", "-o", str(out), "--clusters", "1"], r"clusters must be"),
         (["finetune", str(digits_convnet), "--data", "digits", "-o", str(out), "--layer", "conv1"], r"--layer 'conv1'"),
         (["finetune", str(digits_convnet), "--data", "digits", "-o", str(tmp_path / "o.pt")], r"must end in \.keras or \.h5"),
-        (["finetune", str(digits_convnet), "--data", "digits", "-o", str(digits_convnet)], r"would overwrite the input"),
+        (["finetune", str(digits_convnet), "--data", "digits", "-o", str(digits_convnet)], r"is the input file"),
     ]
     original = digits_convnet.read_bytes()
     for argv, message in cases:

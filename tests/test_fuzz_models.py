@@ -126,6 +126,25 @@ def test_runner_reports_crashes_and_hangs(fuzz_seeds_dir, monkeypatch):
     assert [r.finding for r in results] == [False, True, True, False]
 
 
+INPUT_CASES = 160
+
+
+def test_input_fuzzing_names_paths_profiles_configs(dense_int8):
+    """Not model bytes: hostile names through every sink, paths through the real CLI, values in profiles and
+    configs (tests/fuzz_inputs.py). Every case is accepted or ends in a typed error; none is a finding."""
+    import fuzz_inputs as fi
+
+    t0 = time.monotonic()
+    results = fi.run_input_cases(INPUT_CASES, fi.input_seeds(dense_int8.read_bytes()))
+    summary = fi.summarise_inputs(results, time.monotonic() - t0)
+    assert summary["findings"] == [], summary["findings"][:3]
+    assert summary["by_family"] == {f: INPUT_CASES // len(fi.FAMILIES) for f in fi.FAMILIES}
+    # each family reaches both ends: accepted inputs and refused ones
+    by_family = {f: {r.outcome for r in results if r.case.family == f} for f in fi.FAMILIES}
+    assert all("ok" in o for o in by_family.values()), by_family
+    assert "refused (exit 2)" in by_family["paths"] and "ConfigError" in by_family["profiles"] & by_family["configs"]
+
+
 # --------------------------------------------------------------------------- hypothesis, in-process
 
 

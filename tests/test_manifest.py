@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 from conftest import REPO
-from toolchain.pipeline.manifest import runs_in_post_training_stages, runs_in_training_stages, source_digest
+
+from toolchain.pipeline.manifest import (
+    runs_in_post_training_stages,
+    runs_in_training_stages,
+    source_digest,
+)
 
 SOURCES = sorted(p.relative_to(REPO / "toolchain").as_posix() for p in (REPO / "toolchain").rglob("*.py"))
 

@@ -334,7 +334,7 @@ def test_output_directory_holding_the_input_is_refused(tmp_path, conv_bn_k16, ca
     model = tmp_path / "model_tflm.tflite"
     shutil.copy(conv_bn_k16, model)
     assert _palettise(model, tmp_path) == 2
-    assert "is the input model" in capsys.readouterr().err
+    assert "is the input file" in capsys.readouterr().err
     assert model.read_bytes() == conv_bn_k16.read_bytes()
 
 
@@ -365,4 +365,4 @@ def test_any_tensor_name_becomes_valid_c(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = subprocess.run([str(tmp_path / "t")], capture_output=True, timeout=30).stdout.decode("utf-8")
     assert out == name + " -3 5 -3 5 0 0 0x1p-2"
-    assert "ODD_INDEX_W_X_Y_Z_1 0u" in h and "ODD_INDEX_W_X_Y_Z_1_1 1u" in h  # duplicate names stay distinct
+    assert "ODD_INDEX_W_X_Y_Z_1 0u" in h and "ODD_INDEX_W_X_Y_Z_1_2 1u" in h  # duplicate names stay distinct

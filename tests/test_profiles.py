@@ -84,7 +84,8 @@ def test_builtin_profile_loads_and_agrees_with_vela(name):
 
 
 def test_aliases():
-    assert list_aliases() == {"ethos-u55": "ethos-u55-128", "ethos-u65": "ethos-u65-256", "ethos-u85": "ethos-u85-256"}
+    assert list_aliases() == {"ethos-u55": "ethos-u55-128", "ethos-u65": "ethos-u65-256", "ethos-u85": "ethos-u85-256",
+                              "ethos-n78": "ethos-n78-1tops"}
     for alias, target in list_aliases().items():
         p = load_profile(alias)
         assert p.name == target and alias in p.aliases

@@ -136,7 +136,7 @@ def test_per_tensor_quantization(clustered_digits, tmp_path):
 def test_cluster_preserving_qat(clustered_digits, tmp_path):
     out = tmp_path / "cqat.tflite"
     rc, stdout = run_cli(["quantize", str(clustered_digits), "--data", "digits", "-o", str(out),
-                          "--cluster-preserving-qat", "--qat-epochs", "1", "--quiet",
+                          "--cluster-preserving-qat", "--qat-epochs", "1", "--epoch-lines",
                           "--representative-samples", "50"])
     assert rc == 0
     assert [l.split(":")[0] for l in stdout.splitlines() if l.startswith("epoch ")] == ["epoch 1/1"]

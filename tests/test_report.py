@@ -98,7 +98,8 @@ def test_report_markdown_shows_the_three_models(example_deploy):
 
 def test_numeric_fields_carry_their_unit(tflite_deploy):
     doc = _report(tflite_deploy.model_dir, TARGETS[0])
-    unitless = {"weights", "weight_tensors", "max_distinct_values", "npu_operators", "cpu_operators", "accuracy",
+    unitless = {"weights", "weight_tensors", "max_distinct_values", "npu_operators", "cpu_operators",
+                "cpu_compute_operators", "init_operators", "accuracy",
                 "inferences_per_second", "cycles_total", "cycles_npu", "encoded_weight_ratio"}
     for entry in (doc["models"]["before"], doc["models"]["after"]):
         for k, v in entry.items():

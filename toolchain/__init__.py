@@ -38,6 +38,8 @@ _PUBLIC: dict[str, str] = {
     "ReclusterConfig": "toolchain.rewrite.config",
     "TensorRule": "toolchain.rewrite.config",
     "ScaleFit": "toolchain.rewrite.config",
+    "Objective": "toolchain.rewrite.config",
+    "Calibration": "toolchain.rewrite.output_aware",
     "PalettiseConfig": "toolchain.palettes.table",
     "FirmwareConfig": "toolchain.firmware.config",
     "FinetuneConfig": "toolchain.training.clustering",

@@ -9,13 +9,17 @@ from .pipeline.progress import OutputMode, Progress
 from .pipeline.result import DeployOptions, DeployResult
 from .rewrite.config import ReclusterConfig
 from .rewrite.inspect import ModelStats, inspect_model
+from .rewrite.output_aware import Calibration
 from .rewrite.recluster import recluster_model
 from .rewrite.result import ReclusterReport
 
 
-def recluster(model_bytes: bytes, config: ReclusterConfig | None = None) -> tuple[bytes, ReclusterReport]:
-    """Rewrite every eligible weight tensor of an int8 .tflite to at most K distinct values; the input is not modified."""
-    return recluster_model(model_bytes, config or ReclusterConfig())
+def recluster(model_bytes: bytes, config: ReclusterConfig | None = None,
+              calibration: Calibration | None = None) -> tuple[bytes, ReclusterReport]:
+    """Rewrite every eligible weight tensor of an int8 .tflite to at most K distinct values; the input is not modified.
+
+    With ``calibration`` (representative inputs) each layer's output error on them is minimised."""
+    return recluster_model(model_bytes, config or ReclusterConfig(), calibration)
 
 
 def inspect(model_bytes: bytes) -> ModelStats:

@@ -15,6 +15,9 @@ import traceback
 from typing import Sequence
 
 from .core.errors import ExitCode, ToolchainError
+from .core.escape import terminal_text
+
+MAX_ERROR_CHARS = 2000  # an error quoting a 10,000-character name still fits a terminal line or two
 
 # verb -> module under toolchain.commands
 VERBS: dict[str, str] = {
@@ -35,8 +38,8 @@ VERBS: dict[str, str] = {
 class _Parser(argparse.ArgumentParser):
     # argparse exits with 2 on usage errors, which matches ExitCode.BAD_INPUT.
     def error(self, message: str) -> None:  # type: ignore[override]
-        # one line, like every other error; the usage is one --help away
-        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        # one line, like every other error (the message may quote a hostile argument); the usage is one --help away
+        sys.stderr.write(f"error: {terminal_text(message)} (see '{terminal_text(self.prog)} --help')\n")
         raise SystemExit(int(ExitCode.BAD_INPUT))
 
 
@@ -77,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # always one line: a message may quote names from a model or a file (newlines, escape sequences)
+        print(f"error: {terminal_text(str(exc), MAX_ERROR_CHARS)}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -89,10 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except OSError as exc:  # the file system refused (full disk, read-only, too long a name): not a bug of ours
+        name = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+        where = f" {terminal_text(name, MAX_ERROR_CHARS)}" if exc.filename is not None else ""
+        print(f"error: cannot access{where}: {terminal_text(exc.strerror or str(exc))}", file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
     except Exception as exc:  # a bug: say so in one line unless asked for details
         if args.debug or os.environ.get("TOOLCHAIN_DEBUG"):
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)", file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {terminal_text(str(exc), MAX_ERROR_CHARS)} "
+              "(rerun with --debug and report it)", file=sys.stderr)
         return int(ExitCode.INTERNAL)
 
 

@@ -5,8 +5,6 @@ import argparse
 import os
 from pathlib import Path
 
-from ..core.errors import InputError
-
 
 def positive_int(text: str) -> int:
     try:
@@ -29,10 +27,59 @@ def fraction(text: str) -> float:
     return v
 
 
-def refuse_overwriting_input(inp: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
-    """Inputs are never modified: refuse an output path that is the input file."""
-    try:
-        if Path(out).exists() and Path(out).resolve() == Path(inp).resolve():
-            raise InputError(f"output {out} is the input file; choose another path (inputs are never modified)")
-    except OSError:
-        pass
+def add_output_options(p: argparse.ArgumentParser, json_help: str = "print JSON instead of the summary") -> None:
+    """``--quiet/-q`` and ``--json``, the same on every verb that prints."""
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--quiet", "-q", action="store_true",
+                     help="print nothing on success (errors still go to stderr, one line)")
+    out.add_argument("--json", action="store_true", help=json_help)
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    """Print the human-readable summary unless --quiet or --json."""
+    if not getattr(args, "quiet", False) and not getattr(args, "json", False):
+        print(text)
+
+
+def training_output(args: argparse.Namespace):
+    """Where a training verb's own progress goes: stdout normally, stderr with --json, nowhere with --quiet."""
+    import contextlib
+    import io
+    import sys
+
+    if getattr(args, "json", False):
+        return contextlib.redirect_stdout(sys.stderr)
+    if getattr(args, "quiet", False):
+        return contextlib.redirect_stdout(io.StringIO())
+    return contextlib.nullcontext()
+
+
+def print_json_file(path: str | os.PathLike[str]) -> None:
+    """--json of a verb that writes a JSON summary: that summary, as written."""
+    print(Path(path).read_text(encoding="utf-8").rstrip("\n"))
+
+
+def whole_number(lo: int, hi: int):
+    """An argparse type: a whole number from ``lo`` to ``hi`` (``1e9`` and ``1.5`` refused, not truncated)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo} to {hi}, got '{text}'") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo} to {hi}, got {v}")
+        return v
+    return parse
+
+
+def finite_number(lo: float, hi: float):
+    """An argparse type: a number from ``lo`` to ``hi``; NaN and infinities refused."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}, got '{text}'") from None
+        if not lo <= v <= hi:  # also false for NaN
+            raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}, got {text}")
+        return v
+    return parse

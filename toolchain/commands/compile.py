@@ -6,6 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..core.escape import file_name_component, terminal_text
+from .common import add_output_options, say
+
 HELP = "compile an int8 .tflite with Vela for an Ethos-U target (or estimate it for Ethos-N78); writes compile.json"
 
 
@@ -27,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-budget", action="store_true", help="report SRAM/flash over the profile's budget but do not fail (exit 0)")
     p.add_argument("--allow-cpu", action="store_true", help="accept a model that runs mostly on the CPU (otherwise exit 2)")
     p.add_argument("--timeout", type=_timeout, default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
-    p.add_argument("--json", action="store_true", help="print compile.json instead of the summary")
+    add_output_options(p, "print compile.json instead of the summary")
 
 
 def resolve_profile(target: str | None, profile_file: str | None):
@@ -50,6 +53,18 @@ def _bytes(n: int | None) -> str:
     return "-" if n is None else f"{n:,} B"
 
 
+def _placement_line(r: dict) -> str:
+    """'42 NPU / 19 CPU operators per inference (0 compute on the CPU), 12 init (CALL_ONCE)'."""
+    p = r["placement"]
+    line = (f"{p['npu_operators']} NPU / {p['cpu_operators']} CPU operators per inference "
+            f"({p['cpu_compute_operators']} compute on the CPU)")
+    if p["init_operators"]:
+        line += f", {p['init_operators']} init (CALL_ONCE)"
+    if r["estimate_kind"] == "analytical":
+        line += " (analytical estimate)"
+    return line
+
+
 def format_summary(result, model: str) -> str:
     r = result.report
     b = r["budget"]
@@ -67,8 +82,8 @@ def format_summary(result, model: str) -> str:
     ratio = f" ({r['encoded_weight_ratio']:.3f})" if r["encoded_weight_ratio"] is not None else ""
     lines = [
         head,
-        f"  output          {result.out_dir}",
-        f"  status          {r['status']}: {r['npu_operators']} NPU / {r['cpu_operators']} CPU operations",
+        f"  output          {terminal_text(str(result.out_dir))}",
+        f"  status          {r['status']}: {_placement_line(r)}",
         f"  SRAM            {_bytes(b['sram_used_bytes']):>16}   budget {_bytes(b['sram_bytes'])}",
         f"  flash           {_bytes(b['flash_used_bytes']):>16}   budget {_bytes(b['flash_bytes'])}"
         + ("  (the Vela model)" if not analytical else "  (model, weights palettised)"),
@@ -92,18 +107,23 @@ def format_summary(result, model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..targets.compile import compile_model
+    from ..core.paths import check_paths
+    from ..targets.compile import COMPILE_JSON, compile_model
+    from ..targets.vela_run import vela_output_files
 
     profile = resolve_profile(args.target, args.profile)
     model = Path(args.model)
-    out = Path(args.output_dir) if args.output_dir else Path("build") / model.stem / profile.name / "compile"
+    out = Path(args.output_dir) if args.output_dir else \
+        Path("build") / file_name_component(model.stem) / profile.name / "compile"
+    written = (COMPILE_JSON, *(vela_output_files(model, profile) if profile.family.compiled_by_vela else ()))
+    check_paths(inputs=[model, args.profile], outputs=[out / f for f in written], output_dirs=[out])
     result = compile_model(
         model, profile, out, enforce_budget=not args.no_budget, allow_cpu=args.allow_cpu, timeout_s=args.timeout
     )
-    for w in result.warnings:
-        print(f"WARNING: {w}", file=sys.stderr)
+    if not args.quiet:
+        for w in result.warnings:
+            print(f"WARNING: {terminal_text(w)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.report, indent=2, sort_keys=True))
-    else:
-        print(format_summary(result, model.name))
+    say(args, format_summary(result, terminal_text(model.name)))
     return 0

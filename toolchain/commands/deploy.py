@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from .common import add_output_options, fraction, positive_int
+
 HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compile, firmware, report) incrementally"
 
 
@@ -40,14 +42,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build-dir", default="build", metavar="DIR", help="where build/<model>/ goes (default build)")
     p.add_argument("--example-dir", metavar="DIR",
                    help="where the bundled example is trained and cached (default BUILD/example)")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--quiet", "-q", action="store_true", help="print nothing on success (errors still go to stderr)")
-    out.add_argument("--json", action="store_true",
-                     help="print one JSON document (stages, reports, key figures) on stdout, for CI")
+    add_output_options(p, "print one JSON document (stages, reports, key figures) on stdout, for CI")
+    s = p.add_argument_group("settings (each is also a CONFIG key; a flag wins over the file)")
+    s.add_argument("--train-samples", type=positive_int, metavar="N", help="[data] train_samples: a seeded subset")
+    s.add_argument("--test-samples", type=positive_int, metavar="N", help="[data] test_samples: a seeded subset")
+    s.add_argument("--data-seed", type=positive_int, metavar="N", help="[data] seed of the subsets (default 0)")
+    s.add_argument("--verify-samples", type=positive_int, metavar="N",
+                   help="[verify] samples: inputs of the LiteRT check of after vs before (default 32)")
+    s.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
+                   help="[verify] min_top1_agreement: exit 5 when after vs before agree on fewer top-1 answers "
+                        "(or the check cannot show it)")
+    s.add_argument("--bits", type=positive_int, metavar="B", help="[palettise] bits: index width 1-7 for every tensor")
+    s.add_argument("--exclude", action="append", metavar="PATTERN",
+                   help="[palettise] exclude: leave tensors matching this fnmatch pattern out (repeatable)")
+    s.add_argument("--no-tflm", dest="tflm", action="store_const", const=False,
+                   help="[palettise] tflm = false: no TFLM LUT-compressed model")
+    s.add_argument("--allow-cpu", action="store_const", const=True,
+                   help="[compile] allow_cpu: accept a model whose compute runs mostly on the CPU (otherwise exit 2)")
+    s.add_argument("--no-budget", dest="enforce_budget", action="store_const", const=False,
+                   help="[compile] enforce_budget = false: report SRAM/flash over budget, do not exit 4")
+    s.add_argument("--timeout", type=float, metavar="S", help="[compile] timeout_s: give up on Vela after S seconds")
+    s.add_argument("--section", metavar="NAME", help="[firmware] section: linker section of the model array")
+    s.add_argument("--arena-margin-percent", type=positive_int, metavar="P", help="[firmware] arena_margin_percent")
+    s.add_argument("--arena-overhead-bytes", type=positive_int, metavar="B", help="[firmware] arena_overhead_bytes")
+
+
+# deploy flag (argparse dest) -> the config key it sets
+CONFIG_OF_FLAG = {
+    "train_samples": ("data", "train_samples"), "test_samples": ("data", "test_samples"),
+    "data_seed": ("data", "seed"), "verify_samples": ("verify", "samples"),
+    "min_top1_agreement": ("verify", "min_top1_agreement"), "bits": ("palettise", "bits"),
+    "exclude": ("palettise", "exclude"), "tflm": ("palettise", "tflm"), "allow_cpu": ("compile", "allow_cpu"),
+    "enforce_budget": ("compile", "enforce_budget"), "timeout": ("compile", "timeout_s"),
+    "section": ("firmware", "section"), "arena_margin_percent": ("firmware", "arena_margin_percent"),
+    "arena_overhead_bytes": ("firmware", "arena_overhead_bytes"),
+}
 
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import ToolchainError
+    from ..core.escape import terminal_text
     from ..pipeline.progress import OutputMode, Progress
     from ..pipeline.result import DeployOptions
     from ..pipeline.runner import run_pipeline
@@ -64,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
+        settings=tuple((*CONFIG_OF_FLAG[dest], getattr(args, dest)) for dest in CONFIG_OF_FLAG
+                       if getattr(args, dest) is not None),
     )
     try:
         result = run_pipeline(options, progress)
@@ -78,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         progress.line()
         progress.line(stage_summary(result))
         for t in result.targets:
-            progress.line(f"report {t.target}: {t.report_dir / 'index.html'}")
-        progress.line(f"dashboard: {result.dashboard}")
+            progress.line(terminal_text(f"report {t.target}: {t.report_dir / 'index.html'}"))
+        progress.line(terminal_text(f"dashboard: {result.dashboard}"))
     try:
-        result.raise_for_budget()
+        result.raise_for_gates()
     except ToolchainError as exc:
         if mode is OutputMode.JSON:
             print(json.dumps(dict(result.to_json(), error=str(exc), exit_code=int(exc.exit_code)), indent=2,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_output_options, print_json_file, say, training_output
+
 HELP = "cluster a Keras model's weights (tfmot) and fine-tune it on real data (training extra)"
 
 CENTROID_INITS = ("linear", "kmeans++", "density", "random")
@@ -39,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--learning-rate", type=float, metavar="LR", help="Adam learning rate (default 1e-4)")
     p.add_argument("--batch-size", type=int, metavar="N", help="training batch size (default 32)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of Keras' progress bar")
+    p.add_argument("--epoch-lines", action="store_true", help="one line per epoch instead of Keras' progress bar")
+    add_output_options(p, "print the JSON summary (OUT.json) instead of the text summary; progress goes to stderr")
 
 
 def _config(args):
@@ -71,24 +74,32 @@ def _config(args):
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from ..core.paths import check_paths
     from ..training.datasets import load_dataset
     from ..training.finetune import finetune_file, summary_path
     from ..training.tf_env import require_training_stack
 
     t0 = time.perf_counter()
     config = _config(args)  # bad options fail before any data or TensorFlow is loaded
+    check_paths(inputs=[args.model, args.config, args.data if args.data.lower().endswith(".npz") else None],
+                outputs=[args.output, summary_path(args.output)])
     require_training_stack()
     data = load_dataset(args.data)
-    result = finetune_file(args.model, data, args.output, config, quiet=args.quiet)
-    print(f"accuracy on the test split ({result.test_samples} samples): "
-          f"before {result.accuracy_before:.2%}, after {result.accuracy_after:.2%}")
+    with training_output(args):
+        result = finetune_file(args.model, data, args.output, config,
+                               quiet=args.epoch_lines or args.quiet or args.json)
+    if args.json:
+        print_json_file(summary_path(args.output))
+    lines = [f"accuracy on the test split ({result.test_samples} samples): "
+             f"before {result.accuracy_before:.2%}, after {result.accuracy_after:.2%}"]
     for layer in result.clustered_layers:
         extra = f", at most {layer.max_distinct_values_per_channel} per channel" if layer.per_channel else ""
-        print(f"  {layer.name} ({layer.layer_type}): {layer.clusters} clusters -> "
-              f"{layer.distinct_values} distinct values{extra}")
+        lines.append(f"  {layer.name} ({layer.layer_type}): {layer.clusters} clusters -> "
+                     f"{layer.distinct_values} distinct values{extra}")
     for layer in result.pruned_layers:
-        print(f"  {layer.name} ({layer.layer_type}): pruned to {layer.sparsity:.1%} zeros")
+        lines.append(f"  {layer.name} ({layer.layer_type}): pruned to {layer.sparsity:.1%} zeros")
     for layer in result.skipped_layers:
-        print(f"  {layer.name} ({layer.layer_type}): not clustered, {layer.reason.value}")
-    print(f"wrote {args.output} and {summary_path(args.output)} in {time.perf_counter() - t0:.1f} s")
+        lines.append(f"  {layer.name} ({layer.layer_type}): not clustered, {layer.reason.value}")
+    lines.append(f"wrote {args.output} and {summary_path(args.output)} in {time.perf_counter() - t0:.1f} s")
+    say(args, "\n".join(lines))
     return 0

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from ..core.escape import terminal_text
+from .common import add_output_options, say
 
 HELP = "turn a compile directory into firmware sources: model C array, arena size, CMake/Make fragments"
 
@@ -24,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"tensor arena = Vela SRAM + P%% + overhead (default {DEFAULT_ARENA_MARGIN_PERCENT})")
     parser.add_argument("--arena-overhead-bytes", type=positive_int, default=DEFAULT_ARENA_OVERHEAD_BYTES, metavar="B",
                         help=f"fixed bytes added for TFLM's own allocations (default {DEFAULT_ARENA_OVERHEAD_BYTES})")
+    add_output_options(parser, "print firmware.json and the files written instead of the summary")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,13 +44,20 @@ def run(args: argparse.Namespace) -> int:
     )
     bundle, written = firmware_from_compile_dir(args.compile_dir, args.output_dir, config, args.palettes)
     m = bundle.manifest
-    print(f"model: {m['model']['symbol']}[{m['model']['size_bytes']}] aligned {m['model']['alignment_bytes']} in section {m['model']['section']}")
+    if args.json:
+        print(json.dumps({"firmware": m, "files": [str(p) for p in written], "notes": list(bundle.notes)}, indent=2,
+                         sort_keys=True))
     a = m["arena"]
-    print(f"arena: {a['macro']} = {a['bytes']} bytes (Vela SRAM {a['vela_sram_bytes']} + {a['margin_percent']}% + {a['overhead_bytes']})")
-    print(f"operators: {m['npu_operators']} on the NPU, {m['cpu_operators']} on the CPU")
+    lines = [
+        f"model: {m['model']['symbol']}[{m['model']['size_bytes']}] aligned {m['model']['alignment_bytes']} in section "
+        f"{m['model']['section']}",
+        f"arena: {a['macro']} = {a['bytes']} bytes (Vela SRAM {a['vela_sram_bytes']} + {a['margin_percent']}% + "
+        f"{a['overhead_bytes']})",
+        f"operators: {m['npu_operators']} on the NPU, {m['cpu_operators']} on the CPU per inference",
+    ]
     if m["palette_tensors"]:
-        print(f"palette tables for {len(m['palette_tensors'])} CPU-path tensor(s)")
-    for note in bundle.notes:
-        print(f"note: {note}")
-    print(f"wrote {len(written)} file(s) to {args.output_dir}: " + ", ".join(p.name for p in written))
+        lines.append(f"palette tables for {len(m['palette_tensors'])} CPU-path tensor(s)")
+    lines += [f"note: {terminal_text(note)}" for note in bundle.notes]
+    lines.append(terminal_text(f"wrote {len(written)} file(s) to {args.output_dir}: " + ", ".join(p.name for p in written)))
+    say(args, "\n".join(lines))
     return 0

@@ -4,13 +4,14 @@ import argparse
 import json
 
 from ..core.fileio import read_input_bytes
+from .common import add_output_options, say
 
 HELP = "per-tensor weight statistics: distinct int8 values, Vela palette fit, entropy, sizes"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="an int8 .tflite model")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_output_options(p, "print JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,6 +20,5 @@ def run(args: argparse.Namespace) -> int:
     stats = inspect_model(read_input_bytes(args.model, "model"))
     if args.json:
         print(json.dumps(stats.to_json(), indent=2, sort_keys=True))
-    else:
-        print(format_table(stats))
+    say(args, format_table(stats))
     return 0

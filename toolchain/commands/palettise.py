@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from ..core.escape import terminal_text
+from .common import add_output_options, say, whole_number
 
 HELP = "write palettised weight tables (JSON, NPZ, C) and a TFLM LUT-compressed model"
 
@@ -24,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the original and the TFLM model under the TFLM interpreter on random inputs "
         "and fail (exit 5) unless the outputs are identical",
     )
-    parser.add_argument("--verify-samples", type=int, default=4, metavar="N", help="inputs for --verify (default 4)")
+    parser.add_argument("--verify-samples", type=whole_number(1, 10_000), default=4, metavar="N",
+                        help="inputs for --verify (default 4)")
+    add_output_options(parser, "print palettes.json and the files written instead of the table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,25 +46,33 @@ def run(args: argparse.Namespace) -> int:
     config = PalettiseConfig(bits=args.bits, exclude=tuple(args.exclude), tflm=not args.no_tflm, verify_samples=samples)
     outcome = palettise_file(args.model, args.output_dir, config)
     doc = outcome.document
-    print(f"{'tensor':<44} {'op':<18} {'values':>6} {'bits':>4} {'raw B':>9} {'palettised B':>12}  tflm")
+    if args.json:
+        print(json.dumps({"palettes": doc, "files": [str(f) for f in outcome.files], "notes": list(outcome.tflm_notes)},
+                         indent=2, sort_keys=True))
+    say(args, _summary(doc, outcome, args.output_dir))
+    return 0
+
+
+def _summary(doc, outcome, output_dir) -> str:
+    lines = [f"{'tensor':<44} {'op':<18} {'values':>6} {'bits':>4} {'raw B':>9} {'palettised B':>12}  tflm"]
     for t in doc["tensors"]:
         tflm = t["tflm"]
         mode = f"{tflm['mode']}" if tflm["compressed"] else "not compressed"
-        print(f"{t['name'][:44]:<44} {t['op'][:18]:<18} {len(t['palette']):>6} {t['index_bits']:>4} "
-              f"{t['raw_bytes']:>9} {t['palettised_bytes']:>12}  {mode}")
+        lines.append(f"{terminal_text(t['name'])[:44]:<44} {terminal_text(t['op'])[:18]:<18} {len(t['palette']):>6} {t['index_bits']:>4} "
+                     f"{t['raw_bytes']:>9} {t['palettised_bytes']:>12}  {mode}")
     totals = doc["totals"]
     ratio = totals["palettised_bytes"] / totals["raw_bytes"] if totals["raw_bytes"] else 0.0
-    print(f"{totals['tensors']} tensor(s): {totals['raw_bytes']} -> {totals['palettised_bytes']} bytes ({ratio:.3f})")
+    lines.append(f"{totals['tensors']} tensor(s): {totals['raw_bytes']} -> {totals['palettised_bytes']} bytes ({ratio:.3f})")
     if doc["skipped"]:
-        print(f"skipped {len(doc['skipped'])} tensor(s) (not in any output):")
+        lines.append(f"skipped {len(doc['skipped'])} tensor(s) (not in any output):")
         for s in doc["skipped"]:
             why = "excluded" if s["reason"] == "excluded" else f"{s['distinct_values']} distinct values > 128"
-            print(f"  {s['name']} ({s['op']}): {why}")
+            lines.append(f"  {terminal_text(s['name'])} ({terminal_text(s['op'])}): {why}")
     tflm = doc["tflm"]
     if tflm["status"] == "written":
         verified = f", outputs identical on {tflm['verify_samples']} input(s)" if tflm.get("verified") else ""
-        print(f"TFLM model: {tflm['file']} ({tflm['bytes']} bytes, {tflm['compressed_tensors']} tensor(s) LUT-compressed{verified})")
-    for note in outcome.tflm_notes:
-        print(f"note: {note}")
-    print(f"wrote {len(outcome.files)} file(s) to {args.output_dir}")
-    return 0
+        lines.append(f"TFLM model: {tflm['file']} ({tflm['bytes']} bytes, {tflm['compressed_tensors']} tensor(s) "
+                     f"LUT-compressed{verified})")
+    lines += [f"note: {terminal_text(note)}" for note in outcome.tflm_notes]
+    lines.append(f"wrote {len(outcome.files)} file(s) to {terminal_text(str(output_dir))}")
+    return "\n".join(lines)

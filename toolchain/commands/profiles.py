@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..core.escape import terminal_text
+from .common import add_output_options, say
+
 HELP = "list the hardware profiles (targets), or check and show given ones"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("profiles", nargs="*", metavar="NAME_OR_FILE", help="built-in names, aliases or profile files to check and show")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_output_options(p, "print JSON")
     p.add_argument("--ini", action="store_true", help="also print the Vela .ini a custom system is rendered into")
 
 
@@ -45,7 +48,7 @@ def profiles_table(profiles) -> str:
 
 
 def format_details(p, with_ini: bool) -> str:
-    lines = [f"{p.name}: {p.description}" if p.description else p.name]
+    lines = [f"{p.name}: {terminal_text(p.description)}" if p.description else p.name]  # a user's file: any text
     lines.append(f"  family        {p.family.value}  accelerator {p.accelerator}  clock {p.clock_hz:,} Hz")
     lines.append(f"  budget        SRAM {p.sram_budget_bytes:,} B, flash {p.flash_budget_bytes:,} B; palette limit {p.palette_limit}")
     if p.aliases:
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             out.append(d)
         print(json.dumps(out, indent=2, sort_keys=True))
     elif args.profiles:
-        print("\n\n".join(format_details(p, args.ini) for p in profiles))
+        say(args, "\n\n".join(format_details(p, args.ini) for p in profiles))
     else:
-        print(profiles_table(profiles))
+        say(args, profiles_table(profiles))
     return 0

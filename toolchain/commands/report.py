@@ -5,6 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..core.escape import terminal_text
+from .common import add_output_options, say
+
 HELP = "show and re-render a deploy build's reports and dashboards, or summarise a sweep (--sweep)"
 
 
@@ -14,10 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep", action="store_true",
                    help="gather every report.json under DIR... into pareto.json, pareto.md and pareto.png")
     p.add_argument("-o", "--output-dir", metavar="OUT", help="with --sweep: where the Pareto files go (default: the first DIR's parent)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_output_options(p, "print JSON instead of tables")
 
 
-def _show_build(directory: Path, as_json: bool) -> int:
+def _show_build(directory: Path, args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.fileio import atomic_write_text
     from ..reporting.dashboard import (
@@ -25,7 +28,7 @@ def _show_build(directory: Path, as_json: bool) -> int:
         render_combined_page,
         render_target_page,
     )
-    from ..reporting.formatting import fmt_int, fmt_pct, table
+    from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
     from ..reporting.history import HISTORY, read_history
     from ..reporting.markdown import report_markdown
     from ..reporting.report import REPORT_MD, Variant
@@ -46,20 +49,25 @@ def _show_build(directory: Path, as_json: bool) -> int:
         atomic_write_text(path.parent / REPORT_MD, report_markdown(doc))
         atomic_write_text(path.parent / INDEX_HTML, render_target_page(doc, history))
     atomic_write_text(directory / INDEX_HTML, render_combined_page(docs[0]["model"], docs, history))
-    if as_json:
+    if args.json:
         print(json.dumps({"model": docs[0]["model"], "reports": docs, "builds": len(history)}, indent=2, sort_keys=True))
         return 0
     rows = []
     for d in docs:
+        estimate = d["target"]["estimate_kind"] == "analytical"
         for v in Variant:
             m = d["models"][v.value]
             if m is not None:
-                rows.append([d["target"]["name"], str(d["clusters"]), v.short, fmt_pct(m["accuracy"]),
-                             fmt_int(m["deflate_bytes"]), fmt_int(m["flash_bytes"]), fmt_int(m["sram_bytes"]),
-                             fmt_int(m["cycles_total"]), "yes" if m["within_budget"] else "NO"])
-    print(table(["target", "K", "model", "accuracy", "deflate B", "flash B", "SRAM B", "cycles", "fits"], rows,
-                right={1, 3, 4, 5, 6, 7}))
-    print(f"{len(history)} build(s) in {directory / HISTORY}; dashboard: {directory / INDEX_HTML}")
+                rows.append([d["target"]["name"] + (" *" if estimate else ""), str(d["clusters"]), m["short_label"],
+                             fmt_pct(m["accuracy"]), fmt_int(m["deflate_bytes"]), fmt_int(m["flash_bytes"]),
+                             fmt_int(m["sram_bytes"]), fmt_int(m["cycles_total"]), fmt_us(m["inference_time_s"]),
+                             "yes" if m["within_budget"] else "NO"])
+    lines = [table(["target", "K", "model", "accuracy", "deflate B", "flash B", "SRAM B", "cycles", "time us", "fits"],
+                   rows, right={1, 3, 4, 5, 6, 7, 8})]
+    if any(d["target"]["estimate_kind"] == "analytical" for d in docs):
+        lines.append("* analytical estimate (Ethos-N78): not a compile")
+    lines.append(terminal_text(f"{len(history)} build(s) in {directory / HISTORY}; dashboard: {directory / INDEX_HTML}"))
+    say(args, "\n".join(lines))
     return 0
 
 
@@ -71,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("-o/--output-dir goes with --sweep")
         if len(args.dirs) != 1:
             raise InputError("give one build directory (build/<model>), or use --sweep for several")
-        return _show_build(Path(args.dirs[0]), args.json)
+        return _show_build(Path(args.dirs[0]), args)
 
     from ..reporting.formatting import fmt_int, fmt_pct
-    from ..reporting.report import Variant
     from ..reporting.sweep import pareto_document, write_sweep
 
     out = Path(args.output_dir) if args.output_dir else Path(args.dirs[0]).resolve().parent
@@ -84,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         from ..reporting.formatting import table
 
-        rows = [[p.target, Variant(p.variant).short, "-" if p.clusters is None else str(p.clusters), fmt_pct(p.accuracy),
+        rows = [[p.target, p.label, "-" if p.clusters is None else str(p.clusters), fmt_pct(p.accuracy),
                  fmt_int(p.flash_bytes), fmt_int(p.cycles_total), "yes" if p.pareto else ""] for p in outcome.points]
-        print(table(["target", "model", "K", "accuracy", "flash B", "cycles", "Pareto"], rows, right={2, 3, 4, 5}))
-        print("wrote " + ", ".join(str(f) for f in outcome.files))
-    if outcome.plot_note:
+        say(args, table(["target", "model", "K", "accuracy", "flash B", "cycles", "Pareto"], rows, right={2, 3, 4, 5})
+            + "\n" + terminal_text("wrote " + ", ".join(str(f) for f in outcome.files)))
+    if outcome.plot_note and not args.quiet:
         import sys
 
         print(f"note: {outcome.plot_note}", file=sys.stderr)

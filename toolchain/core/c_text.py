@@ -1,4 +1,6 @@
-"""C source text for firmware: palette tables with a reference decoder, and a model byte array.
+"""C source text for firmware: rows of bytes, integers and exact float constants, include guards.
+
+Text from models (names, operator codes) goes into C through ``core.escape`` only.
 
 Everything here is a pure function of its inputs (no dates, no absolute paths),
 so generated sources are byte-identical between runs. The C is C99 and builds
@@ -6,47 +8,14 @@ warning-free with ``-Wall -Wextra -pedantic`` on gcc and arm-none-eabi-gcc.
 """
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    pass
+from .escape import c_identifier
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BYTES_PER_LINE = 16
 VALUES_PER_LINE = 12
-
-
-def is_c_identifier(text: str) -> bool:
-    return bool(_IDENT.match(text))
-
-
-def c_identifier(text: str, fallback: str = "t") -> str:
-    """A C identifier made from arbitrary text (tensor names hold '/', ':', ';' ...)."""
-    ident = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
-    ident = re.sub(r"_+", "_", ident) or fallback
-    return f"_{ident}" if ident[0].isdigit() else ident
-
-
-def c_string(text: str) -> str:
-    """A C string literal for any text (UTF-8 bytes escaped in octal; '?' escaped against trigraphs)."""
-    out = []
-    for b in text.encode("utf-8"):
-        ch = chr(b)
-        if ch in '\\"?':
-            out.append("\\" + ch)
-        elif 0x20 <= b < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\{b:03o}")
-    return '"' + "".join(out) + '"'
-
-
-def c_comment(text: str) -> str:
-    """Text safe inside a /* */ comment."""
-    return "".join(ch if 0x20 <= ord(ch) < 0x7F else "?" for ch in text).replace("*/", "*\\/")
 
 
 def _rows(items: Sequence[str], per_line: int, indent: str = "    ") -> str:

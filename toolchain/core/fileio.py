@@ -1,36 +1,107 @@
-"""File reading with clear errors, and atomic writes (temp file + rename)."""
+"""File reading with clear errors and byte limits, and atomic writes (temp file + rename) over regular files only."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .escape import short_hash
 
-# Refuse inputs above this size before reading them into memory: the flatbuffer
-# format itself is limited to 2 GiB.
-MAX_INPUT_BYTES = 2**31
+# Per-kind read limits, counted while reading (a FIFO or /proc file has no meaningful st_size).
+MAX_INPUT_BYTES = 2**31  # models (the flatbuffer format stops at 2 GiB), data sets, generated documents
+CONFIG_LIMIT_BYTES = 1 << 20  # configs and hardware profiles: a few KB in practice
+NAME_MAX_BYTES = 255  # one path component on Linux and macOS file systems
+# Outputs never go where writing has side effects (kernel interfaces, devices); /dev/shm is a plain tmpfs.
+SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
+SYSTEM_DIR_EXCEPTIONS = (Path("/dev/shm"),)
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
 
 
-def read_input_bytes(path: str | os.PathLike[str], what: str = "file") -> bytes:
-    """Read a user-supplied file, turning every OS failure into a one-line InputError."""
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words ("a FIFO", "a character device", ...)."""
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def size_text(n: int) -> str:
+    return f"{n >> 30} GiB" if n >= 1 << 30 and not n % (1 << 30) else f"{n >> 20} MiB" if not n % (1 << 20) else f"{n:,} bytes"
+
+
+def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Read a user-supplied regular file of at most ``limit`` bytes; every OS failure becomes a one-line InputError.
+
+    FIFOs, devices and sockets are refused without reading from them (a FIFO would block,
+    /dev/zero never ends), and the limit is counted while reading, never taken from ``stat``.
+    """
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{what} not found: {p}")
-    if p.is_dir():
-        raise InputError(f"{what} is a directory, expected a file: {p}")
     try:
-        size = p.stat().st_size
-        if size > MAX_INPUT_BYTES:
-            raise InputError(f"{what} is {size} bytes, over the 2 GiB limit: {p}")
-        return p.read_bytes()
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.lexists(p):
+            raise InputError(f"{what} is a broken symbolic link: {p}") from None
+        raise InputError(f"{what} not found: {p}") from None
+    except PermissionError:
+        raise InputError(f"{what} is not readable (permission denied): {p}") from None
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, ENOTDIR; ValueError: a NUL in the path
+        raise InputError(f"cannot read {what} {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{what} is a directory, expected a file: {p}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{what} is {file_kind(st.st_mode)}, not a regular file: {p}")
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
         raise InputError(f"{what} is not readable (permission denied): {p}") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # replaced between stat and open
+            raise InputError(f"{what} is {file_kind(mode)}, not a regular file: {p}")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 24, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise InputError(f"{what} is over the {size_text(limit)} limit: {p}")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def system_dir_of(path: Path) -> Path | None:
+    """The kernel or device directory (/proc, /sys, /dev) that ``path`` resolves into, if any."""
+    resolved = Path(os.path.realpath(path))
+    if any(resolved.is_relative_to(d) for d in SYSTEM_DIR_EXCEPTIONS):
+        return None
+    return next((d for d in SYSTEM_DIRS if resolved.is_relative_to(d)), None)
+
+
+def refuse_unsafe_output(target: Path) -> None:
+    """Outputs go only to regular files (new or existing), never into /proc, /sys or /dev."""
+    system = system_dir_of(target)
+    if system is not None:
+        raise InputError(f"output {target} is under {system}; choose a path in an ordinary directory")
+    if len(target.name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
+        raise InputError(f"output file name is longer than {NAME_MAX_BYTES} bytes: {target.name[:40]}...")
+    try:
+        st = os.stat(target)
+    except OSError:
+        return  # absent (or a dangling link, which the rename replaces): a new file
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"output path is a directory: {target}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"output {target} exists and is {file_kind(st.st_mode)}; outputs replace only regular files")
 
 
 def _prepare_parent(path: Path) -> None:
@@ -42,13 +113,20 @@ def _prepare_parent(path: Path) -> None:
         raise InputError(f"output directory is not writable: {path.parent}")
 
 
+def _temp_prefix(name: str) -> str:
+    # ".NAME.XXXXXXXX.tmp" must stay within NAME_MAX: long names get a short stand-in.
+    return f".{name}." if len(name.encode("utf-8", "surrogateescape")) <= 200 else f".{name[:40]}-{short_hash(name)}."
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` so that ``path`` either holds all of it or is untouched."""
     target = Path(path)
-    if target.is_dir():
-        raise InputError(f"output path is a directory: {target}")
+    refuse_unsafe_output(target)
     _prepare_parent(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

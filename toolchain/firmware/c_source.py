@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from ..core.c_text import byte_rows, c_comment, c_string, include_guard, is_c_identifier
+from ..core.c_text import byte_rows, include_guard
+from ..core.escape import c_comment, c_string, is_c_identifier
 
 if TYPE_CHECKING:
     pass

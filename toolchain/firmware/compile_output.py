@@ -1,7 +1,6 @@
 """Reading what ``toolchain compile`` wrote (compile.json and the Vela model) for the firmware stage."""
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -9,10 +8,11 @@ from pathlib import Path
 
 from ..core.errors import InputError
 from ..core.fileio import read_input_bytes, sha256_bytes
+from ..core.schemas import parse_json
 from ..targets.compile import COMPILE_JSON
 from ..tflite.model_io import read_model
 
-_TARGET = re.compile(r"^[A-Za-z0-9_.+-]+$")  # goes into C, CMake and Make text unquoted-safe
+_TARGET = re.compile(r"[A-Za-z0-9_.+-]+")  # fullmatch; goes into C, CMake and Make text unquoted-safe
 _REQUIRED_INT_KEYS = ("sram_bytes", "off_chip_flash_bytes", "cpu_operators", "npu_operators")
 
 
@@ -43,10 +43,7 @@ def read_compile_dir(directory: str | os.PathLike[str]) -> CompileOutput:
         raise InputError(f"compile directory not found: {d}")
     path = d / COMPILE_JSON
     raw = read_input_bytes(path, f"{COMPILE_JSON} (run 'toolchain compile' first)")
-    try:
-        info = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    info = parse_json(raw, str(path))
     if not isinstance(info, dict):
         raise InputError(f"{path} must hold a JSON object")
     if "vela_model" in info and info["vela_model"] is None:
@@ -58,13 +55,13 @@ def read_compile_dir(directory: str | os.PathLike[str]) -> CompileOutput:
         if not isinstance(info.get(key), str) or not info[key]:
             raise InputError(f"{path}: missing or empty '{key}' (expected a string)")
     memory_mode = info.get("memory_mode")
-    if memory_mode is not None and (not isinstance(memory_mode, str) or not _TARGET.match(memory_mode)):
+    if memory_mode is not None and (not isinstance(memory_mode, str) or not _TARGET.fullmatch(memory_mode)):
         raise InputError(f"{path}: 'memory_mode' must be a Vela memory mode name, got {memory_mode!r}")
     for key in _REQUIRED_INT_KEYS:
         v = info.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise InputError(f"{path}: '{key}' must be a whole number >= 0, got {v!r}")
-    if not _TARGET.match(info["target"]):
+    if not _TARGET.fullmatch(info["target"]):
         raise InputError(f"{path}: 'target' must be a profile name (letters, digits, '_.+-'), got {info['target']!r}")
     vela_file = info["vela_model"]
     if Path(vela_file).name != vela_file or vela_file in (".", ".."):

@@ -6,15 +6,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.c_text import c_identifier, is_c_identifier
 from ..core.errors import ConfigError, ToolchainError
+from ..core.escape import c_identifier, is_c_identifier
 
 DEFAULT_SECTION = "network_model_sec"  # the section TFLM's network_tester and Arm's platform linker scripts use
 DEFAULT_ARENA_MARGIN_PERCENT = 10
 DEFAULT_ARENA_OVERHEAD_BYTES = 4096
 ARENA_ALIGNMENT_BYTES = 16
 MAX_NAME_CHARS = 48
-_SECTION = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_SECTION = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")  # fullmatch: "$" would accept a final newline
 
 
 def default_name(vela_file: str) -> str:
@@ -37,7 +37,7 @@ def check_name(name: str) -> str:
 
 
 def check_section(section: str) -> str:
-    if not _SECTION.match(section) or len(section) > 128:
+    if not isinstance(section, str) or not _SECTION.fullmatch(section) or len(section) > 128:
         raise ConfigError(f"--section must be a linker section name (letters, digits, '_' and '.'), got {section!r}")
     if section.startswith((".bss", ".tbss", ".noinit", ".sbss")):
         raise ConfigError(f"--section {section}: the model is initialised read-only data and cannot go in a zero-initialised section")

@@ -25,16 +25,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.c_text import c_string
 from ..core.errors import ConfigError, InputError, ToolchainError
+from ..core.escape import c_string
 from ..core.fileio import (
     atomic_write_bytes,
     canonical_json,
     read_input_bytes,
     sha256_bytes,
 )
+from ..core.paths import check_paths
 from ..core.version import __version__
 from ..palettes.c_source import emit_palette_sources
+from ..palettes.document import PALETTES_JSON
+from ..targets.compile import COMPILE_JSON
 from ..tflite.graph import find_weight_tensors, tensor_values
 from ..tflite.model_io import read_model
 from .build_files import CMAKE_FRAGMENT, MAKE_FRAGMENT, cmake_fragment, make_fragment
@@ -209,7 +212,7 @@ def firmware_from_compile_dir(
     compiled = read_compile_dir(compile_dir)
     tables = sha = None
     if palettes_dir is not None:
-        from ..palettes.document import PALETTES_JSON, load_palettes
+        from ..palettes.document import load_palettes
 
         _, tables = load_palettes(palettes_dir)
         sha = sha256_bytes(read_input_bytes(Path(palettes_dir) / PALETTES_JSON, "palettes file"))
@@ -222,6 +225,9 @@ def firmware_from_compile_dir(
         profile = None
     bundle = build_firmware(compiled, config, tables, sha, profile)
     out = Path(out_dir)
+    inputs = [Path(compile_dir) / COMPILE_JSON, Path(compile_dir) / compiled.vela_file]
+    check_paths(inputs=inputs + ([Path(palettes_dir) / PALETTES_JSON] if palettes_dir is not None else []),
+                outputs=[out / f for f in bundle.files], output_dirs=[out])
     written = tuple(atomic_write_bytes(out / fname, data) for fname, data in bundle.files.items())
     for stale in (out / f"{bundle.name}_palettes.h", out / f"{bundle.name}_palettes.c"):
         if stale.name not in bundle.files and stale.is_file():

@@ -13,7 +13,7 @@ import numpy as np
 from ..algorithms.packing import packed_size_bytes
 from ..core.errors import InputError
 from ..core.fileio import read_input_bytes, sha256_bytes
-from ..core.schemas import validate
+from ..core.schemas import parse_json, validate
 from ..core.version import __version__
 from ..tflite.graph import Granularity
 from .table import PaletteSet, PaletteTable
@@ -156,13 +156,7 @@ def tables_from_document(doc: dict[str, Any], what: str) -> tuple[PaletteTable, 
 
 def load_palettes(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[PaletteTable, ...]]:
     """Read and validate ``DIR/palettes.json`` (as written by ``toolchain palettise``)."""
-    import json
-
     path = Path(directory) / PALETTES_JSON
-    raw = read_input_bytes(path, "palettes file")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"palettes file {path} is not valid JSON: {exc}") from None
+    doc = parse_json(read_input_bytes(path, "palettes file"), f"palettes file {path}")
     validate(doc, "palette", f"palettes file {path}")
     return doc, tables_from_document(doc, f"palettes file {path}")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InputError
 from ..core.fileio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -22,6 +21,7 @@ from ..core.fileio import (
     read_input_bytes,
     sha256_bytes,
 )
+from ..core.paths import check_paths
 from ..core.schemas import validate
 from .document import PALETTES_JSON, npz_bytes, palettes_document
 from .table import PaletteSet, PalettiseConfig, build_palette_set
@@ -51,10 +51,9 @@ def palettise_file(model_path: str | os.PathLike[str], out_dir: str | os.PathLik
 
     model_path = Path(model_path)
     out = Path(out_dir)
+    check_paths(inputs=[model_path], outputs=[out / n for n in (PALETTES_JSON, PALETTES_NPZ, PALETTES_H, PALETTES_C,
+                                                                TFLM_MODEL)], output_dirs=[out])
     model_bytes = read_input_bytes(model_path, "model")
-    for name in (PALETTES_JSON, PALETTES_NPZ, PALETTES_H, PALETTES_C, TFLM_MODEL):
-        if (out / name).exists() and (out / name).resolve() == model_path.resolve():
-            raise InputError(f"output {out / name} is the input model; choose another output directory (inputs are never modified)")
     pset = build_palette_set(model_bytes, config, what=str(model_path))
 
     plans = [tflm_compress.plan_for(t) for t in pset.tables]

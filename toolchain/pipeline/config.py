@@ -12,12 +12,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from ..core.errors import ConfigError
-from ..core.schemas import load_config_file, load_schema
+from ..core.schemas import (
+    check_nesting,
+    first_error,
+    load_config_file,
+    load_schema,
+    strict_validator,
+)
 from ..rewrite.config import ReclusterConfig
 from ..rewrite.config_file import config_from_dict
 from ..rewrite.result import ReclusterReport
@@ -29,19 +34,17 @@ _REFERENCED = ("finetune", "recluster")  # schemas pipeline.schema.json refers t
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator() -> Any:
     resources = [(f"{n}.schema.json", Resource.from_contents(load_schema(n), default_specification=DRAFT202012))
                  for n in _REFERENCED]
-    return jsonschema.Draft202012Validator(load_schema(SCHEMA), registry=Registry().with_resources(resources))
+    return strict_validator(load_schema(SCHEMA), registry=Registry().with_resources(resources))
 
 
 def validate_pipeline_config(data: Any, what: str) -> None:
-    """One-line ConfigError naming the offending key (as core.schemas.validate, with cross-schema refs)."""
-    errors = sorted(_validator().iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
-    if errors:
-        err = errors[0]
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ConfigError(f"{what}: invalid value at {where}: {err.message}")
+    """One-line ConfigError naming the offending key (as core.schemas.validate, with cross-schema refs):
+    integers are ints, numbers finite, nesting bounded."""
+    check_nesting(data, what)
+    first_error(_validator(), data, what)
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,25 @@ class PipelineConfig:
         return ReclusterReport(config=self.recluster, tensors=()).to_json()["config"]
 
 
-def load_pipeline_config(path: str | os.PathLike[str] | None, clusters: int | None) -> PipelineConfig:
-    """The config file (or none) with CLUSTERS applied: a section's own 'clusters' wins over CLUSTERS."""
+def load_pipeline_config(path: str | os.PathLike[str] | None, clusters: int | None,
+                         settings: tuple[tuple[str, str, Any], ...] = ()) -> PipelineConfig:
+    """The config file (or none) with CLUSTERS applied: a section's own 'clusters' wins over CLUSTERS.
+
+    ``settings`` are deploy's flags as (section, key, value): they win over the file, and are checked
+    against the same schema (a flag and its config key accept the same values).
+    """
     raw: dict[str, Any] = {}
     what = "pipeline config"
     if path is not None:
         raw = load_config_file(path, "pipeline config")
         what = f"pipeline config {os.fspath(path)}"
+    if settings:
+        raw = dict(raw)
+        for section, key, value in settings:
+            current = raw.get(section)
+            if current is None or isinstance(current, dict):  # anything else: the schema check names it
+                raw[section] = {**(current or {}), key: value}
+        what += " with the command-line flags"
     return config_from_mapping(raw, clusters, what)
 
 

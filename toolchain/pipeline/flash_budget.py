@@ -43,11 +43,13 @@ def _compile_bytes(model_bytes: bytes, profile, work: "os.PathLike[str]", tag: s
 
 
 def plan_flash_budget(model_bytes: bytes, config: ReclusterConfig, profile, flash_budget_bytes: int | None = None,
-                      max_attempts: int = 3) -> FlashFit:
+                      max_attempts: int = 3, calibration=None) -> FlashFit:
     """Per-tensor K so that the Vela-compiled model fits the flash budget (the profile's by default).
 
     The non-weight part of flash is measured once by compiling the input; the plan is then
     compiled and, should Vela's real figure exceed the budget, re-planned with the excess removed.
+    With ``calibration`` (rewrite.output_aware.Calibration) tensors are ranked by their output error on it
+    and rewritten by the output-aware fit.
     """
     import tempfile
 
@@ -68,9 +70,16 @@ def plan_flash_budget(model_bytes: bytes, config: ReclusterConfig, profile, flas
             raise BudgetExceeded(
                 f"flash budget {budget} bytes is below the model's non-weight flash ({overhead} bytes on {profile.name})"
             )
+        sens = None
+        if calibration is not None:
+            from ..rewrite.choose_k import BUDGET_CANDIDATES
+            from ..rewrite.sensitivity import measure_sensitivity
+
+            sens = measure_sensitivity(model_bytes, config, calibration,
+                                       tuple(k for k in BUDGET_CANDIDATES if k <= config.clusters))
         for attempt in range(1, max_attempts + 1):
-            plan = plan_weight_budget(model_bytes, config, room, encoded_bytes)
-            rewritten, _ = recluster_model(model_bytes, config_with_plan(config, plan))
+            plan = plan_weight_budget(model_bytes, config, room, encoded_bytes, sensitivity=sens)
+            rewritten, _ = recluster_model(model_bytes, config_with_plan(config, plan), calibration)
             actual = _compile_bytes(rewritten, profile, work, f"attempt{attempt}")
             flash = int(actual.budget.flash_used_bytes)
             if flash <= budget or attempt == max_attempts:

@@ -1,17 +1,18 @@
 """What ``deploy`` was given: which entry (example, Keras, int8 .tflite), which targets, which data."""
 from __future__ import annotations
 
-import re
+import os
+import stat
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, InputError, ModelFormatError
+from ..core.escape import file_name_component
 from ..training.keras_io import KERAS_SUFFIXES
 from .config import PipelineConfig
 
 DEFAULT_TARGET = "ethos-u55"
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class Entry(Enum):
@@ -24,8 +25,8 @@ class Entry(Enum):
 
 
 def model_name(path: Path) -> str:
-    name = _NAME_CHARS.sub("_", path.stem).strip("._") or "model"
-    return name
+    """build/<name>/: the file name's stem as one safe, bounded path component."""
+    return file_name_component(path.stem)
 
 
 def classify_model(path: Path | None) -> Entry:
@@ -52,6 +53,8 @@ def check_keras_file(path: Path) -> None:
     """Refuse a file that cannot be a Keras model from its first bytes, before TensorFlow is loaded."""
     magic, kind = _KERAS_MAGIC[path.suffix.lower()]
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read below
+            raise InputError(f"MODEL {path} is not a regular file")
         with open(path, "rb") as fh:
             head = fh.read(len(magic))
     except OSError as exc:

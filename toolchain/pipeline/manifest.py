@@ -97,7 +97,7 @@ def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
     path = Path(stage_dir) / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # absent, damaged or tampered with: the stage runs again
         return None
     return data if isinstance(data, dict) else None
 

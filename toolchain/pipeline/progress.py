@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterator, TextIO
 
+from ..core.escape import terminal_text
+
 
 class OutputMode(Enum):
     NORMAL = "normal"
@@ -54,8 +56,8 @@ class Progress:
 
     def stage(self, record: StageRecord) -> None:
         self.records.append(record)
-        note = f"  {record.note}" if record.note else ""
-        self.line(f"  {record.name:<32} {record.status.value:<10} {record.time_s:7.1f} s{note}")
+        note = f"  {terminal_text(record.note)}" if record.note else ""
+        self.line(f"  {terminal_text(record.name):<32} {record.status.value:<10} {record.time_s:7.1f} s{note}")
 
     @contextlib.contextmanager
     def training_output(self) -> Iterator[None]:

@@ -23,6 +23,8 @@ class DeployOptions:
     config: Path | None = None  # CONFIG: the pipeline config file
     build_dir: Path = Path("build")
     example_dir: Path | None = None  # where the example is built/cached (default BUILD/example)
+    # flags that set config keys, as (section, key, value); they win over CONFIG (see pipeline.config)
+    settings: tuple[tuple[str, str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class DeployResult:
     targets: tuple[TargetOutcome, ...]
     history_appended: bool
     enforce_budget: bool
+    min_top1_agreement: float | None = None  # [verify] min_top1_agreement / --min-top1-agreement
 
     @property
     def ran(self) -> tuple[str, ...]:
@@ -59,6 +62,19 @@ class DeployResult:
     def dashboard(self) -> Path:
         return self.model_dir / "index.html"
 
+    def raise_for_gates(self) -> None:
+        """The gates, after every report is written: fidelity (exit 5) first, then the budget (exit 4)."""
+        self.raise_for_fidelity()
+        self.raise_for_budget()
+
+    def raise_for_fidelity(self) -> None:
+        """VerificationError (exit 5) when after vs before misses --min-top1-agreement (or cannot show it)."""
+        from ..reporting.fidelity import check_top1_gate
+
+        if self.targets:
+            check_top1_gate(self.targets[0].report["recluster"].get("verification"), self.min_top1_agreement,
+                            "verify.min_top1_agreement (--min-top1-agreement)")
+
     def raise_for_budget(self) -> None:
         """BudgetExceeded (exit 4) when the reclustered model does not fit a target (unless not enforced)."""
         if not self.enforce_budget or not self.over_budget:
@@ -71,7 +87,8 @@ class DeployResult:
                              f"flash {b['flash_bytes']:,} of {b['flash_budget_bytes']:,} B)")
         raise BudgetExceeded(
             f"the reclustered {self.model} does not fit " + "; ".join(parts)
-            + f": see {self.model_dir}/<target>/report (set compile.enforce_budget = false in CONFIG to accept)"
+            + f": see {self.model_dir}/<target>/report (--no-budget, or compile.enforce_budget = false in CONFIG, "
+            "accepts it)"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -96,4 +113,5 @@ class DeployResult:
             "dashboard": str(self.dashboard),
             "history_appended": self.history_appended,
             "over_budget": list(self.over_budget),
+            "fidelity": self.targets[0].report["fidelity"] if self.targets else None,
         }

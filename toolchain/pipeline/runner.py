@@ -19,7 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.escape import terminal_text
 from ..core.fileio import canonical_json, read_input_bytes, sha256_bytes
+from ..core.paths import check_output_dir, check_paths
 from ..reporting.report import (
     ReportInput,
     Variant,
@@ -27,6 +29,7 @@ from ..reporting.report import (
     build_report,
     key_metrics,
 )
+from .build_lock import model_dir_lock
 from .config import load_pipeline_config
 from .inputs import (
     Entry,
@@ -63,7 +66,7 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     """
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
-    config = load_pipeline_config(options.config, options.clusters)
+    config = load_pipeline_config(options.config, options.clusters, options.settings)
     profiles = resolve_targets(options.targets, options.profile)
     if entry is Entry.TFLITE:
         from ..targets.npu_model import load_npu_model
@@ -77,6 +80,16 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
         require_training_stack()  # a Keras model or the example: fine-tuning needs the training extra
     name = "example" if entry is Entry.EXAMPLE else model_name(options.model)  # type: ignore[arg-type]
     mdir = options.build_dir / name
+    data_file = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
+    # build/<model>/ is this command's own: no input may live there, and one deploy at a time writes it
+    check_output_dir(options.build_dir, "--build-dir")
+    check_paths(inputs=[options.model, options.config, options.profile, data_file], owned_dirs=[mdir])
+    with model_dir_lock(mdir):
+        return _run_stages(options, progress, entry, config, profiles, name, mdir)
+
+
+def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config, profiles, name: str,
+                mdir: Path) -> DeployResult:
     data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)
     if entry is Entry.KERAS and data_spec is None:
         raise InputError(f"MODEL {options.model} is a Keras model: fine-tuning needs DATA (--data: an .npz or "
@@ -84,7 +97,7 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     data = None if data_spec is None else load_data(data_spec, config)
     run = StageRunner(options, progress)
     progress.line(f"deploy {name} ({entry.value}) for {', '.join(p.name for p in profiles)}, "
-                  f"K = {config.clusters}, into {mdir}")
+                  f"K = {config.clusters}, into {terminal_text(str(mdir))}")
 
     float_model = finetune_info = None
     accuracies: dict[Variant, float | None] = {v: None for v in Variant}
@@ -119,6 +132,7 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
             float_model=float_model, finetune=finetune_info, recluster=recluster_summary(reclustered),
             palettise=None if pal is None else {k: pal[k] for k in ("tensors", "raw_bytes", "palettised_bytes", "tflm")},
             firmware=fw, enforce_budget=config.compile.enforce_budget,
+            min_top1_agreement=config.verify.min_top1_agreement,
         )
         docs.append(build_report(rep))
 
@@ -126,7 +140,28 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
 
     hist = record_build(mdir / HISTORY, config.recluster.clusters, {d["target"]["name"]: key_metrics(d) for d in docs})
     history_digest = sha256_bytes(canonical_json(list(hist.entries)).encode())
-    outcomes = [report_stage(run, mdir, d, hist.entries, history_digest) for d in docs]
-    dashboard_stage(run, mdir, name, docs, hist.entries, history_digest)
+    outcomes = [report_stage(run, mdir, d, hist.entries) for d in docs]
+    dashboard_stage(run, mdir, name, model_reports(mdir, docs), hist.entries, history_digest)
     return DeployResult(name, entry, mdir, config.recluster.clusters, tuple(run.records), tuple(outcomes), hist.appended,
-                        config.compile.enforce_budget)
+                        config.compile.enforce_budget, config.verify.min_top1_agreement)
+
+
+def model_reports(mdir: Path, docs: list[dict]) -> list[dict]:
+    """Every target built under the model directory, not only this run's, by target name (so the page does
+    not depend on which target ran last); another target's report.json this toolchain cannot read is left out."""
+    from ..core.errors import InputError
+    from ..reporting.report import REPORT_JSON
+    from ..reporting.sweep import load_report
+
+    current = {d["target"]["name"] for d in docs}
+    others = []
+    for path in sorted(mdir.glob(f"*/report/{REPORT_JSON}")):
+        if path.parent.parent.name in current:
+            continue
+        try:
+            doc = load_report(path)
+        except InputError:  # an older schema or a damaged file: that target's next deploy rewrites it
+            continue
+        if doc["model"] == docs[0]["model"] and doc["target"]["name"] not in current:
+            others.append(doc)
+    return sorted([*docs, *others], key=lambda d: d["target"]["name"])

@@ -1,10 +1,16 @@
-"""The terminal summary ``deploy`` prints after its stages: one row per target and model variant."""
+"""The terminal summary ``deploy`` prints after its stages: one row per target and model variant,
+then how faithful the reclustered model is to the model it came from (after vs before)."""
 from __future__ import annotations
 
-from ..reporting.formatting import fmt_int, fmt_pct, table
+from ..core.escape import terminal_text
+from ..reporting.fidelity import Fidelity, verification_text
+from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
 from ..reporting.report import Variant
+from ..targets.op_placement import split_label
 from .progress import StageStatus
 from .result import DeployResult
+
+ESTIMATE_MARK = " *"  # after a target's name: an analytical estimate (Ethos-N78), not a compile
 
 # ----------------------------------------------------------------------------- summary
 
@@ -12,17 +18,45 @@ from .result import DeployResult
 def summary_table(result: DeployResult) -> str:
     rows = []
     for t in result.targets:
+        estimate = t.report["target"]["estimate_kind"] == "analytical"
         for v in Variant:
             m = t.report["models"][v.value]
             if m is None:
                 continue
-            rows.append([t.target if v is Variant.PLAIN or (v is Variant.BEFORE and t.report["models"]["plain"] is None)
-                         else "", v.short, fmt_pct(m["accuracy"]), fmt_int(m["file_bytes"]), fmt_int(m["deflate_bytes"]),
+            first = v is Variant.PLAIN or (v is Variant.BEFORE and t.report["models"]["plain"] is None)
+            rows.append([t.target + (ESTIMATE_MARK if estimate else "") if first else "", m["short_label"],
+                         fmt_pct(m["accuracy"]), fmt_int(m["file_bytes"]), fmt_int(m["deflate_bytes"]),
                          fmt_int(m["encoded_weight_bytes"]), fmt_int(m["flash_bytes"]), fmt_int(m["sram_bytes"]),
-                         fmt_int(m["cycles_total"]), f"{m['npu_operators']}/{m['cpu_operators']}",
+                         fmt_int(m["cycles_total"]), fmt_us(m["inference_time_s"]),
+                         split_label(m["npu_operators"], m["cpu_operators"], m["init_operators"]),
                          "yes" if m["within_budget"] else "NO"])
-    return table(["target", "model", "accuracy", "file B", "deflate B", "encoded B", "flash B", "SRAM B", "cycles",
-                  "NPU/CPU ops", "fits"], rows, right={2, 3, 4, 5, 6, 7, 8, 9})
+    lines = [table(["target", "model", "accuracy", "file B", "deflate B", "encoded B", "flash B", "SRAM B", "cycles",
+                    "time us", "NPU/CPU ops", "fits"], rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10})]
+    if any(t.report["target"]["estimate_kind"] == "analytical" for t in result.targets):
+        lines.append(f"{ESTIMATE_MARK.strip()} analytical estimate (Ethos-N78): modelled, not compiled")
+    lines.append(fidelity_line(result))
+    lines += target_notes(result)
+    return "\n".join(lines)
+
+
+def target_notes(result: DeployResult) -> list[str]:
+    """The reclustered model's compile warnings per target: which operators stay on the CPU, init subgraphs."""
+    out = []
+    for t in result.targets:
+        for w in t.report["warnings"]:
+            if not w.startswith("after vs before"):  # the fidelity line says it
+                out.append(terminal_text(f"{t.target}: {w}"))
+    return out
+
+
+def fidelity_line(result: DeployResult) -> str:
+    """'after vs before: top-1 agreement 0.875, max 74 / mean 3.21 output steps, ... WARNING: ...'."""
+    if not result.targets:
+        return "after vs before: not verified"
+    doc = result.targets[0].report  # every target reports the same LiteRT check of the same two models
+    text = verification_text(doc["recluster"].get("verification"), doc["fidelity"]["min_top1_agreement"])
+    prefix = "WARNING: " if doc["fidelity"]["status"] == Fidelity.NOT_INFORMATIVE.value else ""
+    return terminal_text(f"after vs before: {prefix}{text}")
 
 
 def stage_summary(result: DeployResult) -> str:

@@ -10,7 +10,8 @@ from html import escape
 from typing import Any, Sequence
 
 from ..core.version import __version__
-from .formatting import fmt_int, fmt_pct
+from ..targets.op_placement import split_label
+from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .markdown import summary_table_rows, title
 from .report import Variant
 from .svg_charts import Series, bar_chart, grouped_bar_chart, line_chart
@@ -26,6 +27,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left;white-space:nowrap}th{background:#f3f3f3}
 .over{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.note{color:#666;font-size:12px}
+.estimate{color:#8a5a00;font-style:italic}
 a{color:#1f6fb4}
 """
 
@@ -62,12 +64,43 @@ def _variants(doc: dict[str, Any]) -> list[Variant]:
     return [v for v in Variant if doc["models"][v.value] is not None]
 
 
+ESTIMATE = "analytical estimate"
+# what the Ethos-N78 estimate models (file sizes and accuracy are measured on the files themselves)
+MODELLED = frozenset({"flash_bytes", "sram_bytes", "cycles_total", "inference_time_s", "encoded_weight_bytes"})
+
+
+def _analytical(doc: dict[str, Any]) -> bool:
+    return doc["target"]["estimate_kind"] == "analytical"
+
+
+def _short(doc: dict[str, Any], v: Variant) -> str:
+    return v.short(doc["finetune"] is not None)
+
+
 def _metric_bars(doc: dict[str, Any], key: str, chart_title: str, unit: str, scale: float = 1.0) -> str:
     bars = []
     for v in _variants(doc):
         x = doc["models"][v.value][key]
-        bars.append((v.short, v.value, COLORS[v], None if x is None else x * scale))
+        bars.append((_short(doc, v), v.value, COLORS[v], None if x is None else x * scale))
+    if _analytical(doc) and key in MODELLED:
+        chart_title = f"{chart_title} ({ESTIMATE})"
     return f'<div class="card">{bar_chart(chart_title, unit, bars)}</div>'
+
+
+def _fidelity_block(doc: dict[str, Any]) -> list[str]:
+    """After vs before: the verdict (red when low or not informative) and the figures per output."""
+    f = doc["fidelity"]
+    bad = f["status"] in ("low", "not_informative")
+    cls = "over" if bad else "ok" if f["status"] == "ok" else "note"
+    out = [f'<p class="{cls}" data-fidelity="{escape(f["status"])}">{"WARNING: " if bad else ""}{escape(f["text"])}</p>']
+    ver = doc["recluster"].get("verification")
+    if ver and ver.get("outputs"):
+        rows = [[o["name"], fmt_ratio(o["top1_agreement"]), f"{o['max_abs_diff_steps']:g}",
+                 f"{o['mean_abs_diff_steps']:.2f}", "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
+                 "yes" if o["informative"] else "NO"] for o in ver["outputs"]]
+        out.append(_table(["output", "top-1 agreement", "max diff (steps)", "mean diff (steps)", "SQNR (dB)",
+                           "varied"], rows))
+    return out
 
 
 def _layer_chart(doc: dict[str, Any]) -> str:
@@ -78,16 +111,18 @@ def _layer_chart(doc: dict[str, Any]) -> str:
     series = []
     for v in _variants(doc):
         vals = tuple(None if la["models"][v.value] is None else la["models"][v.value]["encoded_weight_bytes"] for la in rows)
-        series.append(Series(v.short, v.value, COLORS[v], vals))
-    return grouped_bar_chart("Vela encoded weights per layer", "bytes", [la["label"] for la in rows], series)
+        series.append(Series(_short(doc, v), v.value, COLORS[v], vals))
+    name = f"Palettised weights per layer ({ESTIMATE})" if _analytical(doc) else "Vela encoded weights per layer"
+    return grouped_bar_chart(name, "bytes", [la["label"] for la in rows], series)
 
 
 def _history_for(entries: Sequence[dict[str, Any]], target: str) -> list[dict[str, Any]]:
     return [e for e in entries if target in e.get("targets", {})]
 
 
-def _history_charts(entries: Sequence[dict[str, Any]], target: str) -> list[str]:
+def _history_charts(entries: Sequence[dict[str, Any]], target: str, doc: dict[str, Any]) -> list[str]:
     hist = _history_for(entries, target)
+    estimate = f" ({ESTIMATE})" if _analytical(doc) else ""
     if not hist:
         return ['<p class="note">No history yet.</p>']
     labels = [f"#{e['build']}" for e in hist]
@@ -105,11 +140,11 @@ def _history_charts(entries: Sequence[dict[str, Any]], target: str) -> list[str]
     for key, name, unit, scale in (
         ("flash_bytes", "Flash over builds", "bytes", 1.0),
         ("deflate_bytes", "Deflate-compressed model size over builds", "bytes", 1.0),
-        ("cycles_total", "Cycles per inference over builds", "cycles", 1.0),
+        ("cycles_total", "Cycles per inference over builds" + estimate, "cycles", 1.0),
         ("accuracy", "Accuracy over builds", "%", 100.0),
     ):
         # the reclustered line last, so it is drawn on top where the lines meet
-        series = [Series(v.short, v.value, COLORS[v], values(v, key, scale), dashed=v is not Variant.AFTER)
+        series = [Series(_short(doc, v), v.value, COLORS[v], values(v, key, scale), dashed=v is not Variant.AFTER)
                   for v in (Variant.PLAIN, Variant.BEFORE, Variant.AFTER)]
         series = [s for s in series if any(x is not None for x in s.values)]
         if series:
@@ -133,7 +168,8 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     data = doc["data"]
     facts = [f"K = {doc['clusters']}", f"entry: {doc['entry']}",
              f"data: {data['name']} ({data['test_samples']} test samples)" if data else "no data: accuracy not measured",
-             f"Vela {t['vela_version']}" if t["estimate_kind"] == "vela" else "ANALYTICAL ESTIMATE (not a Vela compile)"]
+             f"Vela {t['vela_version']}" if t["estimate_kind"] == "vela"
+             else "ANALYTICAL ESTIMATE (not a Vela compile): every figure of this page is modelled"]
     budget = ('<span class="ok">within budget</span>' if b["within_budget"] else '<span class="over">OVER BUDGET</span>')
     body = [
         f"<h1>{escape(title(doc))}</h1>",
@@ -145,15 +181,17 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
         "<h2>Summary</h2>",
     ]
     shown = _variants(doc)
-    header = ["", *[v.short for v in shown], "after / before"]
+    header = ["", *[_short(doc, v) for v in shown], "after / before"]
     rows = summary_table_rows(doc, shown)
     body.append(_table(header, rows))
+    body += ["<h2>Fidelity: after vs before</h2>", *_fidelity_block(doc)]
     body += ["<h2>Before and after</h2>", '<div class="grid">',
              _metric_bars(doc, "file_bytes", "Model file size", "bytes"),
              _metric_bars(doc, "deflate_bytes", "Deflate-compressed size", "bytes"),
              _metric_bars(doc, "flash_bytes", "Flash", "bytes"),
              _metric_bars(doc, "sram_bytes", "SRAM", "bytes"),
              _metric_bars(doc, "cycles_total", "Cycles per inference", "cycles"),
+             _metric_bars(doc, "inference_time_s", "Time per inference", "us", 1e6),
              _metric_bars(doc, "encoded_weight_bytes", "Vela encoded weights", "bytes")]
     if any(doc["models"][v.value]["accuracy"] is not None for v in _variants(doc)):
         body.append(_metric_bars(doc, "accuracy", "Accuracy (top-1)", "%", 100.0))
@@ -165,57 +203,88 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
              *[str(per[v.value][x["name"]]["distinct_values"]) if x["name"] in per[v.value] else "-" for v in shown]]
             for x in tensors]
     body += ["<h2>Distinct int8 values per weight tensor</h2>",
-             _table(["tensor", "op", "weights", *[v.short for v in shown]], rows)]
-    body += ["<h2>History</h2>", '<div class="grid">', *_history_charts(history, t["name"]), "</div>"]
+             _table(["tensor", "op", "weights", *[_short(doc, v) for v in shown]], rows)]
+    body += ["<h2>History</h2>", '<div class="grid">', *_history_charts(history, t["name"], doc), "</div>"]
     if doc["warnings"]:
         body += ["<h2>Warnings</h2>", "<ul>", *[f"<li>{escape(w)}</li>" for w in doc["warnings"]], "</ul>"]
     return _page(title(doc), body)
 
 
+def _scaled(x: float | None, scale: float) -> float | None:
+    return None if x is None else x * scale
+
+
+def _target_cell(d: dict[str, Any]) -> str:
+    name = d["target"]["name"]
+    link = f'<a href="{escape(name)}/report/index.html">{escape(name)}</a>'
+    return link + (f' <span class="estimate">({ESTIMATE})</span>' if _analytical(d) else "")
+
+
+def _agreement_cell(d: dict[str, Any]) -> str:
+    f = d["fidelity"]
+    if f["status"] == "not_informative":
+        return '<span class="over" data-fidelity="not_informative">not informative</span>'
+    text = escape(f"{fmt_ratio(f['top1_agreement'])}, max {f['max_abs_diff_steps']:g} steps"
+                  if f["max_abs_diff_steps"] is not None else "-")
+    cls = "over" if f["status"] == "low" else "ok" if f["status"] == "ok" else "note"
+    return f'<span class="{cls}" data-fidelity="{escape(f["status"])}">{text}</span>'
+
+
 def render_combined_page(model: str, docs: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]) -> str:
-    """One page across targets: a row per target, charts per metric, history of the reclustered model."""
+    """One page across every target built for the model: a row per target, charts per metric, the history."""
     names = [d["target"]["name"] for d in docs]
+    labels = [f"{n} (estimate)" if _analytical(d) else n for n, d in zip(names, docs)]  # short: chart labels
+    ks = sorted({d["clusters"] for d in docs})
     body = [f"<h1>{escape(model)}: {len(docs)} target(s)</h1>",
-            f'<p class="facts">K = {docs[0]["clusters"] if docs else "-"} · entry: {escape(docs[0]["entry"]) if docs else "-"}'
-            "</p>", "<h2>Targets</h2>"]
+            f'<p class="facts">K = {escape(", ".join(map(str, ks))) if ks else "-"} · entry: '
+            f'{escape(docs[0]["entry"]) if docs else "-"} · every target built under this directory; time per '
+            "inference in microseconds compares targets with different clocks</p>", "<h2>Targets</h2>"]
     rows = []
     for d in docs:
         a, bf = d["models"]["after"], d["models"]["before"]
-        link = f'<a href="{escape(d["target"]["name"])}/report/index.html">{escape(d["target"]["name"])}</a>'
         ok = '<span class="ok">yes</span>' if d["budget"]["within_budget"] else '<span class="over">NO</span>'
-        rows.append([link, escape(fmt_int(bf["flash_bytes"])), escape(fmt_int(a["flash_bytes"])),
-                     escape(fmt_int(bf["sram_bytes"])), escape(fmt_int(a["sram_bytes"])),
+        rows.append([_target_cell(d), escape(str(d["clusters"])), escape(fmt_int(bf["flash_bytes"])),
+                     escape(fmt_int(a["flash_bytes"])), escape(fmt_int(a["sram_bytes"])),
                      escape(fmt_int(bf["cycles_total"])), escape(fmt_int(a["cycles_total"])),
-                     escape(fmt_pct(bf["accuracy"])), escape(fmt_pct(a["accuracy"])), ok])
-    body.append(_table(["target", "flash before (bytes)", "flash after (bytes)", "SRAM before (bytes)",
-                        "SRAM after (bytes)", "cycles before", "cycles after", "accuracy before", "accuracy after",
+                     escape(fmt_us(bf["inference_time_s"])), escape(fmt_us(a["inference_time_s"])),
+                     escape(split_label(a["npu_operators"], a["cpu_operators"], a["init_operators"])),
+                     escape(fmt_pct(bf["accuracy"])), escape(fmt_pct(a["accuracy"])), _agreement_cell(d), ok])
+    body.append(_table(["target", "K", "flash before (bytes)", "flash after (bytes)", "SRAM after (bytes)",
+                        "cycles before", "cycles after", "time before (us)", "time after (us)",
+                        "NPU / CPU ops after", "accuracy before", "accuracy after", "agreement after vs before",
                         "within budget"], rows, raw=True))
+    estimate = f" (Ethos-N78: {ESTIMATE})" if any(_analytical(d) for d in docs) else ""
     body += ["<h2>Before and after, per target</h2>", '<div class="grid">']
-    for key, name, unit in (("flash_bytes", "Flash", "bytes"), ("sram_bytes", "SRAM", "bytes"),
-                            ("cycles_total", "Cycles per inference", "cycles"),
-                            ("encoded_weight_bytes", "Vela encoded weights", "bytes")):
+    for key, name, unit, scale in (("flash_bytes", "Flash", "bytes", 1.0), ("sram_bytes", "SRAM", "bytes", 1.0),
+                                   ("cycles_total", "Cycles per inference", "cycles", 1.0),
+                                   ("inference_time_s", "Time per inference", "us", 1e6),
+                                   ("encoded_weight_bytes", "Vela encoded weights", "bytes", 1.0)):
         series = []
+        finetuned = any(d["finetune"] is not None for d in docs)
         for v in Variant:
-            vals = tuple(None if d["models"][v.value] is None else d["models"][v.value][key] for d in docs)
+            vals = tuple(None if d["models"][v.value] is None else d["models"][v.value][key] * scale for d in docs)
             if any(x is not None for x in vals):
-                series.append(Series(v.short, v.value, COLORS[v], vals))
-        body.append(f'<div class="card">{grouped_bar_chart(name, unit, names, series, width=560)}</div>')
+                series.append(Series(v.short(finetuned), v.value, COLORS[v], vals))
+        body.append(f'<div class="card">{grouped_bar_chart(name + estimate, unit, labels, series, width=560)}</div>')
     body.append("</div>")
     body += ["<h2>History (reclustered model)</h2>", '<div class="grid">']
     palette = ["#1f6fb4", "#e07b28", "#2a9d5b", "#b23a8a", "#7a5af8", "#c4a000", "#555555"]
+    label_of = dict(zip(names, labels))
     shown = [n for n in names if _history_for(history, n)]
     if shown:
         builds = [e for e in history if any(n in e["targets"] for n in shown)]
-        labels = [f"#{e['build']}" for e in builds]
+        x_labels = [f"#{e['build']}" for e in builds]
         when = [f"build {e['build']}, {e['time_utc']}, K={e['clusters']}" for e in builds]
-        for key, name, unit in (("flash_bytes", "Flash after, per target", "bytes"),
-                                ("cycles_total", "Cycles after, per target", "cycles")):
+        for key, name, unit, scale in (("flash_bytes", "Flash after, per target", "bytes", 1.0),
+                                       ("cycles_total", "Cycles after, per target" + estimate, "cycles", 1.0),
+                                       ("inference_time_s", "Time after, per target" + estimate, "us", 1e6)):
             series = []
             for i, n in enumerate(shown):
-                vals = tuple((e["targets"].get(n) or {}).get("after", {}).get(key) if n in e["targets"] else None
-                             for e in builds)
-                series.append(Series(n, f"target-{i}", palette[i % len(palette)], vals))
-            body.append(f'<div class="card">{line_chart(name, unit, labels, series, width=560, x_titles=when)}</div>')
+                vals = tuple(_scaled((e["targets"].get(n) or {}).get("after", {}).get(key), scale)
+                             if n in e["targets"] else None for e in builds)
+                series.append(Series(label_of[n], f"target-{i}", palette[i % len(palette)], vals))
+            body.append(f'<div class="card">{line_chart(name, unit, x_labels, series, width=560, x_titles=when)}'
+                        "</div>")
     else:
         body.append('<p class="note">No history yet.</p>')
     body.append("</div>")

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..core.escape import markdown_cell, markdown_text
+from ..targets.op_placement import split_label
+from .fidelity import verification_text
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .report import Variant
 
@@ -28,6 +31,7 @@ def summary_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
             return "-"
         return f"{fmt_ratio(c['file_ratio'])} / {fmt_ratio(c['deflate_ratio'])}"
 
+    estimate = " (analytical estimate)" if doc["target"]["estimate_kind"] == "analytical" else ""
     return [
         row("accuracy (top-1)", lambda m: fmt_pct(m["accuracy"])),
         row("file size (bytes)", lambda m: fmt_int(m["file_bytes"])),
@@ -38,9 +42,10 @@ def summary_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
         row("encoded / original weights", lambda m: fmt_ratio(m["encoded_weight_ratio"])),
         row("SRAM (bytes)", lambda m: fmt_int(m["sram_bytes"])),
         row("flash (bytes)", lambda m: fmt_int(m["flash_bytes"])),
-        row("cycles", lambda m: fmt_int(m["cycles_total"])),
-        row("inference time (us)", lambda m: fmt_us(m["inference_time_s"])),
-        row("NPU / CPU operators", lambda m: f"{m['npu_operators']} / {m['cpu_operators']}"),
+        row("cycles" + estimate, lambda m: fmt_int(m["cycles_total"])),
+        row("inference time (us)" + estimate, lambda m: fmt_us(m["inference_time_s"])),
+        row("NPU / CPU operators per inference", lambda m: split_label(m["npu_operators"], m["cpu_operators"],
+                                                                       m["init_operators"])),
         row("within budget", lambda m: "yes" if m["within_budget"] else "NO"),
     ]
 
@@ -50,19 +55,35 @@ def summary_table_rows(doc: dict[str, Any], shown: Sequence[Variant]) -> list[li
     ab = doc["comparison"]["after_vs_before"]
     rows = []
     for label, cells in summary_rows(doc):
-        extra = fmt_ratio(ab[RATIO_OF_ROW[label]]) if label in RATIO_OF_ROW else ""
+        key = label.replace(" (analytical estimate)", "")
+        extra = fmt_ratio(ab[RATIO_OF_ROW[key]]) if key in RATIO_OF_ROW else ""
         if label == "accuracy (top-1)" and ab["accuracy_change"] is not None:
             extra = f"{ab['accuracy_change'] * 100:+.2f} points"
         rows.append([label, *[c for v, c in zip(Variant, cells) if v in shown], extra])
     return rows
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def esc(s: str) -> str:
-        return s.replace("|", "\\|")
-
+    esc = markdown_cell  # names come from the model: one cell each, whatever they hold
     out = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     return out
+
+
+def fidelity_markdown(doc: dict[str, Any]) -> str:
+    """The verdict first (a warning in bold when low or not informative), then the figures per output."""
+    f = doc["fidelity"]
+    ver = doc["recluster"].get("verification")
+    head = markdown_text(f["text"])
+    if f["status"] in ("low", "not_informative"):
+        head = f"**WARNING**: {head}"
+    lines = [head]
+    if ver and ver.get("outputs"):
+        lines += ["", *_md_table(
+            ["output", "top-1 agreement", "max diff (steps)", "mean diff (steps)", "SQNR (dB)", "varied"],
+            [[o["name"], fmt_ratio(o["top1_agreement"]), f"{o['max_abs_diff_steps']:g}",
+              f"{o['mean_abs_diff_steps']:.2f}", "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
+              "yes" if o["informative"] else "NO"] for o in ver["outputs"]])]
+    return "\n".join(lines)
 
 
 def title(doc: dict[str, Any]) -> str:
@@ -73,7 +94,7 @@ def title(doc: dict[str, Any]) -> str:
 
 def report_markdown(doc: dict[str, Any]) -> str:
     t = doc["target"]
-    lines = [f"# {title(doc)}", ""]
+    lines = [f"# {markdown_text(title(doc))}", ""]
     data = doc["data"]
     facts = [f"K = {doc['clusters']} clusters", f"entry: {doc['entry']}"]
     facts.append(f"data: {data['name']} ({data['test_samples']} test samples)" if data else "data: none (no accuracy)")
@@ -81,20 +102,21 @@ def report_markdown(doc: dict[str, Any]) -> str:
         facts.append(f"Vela {t['vela_version']}")
     else:
         facts.append("ANALYTICAL ESTIMATE, not a Vela compile")
-    lines += ["; ".join(facts) + ".", ""]
+    lines += [markdown_text("; ".join(facts) + "."), ""]
     fm = doc["float_model"]
     if fm:
         lines += [f"Float model: {fmt_int(fm['file_bytes'])} bytes ({fmt_int(fm['deflate_bytes'])} deflated), "
                   f"accuracy {fmt_pct(fm['accuracy'])}.", ""]
     lines += ["## Summary", ""]
     shown = [v for v in Variant if doc["models"][v.value] is not None]
-    header = ["", *[v.short for v in shown], "after / before"]
+    header = ["", *[doc["models"][v.value]["short_label"] for v in shown], "after / before"]
     rows = summary_table_rows(doc, shown)
     lines += _md_table(header, rows)
     b = doc["budget"]
     lines += ["", f"Budget of {t['name']}: SRAM {fmt_int(b['sram_bytes'])} of {fmt_int(b['sram_budget_bytes'])} bytes, "
               f"flash {fmt_int(b['flash_bytes'])} of {fmt_int(b['flash_budget_bytes'])} bytes: "
               + ("within budget." if b["within_budget"] else "**OVER BUDGET**."), ""]
+    lines += ["## Fidelity: after vs before", "", fidelity_markdown(doc), ""]
 
     lines += ["## Per layer", "", "Vela encoded weight bytes and cycles per input operator (after = reclustered).", ""]
     header = ["layer", "op", "target", "encoded bytes plain", "before", "after", "distinct values before", "after",
@@ -133,10 +155,8 @@ def report_markdown(doc: dict[str, Any]) -> str:
     recluster = doc["recluster"]
     ver = recluster.get("verification")
     lines += ["", "## Stages", ""]
-    lines.append(f"- recluster: {recluster.get('tensors_rewritten', 0)} tensor(s) rewritten to at most {doc['clusters']} values"
-                 + (f"; LiteRT check on {ver['samples']} inputs, {ver['inputs']}: top-1 agreement "
-                    f"{fmt_ratio(ver['top1_agreement'])}, max difference {ver['max_abs_diff_steps']:g} output steps"
-                    if ver else ""))
+    lines.append(f"- recluster (K = {doc['clusters']}): {markdown_text(recluster['summary'])}"
+                 + (f"; LiteRT check: {markdown_text(verification_text(ver))}" if ver else ""))
     ft = doc["finetune"]
     if ft:
         lines.append(f"- finetune: {ft['clustered_layers']} layer(s) clustered to {ft['clusters']} values, "
@@ -148,10 +168,10 @@ def report_markdown(doc: dict[str, Any]) -> str:
                      f"{fmt_int(pal['palettised_bytes'])} bytes of weights; TFLM model: {pal['tflm']}")
     fw = doc["firmware"]
     if fw:
-        lines.append(f"- firmware: `{fw['dir']}` ({fw['model_symbol']}, {fmt_int(fw['model_bytes'])} bytes, "
-                     f"tensor arena {fmt_int(fw['arena_bytes'])} bytes)")
+        lines.append("- " + markdown_text(f"firmware: {fw['dir']} ({fw['model_symbol']}, {fmt_int(fw['model_bytes'])} "
+                                          f"bytes, tensor arena {fmt_int(fw['arena_bytes'])} bytes)"))
     else:
         lines.append("- firmware: not generated (no Vela model for this target)")
     if doc["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in doc["warnings"]]
+        lines += ["", "## Warnings", ""] + [f"- {markdown_text(w)}" for w in doc["warnings"]]
     return "\n".join(lines) + "\n"

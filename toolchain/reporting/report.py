@@ -1,7 +1,8 @@
 """The per-target report: three int8 models side by side (report.json, report.md).
 
 - plain int8: the float model converted without clustering;
-- before: the usual tfmot flow (clustered in Keras, then converted);
+- before: the usual tfmot flow (clustered in Keras, then converted), or the user's own int8
+  .tflite as given (the post-training entry: labelled "before (input)", never "tfmot");
 - after: this toolchain's output (the before model reclustered).
 
 Everything comes from files the earlier stages wrote (the models, each one's
@@ -21,8 +22,9 @@ from ..core.errors import ConfigError, ToolError
 from ..core.fileio import sha256_bytes
 from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
+from .fidelity import fidelity_section, fidelity_warning
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 SCHEMA = "report"
@@ -33,17 +35,20 @@ class Variant(Enum):
     BEFORE = "before"
     AFTER = "after"
 
-    @property
-    def label(self) -> str:
+    def label(self, finetuned: bool) -> str:
+        """What the model is; the before model came from tfmot only when the finetune stage ran."""
+        if self is Variant.BEFORE and not finetuned:
+            return "the input model, as given"
         return {
             Variant.PLAIN: "plain int8 (no clustering)",
             Variant.BEFORE: "tfmot flow (clustered, converted)",
             Variant.AFTER: "reclustered (this toolchain)",
         }[self]
 
-    @property
-    def short(self) -> str:
-        return {Variant.PLAIN: "plain int8", Variant.BEFORE: "before (tfmot)", Variant.AFTER: "after (reclustered)"}[self]
+    def short(self, finetuned: bool) -> str:
+        if self is Variant.BEFORE:
+            return "before (tfmot)" if finetuned else "before (input)"
+        return {Variant.PLAIN: "plain int8", Variant.AFTER: "after (reclustered)"}[self]
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class ReportInput:
     palettise: dict[str, Any] | None = None
     firmware: dict[str, Any] | None = None
     enforce_budget: bool = True
+    min_top1_agreement: float | None = None  # the gate on after vs before ([verify] / --min-top1-agreement)
 
 
 # ----------------------------------------------------------------------------- models
@@ -80,7 +86,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 6)
 
 
-def _model_entry(v: VariantInput, float_model: dict[str, Any] | None) -> dict[str, Any]:
+def _model_entry(v: VariantInput, float_model: dict[str, Any] | None, finetuned: bool) -> dict[str, Any]:
     stats = inspect_model(v.model_bytes)
     c = v.compile_report
     b = c["budget"]
@@ -92,7 +98,8 @@ def _model_entry(v: VariantInput, float_model: dict[str, Any] | None) -> dict[st
         }
     return {
         "variant": v.variant.value,
-        "label": v.variant.label,
+        "label": v.variant.label(finetuned),
+        "short_label": v.variant.short(finetuned),
         "file": v.file,
         "sha256": sha256_bytes(v.model_bytes),
         "accuracy": v.accuracy,
@@ -130,6 +137,8 @@ def _model_entry(v: VariantInput, float_model: dict[str, Any] | None) -> dict[st
         "inferences_per_second": c["inferences_per_second"],
         "npu_operators": c["npu_operators"],
         "cpu_operators": c["cpu_operators"],
+        "cpu_compute_operators": c["placement"]["cpu_compute_operators"],
+        "init_operators": c["init_operators"],
         "within_budget": b["within_budget"],
     }
 
@@ -154,20 +163,19 @@ def _comparison(after: dict[str, Any], other: dict[str, Any] | None) -> dict[str
 
 def _operator_groups(compile_report: dict[str, Any]) -> list[dict[str, Any]]:
     """Vela's operations grouped by the TFLite operator they came from (one row per input operator)."""
-    labels: dict[int, str] = {}
+    labels: dict[tuple[int, int], str] = {}
     for w in compile_report.get("weight_tensors", []):
         for op in w.get("operators", []):
-            if w.get("subgraph", 0) == 0:
-                labels.setdefault(op, w["name"])
+            labels.setdefault((w.get("subgraph", 0), op), w["name"])
     groups: dict[Any, dict[str, Any]] = {}
     for la in compile_report.get("layers", []):
         src = la.get("source_operator")
-        key = src if src is not None else f"vela-{la['index']}"
+        key = (la.get("subgraph", 0), src) if src is not None else f"vela-{la['index']}"
         g = groups.get(key)
         if g is None:
             g = groups[key] = {
                 "index": src,
-                "name": labels.get(src, la["name"]) if src is not None else la["name"],
+                "name": labels.get(key, la["name"]) if src is not None else la["name"],
                 "op": la.get("original_op") or la["op"],
                 "target": la["target"],
                 "weight_bytes": 0,
@@ -247,8 +255,11 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
     if Variant.AFTER not in by_variant or Variant.BEFORE not in by_variant:
         raise ToolError("internal: a report needs the before and after models")
     models: dict[str, Any] = {v.value: None for v in Variant}
+    finetuned = inp.finetune is not None
     for v in inp.variants:
-        models[v.variant.value] = _model_entry(v, inp.float_model)
+        models[v.variant.value] = _model_entry(v, inp.float_model, finetuned)
+    fidelity = fidelity_section(inp.recluster.get("verification"), inp.min_top1_agreement)
+    warning = fidelity_warning(inp.recluster.get("verification"), inp.min_top1_agreement)
     after_c = by_variant[Variant.AFTER].compile_report
     after = models["after"]
     doc = {
@@ -264,6 +275,7 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "after_vs_before": _comparison(after, models["before"]),
             "after_vs_plain": _comparison(after, models["plain"]),
         },
+        "fidelity": fidelity,
         "layers": _layers({v.variant: v.compile_report for v in inp.variants}),
         "finetune": inp.finetune,
         "recluster": inp.recluster,
@@ -277,7 +289,7 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "within_budget": after["within_budget"],
             "enforced": inp.enforce_budget,
         },
-        "warnings": list(after_c.get("warnings", [])),
+        "warnings": ([f"after vs before: {warning}"] if warning else []) + list(after_c.get("warnings", [])),
     }
     try:
         validate(doc, SCHEMA, REPORT_JSON)
@@ -289,7 +301,8 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
 def key_metrics(doc: dict[str, Any]) -> dict[str, Any]:
     """The few figures per model that history entries and sweeps keep."""
     keys = ("accuracy", "file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "sram_bytes",
-            "cycles_total", "inference_time_s", "max_distinct_values", "cpu_operators")
+            "cycles_total", "inference_time_s", "max_distinct_values", "npu_operators", "cpu_operators",
+            "init_operators")
     return {v: (None if m is None else {k: m[k] for k in keys}) for v, m in doc["models"].items()}
 
 

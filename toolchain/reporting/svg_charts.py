@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
 from typing import Callable, Sequence
+
+# SVG is XML: names from models reach it through the XML sink only
+from ..core.escape import xml_text as escape
 
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif"
 LABEL_W = 170

@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
+from ..core.escape import markdown_cell, markdown_text
 from ..core.fileio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     read_input_bytes,
 )
+from ..core.paths import check_paths
 from ..core.schemas import validate
 from .formatting import fmt_int, fmt_pct
 from .report import REPORT_JSON, Variant
+from .report import SCHEMA_VERSION as SCHEMA_VERSION_OF_REPORTS
 
 PARETO_JSON = "pareto.json"
 PARETO_MD = "pareto.md"
@@ -50,6 +53,7 @@ class SweepPoint:
     sha256: str
     report: str  # the report.json it came from
     pareto: bool = False
+    label: str = ""  # the variant as the report names it, e.g. "before (input)"
 
 
 def find_reports(dirs: list[str | os.PathLike[str]]) -> list[Path]:
@@ -69,8 +73,13 @@ def find_reports(dirs: list[str | os.PathLike[str]]) -> list[Path]:
 def load_report(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(read_input_bytes(path, "report").decode("utf-8"))
+    except RecursionError:
+        raise InputError(f"{path} nests too deeply to be a report") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(doc, dict) and doc.get("schema_version") != SCHEMA_VERSION_OF_REPORTS:
+        raise InputError(f"{path} has schema_version {doc.get('schema_version')!r}, this toolchain writes "
+                         f"{SCHEMA_VERSION_OF_REPORTS}: run 'toolchain deploy' again for that build")
     validate(doc, "report", str(path))
     return doc
 
@@ -88,7 +97,7 @@ def collect_points(paths: list[Path], base: Path | None = None) -> list[SweepPoi
             if key in points:
                 continue
             points[key] = SweepPoint(
-                target=doc["target"]["name"], model=doc["model"], variant=v.value,
+                target=doc["target"]["name"], model=doc["model"], variant=v.value, label=m["short_label"],
                 clusters=_clusters_of(doc, v), accuracy=m["accuracy"],
                 flash_bytes=m["flash_bytes"], cycles_total=m["cycles_total"], sram_bytes=m["sram_bytes"],
                 encoded_weight_bytes=m["encoded_weight_bytes"], deflate_bytes=m["deflate_bytes"], sha256=m["sha256"],
@@ -142,10 +151,10 @@ def pareto_markdown(points: list[SweepPoint]) -> str:
              "Pareto-optimal points (per target: no other point is at least as accurate with no more flash and no "
              "more cycles, and better in one) are marked **yes**.", ""]
     for target in sorted({p.target for p in points}):
-        lines += [f"## {target}", "", "| model | K | accuracy | flash (bytes) | cycles | SRAM (bytes) | "
+        lines += [f"## {markdown_text(target)}", "", "| model | K | accuracy | flash (bytes) | cycles | SRAM (bytes) | "
                   "encoded weights (bytes) | deflate size (bytes) | Pareto |", "|---|---|---|---|---|---|---|---|---|"]
         for p in (q for q in points if q.target == target):
-            lines.append(f"| {Variant(p.variant).short} | {p.clusters if p.clusters is not None else '-'} | "
+            lines.append(f"| {markdown_cell(p.label)} | {p.clusters if p.clusters is not None else '-'} | "
                          f"{fmt_pct(p.accuracy)} | {fmt_int(p.flash_bytes)} | {fmt_int(p.cycles_total)} | "
                          f"{fmt_int(p.sram_bytes)} | {fmt_int(p.encoded_weight_bytes)} | {fmt_int(p.deflate_bytes)} | "
                          f"{'**yes**' if p.pareto else 'no'} |")
@@ -182,7 +191,7 @@ def pareto_png(points: list[SweepPoint]) -> bytes | None:
                 xs = [getattr(p, xkey) for p in pts]
                 ys = [p.accuracy * 100 if has_acc else p.cycles_total for p in pts]  # type: ignore[operator]
                 ax.scatter(xs, ys, marker=marker, color=color, s=40, zorder=3,
-                           label=f"{target}, {Variant(variant).short}")
+                           label=f"{target}, {pts[0].label}")
                 for p, x, y in zip(pts, xs, ys):
                     if p.pareto:
                         ax.scatter([x], [y], marker="o", s=160, facecolors="none", edgecolors="black", zorder=4)
@@ -215,7 +224,9 @@ class SweepOutcome:
 
 def write_sweep(dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> SweepOutcome:
     out = Path(out_dir)
-    points = mark_pareto(collect_points(find_reports(dirs), base=out))
+    reports = find_reports(dirs)
+    check_paths(inputs=reports, outputs=[out / PARETO_JSON, out / PARETO_MD, out / PARETO_PNG], output_dirs=[out])
+    points = mark_pareto(collect_points(reports, base=out))
     files = [atomic_write_json(out / PARETO_JSON, pareto_document(points)),
              atomic_write_text(out / PARETO_MD, pareto_markdown(points))]
     png = pareto_png(points)

@@ -14,6 +14,21 @@ MIN_CLUSTERS = 2
 MAX_CLUSTERS = 256  # an int8 tensor cannot hold more distinct values
 
 
+class Objective(Enum):
+    """What the fit minimises."""
+
+    WEIGHTS = "weights"  # the error of the weights themselves (no data needed)
+    OUTPUTS = "outputs"  # each layer's output error on calibration data (GPTQ with palette rounding)
+
+
+DEFAULT_CALIBRATION_SAMPLES = 512
+DEFAULT_DAMPING = 0.01  # GPTQ's: 1% of the mean Hessian diagonal
+DEFAULT_MAX_ROWS_PER_LAYER = 65_536  # calibration rows (samples x positions) a layer's statistics use
+# With data and include_depthwise unset, a depthwise tensor is rewritten when the output noise its rewrite adds
+# is at most the median of the layers before it and its added-noise SQNR reaches this floor.
+DEFAULT_DEPTHWISE_MIN_OUTPUT_SQNR_DB = 15.0
+
+
 class ScaleFit(Enum):
     """How per-channel scales are treated."""
 
@@ -44,10 +59,22 @@ class ReclusterConfig:
     clusters: int = 16
     fit: ScaleFit = ScaleFit.JOINT  # never worse than KEEP: the lowest-error candidate is kept
     min_weights: int = 64  # tensors smaller than this are left alone
-    include_depthwise: bool = False  # DEPTHWISE_CONV_2D is skipped by default (accuracy)
+    # DEPTHWISE_CONV_2D: True always, False never; None (default): only with calibration data, when the output
+    # noise the rewrite adds allows (output_aware.depthwise_verdict): 9 weights per channel suffer most from a palette
+    include_depthwise: bool | None = None
     keep_zero: bool = True  # zeros stay exactly zero (pruning, Vela's zero-run coding)
     rules: tuple[TensorRule, ...] = ()  # name rules win over op rules; first match wins within a kind
     refit_iterations: int = 10
+    objective: Objective | None = None  # None: OUTPUTS when calibration data is given, else WEIGHTS
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    segments: int | None = None  # layer groups fitted in sequence; None: from the time of one LiteRT pass
+    damping: float = DEFAULT_DAMPING
+    max_rows_per_layer: int = DEFAULT_MAX_ROWS_PER_LAYER
+    depthwise_min_output_sqnr_db: float = DEFAULT_DEPTHWISE_MIN_OUTPUT_SQNR_DB
+    calibration_seed: int = 0  # which training samples and which positions calibrate
+
+    def objective_for(self, has_data: bool) -> Objective:
+        return self.objective if self.objective is not None else Objective.OUTPUTS if has_data else Objective.WEIGHTS
 
     def __post_init__(self) -> None:
         _check_clusters(self.clusters, "clusters")
@@ -62,6 +89,14 @@ class ReclusterConfig:
             raise ConfigError("min_weights must be >= 0")
         if not 0 <= self.refit_iterations <= 1000:
             raise ConfigError("refit_iterations must be in 0..1000")
+        if not isinstance(self.calibration_samples, int) or self.calibration_samples < 1:
+            raise ConfigError(f"calibration_samples must be a whole number >= 1, got {self.calibration_samples!r}")
+        if self.segments is not None and (not isinstance(self.segments, int) or self.segments < 1):
+            raise ConfigError(f"segments must be a whole number >= 1, got {self.segments!r}")
+        if not 0 < self.damping <= 10:
+            raise ConfigError(f"damping must be in (0, 10], got {self.damping!r}")
+        if not isinstance(self.max_rows_per_layer, int) or self.max_rows_per_layer < 16:
+            raise ConfigError(f"max_rows_per_layer must be a whole number >= 16, got {self.max_rows_per_layer!r}")
 
 
 def _check_clusters(k: object, what: str) -> None:

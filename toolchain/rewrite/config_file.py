@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.schemas import load_config_file, validate
-from .config import ReclusterConfig, ScaleFit, TensorRule
+from .config import Objective, ReclusterConfig, ScaleFit, TensorRule
 
 
 def config_from_dict(data: dict[str, Any], what: str = "recluster config") -> ReclusterConfig:
@@ -20,9 +20,14 @@ def config_from_dict(data: dict[str, Any], what: str = "recluster config") -> Re
         )
         for r in data.get("rules", [])
     )
-    kwargs: dict[str, Any] = {k: data[k] for k in ("clusters", "min_weights", "include_depthwise", "keep_zero", "refit_iterations") if k in data}
+    kwargs: dict[str, Any] = {k: data[k] for k in ("clusters", "min_weights", "include_depthwise", "keep_zero",
+                                                   "refit_iterations", "calibration_samples", "segments",
+                                                   "max_rows_per_layer", "calibration_seed") if k in data}
+    kwargs |= {k: float(data[k]) for k in ("damping", "depthwise_min_output_sqnr_db") if k in data}
     if "fit" in data:
         kwargs["fit"] = ScaleFit(data["fit"])
+    if "objective" in data:
+        kwargs["objective"] = Objective(data["objective"])
     return ReclusterConfig(rules=rules, **kwargs)
 
 

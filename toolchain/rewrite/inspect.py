@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..algorithms import metrics
+from ..core.escape import terminal_text
 from ..tflite.graph import find_weight_tensors, require_int8_model, tensor_values
 from ..tflite.model_io import read_model
 
@@ -90,7 +91,7 @@ def format_table(stats: ModelStats) -> str:
     rows = []
     for t in stats.tensors:
         rows.append((
-            _short(t.name, 40), t.op, "x".join(map(str, t.shape)), t.granularity, str(t.weights),
+            _short(terminal_text(t.name), 40), terminal_text(t.op), "x".join(map(str, t.shape)), t.granularity, str(t.weights),
             str(t.distinct_values), str(t.max_distinct_per_channel), f"{t.top32_fraction:.2f}",
             "yes" if t.vela_palette else "no", f"{t.entropy_bits_per_weight:.2f}", f"{t.zero_fraction:.2f}",
         ))

@@ -8,12 +8,14 @@ weight (and, after a refit, its bias) is left as it was.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ..algorithms import metrics
 from ..algorithms.channels import channels_first, from_channels_first
+from ..core.errors import ConfigError
 from ..tflite.editor import ModelEditor
 from ..tflite.graph import (
     Granularity,
@@ -23,9 +25,12 @@ from ..tflite.graph import (
     tensor_values,
 )
 from ..tflite.model_io import read_model, write_model
-from .config import ReclusterConfig, ScaleFit, clusters_for
+from .config import Objective, ReclusterConfig, ScaleFit, clusters_for
 from .fit import best_weight_fit
 from .result import ReclusterReport, TensorAction, TensorResult
+
+if TYPE_CHECKING:
+    from .output_aware import Calibration
 
 
 def _bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
@@ -62,8 +67,9 @@ def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: 
     if b.ndim != 1:
         return
     r = np.broadcast_to(ratio, b.shape)
-    nb = np.clip(np.round(b * r), np.iinfo(np.int32).min, np.iinfo(np.int32).max)
-    editor.set_data(t, nb.astype(b.dtype if b.dtype.kind == "i" else np.int32).astype(tensor_values(model, t).dtype))
+    stored = tensor_values(model, t).dtype  # int32, or int64 for int16 activations
+    info = np.iinfo(stored if stored.kind == "i" else np.int32)
+    editor.set_data(t, np.clip(np.round(b * r), info.min, info.max).astype(stored))
     q = t.quantization
     if q is not None and q.scale is not None and len(q.scale) == b.size:
         q.scale = [float(s / rr) for s, rr in zip(np.asarray(q.scale, np.float64), r)]
@@ -71,8 +77,23 @@ def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: 
         q.scale = [float(q.scale[0] / r[0])]
 
 
-def recluster_model(model_bytes: bytes, config: ReclusterConfig) -> tuple[bytes, ReclusterReport]:
-    """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified."""
+def recluster_model(model_bytes: bytes, config: ReclusterConfig,
+                    calibration: "Calibration | None" = None) -> tuple[bytes, ReclusterReport]:
+    """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified.
+
+    With ``calibration`` (output_aware.Calibration) the objective defaults to the layers' outputs.
+    """
+    if config.objective is Objective.OUTPUTS and calibration is None:
+        raise ConfigError("the output objective needs calibration data (--calibration FILE.npz)")
+    if calibration is not None and config.objective_for(True) is Objective.OUTPUTS:
+        from ..tflite.graph import has_resource_variables
+        from .output_aware import recluster_on_data
+
+        if has_resource_variables(read_model(model_bytes)):
+            raise ConfigError("the output-aware fit needs independent samples; this model keeps state between "
+                              "invocations: use --objective weights")
+
+        return recluster_on_data(model_bytes, config, calibration)
     model = read_model(model_bytes)
     require_int8_model(model)
     editor = ModelEditor(model)
@@ -92,7 +113,7 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig) -> tuple[bytes,
             results.append(TensorResult(**base, action=TensorAction.UNCHANGED, reason=f"already {before} <= {k} values",
                                         clusters=k, distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
             continue
-        result = _rewrite_tensor(editor, w, q, k, config, base)
+        result = rewrite_on_weights(editor, w, q, k, config, base)
         results.append(result)
     out = write_model(model)
     return out, ReclusterReport(config=config, tensors=tuple(results))
@@ -116,7 +137,7 @@ def write_weights(editor: "ModelEditor", w: WeightTensor, new_qc: np.ndarray, ol
             _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
 
 
-def _rewrite_tensor(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
+def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
     model = editor.model
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.

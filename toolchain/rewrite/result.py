@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 
-from .config import ReclusterConfig
+from .config import Objective, ReclusterConfig
 
 
 class TensorAction(Enum):
@@ -29,6 +29,32 @@ class TensorResult:
     sqnr_db: float | None  # None when lossless
     scales_refit: bool
     fit: str | None = None  # which fit won: keep, refit or joint
+    # With calibration data: the objective, which candidate won, and the layer's output SQNR on the
+    # calibration rows (None: lossless) before (original weights, rewritten prefix) and after the rewrite,
+    # and what the weight-space fit alone would have given.
+    objective: str | None = None
+    method: str | None = None
+    output_sqnr_before_db: float | None = None
+    output_sqnr_db: float | None = None
+    weight_fit_output_sqnr_db: float | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationSummary:
+    """How the output-aware fit used calibration data (absent from a report: accuracy not checked on data)."""
+
+    objective: Objective
+    samples: int
+    source: str  # the .npz name, or which split of which dataset
+    segments: int  # layer groups fitted in sequence (1: every layer on the original model's inputs)
+    litert_passes: int
+    batch: int  # samples per LiteRT invoke
+    elapsed_s: float = field(default=0.0, compare=False)  # not in the JSON: reports are byte-identical
+
+    def to_json(self) -> dict:
+        return {"objective": self.objective.value, "samples": self.samples, "source": self.source,
+                "segments": self.segments, "litert_passes": self.litert_passes, "batch": self.batch,
+                "checked_on_data": True}
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,7 @@ class ReclusterReport:
     verification: "Verification | None" = None
     plan: "object | None" = None  # toolchain.rewrite.choose_k.KPlan when K was chosen per tensor
     bias_corrections: "tuple | None" = None  # toolchain.rewrite.bias_correction.BiasCorrection per tensor
+    calibration: CalibrationSummary | None = None  # None: the weight-space fit, no data
 
     @property
     def rewritten(self) -> tuple[TensorResult, ...]:
@@ -55,6 +82,7 @@ class ReclusterReport:
 
         cfg = asdict(self.config)
         cfg["fit"] = self.config.fit.value
+        cfg["objective"] = None if self.config.objective is None else self.config.objective.value
         cfg["rules"] = [{k: v for k, v in asdict(r).items() if v is not None or k == "clusters"} for r in self.config.rules]
         return {
             "config": cfg,
@@ -62,13 +90,18 @@ class ReclusterReport:
             "verification": None if self.verification is None else self.verification.to_json(),
             "plan": None if self.plan is None else self.plan.to_json(),
             "bias_corrections": None if self.bias_corrections is None else [asdict(b) for b in self.bias_corrections],
+            "calibration": self.calibration.to_json() if self.calibration is not None else {
+                "objective": Objective.WEIGHTS.value, "checked_on_data": False,
+                "note": "weight-space fit: accuracy was not checked on calibration data"},
         }
 
 
 @dataclass(frozen=True)
 class Verification:
     inputs: str  # "random (seed N)" or the calibration file name
-    agreement: "object"  # toolchain.tflite.interpreter.Agreement
+    agreement: "object"  # toolchain.tflite.agreement.Agreement
+    stateful: bool = False  # resource variables: the inputs ran as one stream, state carried
 
     def to_json(self) -> dict:
-        return {"inputs": self.inputs} | {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.agreement).items()}
+        return ({"inputs": self.inputs, "stateful": self.stateful}
+                | {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.agreement).items()})

@@ -1,4 +1,9 @@
-"""Running the original and the rewritten model on the same inputs in LiteRT and measuring how their outputs agree."""
+"""Running the original and the rewritten model on the same inputs in LiteRT and measuring how their outputs agree.
+
+A stateful model (resource variables) is verified over a sequence: one interpreter per model,
+invoked in order on the same stream of inputs, state carried from step to step (never reset),
+so the comparison covers what the state accumulates, not only the first step.
+"""
 from __future__ import annotations
 
 import os
@@ -9,13 +14,22 @@ from .result import ReclusterReport, Verification
 def verify(original: bytes, rewritten: bytes, calibration: str | os.PathLike[str] | None = None,
            samples: int = 16, seed: int = 0) -> Verification:
     """Run both models in LiteRT on the same inputs and measure how their outputs agree."""
+    inputs, label = calibration_inputs(original, calibration, samples, seed)
+    return verify_on(original, rewritten, inputs, label)
+
+
+def verify_on(original: bytes, rewritten: bytes, inputs, label: str) -> Verification:
+    """Both models on ``inputs`` (one list of input arrays per sample, or per step of a stateful model)."""
     from ..tflite import interpreter as rt
     from ..tflite.agreement import compare_outputs
+    from ..tflite.graph import has_resource_variables
+    from ..tflite.model_io import read_model
 
-    inputs, label = calibration_inputs(original, calibration, samples, seed)
-    ref = rt.run_model(original, inputs)
+    stateful = has_resource_variables(read_model(bytes(original)))
+    ref = rt.run_model(original, inputs)  # one interpreter, invoked in order: state carries over
     new = rt.run_model(rewritten, inputs)
-    return Verification(inputs=label, agreement=compare_outputs(ref, new, rt.output_specs(original)))
+    return Verification(inputs=label, agreement=compare_outputs(ref, new, rt.output_specs(original)),
+                        stateful=stateful)
 
 
 def with_verification(report: ReclusterReport, verification: Verification) -> ReclusterReport:

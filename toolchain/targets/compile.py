@@ -5,7 +5,9 @@ Ethos-N78 targets get an analytical estimate (see ethos_n), marked as such. The
 model is validated first, so bad input fails with a one-line error before Vela
 sees it. Success is never inferred from Vela's exit code alone: the NPU/CPU split
 is read from its output, because CPU operators count 0 cycles and would make a
-model that falls back to the CPU look fast.
+model that falls back to the CPU look fast. Where each operator runs is counted per
+subgraph from Vela's output model (see op_placement), and "mostly on the CPU" is judged
+by the compute work left there per inference, never by state operators or init subgraphs.
 """
 from __future__ import annotations
 
@@ -19,23 +21,16 @@ from .compile_result import Budget, CompileResult, CompileStatus, EstimateKind
 from .ethos_n_report import analytical_report
 from .model_facts import ModelFacts, model_facts
 from .npu_model import load_npu_model
+from .op_placement import Placement, describe_cpu_work, describe_init
 from .profile import HardwareProfile
 from .vela_report import vela_compile_report
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph
 COMPILE_JSON = "compile.json"
 DEFAULT_TIMEOUT_S = 600.0
 
 
 # --------------------------------------------------------------------------- the report
-
-
-def _status(npu: int, cpu: int) -> CompileStatus:
-    if cpu == 0:
-        return CompileStatus.OK
-    if npu == 0 or cpu > npu:
-        return CompileStatus.MOSTLY_CPU
-    return CompileStatus.PARTIAL_CPU
 
 
 def _weight_tensor_entries(facts: ModelFacts, limit: int) -> list[dict[str, Any]]:
@@ -82,13 +77,14 @@ def compile_model(
     data, model = load_npu_model(model_path)
     facts = model_facts(model)
     if profile.family.compiled_by_vela:
-        body, sram_used, flash_used = vela_compile_report(model_path, profile, out_dir, facts, timeout_s)
+        body, sram_used, flash_used, placement = vela_compile_report(model_path, model, profile, out_dir, facts,
+                                                                     timeout_s)
     else:
-        body, sram_used, flash_used = analytical_report(model_path, data, profile, facts, out_dir)
+        body, sram_used, flash_used, placement = analytical_report(model_path, model, data, profile, facts, out_dir)
 
     budget = Budget(profile.sram_budget_bytes, profile.flash_budget_bytes, int(sram_used), int(flash_used))
-    status = _status(body["npu_operators"], body["cpu_operators"])
-    warnings = _warnings(model_path, profile, body, facts, status)
+    status = placement.status()
+    warnings = _warnings(profile, body, facts, placement)
     orig, enc = body["original_weight_bytes"], body["encoded_weight_bytes"]
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -127,12 +123,14 @@ def compile_model(
         inference_time_s=report["inference_time_s"],
         npu_operators=report["npu_operators"],
         cpu_operators=report["cpu_operators"],
+        init_operators=report["init_operators"],
+        placement=placement,
         budget=budget,
         warnings=warnings,
         report=report,
     )
     if status is CompileStatus.MOSTLY_CPU and not allow_cpu:
-        raise ModelFormatError(_mostly_cpu_message(model_path, profile, report))
+        raise ModelFormatError(_mostly_cpu_message(model_path, profile, report, placement))
     if enforce_budget and not budget.within_budget:
         raise BudgetExceeded(
             f"{model_path.name} does not fit {profile.name}: {budget.describe()} "
@@ -141,32 +139,44 @@ def compile_model(
     return result
 
 
-def _first_reason(report: dict[str, Any]) -> str:
-    reasons = [c["reason"] for c in report["cpu_fallback"] if c.get("reason")]
+def _first_reason(report: dict[str, Any], placement: Placement) -> str:
+    """Vela's reason for the first CPU compute operator (state operators' reasons explain nothing)."""
+    compute = {o.name for o in placement.cpu_compute}
+    fallback = report["cpu_fallback"]
+    reasons = [c["reason"] for c in fallback if c.get("reason") and c["name"] in compute]
+    reasons += [c["reason"] for c in fallback if c.get("reason")]
     return reasons[0] if reasons else "no reason given"
 
 
-def _mostly_cpu_message(model_path: Path, profile: HardwareProfile, report: dict[str, Any]) -> str:
-    cpu, npu = report["cpu_operators"], report["npu_operators"]
-    reason = _first_reason(report)
+def _mostly_cpu_message(model_path: Path, profile: HardwareProfile, report: dict[str, Any], placement: Placement) -> str:
+    reason = _first_reason(report, placement)
+    compute = placement.cpu_compute
+    npu = placement.npu_operators
+    macs = placement.cpu_macs + placement.npu_macs
+    share = f", {placement.cpu_macs / macs:.0%} of the MACs" if macs else ""
     hint = ""
     if "float" in reason.lower():
         hint = " The model has float activations: quantize it to full int8 with a representative dataset ('toolchain quantize')."
     return (
-        f"{model_path.name} runs mostly on the CPU on {profile.name}: {cpu} of {cpu + npu} operations are not "
-        f"supported by the NPU (first reason: {reason}); CPU work counts 0 cycles, so the figures would flatter it."
-        f"{hint} Status mostly_cpu written to compile.json; --allow-cpu accepts it."
+        f"{model_path.name} runs mostly on the CPU on {profile.name}: {len(compute)} of {len(compute) + npu} compute "
+        f"operations per inference are not supported by the NPU{share} (first reason: {reason}); CPU work counts "
+        f"0 cycles, so the figures would flatter it.{hint} Status mostly_cpu written to compile.json; --allow-cpu "
+        "(or [compile] allow_cpu = true in a deploy config) accepts it."
     )
 
 
-def _warnings(model_path: Path, profile: HardwareProfile, body: dict, facts: ModelFacts, status: CompileStatus) -> tuple[str, ...]:
+def _warnings(profile: HardwareProfile, body: dict, facts: ModelFacts, placement: Placement) -> tuple[str, ...]:
     out = []
-    cpu, npu = body["cpu_operators"], body["npu_operators"]
-    if status is not CompileStatus.OK:
-        names = ", ".join(sorted({c["op"] for c in body["cpu_fallback"]})) or "see the Vela log"
-        out.append(
-            f"{cpu} of {cpu + npu} operations run on the CPU ({names}); their time is not in cycles_total"
-        )
+    if placement.cpu_operators:
+        out.append(f"{describe_cpu_work(placement)}; their time is not in cycles_total")
+    init = describe_init(placement)
+    if init:
+        out.append(init)
+    per_layer = {la.get("subgraph") for la in body["layers"]}
+    if len(placement.subgraphs) > 1 and body["estimate_kind"] == EstimateKind.VELA.value and body["layers"]:
+        which = ", ".join("?" if s is None else str(s) for s in sorted(per_layer, key=lambda s: (s is None, s)))
+        out.append(f"the model has {len(placement.subgraphs)} subgraphs and Vela writes per-layer figures for the last "
+                   f"one it compiles only: the per-layer table covers subgraph {which}")
     if body["estimate_kind"] == EstimateKind.ANALYTICAL.value:
         out.append(f"analytical estimate for {profile.name}: not a compile; see 'assumptions'")
         over = [w for w in facts.weights if not w.within_palette(profile.palette_limit)]
@@ -177,4 +187,3 @@ def _warnings(model_path: Path, profile: HardwareProfile, body: dict, facts: Mod
                 f"values (up to {worst}) and are counted unpalettised; 'toolchain recluster' reduces them"
             )
     return tuple(out)
-

@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .op_placement import Placement
 
 
 class EstimateKind(Enum):
@@ -13,9 +16,9 @@ class EstimateKind(Enum):
 
 
 class CompileStatus(Enum):
-    OK = "ok"  # every operator on the NPU
-    PARTIAL_CPU = "partial_cpu"  # some operators on the CPU (warned)
-    MOSTLY_CPU = "mostly_cpu"  # most (or all) on the CPU: refused unless allowed
+    OK = "ok"  # no operator on the CPU per inference
+    PARTIAL_CPU = "partial_cpu"  # some operators on the CPU per inference (warned)
+    MOSTLY_CPU = "mostly_cpu"  # most compute work (MACs) per inference, or all of it, on the CPU: refused unless allowed
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,10 @@ class CompileResult:
     cycles_npu: int
     cycles_total: int
     inference_time_s: float
-    npu_operators: int
-    cpu_operators: int
+    npu_operators: int  # input operators on the NPU per inference
+    cpu_operators: int  # operators on the CPU per inference (compute, state and plumbing)
+    init_operators: int  # operators of init-only (CALL_ONCE) subgraphs
+    placement: Placement = field(compare=False, repr=False)  # per subgraph, named
     budget: Budget
     warnings: tuple[str, ...]
     report: dict = field(compare=False, repr=False)  # what compile.json holds

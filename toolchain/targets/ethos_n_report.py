@@ -1,17 +1,18 @@
 """compile.json for Ethos-N78 targets: the analytical estimate in the same shape as a Vela compile."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from . import ethos_n
 from .compile_result import EstimateKind
 from .model_facts import ModelFacts
+from .op_placement import placement_analytical
 from .profile import HardwareProfile
 
 
-def analytical_report(model_path: Path, data: bytes, profile: HardwareProfile, facts: ModelFacts, out_dir: Path):
+def analytical_report(model_path: Path, model, data: bytes, profile: HardwareProfile, facts: ModelFacts, out_dir: Path):
     est = ethos_n.estimate(facts, len(data), profile)
+    placement = placement_analytical(model, facts, lambda o: not o.float_activations)
     t = est.inference_time_s
     layers = [
         {
@@ -26,7 +27,8 @@ def analytical_report(model_path: Path, data: bytes, profile: HardwareProfile, f
             "spill_cycles": la.spill_cycles,
             "macs": la.macs,
             "activation_bytes": la.activation_bytes,
-            "source_operator": la.index,
+            "source_operator": facts.operators[la.index].index,  # layers follow facts.operators
+            "subgraph": facts.operators[la.index].subgraph,
             "weight_bytes": la.weight_bytes,
             "encoded_weight_bytes": la.palettised_weight_bytes,
             "weight_format": ("palette" if la.palettised else "raw") if la.weight_bytes else None,
@@ -54,8 +56,10 @@ def analytical_report(model_path: Path, data: bytes, profile: HardwareProfile, f
         "macs": est.macs,
         "original_weight_bytes": facts.weight_bytes,
         "encoded_weight_bytes": est.palettised_weight_bytes,
-        "npu_operators": est.npu_operators,
-        "cpu_operators": est.cpu_operators,
+        "npu_operators": placement.npu_operators,
+        "cpu_operators": placement.cpu_operators,
+        "init_operators": placement.init_operators,
+        "placement": placement.to_json(),
         "cpu_fallback": [
             {"op": la.op, "name": la.name, "reason": "float activations (analytical model: CPU)"}
             for la in est.layers
@@ -63,7 +67,7 @@ def analytical_report(model_path: Path, data: bytes, profile: HardwareProfile, f
         ],
         "layers": layers,
         "vela_version": None,
-        "command": ["toolchain", "compile", os.path.relpath(model_path.resolve(), out_dir.resolve()), "--target", profile.name],
+        "command": ["toolchain", "compile", model_path.name, "--target", profile.name],  # the same wherever it runs
         "assumptions": list(est.assumptions),
     }
-    return report, est.sram_bytes, est.model_bytes_estimate
+    return report, est.sram_bytes, est.model_bytes_estimate, placement

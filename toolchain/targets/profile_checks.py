@@ -12,6 +12,7 @@ from .vela_system import AxiPort, MemoryArea, MemoryMode, MemoryTiming, SystemCo
 
 # Within this relative tolerance the published TOPS must equal 2 x MACs/cycle x clock.
 TOPS_TOLERANCE = 0.05
+MIN_CLOCK_SCALE = 1e-4  # as schemas/hw_profile.schema.json bounds clock_scale
 
 
 # --------------------------------------------------------------------------- building and checking
@@ -95,6 +96,11 @@ def _custom_system(d: dict[str, Any], family: Family, what: str) -> SystemConfig
             scale = float(m["clock_scale"])
         else:
             scale = vs.clock_scale_for(float(m["bandwidth_bytes_per_s"]), family.axi_bytes_per_cycle, ports, clock)
+        if not MIN_CLOCK_SCALE <= scale:  # a bandwidth this low gives Vela absurd cycle counts
+            raise ConfigError(
+                f"{what}: system.{area.value} bandwidth gives clock_scale {scale:.3g}, below {MIN_CLOCK_SCALE:g} "
+                "of an AXI port per cycle; check the units (bytes per second)"
+            )
         if scale > 1.0:
             peak = family.axi_bytes_per_cycle * ports * clock
             raise ConfigError(

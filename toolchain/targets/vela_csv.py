@@ -68,7 +68,8 @@ class DebugOp:
 
     name: str
     op: str
-    source_operator: int | None  # operator index in the input model (Vela's ext_key)
+    source_operator: int | None  # operator index in its subgraph of the input model (Vela's ext_key)
+    source_subgraph: int | None  # that subgraph (None when the source table does not line up with the model)
     encoded_weight_bytes: int  # weight stream bytes Vela encoded for this operation (0 if none)
     weight_format: str
     encoder_distinct_values: int | None
@@ -199,8 +200,27 @@ def _debug_tables(path: Path) -> dict[str, tuple[list[str], list[list[str]]]]:
     return tables
 
 
-def parse_debug_db(path: Path) -> list[DebugOp]:
-    """Per-operation weight figures from ``<model>_debug.xml`` (``--enable-debug-db``)."""
+def _source_subgraphs(src_h: list[str], src_rows: list[list[str]], subgraph_sizes: tuple[int, ...]) -> dict[str, int]:
+    """Source id -> input subgraph. Vela lists every input operator, subgraph after subgraph, with its index
+    in its subgraph as ext_key; anything that does not line up maps nothing."""
+    if "id" not in src_h or "ext_key" not in src_h:
+        return {}
+    where = [(s, i) for s, n in enumerate(subgraph_sizes) for i in range(n)]
+    if len(src_rows) != len(where):
+        return {}
+    out = {}
+    for r, (s, i) in zip(src_rows, where):
+        if r[src_h.index("ext_key")] != str(i):
+            return {}
+        out[r[src_h.index("id")]] = s
+    return out
+
+
+def parse_debug_db(path: Path, subgraph_sizes: tuple[int, ...] = ()) -> list[DebugOp]:
+    """Per-operation weight figures from ``<model>_debug.xml`` (``--enable-debug-db``).
+
+    ``subgraph_sizes`` (operators per subgraph of the input model) attributes each operation to its subgraph.
+    """
     tables = _debug_tables(path)
     if "perf" not in tables:
         return []
@@ -214,6 +234,7 @@ def parse_debug_db(path: Path) -> list[DebugOp]:
     ext_key = {}
     if "id" in src_h and "ext_key" in src_h:
         ext_key = {r[src_h.index("id")]: r[src_h.index("ext_key")] for r in src_rows}
+    subgraph_of = _source_subgraphs(src_h, src_rows, subgraph_sizes)
     out = []
     for r in perf_rows:
         d = dict(zip(perf_h, r))
@@ -225,6 +246,7 @@ def parse_debug_db(path: Path) -> list[DebugOp]:
                 name=d["name"],
                 op=d["operator"],
                 source_operator=int(key) if key.lstrip("-").isdigit() and int(key) >= 0 else None,
+                source_subgraph=subgraph_of.get(d["source_id"]),
                 encoded_weight_bytes=int(dbg.get("weight_total_bytes") or 0),
                 weight_format=dbg.get("weight_format", ""),
                 encoder_distinct_values=int(distinct) if distinct.isdigit() else None,

@@ -5,40 +5,55 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ToolError
+from ..tflite.model_io import read_model
 from . import vela_csv
 from .compile_result import EstimateKind
 from .model_facts import ModelFacts
+from .op_placement import placement_from_vela
 from .profile import HardwareProfile
+from .vela_memory import vela_memory
 from .vela_run import VelaRun, run_vela
 
 
-def _vela_layers(run: VelaRun, out_dir: Path, facts: ModelFacts) -> list[dict[str, Any]]:
+def _vela_layers(run: VelaRun, out_dir: Path, facts: ModelFacts, subgraph_sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Vela's per-layer rows. Vela 5.2 writes them for the last subgraph it compiles only: each row
+    names its subgraph (from the debug database), so a row is never matched to another subgraph's operator."""
     if run.per_layer_csv is None:
         return []
     rows = vela_csv.parse_per_layer_csv(out_dir / run.per_layer_csv)
-    debug = vela_csv.parse_debug_db(out_dir / run.debug_db) if run.debug_db else []
+    debug = vela_csv.parse_debug_db(out_dir / run.debug_db, subgraph_sizes) if run.debug_db else []
     if debug and [(d.name, d.op) for d in debug] != [(r.name, r.op) for r in rows]:
         raise ToolError(
             f"Vela's per-layer CSV and debug database list different operations ({len(rows)} vs {len(debug)} rows)"
         )
-    ops_by_index = {o.index: o for o in facts.operators if o.subgraph == 0}
+    ops_by_key = {(o.subgraph, o.index): o for o in facts.operators}
+    single = len(subgraph_sizes) == 1
+
+    def key(d: vela_csv.DebugOp) -> tuple[int, int] | None:
+        sub = 0 if single else d.source_subgraph
+        return None if d.source_operator is None or sub is None else (sub, d.source_operator)
+
     # The input operator's weights are reported once, on the first Vela operation that encodes weights.
-    carrier: dict[int, int] = {}
+    carrier: dict[tuple[int, int], int] = {}
     for i, d in enumerate(debug):
-        if d.source_operator is not None and d.source_operator not in carrier and d.encoded_weight_bytes > 0:
-            carrier[d.source_operator] = i
+        k = key(d)
+        if k is not None and k not in carrier and d.encoded_weight_bytes > 0:
+            carrier[k] = i
     for i, d in enumerate(debug):
-        if d.source_operator is not None:
-            carrier.setdefault(d.source_operator, i)
+        k = key(d)
+        if k is not None:
+            carrier.setdefault(k, i)
     layers = []
     for i, r in enumerate(rows):
         d = debug[i] if debug else None
-        source = d.source_operator if d else None
-        weights = facts.weights_of(ops_by_index[source]) if source in ops_by_index and carrier.get(source) == i else []
+        k = key(d) if d else None
+        source = k[1] if k else None
+        weights = facts.weights_of(ops_by_key[k]) if k in ops_by_key and carrier.get(k) == i else []
         layers.append(
             {
                 "index": r.index,
-                "name": r.name,
+                "subgraph": k[0] if k else (0 if single else None),
+                "name": run.names.original(r.name),
                 "op": r.op,
                 "original_op": r.original_op,
                 "target": "npu" if r.on_npu else "cpu",
@@ -61,10 +76,14 @@ def _same_accelerator(vela_name: str, accelerator: str) -> bool:
     return vela_name.lower().replace("_", "-") == accelerator.lower()
 
 
-def vela_compile_report(model_path: Path, profile: HardwareProfile, out_dir: Path, facts: ModelFacts, timeout_s: float):
-    run = run_vela(model_path, profile, out_dir, timeout_s)
+def vela_compile_report(model_path: Path, model, profile: HardwareProfile, out_dir: Path, facts: ModelFacts,
+                        timeout_s: float):
+    """compile.json's body for a Vela target, the SRAM and flash it uses, and where each operator runs."""
+    run = run_vela(model_path, profile, out_dir, timeout_s, vela_memory(model, model_path.name))
     s = vela_csv.parse_summary_csv(out_dir / run.summary_csv)
+    # Vela's own NPU/CPU counts describe its last subgraph only (see op_placement): only its reasons are used.
     counts = vela_csv.parse_operator_counts(run.stdout)
+    placement = placement_from_vela(model, facts, read_model((out_dir / run.vela_model).read_bytes()))
     if not _same_accelerator(s.accelerator_configuration, profile.accelerator):
         raise ToolError(f"Vela compiled for {s.accelerator_configuration}, not {profile.accelerator}")
     if (s.system_config, s.memory_mode) != (profile.system_config_name, profile.memory_mode_name):
@@ -107,10 +126,13 @@ def vela_compile_report(model_path: Path, profile: HardwareProfile, out_dir: Pat
         "macs": s.macs,
         "original_weight_bytes": s.total_original_weight_bytes,
         "encoded_weight_bytes": s.total_encoded_weight_bytes,
-        "npu_operators": counts.npu,
-        "cpu_operators": counts.cpu,
-        "cpu_fallback": [{"op": op, "name": name, "reason": why} for op, name, why in counts.cpu_fallback],
-        "layers": _vela_layers(run, out_dir, facts),
+        "npu_operators": placement.npu_operators,
+        "cpu_operators": placement.cpu_operators,
+        "init_operators": placement.init_operators,
+        "placement": placement.to_json(),
+        "cpu_fallback": [{"op": op, "name": run.names.original(name), "reason": why}
+                         for op, name, why in counts.cpu_fallback],
+        "layers": _vela_layers(run, out_dir, facts, tuple(len(sg.operators or []) for sg in model.subgraphs or [])),
         "vela_version": run.vela_version,
         "command": list(run.command),
         "assumptions": [],
@@ -118,4 +140,4 @@ def vela_compile_report(model_path: Path, profile: HardwareProfile, out_dir: Pat
     # In SRAM-only modes Vela reports the weights as "on-chip flash": they occupy SRAM.
     sram_used = mem["sram"] + (mem["on_chip_flash"] if profile.constants_in_sram else 0)
     # What the firmware stores: the whole Vela model (weights, command stream, CPU operators' data).
-    return report, sram_used, vela_model_bytes
+    return report, sram_used, vela_model_bytes, placement

@@ -1,9 +1,12 @@
 """Run the Vela compiler in a subprocess and collect its files.
 
 A subprocess because Vela's C++ core segfaults on some malformed inputs (and its
-C++ warnings bypass Python's stdout redirection). Vela writes into a fresh hidden
-directory inside ``out_dir`` (with ``--output-dir .``, so no temporary path lands in
-its outputs); the files are then renamed into ``out_dir`` one by one.
+C++ warnings bypass Python's stdout redirection). Vela compiles a copy of the validated
+model, named after a safe form of the model's file name, in a fresh hidden directory
+inside ``out_dir`` (with ``--output-dir .``, so no temporary path lands in its outputs,
+and the recorded command is the same wherever the model lives); its files are then
+renamed into ``out_dir`` one by one. Hostile tensor names never reach Vela (see
+vela_names). The child runs under an address-space limit (see vela_memory).
 """
 from __future__ import annotations
 
@@ -18,7 +21,11 @@ from importlib import metadata
 from pathlib import Path
 
 from ..core.errors import ConfigError, InputError, ToolError
+from ..core.escape import file_name_component
+from ..core.fileio import read_input_bytes
 from .profile import HardwareProfile
+from .vela_memory import VelaMemory, base_vela_memory, ran_out_of_memory
+from .vela_names import VelaNames, model_for_vela, restore_names
 
 VELA_DIST = "ethos-u-vela"
 # Vela options we always pass: per-layer CSV, debug database (per-layer encoded weights),
@@ -37,6 +44,7 @@ class VelaRun:
     debug_db: str | None
     log: str
     vela_ini: str | None
+    names: VelaNames  # placeholders Vela saw instead of hostile names, and the real names
 
 
 def vela_version() -> str:
@@ -50,6 +58,14 @@ def vela_arguments(model_arg: str, profile: HardwareProfile) -> list[str]:
     return [model_arg, "--output-dir", ".", *profile.vela_config_arguments(), *REPORT_OPTIONS]
 
 
+def vela_output_files(model_path: Path, profile: HardwareProfile) -> tuple[str, ...]:
+    """The files a compile of ``model_path`` for ``profile`` puts in its output directory (compile.json aside)."""
+    stem = file_name_component(model_path.stem)
+    files = (f"{stem}_vela.tflite", f"{stem}_summary_{profile.system_config_name}.csv", f"{stem}_per-layer.csv",
+             f"{stem}_debug.xml", f"{stem}_vela.log")
+    return files + ((profile.ini_file_name,) if profile.vela_ini_text() is not None else ())
+
+
 def _failure_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in reversed(lines):
@@ -58,16 +74,21 @@ def _failure_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_s: float) -> VelaRun:
+def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_s: float,
+             memory: VelaMemory | None = None) -> VelaRun:
+    """Compile ``model_path`` (already validated) under ``memory``'s limit (default: the base limit); Vela's files
+    end up in ``out_dir``."""
     version = vela_version()
-    model_abs = model_path.resolve()
-    stem = model_abs.stem
+    memory = memory or base_vela_memory()
+    stem = file_name_component(model_path.stem)
+    data, names = model_for_vela(read_input_bytes(model_path, "model"))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output directory {out_dir}: {exc.strerror or exc}") from None
     out_abs = out_dir.resolve()
-    recorded = ["vela", *vela_arguments(os.path.relpath(model_abs, out_abs), profile)]
+    copy = f"{stem}.tflite"
+    recorded = ["vela", *vela_arguments(copy, profile)]  # run beside a copy of the model named STEM.tflite
     try:
         work = Path(tempfile.mkdtemp(prefix=".vela-", dir=out_abs))
     except OSError as exc:
@@ -78,11 +99,12 @@ def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_
         if ini_text is not None:
             ini_name = profile.ini_file_name
             (work / ini_name).write_text(ini_text, encoding="utf-8")
-        argv = [sys.executable, "-m", "ethosu.vela", *vela_arguments(str(model_abs), profile)]
+        (work / copy).write_bytes(data)
+        argv = [sys.executable, "-m", "ethosu.vela", *vela_arguments(copy, profile)]
         try:
             proc = subprocess.run(
                 argv, cwd=work, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout_s,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, preexec_fn=memory.apply,
             )
         except subprocess.TimeoutExpired:
             raise ToolError(
@@ -91,6 +113,8 @@ def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_
         except OSError as exc:
             raise ToolError(f"cannot start Vela: {exc.strerror or exc}") from None
         output = proc.stdout + proc.stderr
+        if proc.returncode != 0 and ran_out_of_memory(output, proc.returncode):
+            raise ToolError(memory.exhausted_message(model_path.name, profile.name))
         if proc.returncode < 0:
             try:
                 sig = signal.Signals(-proc.returncode).name
@@ -115,6 +139,9 @@ def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_
                 raise ToolError(
                     f"Vela exited 0 but wrote no {required} for {model_path.name} on {profile.name}: {_failure_line(output)}"
                 )
+        (work / copy).unlink()  # the copy Vela read is not one of its outputs
+        if names.real:
+            (work / vela_model).write_bytes(restore_names((work / vela_model).read_bytes(), names))
         log = f"{stem}_vela.log"
         (work / log).write_text(proc.stdout + ("\n" + proc.stderr if proc.stderr else ""), encoding="utf-8")
 
@@ -135,6 +162,7 @@ def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_
             debug_db=debug_db if (out_abs / debug_db).is_file() else None,
             log=log,
             vela_ini=ini_name,
+            names=names,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -212,6 +212,14 @@ def _replace_consumers(w: WeightTensor, consumers: tuple[int, ...]) -> WeightTen
     return replace(w, consumers=consumers)
 
 
+RESOURCE_VARIABLE_OPS = (BuiltinOp.VAR_HANDLE, BuiltinOp.READ_VARIABLE, BuiltinOp.ASSIGN_VARIABLE)
+
+
+def has_resource_variables(model: schema.ModelT) -> bool:
+    """True when the model keeps state between invocations (resource variables)."""
+    return any(op_code(model, op) in RESOURCE_VARIABLE_OPS for sg in model.subgraphs or [] for op in sg.operators or [])
+
+
 def is_quantized_int_model(model: schema.ModelT) -> bool:
     """True when some operator consumes int8 weights or activations (a converted int8 model)."""
     for sg in model.subgraphs or []:

@@ -125,7 +125,11 @@ def interpreter_outputs(interp) -> tuple[TensorSpec, ...]:
 
 
 def run_model(model_bytes: bytes, inputs: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
-    """Outputs for each sample (a list per sample, one array per model output)."""
+    """Outputs for each sample (a list per sample, one array per model output).
+
+    One interpreter, invoked in order and never reset: a stateful model's resource variables carry
+    from one sample to the next, so the samples are a stream (what verification relies on).
+    """
     interp = make_interpreter(model_bytes)
     _check_run_bytes(interp, samples=len(inputs))
     with _litert("run the model"):

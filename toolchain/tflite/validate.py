@@ -8,7 +8,11 @@ that does not fill its shape, non-finite, negative or huge quantization scales, 
 points outside their type, operators without their weights or outputs, a required
 input marked absent (-1), an operator writing a model input, a constant or a tensor
 another operator writes, an operator reading a tensor nothing provides (stripped
-weights), names that are not UTF-8.
+weights), names that are not UTF-8. And the quantization rules LiteRT's kernels enforce
+when they prepare (refused here before any stage rescales a weight): a weight channel with
+scale 0, a scale count that is neither 1 nor the channel count (3 bias scales for 64
+channels), per-channel scales on an activation or input, per-channel weights along an axis
+the operator does not take (FULLY_CONNECTED on axis 1), more than MAX_RANK dimensions.
 
 Every rule holds for models made by the TFLite converter (int8, 16x8, float,
 dynamic range), by Vela and by TFLM's compression (tests check each kind).
@@ -37,6 +41,10 @@ MAX_TENSOR_BYTES = 2**31 - 1
 # Converter scales are around 1e-6..1e3; anything near float32's range overflows when a
 # stage rescales it (the refit multiplies scales by up to 127).
 MAX_SCALE = 1e30
+# No TFLite kernel takes more than 6 dimensions (8 for reshape-like operators); numpy stops at 64.
+MAX_RANK = 8
+# Per-channel weights: the axis LiteRT's kernels require (their prepare step fails on any other).
+WEIGHT_CHANNEL_AXIS = {BuiltinOp.CONV_2D: 0, BuiltinOp.DEPTHWISE_CONV_2D: 3, BuiltinOp.FULLY_CONNECTED: 0}
 _KNOWN_TYPES = frozenset(int(t) for t in TensorType)
 # Input positions LiteRT's kernels accept as absent (-1). Elsewhere a kernel dereferences
 # the missing tensor: a RESHAPE whose shape input is -1 crashes LiteRT (SIGSEGV).
@@ -62,7 +70,7 @@ def validate_model(model: schema.ModelT) -> None:
         for t, tensor in enumerate(sg.tensors or []):
             _check_tensor(model, tensor, f"tensor {t} of subgraph {s}")
         for o, op in enumerate(sg.operators or []):
-            _check_operator(model, op, f"operator {o} of subgraph {s}")
+            _check_operator(model, sg, op, f"operator {o} of subgraph {s}")
         _check_dataflow(model, sg, s)
 
 
@@ -81,6 +89,8 @@ def _check_tensor(model: schema.ModelT, tensor: schema.TensorT, where: str) -> N
     if int(tensor.type) not in _KNOWN_TYPES:
         raise _malformed(what, f"has unknown type {int(tensor.type)}")
     shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+    if len(shape) > MAX_RANK:
+        raise _malformed(what, f"has {len(shape)} dimensions; at most {MAX_RANK} are supported")
     if any(d < 0 for d in shape):
         raise _malformed(what, f"has a negative dimension in shape {shape}")
     dtype = NUMPY_DTYPES.get(int(tensor.type))
@@ -117,6 +127,16 @@ def _check_quantization(tensor: schema.TensorT, shape: list[int], what: str) -> 
         raise _malformed(what, f"is quantized along dimension {int(q.quantizedDimension)} of shape {shape}")
 
 
+def _check_scale_count(tensor: schema.TensorT, what: str) -> None:
+    """LiteRT: "num_scales must be 1 for per-layer quantization, or <channels> for per-axis quantization"."""
+    q = tensor.quantization
+    n = 0 if q is None or q.scale is None else len(q.scale)
+    shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+    if n > 1 and shape and n != shape[int(q.quantizedDimension)]:
+        raise _malformed(what, f"has {n} quantization scales for the {shape[int(q.quantizedDimension)]} channels of "
+                         f"dimension {int(q.quantizedDimension)} of shape {shape}")
+
+
 def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
     """Each tensor has at most one producer, no operator writes a model input or a constant, and
     every input of a builtin operator is a constant, a model input, a variable or written by an operator.
@@ -138,6 +158,14 @@ def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
             if data is not None and len(data) > 0:
                 raise _malformed(where, f"writes tensor {t}, a constant")
             producer[t] = o
+    # Activations: per-channel quantization is for weights and biases only (TFLM's DECODE writes decoded weights).
+    written = {t for t, o in producer.items() if op_code(model, sg.operators[o]) != BuiltinOp.CUSTOM}
+    for t in sorted(inputs | written):
+        q = sg.tensors[t].quantization
+        if q is not None and q.scale is not None and len(q.scale) > 1:
+            raise _malformed(f"tensor {t} of subgraph {s} ('{tensor_name(sg.tensors[t])[:60]}')",
+                             f"is an activation (or input) with {len(q.scale)} quantization scales; only constant "
+                             "weights and biases may be quantized per channel")
     for o, op in enumerate(sg.operators or []):
         if op_code(model, op) == BuiltinOp.CUSTOM:
             continue  # custom operators (Vela's ethos-u) take scratch tensors nobody writes
@@ -154,12 +182,15 @@ def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
                 )
 
 
-def _check_operator(model: schema.ModelT, op: schema.OperatorT, where: str) -> None:
+def _check_operator(model: schema.ModelT, sg: schema.SubGraphT, op: schema.OperatorT, where: str) -> None:
     code = op_code(model, op)
     inputs = [int(i) for i in (op.inputs if op.inputs is not None else [])]
     outputs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
     if any(i < 0 for i in outputs):
         raise _malformed(where, f"({op_name(model, op)}) has a missing output (outputs {outputs})")
+    if code != BuiltinOp.CUSTOM:  # custom operators (TFLM's DECODE) read packed data under the original scales
+        for t in (i for i in inputs + outputs if i >= 0):
+            _check_scale_count(sg.tensors[t], f"tensor {t} ('{tensor_name(sg.tensors[t])[:60]}') of {where}")
     if code not in ANY_OPTIONAL_INPUT and code != BuiltinOp.CUSTOM:
         allowed = OPTIONAL_INPUTS.get(code, frozenset())
         for pos, i in enumerate(inputs):
@@ -172,4 +203,21 @@ def _check_operator(model: schema.ModelT, op: schema.OperatorT, where: str) -> N
         raise _malformed(where, f"({op_name(model, op)}) has no weights operand (inputs {inputs})")
     if not outputs:
         raise _malformed(where, f"({op_name(model, op)}) has no output")
+    _check_weight_quantization(sg.tensors[inputs[weight_input]], code, f"{where} ({op_name(model, op)})")
+
+
+def _check_weight_quantization(tensor: schema.TensorT, code: int, where: str) -> None:
+    """Weights LiteRT refuses, or that turn every rescaling into NaN: a zero scale (bias scale = input x weight
+    scale), a per-channel axis the kernel does not take (FULLY_CONNECTED on axis 1)."""
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return
+    scales = np.asarray(q.scale, dtype=np.float64)
+    if np.any(scales == 0):
+        channel = int(np.flatnonzero(scales == 0)[0])
+        raise _malformed(where, f"weights '{tensor_name(tensor)[:60]}' have quantization scale 0 in channel {channel}")
+    axis = WEIGHT_CHANNEL_AXIS.get(code)
+    if len(scales) > 1 and axis is not None and int(q.quantizedDimension) != axis:
+        raise _malformed(where, f"weights '{tensor_name(tensor)[:60]}' are quantized per channel along dimension "
+                         f"{int(q.quantizedDimension)}; this operator takes them along dimension {axis}")
 

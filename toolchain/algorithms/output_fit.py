@@ -1,0 +1,329 @@
+"""Output-aware shared-palette fit of one layer from calibration statistics (pure numpy).
+
+A layer with weights w[c, :] = s[c] q[c, :] (int8 codes q, per-channel scales s) and bias
+beta[c] = s[c] b[c] computes t[c] = w[c] . x + beta[c] on x = input - zero point (its output
+divided by the input scale). With z = [x, 1] and v[c] = [w[c], beta[c]], the statistics of
+calibration rows are H = sum z_n z_n^T (inputs the rewritten prefix produces), r[c] = sum
+t_o[c] z_n (targets: the original layer on the original inputs) and e[c] = sum t_o[c]^2, so
+the output error of any v is E(v) = v H v^T - 2 v r + e, exactly, without the rows.
+
+The fit (after GPTQ, Frantar et al. 2022, with rounding to one shared palette of K int8 codes
+instead of the integer grid): the unconstrained optimum v*, damped towards the original
+weights (lambda = damping x mean diagonal: few rows, e.g. a fully connected layer's one row
+per sample, cannot overfit); the exact palette DP on v* in int8 units; columns rounded one
+by one to the nearest palette code with the inverse-Hessian compensation of the columns not
+yet rounded (lazy blocks: the Python loop runs over one block's columns, the rest is matrix
+products); the bias column is never rounded: it is the least-squares bias given the codes.
+Nearest-code rounding of v* is kept instead when it has the lower error. A Hessian per
+channel (depthwise convolution) runs the same loop batched over channels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .palette import PALETTE_MAX, PALETTE_MIN, solve_palette, value_weights
+
+GPTQ_BLOCK = 128  # columns per lazy block update
+LOSSLESS_RELATIVE_ERROR = 1e-12  # below this, float rounding: the fit is exact
+
+
+class LayerStatistics:
+    """H, r and e of the module doc for the targets of ``v_orig`` (C, D+1), accumulated over chunks of
+    calibration rows (an accumulator, not a result).
+
+    ``per_channel``: one Hessian per output channel (depthwise), H is (C, D+1, D+1); else (D+1, D+1).
+    While the rewritten prefix equals the original (the same rows), r and e follow from H alone.
+    """
+
+    def __init__(self, v_orig: np.ndarray, per_channel: bool) -> None:
+        channels, d1 = v_orig.shape
+        self.per_channel = per_channel
+        self.v_orig = np.asarray(v_orig, np.float64)
+        self.hessian = np.zeros((channels, d1, d1) if per_channel else (d1, d1))
+        self._same = np.zeros_like(self.hessian)  # the part of H from rows whose inputs did not move
+        self._pending = False
+        self._cross = np.zeros((channels, d1))
+        self._energy = np.zeros(channels)
+        self.rows = 0
+
+    @property
+    def channels(self) -> int:
+        return self._cross.shape[0]
+
+    @property
+    def inputs(self) -> int:
+        return self._cross.shape[1] - 1
+
+    def _fold(self) -> None:
+        if self._pending:
+            hv = self._times(self._same, self.v_orig)
+            self._cross += hv
+            self._energy += np.einsum("cd,cd->c", self.v_orig, hv)
+            self._same[...] = 0.0
+            self._pending = False
+
+    @property
+    def cross(self) -> np.ndarray:
+        self._fold()
+        return self._cross
+
+    @property
+    def target_energy(self) -> np.ndarray:
+        self._fold()
+        return self._energy
+
+    def add(self, x_new: np.ndarray, x_orig: np.ndarray | None = None) -> None:
+        """Rows of centred inputs: (R, D) shared, or (C, R, D) per channel; ``x_orig`` None: the same rows."""
+        ones = np.ones(x_new.shape[:-1] + (1,), np.float32)
+        zn = np.concatenate([x_new.astype(np.float32, copy=False), ones], axis=-1)
+        if self.per_channel:
+            h = np.matmul(zn.transpose(0, 2, 1), zn).astype(np.float64)
+        else:
+            h = (zn.T @ zn).astype(np.float64)
+        self.hessian += h
+        self.rows += x_new.shape[-2]
+        if x_orig is None:
+            self._same += h
+            self._pending = True
+            return
+        zo = np.concatenate([x_orig.astype(np.float32, copy=False), ones], axis=-1)
+        v32 = self.v_orig.astype(np.float32)
+        if self.per_channel:
+            t = np.matmul(zo, v32[:, :, None])[..., 0]  # (C, R)
+            self._cross += np.matmul(t[:, None, :], zn)[:, 0, :].astype(np.float64)
+            self._energy += np.sum(t.astype(np.float64) ** 2, axis=1)
+        else:
+            t = zo @ v32.T  # (R, C)
+            self._cross += (t.T @ zn).astype(np.float64)
+            self._energy += np.sum(t.astype(np.float64) ** 2, axis=0)
+
+    def _times(self, h: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.matmul(h, v[:, :, None])[..., 0] if self.per_channel else v @ h
+
+    def times(self, v: np.ndarray) -> np.ndarray:
+        """H v[c] for every channel (C, D+1)."""
+        return self._times(self.hessian, v)
+
+    def entry(self, i: int, j: int) -> np.ndarray:
+        """H[i, j] per channel (C,)."""
+        h = self.hessian
+        return h[:, i, j] if self.per_channel else np.full(self.channels, h[i, j])
+
+
+def output_errors(stats: LayerStatistics, v: np.ndarray) -> np.ndarray:
+    """E(v[c]) per channel: squared output error on the calibration rows (weight units)."""
+    e = np.einsum("cd,cd->c", v, stats.times(v)) - 2.0 * np.einsum("cd,cd->c", v, stats.cross) + stats.target_energy
+    return np.maximum(e, 0.0)
+
+
+def relative_error(stats: LayerStatistics, v: np.ndarray) -> float:
+    """Output noise energy / target energy (10^(-SQNR/10)); 0 when the fit is exact up to float rounding."""
+    energy = float(np.sum(stats.target_energy)) or 1.0
+    rel = float(np.sum(output_errors(stats, v))) / energy
+    return 0.0 if rel < LOSSLESS_RELATIVE_ERROR else rel
+
+
+def least_squares_bias(stats: LayerStatistics, w: np.ndarray) -> np.ndarray:
+    """The bias (weight units) minimising the output error for fixed weights ``w`` (C, D)."""
+    d = stats.inputs
+    h = stats.hessian
+    hbw = np.einsum("cd,cd->c", h[:, d, :d], w) if stats.per_channel else w @ h[d, :d]
+    return (stats.cross[:, d] - hbw) / stats.entry(d, d)
+
+
+def _damping(stats: LayerStatistics, damping: float) -> np.ndarray:
+    """lambda per channel (one value for a shared Hessian): (damping + D / rows) x mean diagonal.
+
+    The D / rows term pulls layers with few rows per input (a fully connected layer has one row per
+    sample) towards their original weights: fitted freely, they would learn the calibration set.
+    """
+    d = stats.inputs
+    h = stats.hessian
+    diag = np.diagonal(h, axis1=-2, axis2=-1)[..., :d].mean(axis=-1)
+    lam = np.broadcast_to((damping + d / max(stats.rows, 1)) * diag, (stats.channels,))
+    return np.where(lam > 0, lam, max(damping, 1e-12))
+
+
+def damped_targets(stats: LayerStatistics, v_orig: np.ndarray, damping: float,
+                   free_bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(v*, inverse of the damped Hessian of the fitted columns): the unconstrained optimum pulled towards
+    v_orig's weights. Without ``free_bias`` the bias keeps v_orig's and the Hessian loses its column.
+    The inverse is (M, M) when the Hessian is shared, else (C, M, M)."""
+    d = stats.inputs
+    lam = _damping(stats, damping)
+    rhs = stats.cross.copy()
+    rhs[:, :d] += lam[:, None] * v_orig[:, :d]
+    idx = np.arange(d)
+    h = stats.hessian.copy()
+    if stats.per_channel:
+        h[:, idx, idx] += lam[:, None]
+        if not free_bias:
+            rhs, h = rhs[:, :d] - h[:, :d, d] * v_orig[:, d:], h[:, :d, :d]
+        hinv = _symmetric_inverse(h)
+        v = np.einsum("cde,ce->cd", hinv, rhs)
+    else:
+        h[idx, idx] += lam[0]
+        if not free_bias:
+            rhs, h = rhs[:, :d] - v_orig[:, d:] * h[None, :d, d], h[:d, :d]
+        hinv = _symmetric_inverse(h)
+        v = rhs @ hinv
+    return (v, hinv) if free_bias else (np.concatenate([v, v_orig[:, d:]], axis=1), hinv)
+
+
+def _symmetric_inverse(h: np.ndarray) -> np.ndarray:
+    hinv = np.linalg.inv(h)
+    return (hinv + np.swapaxes(hinv, -1, -2)) / 2
+
+
+def _upper_cholesky(hinv: np.ndarray) -> np.ndarray:
+    """U upper triangular with hinv = U^T U, batched."""
+    return np.swapaxes(np.linalg.cholesky(hinv), -1, -2)
+
+
+def nearest_codes(t: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Nearest palette code (palette sorted) to each target in int8 units; outside the range: the end codes."""
+    if palette.size == 1:
+        return np.full(t.shape, palette[0], np.float64)
+    mids = (palette[1:] + palette[:-1]) / 2.0
+    return palette[np.searchsorted(mids, t)].astype(np.float64)
+
+
+def gptq_round(w: np.ndarray, scales: np.ndarray, palette: np.ndarray, hessian_inverse: np.ndarray, rounded: int,
+               fixed_zero: np.ndarray | None = None, block: int = GPTQ_BLOCK,
+               upper: np.ndarray | None = None) -> np.ndarray:
+    """Codes (C, rounded) of the first ``rounded`` columns of ``w`` (C, M), rounded to ``palette`` in
+    units of ``scales`` with inverse-Hessian compensation of the later columns (GPTQ).
+
+    ``hessian_inverse``: (M, M) shared by all channels, or (C, M, M). Columns past ``rounded`` (the bias) are
+    compensated, never rounded. ``fixed_zero`` (C, rounded) marks weights that must stay zero. ``upper``:
+    the Cholesky factor of ``hessian_inverse`` when already computed.
+    """
+    pal = np.asarray(palette, np.float64)
+    s = np.asarray(scales, np.float64)
+    w = np.array(w, np.float64)
+    channels, m = w.shape
+    codes = np.zeros((channels, rounded))
+    shared = hessian_inverse.ndim == 2
+    u = _upper_cholesky(hessian_inverse) if upper is None else upper
+    step = block if shared else max(rounded, 1)
+    for b0 in range(0, rounded, step):
+        b1 = min(b0 + step, rounded)
+        err = np.zeros((channels, b1 - b0))
+        for j in range(b0, b1):
+            col = w[:, j]
+            c = nearest_codes(col / s, pal)
+            if fixed_zero is not None:
+                c = np.where(fixed_zero[:, j], 0.0, c)
+            codes[:, j] = c
+            if shared:
+                e = (col - s * c) / u[j, j]
+                w[:, j:b1] -= e[:, None] * u[j, j:b1][None, :]
+            else:
+                e = (col - s * c) / u[:, j, j]
+                w[:, j:] -= e[:, None] * u[:, j, j:]
+            err[:, j - b0] = e
+        if shared and b1 < m:
+            w[:, b1:] -= err @ u[b0:b1, b1:]
+    return codes
+
+
+@dataclass(frozen=True)
+class OutputFit:
+    codes: np.ndarray = field(repr=False)  # (C, D) int8 palette codes
+    scales: np.ndarray = field(repr=False)  # (C,)
+    bias: np.ndarray = field(repr=False)  # (C,) in weight units (s x int bias)
+    palette: np.ndarray = field(repr=False)
+    error: float  # squared output error on the calibration rows (weight units)
+    method: str  # "gptq" or "nearest": which rounding won
+    scales_refit: bool
+
+
+def _assemble(codes: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return np.concatenate([scales[:, None] * codes, bias[:, None]], axis=1)
+
+
+def _bias_for(stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray, v_orig: np.ndarray,
+              free_bias: bool) -> np.ndarray:
+    return least_squares_bias(stats, scales[:, None] * codes) if free_bias else v_orig[:, -1].copy()
+
+
+def refit_channel_scales(stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray, v_orig: np.ndarray,
+                         damping: float, free_bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the (damped) least-squares scale, and bias when free, for fixed codes."""
+    d = stats.inputs
+    lam = _damping(stats, damping)
+    a = np.concatenate([codes, np.zeros((codes.shape[0], 1))], axis=1)
+    ha = stats.times(a)  # (C, D+1): H_ww a and, last, H_bw a
+    aha = np.einsum("cd,cd->c", a[:, :d], ha[:, :d]) + lam * np.einsum("cd,cd->c", codes, codes)
+    arw = np.einsum("cd,cd->c", codes, stats.cross[:, :d] + lam[:, None] * v_orig[:, :d])
+    ahb = ha[:, d]
+    if free_bias:
+        hbb, rb = stats.entry(d, d), stats.cross[:, d]
+        det = aha * hbb - ahb * ahb
+        ok = np.abs(det) > 1e-12 * np.abs(aha * hbb)
+        s = np.where(ok, (arw * hbb - ahb * rb) / np.where(ok, det, 1.0), scales)
+        beta = (rb - s * ahb) / hbb
+    else:
+        beta = v_orig[:, d].copy()
+        ok = aha > 0
+        s = np.where(ok, (arw - ahb * beta) / np.where(ok, aha, 1.0), scales)
+    good = np.isfinite(s) & (s > 0) & np.isfinite(beta)
+    s = np.where(good, s, scales)
+    beta = np.where(good, beta, _bias_for(stats, codes, scales, v_orig, free_bias))
+    return s, beta
+
+
+def choose_palette(v_star: np.ndarray, scales: np.ndarray, k: int, fixed_zero: np.ndarray | None) -> np.ndarray:
+    """The exact palette DP (palette.solve_palette) on v*'s weights in int8 units of each channel's scale."""
+    ints = np.clip(np.round(v_star / scales[:, None]), PALETTE_MIN, PALETTE_MAX)
+    if fixed_zero is not None:
+        ints = np.where(fixed_zero, 0.0, ints)
+    values, weights = value_weights(ints.astype(np.int8), scales**2, 0)
+    return solve_palette(values, weights, k, keep_zero=fixed_zero is not None).palette.astype(np.float64)
+
+
+def fit_output_palette(stats: LayerStatistics, codes_orig: np.ndarray, scales: np.ndarray, bias_orig: np.ndarray,
+                       k: int, *, free_bias: bool = True, keep_zero: bool = True, damping: float = 0.01,
+                       refit_scales: bool = True, starts: tuple = ()) -> OutputFit:
+    """Shared palette of <= k int8 codes and per-channel scales minimising the layer's output error.
+
+    ``codes_orig`` (C, D) int8, ``scales`` (C,), ``bias_orig`` (C,) int bias in accumulator units.
+    ``starts``: more (scales, palette or None) to round with besides the original scales and the DP
+    palette (e.g. the weight-space fit's); the lowest output error wins. ``refit_scales`` is for
+    per-channel scales only (a per-tensor scale must stay shared).
+    """
+    scales = np.asarray(scales, np.float64)
+    q = np.asarray(codes_orig, np.float64)
+    d = q.shape[1]
+    v_orig = _assemble(q, scales, scales * np.asarray(bias_orig, np.float64))
+    v_star, hinv = damped_targets(stats, v_orig, damping, free_bias)
+    fixed_zero = (q == 0) if keep_zero and np.any(q == 0) else None
+    upper = _upper_cholesky(hinv)
+    candidates = []
+    for start_scales, palette in ((scales, None),) + tuple(starts):
+        s = np.asarray(start_scales, np.float64)
+        if palette is None:
+            palette = choose_palette(v_star[:, :d], s, k, fixed_zero)
+        palette = np.asarray(palette, np.float64)
+        gptq = gptq_round(v_star if free_bias else v_star[:, :d], s, palette, hinv, d, fixed_zero, upper=upper)
+        nearest = nearest_codes(v_star[:, :d] / s[:, None], palette)
+        if fixed_zero is not None:
+            nearest = np.where(fixed_zero, 0.0, nearest)
+        for method, codes in (("gptq", gptq), ("nearest", nearest)):
+            bias = _bias_for(stats, codes, s, v_orig, free_bias)
+            per_channel = output_errors(stats, _assemble(codes, s, bias))
+            candidates.append((float(per_channel.sum()), method, codes, s, bias, per_channel, palette))
+    error, method, codes, s, bias, per_channel, palette = min(candidates, key=lambda c: c[0])
+    refit = not np.array_equal(s, scales)
+    if refit_scales:
+        s2, b2 = refit_channel_scales(stats, codes, s, v_orig, damping, free_bias)
+        after = output_errors(stats, _assemble(codes, s2, b2))
+        # float noise is no gain: an exact fit keeps its scales
+        better = after < per_channel * (1.0 - 1e-9) - LOSSLESS_RELATIVE_ERROR * stats.target_energy
+        if better.any():
+            s, bias = np.where(better, s2, s), np.where(better, b2, bias)
+            error = float(np.sum(np.where(better, after, per_channel)))
+            refit = True
+    return OutputFit(codes.astype(np.int8), s, bias, palette.astype(np.int64), error, method, refit)
