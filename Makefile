@@ -72,8 +72,11 @@ bench: setup system-deps
 	$(PY) benchmarks/recluster_speed.py
 	$(PY) benchmarks/compile_speed.py --mobilenet
 	$(PY) benchmarks/restore_clusters.py
+	$(PY) benchmarks/output_aware.py
 	$(PY) benchmarks/compression_fashion_mnist.py
 	$(PY) benchmarks/deploy_time.py
+	$(PY) benchmarks/sweep_scaling.py
+	$(PY) benchmarks/corpus_deploy.py
 	$(PY) benchmarks/fuzz_models.py
 	$(PY) benchmarks/bad_inputs_table.py --write
 	$(PY) benchmarks/render_docs.py

@@ -34,7 +34,7 @@ class Renderer:
 
 BLOCKS: dict[str, Renderer] = {
     "results-summary": Renderer(("compression_fashion_mnist", "restore_clusters", "recluster_speed", "deploy_time",
-                                 "fuzz_models"), tables.results_summary),
+                                 "fuzz_models", "output_aware"), tables.results_summary),
     "fashion-mnist-convnet": Renderer(("compression_fashion_mnist",), partial(tables.fashion_mnist_table, model="convnet")),
     "fashion-mnist-convnet_bn": Renderer(("compression_fashion_mnist",),
                                          partial(tables.fashion_mnist_table, model="convnet_bn")),
@@ -53,13 +53,15 @@ BLOCKS: dict[str, Renderer] = {
     "deploy-time-verdict": Renderer(("deploy_time",), tables.deploy_time_verdict),
     "compile-speed": Renderer(("compile_speed",), tables.compile_speed_table),
     "corpus-deploy": Renderer(("corpus_deploy",), tables.corpus_table),
+    "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
     "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
-                                  "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware"),
+                                  "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
+                                  "sweep_scaling"),
                                  tables.results_machines),
 }
 

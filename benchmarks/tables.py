@@ -434,8 +434,8 @@ def bad_inputs_table(doc: Doc) -> str:
 
 
 def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, compile_: Doc, fuzz: Doc,
-                     bad: Doc, corpus: Doc, output_aware: Doc | None = None, base: Doc | None = None,
-                     rfc: Doc | None = None, sweep: Doc | None = None) -> str:
+                     bad: Doc, corpus: Doc, output_aware: Doc | None = None, sweep: Doc | None = None,
+                     base: Doc | None = None, rfc: Doc | None = None) -> str:
     """Where each results file was measured: the machine, and the load on it when recorded."""
     named = [("converged base models", "base_models", base),
              ("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
@@ -462,8 +462,27 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
 # --------------------------------------------------------------------------- the README's summary
 
 
-def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuzz: Doc) -> str:
-    """Five lines for the front page, each from one results document."""
+def _output_aware_line(doc: Doc) -> str:
+    """Post-training K=8 (depthwise included) on every network: output-aware against weight-space, in points of int8."""
+    drops_w, drops_o, ratio, nets = [], [], [], []
+    for model in dict.fromkeys(r["model"] for r in doc["rows"]):
+        base = _oa_row(doc, model, "plain int8")
+        w = _oa_row(doc, model, "post-training, weight-space fit, depthwise included")
+        o = _oa_row(doc, model, "post-training, output-aware fit, depthwise included")
+        if base and w and o:
+            nets.append(model)
+            drops_w.append(100 * (base["accuracy"] - w["accuracy"]))
+            drops_o.append(100 * (base["accuracy"] - o["accuracy"]))
+            ratio.append(o["encoded_ratio_vs_int8"])
+    return (f"- **Post-training K = 8 with calibration data ({len(nets)} Fashion-MNIST networks with BatchNorm and "
+            f"depthwise layers):** the output-aware fit loses {_span(drops_o, '.1f')} points of plain int8's accuracy "
+            f"where the weight-space fit loses {_span(drops_w, '.1f')}, at {_span(ratio, '.2f')}x of int8's encoded "
+            f"weights ([rewriter](docs/rewriter.md#output-aware-fit-palettes-from-calibration-data)).")
+
+
+def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuzz: Doc,
+                    output_aware: Doc | None = None) -> str:
+    """Six lines for the front page, each from one results document."""
     k = compression["targets_checked_at_clusters"]
     target = compression["vela_targets"][0]
     plan = [c for c in compression["targets"] if c["clusters"] == k and c["variant"] == FASHION_PLAN]
@@ -497,6 +516,7 @@ def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuz
         f"- **`make deploy TARGET={deploy['target']}`:** {fresh['wall_s']:.0f} s from nothing ({fresh['training_s']:.0f} s "
         f"of it training), {fresh['post_processing_s']:.1f} s of post-processing, {again['wall_s']:.1f} s for a "
         f"second run that does nothing.",
+    ] + ([_output_aware_line(output_aware)] if output_aware else []) + [
         f"- **Robustness:** {fuzz['mutated_cases']:,} fuzzed models through every stage with {len(fuzz['findings'])} "
         f"crashes, hangs or untyped errors ([robustness](docs/robustness.md)).",
     ]
