@@ -120,7 +120,8 @@ def run_net(net: Net, data, rows: list[dict], segments_study: bool) -> None:
     out, extra = rewrite(int8, config_with_plan(ReclusterConfig(clusters=32), plan), cal)
     extra |= {"fit_s": round(time.perf_counter() - plan_t0, 3),
               "plan_clusters": sorted({c.clusters for c in plan.choices if c.clusters}),
-              "predicted_top1_agreement": plan.predicted_top1_agreement}
+              "predicted_top1_agreement": plan.predicted_top1_agreement,
+              "attainable_top1_agreement": plan.attainable_top1_agreement}
     add("auto", "post-training, --clusters auto with data (top-1 agreement >= 99.5% on calibration)", out, extra)
 
     usual = p["tfmot_int8"].read_bytes()
