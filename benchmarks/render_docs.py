@@ -53,6 +53,7 @@ BLOCKS: dict[str, Renderer] = {
     "deploy-time-verdict": Renderer(("deploy_time",), tables.deploy_time_verdict),
     "compile-speed": Renderer(("compile_speed",), tables.compile_speed_table),
     "corpus-deploy": Renderer(("corpus_deploy",), tables.corpus_table),
+    "base-models": Renderer(("base_models",), tables.base_models_table),
     "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
     "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
@@ -61,7 +62,7 @@ BLOCKS: dict[str, Renderer] = {
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
-                                  "sweep_scaling"),
+                                  "sweep_scaling", "base_models"),
                                  tables.results_machines),
 }
 
