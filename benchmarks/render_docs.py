@@ -53,6 +53,11 @@ BLOCKS: dict[str, Renderer] = {
     "deploy-time-verdict": Renderer(("deploy_time",), tables.deploy_time_verdict),
     "compile-speed": Renderer(("compile_speed",), tables.compile_speed_table),
     "corpus-deploy": Renderer(("corpus_deploy",), tables.corpus_table),
+    "rfc-mapping": Renderer(("rfc_table",), tables.rfc_mapping_table),
+    "rfc-results": Renderer(("rfc_table",), tables.rfc_results_table),
+    "rfc-vela": Renderer(("rfc_table",), tables.rfc_vela_table),
+    "cascade": Renderer(("rfc_table",), tables.cascade_table),
+    "cascade-verdict": Renderer(("rfc_table",), tables.cascade_verdict),
     "base-models": Renderer(("base_models",), tables.base_models_table),
     "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
@@ -62,7 +67,7 @@ BLOCKS: dict[str, Renderer] = {
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
-                                  "sweep_scaling", "base_models"),
+                                  "sweep_scaling", "base_models", "rfc_table"),
                                  tables.results_machines),
 }
 

@@ -572,11 +572,22 @@ def base_models_table(doc: Doc) -> str:
                    "int8 zipped KiB", "training time", "test top-1 after the last epochs"], rows) + "\n\n" + note
 
 
+def _rfc_measured(doc: Doc) -> list[tuple[Doc, Doc]]:
+    """(RFC row, its run) for every row measured so far, in the RFC's order."""
+    return [(r, doc["runs"][f"{r['net']}/{r['config']}"]) for r in doc["rfc_rows"]
+            if f"{r['net']}/{r['config']}" in doc["runs"]]
+
+
+def _rfc_pending(doc: Doc) -> str:
+    missing = [f"{r['rfc_model']}: {r['rfc_configuration']} (`{r['config']}`)" for r in doc["rfc_rows"]
+               if f"{r['net']}/{r['config']}" not in doc["runs"]]
+    return "" if not missing else "\n\nNot measured yet (run `benchmarks/rfc_table.py`): " + "; ".join(missing) + "."
+
+
 def rfc_mapping_table(doc: Doc) -> str:
     """Each RFC row, the config that runs it here and what that config clusters."""
     rows = []
-    for r in doc["rfc_rows"]:
-        run = doc["runs"][f"{r['net']}/{r['config']}"]
+    for r, run in _rfc_measured(doc):
         layers = run["finetune"]["clustered_layers"]
         ks = ", ".join(f"{la['name']} {la['clusters']}" for la in layers) if len(layers) <= 4 else (
             f"{len(layers)} layers at " + "/".join(str(k) for k in sorted({la['clusters'] for la in layers})))
@@ -595,8 +606,7 @@ def rfc_results_table(doc: Doc) -> str:
     header = ["RFC row", "RFC top-1", "RFC change", "RFC zipped MB", "RFC reduction", "here: float top-1, zipped KiB",
               "variant", "top-1", "change", "zipped KiB", "reduction"]
     rows = []
-    for r in doc["rfc_rows"]:
-        run = doc["runs"][f"{r['net']}/{r['config']}"]
+    for r, run in _rfc_measured(doc):
         base = doc["bases"][r["net"]]["float"]
         (a0, a1), (m0, m1) = r["rfc_top1_percent"], r["rfc_zipped_mb"]
         first = [f"{r['rfc_model']}: {r['rfc_configuration']}", f"{_published(a0)}% -> {_published(a1)}%",
@@ -610,7 +620,7 @@ def rfc_results_table(doc: Doc) -> str:
             rows.append((first if i == 0 else [""] * len(first)) + [
                 name, _pct(v["accuracy"]), f"{100 * (v['accuracy'] - base['accuracy']):+.2f}", _kib(v["zipped_bytes"]),
                 f"{base['zipped_bytes'] / v['zipped_bytes']:.2f}x"])
-    return _table(header, rows)
+    return _table(header, rows) + _rfc_pending(doc)
 
 
 def rfc_vela_table(doc: Doc) -> str:
@@ -628,8 +638,8 @@ def rfc_vela_table(doc: Doc) -> str:
         return cells
 
     rows, seen_nets, seen_runs = [], set(), set()
-    for r in doc["rfc_rows"]:
-        net, run = r["net"], doc["runs"][f"{r['net']}/{r['config']}"]
+    for r, run in _rfc_measured(doc):
+        net = r["net"]
         if net not in seen_nets:
             seen_nets.add(net)
             rows.append(line(net, "-", "int8, not clustered", doc["bases"][net]["int8"]))
@@ -684,7 +694,10 @@ def cascade_table(doc: Doc) -> str:
                 e = v["vela"][t]["encoded_weight_bytes"]
                 cells += [_kib(e), "-" if ref is None or ref is v else f"{e / ref['vela'][t]['encoded_weight_bytes']:.2f}x"]
             rows.append(cells)
-    return _table(header, rows)
+    missing = [f"`{c['net']}` `{c['config']}`" for c in doc["cascade"] if f"{c['net']}/{c['config']}" not in doc["runs"]]
+    pending = "" if not missing else "\n\nNot measured yet (run `benchmarks/rfc_table.py --only cascade`): " + \
+        ", ".join(missing) + "."
+    return _table(header, rows) + pending
 
 
 def cascade_verdict(doc: Doc) -> str:
