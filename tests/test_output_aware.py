@@ -9,7 +9,7 @@ import pytest
 
 from toolchain.cli import main
 from toolchain.rewrite.choose_k import config_with_plan
-from toolchain.rewrite.config import ReclusterConfig, TensorRule
+from toolchain.rewrite.config import Objective, ReclusterConfig, TensorRule
 from toolchain.rewrite.layers import FitLayer, describe_layer, layer_rows, layer_weights
 from toolchain.rewrite.output_aware import Calibration, calibration_from_training
 from toolchain.rewrite.recluster import recluster_model
@@ -291,7 +291,7 @@ def test_weight_budget_ranks_tensors_by_output_error(conv_bn_int8, tmp_path):
         assert all(b <= a * 1.05 + 1e-12 for a, b in zip(errors, errors[1:])), t.name
     full = plan_weight_budget(data, cfg, 10**9, encoded_bytes, sensitivity=sens).predicted_encoded_bytes
     plan = plan_weight_budget(data, cfg, int(full * 0.5), encoded_bytes, sensitivity=sens)
-    assert plan.error_measure == "outputs" and plan.predicted_encoded_bytes <= int(full * 0.5)
+    assert plan.error_measure is Objective.OUTPUTS and plan.predicted_encoded_bytes <= int(full * 0.5)
     out, rep = recluster_model(data, config_with_plan(cfg, plan), cal)
     chosen = {c.name: c.clusters for c in plan.choices}
     for t in rep.rewritten:

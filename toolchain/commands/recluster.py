@@ -219,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
 def format_report(report, output, report_path, min_top1: float | None = None, bias_correction: bool = False) -> str:
     from ..core.escape import terminal_text
     from ..reporting.fidelity import verification_text
+    from ..rewrite.choose_k import PlanGoal
+    from ..rewrite.config import Objective
     from ..rewrite.outcome_text import rewrite_summary
 
     lines = [f"{'tensor':40}  {'op':18}  {'before':>6}  {'after':>5}  {'SQNR dB':>8}  action"]
@@ -235,16 +237,17 @@ def format_report(report, output, report_path, min_top1: float | None = None, bi
                      f"(encoded weights {f.actual_encoded_weight_bytes} bytes)")
     elif report.plan is not None:
         p = report.plan
-        what = {"sqnr": f"SQNR >= {p.target:g} dB", "agreement": f"top-1 agreement >= {p.target:g} on the calibration "
-                f"data"}.get(p.mode, f"encoded weights <= {int(p.target)} bytes")
-        pred = f", predicted encoded weights {p.predicted_encoded_bytes} bytes" if p.mode == "budget" else ""
-        if p.mode == "agreement":
+        what = {PlanGoal.SQNR: f"SQNR >= {p.target:g} dB",
+                PlanGoal.AGREEMENT: f"top-1 agreement >= {p.target:g} on the calibration data"}.get(
+            p.mode, f"encoded weights <= {int(p.target)} bytes")
+        pred = f", predicted encoded weights {p.predicted_encoded_bytes} bytes" if p.mode is PlanGoal.BUDGET else ""
+        if p.mode is PlanGoal.AGREEMENT:
             pred = f" (measured with the planned fits: {p.predicted_top1_agreement:.4f})"
             if p.attainable_top1_agreement is not None:
                 pred += (f"; {p.target:g} is not reachable on these samples even with every tensor at the largest K "
                          f"(near-ties of the original flip under any rewrite), so the floor was that agreement, "
                          f"{p.attainable_top1_agreement:.4f}")
-        elif p.error_measure == "outputs":
+        elif p.error_measure is Objective.OUTPUTS:
             pred += ", errors measured on the layers' outputs"
         lines.append(f"K chosen per tensor for {what}{pred}")
     if report.bias_corrections is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..tflite.graph import (
     tensor_values,
 )
 from ..tflite.model_io import read_model
-from .config import ReclusterConfig, TensorRule, clusters_for
+from .config import Objective, ReclusterConfig, TensorRule, clusters_for
 from .fit import best_weight_fit
 
 if TYPE_CHECKING:
@@ -50,13 +51,21 @@ class TensorChoice:
     predicted_encoded_bytes: int
 
 
+class PlanGoal(Enum):
+    """What a K plan keeps: an SQNR floor, a weight budget, or top-1 agreement on calibration data."""
+
+    SQNR = "sqnr"
+    BUDGET = "budget"
+    AGREEMENT = "agreement"
+
+
 @dataclass(frozen=True)
 class KPlan:
-    mode: str  # "sqnr", "budget" or "agreement"
+    mode: PlanGoal
     target: float  # the SQNR floor in dB, the weight budget in bytes, or the top-1 agreement floor
     choices: tuple[TensorChoice, ...]
     fixed_encoded_bytes: int  # tensors the plan may not touch (skipped by rules, depthwise...)
-    error_measure: str = "weights"  # "outputs": errors are layer outputs' on calibration data
+    error_measure: Objective = Objective.WEIGHTS  # OUTPUTS: errors are layer outputs' on calibration data
     predicted_top1_agreement: float | None = None  # agreement plan: measured with the planned fits
     # Agreement plan: the agreement with every tensor at the largest K. Below the floor, near-ties of the original
     # flip under any rewrite; the plan then keeps this agreement instead of leaving every tensor alone.
@@ -74,16 +83,16 @@ class KPlan:
 
     def as_rules(self) -> tuple[TensorRule, ...]:
         """Exact-name rules that make recluster use the chosen K per tensor."""
-        label = {"sqnr": "the SQNR plan", "agreement": "the agreement plan"}.get(self.mode, "the size plan")
+        label = {PlanGoal.SQNR: "the SQNR plan", PlanGoal.AGREEMENT: "the agreement plan"}.get(self.mode, "the size plan")
         return tuple(TensorRule(clusters=c.clusters, pattern=glob.escape(c.name), label=label) for c in self.choices)
 
     def to_json(self) -> dict:
         return {
-            "mode": self.mode,
+            "mode": self.mode.value,
             "target": self.target,
             "predicted_encoded_bytes": self.predicted_encoded_bytes,
             "fixed_encoded_bytes": self.fixed_encoded_bytes,
-            "error_measure": self.error_measure,
+            "error_measure": self.error_measure.value,
             "predicted_top1_agreement": self.predicted_top1_agreement,
             "attainable_top1_agreement": self.attainable_top1_agreement,
             "tensors": [c.__dict__ for c in self.choices],
@@ -160,7 +169,7 @@ def plan_min_sqnr(model_bytes: bytes, config: ReclusterConfig, min_sqnr_db: floa
             choices.append(TensorChoice(w.name, w.op, w.size, None, 0.0, 0))
         else:
             choices.append(TensorChoice(w.name, w.op, w.size, best[0], best[1], 0))
-    return KPlan("sqnr", float(min_sqnr_db), tuple(choices), 0, _metric(sensitivity))
+    return KPlan(PlanGoal.SQNR, float(min_sqnr_db), tuple(choices), 0, _metric(sensitivity))
 
 
 def plan_weight_budget(model_bytes: bytes, config: ReclusterConfig, budget_bytes: int, encoded_size: WeightSizeEstimator,
@@ -191,11 +200,11 @@ def plan_weight_budget(model_bytes: bytes, config: ReclusterConfig, budget_bytes
         TensorChoice(w.name, w.op, w.size, opts[i][0], opts[i][1], opts[i][2])
         for w, opts, i in zip(planned, options, choice_idx)
     )
-    return KPlan("budget", float(budget_bytes), choices, fixed_bytes, _metric(sensitivity))
+    return KPlan(PlanGoal.BUDGET, float(budget_bytes), choices, fixed_bytes, _metric(sensitivity))
 
 
-def _metric(sensitivity: "Sensitivity | None") -> str:
-    return "outputs" if sensitivity is not None and sensitivity.tensors else "weights"
+def _metric(sensitivity: "Sensitivity | None") -> Objective:
+    return Objective.OUTPUTS if sensitivity is not None and sensitivity.tensors else Objective.WEIGHTS
 
 
 def plan_agreement(model_bytes: bytes, config: ReclusterConfig, calibration: "Calibration",
@@ -233,16 +242,17 @@ def plan_agreement(model_bytes: bytes, config: ReclusterConfig, calibration: "Ca
             t = sens.tensors[n]
             k = next((k for k in ks if k >= t.distinct or t.relative_error(k) <= threshold), None)
             choices.append(TensorChoice(n, t.op, t.weights, k, t.relative_error(k) if k else 0.0, 0))
-        return KPlan("agreement", float(min_top1), tuple(choices + others), 0, "outputs", agreement, attainable)
+        return KPlan(PlanGoal.AGREEMENT, float(min_top1), tuple(choices + others), 0, Objective.OUTPUTS, agreement,
+                     attainable)
 
     def agreement(plan: KPlan) -> float:
         rewritten, _ = recluster_model(model_bytes, config_with_plan(config, plan), calibration)
         return top1_agreement(reference, model_outputs(rewritten, rows, sens.batch))
 
     thresholds = sorted({0.0} | {t.relative_error(k) for t in sens.tensors.values() for k in t.fits})
-    largest = KPlan("agreement", float(min_top1), tuple(
+    largest = KPlan(PlanGoal.AGREEMENT, float(min_top1), tuple(
         TensorChoice(n, sens.tensors[n].op, sens.tensors[n].weights, max_clusters, 0.0, 0) for n in names) + tuple(others),
-        0, "outputs")
+        0, Objective.OUTPUTS)
     attainable = agreement(largest) if names else 1.0
     floor = min(float(min_top1), attainable)
     lo, hi, best = 1, len(thresholds) - 1, (0.0, 1.0)  # threshold 0 leaves every lossy tensor as it is
