@@ -332,19 +332,24 @@ CASE_RUNNERS: dict[str, Callable] = {"names": _names_case, "paths": _paths_case,
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float):
+def time_limit(seconds: float):
+    """SIGALRM after ``seconds``; an outer timer (pytest-timeout's) is put back with its remaining time."""
     import signal
 
     def on_alarm(signum, frame):
         raise TimeoutError(f"case took over {seconds} s")
 
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
     old = signal.signal(signal.SIGALRM, on_alarm)
+    start = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        if outer_delay > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_delay - (time.monotonic() - start), 1e-3), outer_interval)
 
 
 def run_input_case(case: InputCase, seeds: dict[str, bytes], scratch: Path, timeout_s: float = 20.0) -> InputResult:
@@ -353,7 +358,7 @@ def run_input_case(case: InputCase, seeds: dict[str, bytes], scratch: Path, time
     rng = random.Random(f"{case.family}:{case.case_seed}")
     t0 = time.perf_counter()
     try:
-        with _time_limit(timeout_s):
+        with time_limit(timeout_s):
             outcome = CASE_RUNNERS[case.family](rng, seeds, scratch, case.case_seed) or "ok"
         detail = ""
     except ToolchainError as exc:

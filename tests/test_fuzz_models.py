@@ -10,11 +10,10 @@ The regression tests below are the findings of that fuzzing, one per fix.
 from __future__ import annotations
 
 import math
-import signal
 import struct
 import time
-from contextlib import contextmanager
 
+import fuzz_inputs as fi
 import fuzz_mutators as fm
 import numpy as np
 import pytest
@@ -132,8 +131,6 @@ INPUT_CASES = 160
 def test_input_fuzzing_names_paths_profiles_configs(dense_int8):
     """Not model bytes: hostile names through every sink, paths through the real CLI, values in profiles and
     configs (tests/fuzz_inputs.py). Every case is accepted or ends in a typed error; none is a finding."""
-    import fuzz_inputs as fi
-
     t0 = time.monotonic()
     results = fi.run_input_cases(INPUT_CASES, fi.input_seeds(dense_int8.read_bytes()))
     summary = fi.summarise_inputs(results, time.monotonic() - t0)
@@ -147,24 +144,6 @@ def test_input_fuzzing_names_paths_profiles_configs(dense_int8):
 
 # --------------------------------------------------------------------------- hypothesis, in-process
 
-
-@contextmanager
-def _time_limit(seconds: float):
-    """SIGALRM after ``seconds``; an outer timer (pytest-timeout's) is put back with its remaining time."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"case took over {seconds} s")
-
-    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    start = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        if outer_delay > 0:
-            signal.setitimer(signal.ITIMER_REAL, max(outer_delay - (time.monotonic() - start), 1e-3), outer_interval)
 
 
 def _mutation(lay: fm.ModelLayout):
@@ -198,7 +177,7 @@ def test_hypothesis_reader_inspect_palettise(conv_bn_int8, depthwise_int8, dense
     lay = fm.layout(seed)
     plan = data.draw(st.lists(_mutation(lay), min_size=1, max_size=4))
     model = fm.apply_plan(seed, plan)
-    with _time_limit(MAX_CASE_TIME_S):
+    with fi.time_limit(MAX_CASE_TIME_S):
         try:
             read_model(model)
             inspect_model(model)
