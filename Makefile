@@ -73,7 +73,9 @@ bench: setup system-deps
 	$(PY) benchmarks/compile_speed.py --mobilenet
 	$(PY) benchmarks/restore_clusters.py
 	$(PY) benchmarks/output_aware.py
+	$(PY) benchmarks/base_models.py
 	$(PY) benchmarks/compression_fashion_mnist.py
+	$(PY) benchmarks/rfc_table.py
 	$(PY) benchmarks/deploy_time.py
 	$(PY) benchmarks/sweep_scaling.py
 	$(PY) benchmarks/corpus_deploy.py
