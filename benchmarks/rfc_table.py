@@ -53,13 +53,12 @@ from toolchain.core.fileio import atomic_write_json, sha256_bytes, sha256_file
 from toolchain.pipeline.config import PipelineConfig, load_pipeline_config
 from toolchain.pipeline.inputs import load_data
 from toolchain.rewrite.inspect import deflate_size, inspect_model
+from toolchain.rewrite.output_aware import calibration_from_training
 from toolchain.rewrite.recluster import recluster_model
 from toolchain.targets.compile import compile_model
 from toolchain.targets.profiles import load_profile
 from toolchain.targets.vela_run import vela_version
 from toolchain.tflite.accuracy import evaluate_tflite
-
-from toolchain.rewrite.output_aware import calibration_from_training
 
 ROOT = CACHE / "rfc"
 CONFIGS = REPO / "benchmarks" / "configs"
