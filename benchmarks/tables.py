@@ -480,9 +480,56 @@ def _output_aware_line(doc: Doc) -> str:
             f"weights ([rewriter](docs/rewriter.md#output-aware-fit-palettes-from-calibration-data)).")
 
 
+_NET_NAMES = {"convnet": "ConvNet", "convnet_bn": "BN ConvNet", "mobilenet_v2": "MobileNetV2-style",
+              "ds_cnn": "DS-CNN-style"}
+
+
+def _bases_line(doc: Doc) -> str:
+    """The converged float base models and the schedule that trained them."""
+    s, models = doc["schedule"], doc["models"]
+    accs = ", ".join(f"{_NET_NAMES.get(n, n)} {_pct(b['float_accuracy'])}" for n, b in models.items())
+    epochs = _span([float(b["epochs"]) for b in models.values()], ".0f")
+    return (f"- **Base models, trained to convergence on Fashion-MNIST:** float top-1 {accs} on the "
+            f"{doc['test_images']:,}-image test set, after {epochs} epochs of {s['optimizer'].capitalize()} "
+            f"({s['learning_rate']}, batch {s['batch']}, all {s['train_images']:,} training images, seed {s['seed']}) "
+            f"([base models](docs/benchmarks.md#converged-base-models)).")
+
+
+def _rfc_lines(doc: Doc) -> list[str]:
+    """The RFC rows measured so far (figures published beside ours) and the cascade's effect on encoded weights."""
+    lines, measured = [], _rfc_measured(doc)
+    if measured:
+        parts = []
+        for r, run in measured:
+            base = doc["bases"][r["net"]]["float"]
+            (a0, a1), (m0, m1) = r["rfc_top1_percent"], r["rfc_zipped_mb"]
+            ours = []
+            for name, label in ((RFC_TFMOT_FLOAT, "tfmot float"), (RFC_OUTPUTS, "this toolchain's int8")):
+                v = _variant(run, name)
+                if v is not None:
+                    ours.append(f"{label} {100 * (v['accuracy'] - base['accuracy']):+.2f} / "
+                                f"{base['zipped_bytes'] / v['zipped_bytes']:.1f}x")
+            parts.append(f"  - {r['rfc_model']}, {r['rfc_configuration']}: RFC {a1 - a0:+.2f} / {m0 / m1:.1f}x; "
+                         f"here (`{r['net']}`) " + ", ".join(ours))
+        lines.append(f"- **The clustering RFC's table at Fashion-MNIST scale ({len(measured)} of {len(doc['rfc_rows'])} "
+                     f"rows measured; accuracy change in points / times smaller zipped than the float model; "
+                     f"[RFC table](docs/benchmarks.md#the-clustering-rfcs-results-table-reproduced-in-form)):**")
+        lines += parts
+    t0, pairs = doc["vela_targets"][0], _cascade_pairs(doc)
+    if pairs:
+        enc = [b["vela"][t0]["encoded_weight_bytes"] / a["vela"][t0]["encoded_weight_bytes"] for _, _, a, b in pairs]
+        acc = [100 * (b["accuracy"] - a["accuracy"]) for _, _, a, b in pairs]
+        nets = ", ".join(_NET_NAMES.get(n, n) for n in dict.fromkeys(n for n, _, _, _ in pairs))
+        lines.append(f"- **Prune, cluster, quantize ({nets}; K = 16 and 32):** 50% magnitude pruning before clustering "
+                     f"takes {t0}'s encoded weights to {_span(enc, '.2f')}x of clustering alone at {_span(acc, '+.2f')} "
+                     f"points (both rewritten with the output-aware fit; "
+                     f"[cascade](docs/benchmarks.md#the-cascade-prune-cluster-quantize)).")
+    return lines
+
+
 def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuzz: Doc,
-                    output_aware: Doc | None = None) -> str:
-    """Six lines for the front page, each from one results document."""
+                    output_aware: Doc | None = None, bases: Doc | None = None, rfc: Doc | None = None) -> str:
+    """The front page's results, one line per finding, each from one results document."""
     k = compression["targets_checked_at_clusters"]
     target = compression["vela_targets"][0]
     plan = [c for c in compression["targets"] if c["clusters"] == k and c["variant"] == FASHION_PLAN]
@@ -501,7 +548,7 @@ def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuz
     raw = [s["raw"]["kmeans_s"]["median"] / s["raw"]["dp_s"]["median"] for s in speed["summary"]]
     worse = sum(s["tensors_dp_worse_than_kmeans"] for s in speed["summary"])
     fresh, again = deploy["fresh"], deploy["second"]
-    lines = [
+    lines = ([_bases_line(bases)] if bases else []) + [
         f"- **Fashion-MNIST, K = {k}, {target}:** `recluster --weight-budget` encodes the weights in {enc}x of the "
         f"usual tfmot flow's bytes at {acc} points of its accuracy, zipped {zipped}x smaller than the float model; "
         f"exactly {k} values per tensor gives {plain_enc}x ([benchmarks](docs/benchmarks.md)).",
@@ -516,7 +563,7 @@ def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuz
         f"- **`make deploy TARGET={deploy['target']}`:** {fresh['wall_s']:.0f} s from nothing ({fresh['training_s']:.0f} s "
         f"of it training), {fresh['post_processing_s']:.1f} s of post-processing, {again['wall_s']:.1f} s for a "
         f"second run that does nothing.",
-    ] + ([_output_aware_line(output_aware)] if output_aware else []) + [
+    ] + ([_output_aware_line(output_aware)] if output_aware else []) + (_rfc_lines(rfc) if rfc else []) + [
         f"- **Robustness:** {fuzz['mutated_cases']:,} fuzzed models through every stage with {len(fuzz['findings'])} "
         f"crashes, hangs or untyped errors ([robustness](docs/robustness.md)).",
     ]
@@ -643,9 +690,9 @@ def rfc_vela_table(doc: Doc) -> str:
         if net not in seen_nets:
             seen_nets.add(net)
             rows.append(line(net, "-", "int8, not clustered", doc["bases"][net]["int8"]))
-        if run["config_sha256"] in seen_runs:
-            continue  # the MobileNetV2 rows run the same configs as MobileNetV1's
-        seen_runs.add(run["config_sha256"])
+        if (net, run["config_sha256"]) in seen_runs:
+            continue  # the MobileNetV2 rows run the same configs as MobileNetV1's on the same network
+        seen_runs.add((net, run["config_sha256"]))
         for name in _RFC_VARIANTS[1:]:
             v = _variant(run, name)
             if v is not None:
@@ -700,22 +747,28 @@ def cascade_table(doc: Doc) -> str:
     return _table(header, rows) + pending
 
 
-def cascade_verdict(doc: Doc) -> str:
-    """Per network and K: what pruning half the weights adds to the plain rewrite (weight-space fit)."""
-    t0 = doc["vela_targets"][0]
-    lines = []
+def _cascade_pairs(doc: Doc) -> list[tuple[str, int, Doc, Doc]]:
+    """(network, K, not pruned, pruned 50%): the rewrite with the fit a deploy with data uses (output-aware)."""
+    pairs = []
     for net in dict.fromkeys(c["net"] for c in doc["cascade"]):
         for k in (16, 32):
             plain, pruned = doc["runs"].get(f"{net}/cascade_k{k}"), doc["runs"].get(f"{net}/cascade_k{k}_prune50")
-            if plain is None or pruned is None:
-                continue
-            a, b = _variant(plain, RFC_WEIGHTS), _variant(pruned, RFC_WEIGHTS)
-            ea, eb = a["vela"][t0]["encoded_weight_bytes"], b["vela"][t0]["encoded_weight_bytes"]
-            lines.append(
-                f"- `{net}`, K = {k}: pruning to {_zero_share(b)} zero weights takes {t0}'s encoded weights from "
-                f"{_kib(ea)} to {_kib(eb)} KiB ({eb / ea:.2f}x) and the zipped model from {_kib(a['zipped_bytes'])} to "
-                f"{_kib(b['zipped_bytes'])} KiB ({b['zipped_bytes'] / a['zipped_bytes']:.2f}x), at "
-                f"{100 * (b['accuracy'] - a['accuracy']):+.2f} points ({_pct(a['accuracy'])} -> {_pct(b['accuracy'])}).")
+            if plain is not None and pruned is not None:
+                pairs.append((net, k, _variant(plain, RFC_OUTPUTS), _variant(pruned, RFC_OUTPUTS)))
+    return pairs
+
+
+def cascade_verdict(doc: Doc) -> str:
+    """Per network and K: what pruning half the weights adds to the rewrite (output-aware fit)."""
+    t0 = doc["vela_targets"][0]
+    lines = []
+    for net, k, a, b in _cascade_pairs(doc):
+        ea, eb = a["vela"][t0]["encoded_weight_bytes"], b["vela"][t0]["encoded_weight_bytes"]
+        lines.append(
+            f"- `{net}`, K = {k}, output-aware fit: pruning to {_zero_share(b)} zero weights takes {t0}'s encoded "
+            f"weights from {_kib(ea)} to {_kib(eb)} KiB ({eb / ea:.2f}x) and the zipped model from "
+            f"{_kib(a['zipped_bytes'])} to {_kib(b['zipped_bytes'])} KiB ({b['zipped_bytes'] / a['zipped_bytes']:.2f}x), "
+            f"at {100 * (b['accuracy'] - a['accuracy']):+.2f} points ({_pct(a['accuracy'])} -> {_pct(b['accuracy'])}).")
     return "\n".join(lines)
 
 
