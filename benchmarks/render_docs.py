@@ -56,6 +56,7 @@ BLOCKS: dict[str, Renderer] = {
     "rfc-mapping": Renderer(("rfc_table",), tables.rfc_mapping_table),
     "rfc-results": Renderer(("rfc_table",), tables.rfc_results_table),
     "rfc-vela": Renderer(("rfc_table",), tables.rfc_vela_table),
+    "rfc-vela-verdict": Renderer(("rfc_table",), tables.rfc_vela_verdict),
     "cascade": Renderer(("rfc_table",), tables.cascade_table),
     "cascade-verdict": Renderer(("rfc_table",), tables.cascade_verdict),
     "base-models": Renderer(("base_models",), tables.base_models_table),

@@ -504,7 +504,7 @@ def _rfc_lines(doc: Doc) -> list[str]:
             base = doc["bases"][r["net"]]["float"]
             (a0, a1), (m0, m1) = r["rfc_top1_percent"], r["rfc_zipped_mb"]
             ours = []
-            for name, label in ((RFC_TFMOT_FLOAT, "tfmot float"), (RFC_OUTPUTS, "this toolchain's int8")):
+            for name, label in ((RFC_TFMOT_FLOAT, "tfmot flow's float .tflite"), (RFC_OUTPUTS, "this toolchain")):
                 v = _variant(run, name)
                 if v is not None:
                     ours.append(f"{label} {100 * (v['accuracy'] - base['accuracy']):+.2f} / "
@@ -512,7 +512,9 @@ def _rfc_lines(doc: Doc) -> list[str]:
             parts.append(f"  - {r['rfc_model']}, {r['rfc_configuration']}: RFC {a1 - a0:+.2f} / {m0 / m1:.1f}x; "
                          f"here (`{r['net']}`) " + ", ".join(ours))
         lines.append(f"- **The clustering RFC's table at Fashion-MNIST scale ({len(measured)} of {len(doc['rfc_rows'])} "
-                     f"rows measured; accuracy change in points / times smaller zipped than the float model; "
+                     f"rows measured; accuracy change in points / times smaller zipped than the float model, the "
+                     f"RFC's measurement; this toolchain's figure is its int8 model with the output-aware fit, so it "
+                     f"includes quantization; "
                      f"[RFC table](docs/benchmarks.md#the-clustering-rfcs-results-table-reproduced-in-form)):**")
         lines += parts
     t0, pairs = doc["vela_targets"][0], _cascade_pairs(doc)
@@ -667,7 +669,28 @@ def rfc_results_table(doc: Doc) -> str:
             rows.append((first if i == 0 else [""] * len(first)) + [
                 name, _pct(v["accuracy"]), f"{100 * (v['accuracy'] - base['accuracy']):+.2f}", _kib(v["zipped_bytes"]),
                 f"{base['zipped_bytes'] / v['zipped_bytes']:.2f}x"])
-    return _table(header, rows) + _rfc_pending(doc)
+    return _table(header, rows) + _rfc_float_note(doc) + _rfc_pending(doc)
+
+
+def _rfc_float_note(doc: Doc) -> str:
+    """How many distinct values the clustered kernels keep in the float .tflite: what limits its deflated size."""
+    parts, seen = [], set()
+    for r, run in _rfc_measured(doc):
+        v = _variant(run, RFC_TFMOT_FLOAT)
+        if v is None or "tensors" not in v or (r["net"], run["config_sha256"]) in seen:
+            continue
+        seen.add((r["net"], run["config_sha256"]))
+        layers = {la["name"]: la["clusters"] for la in run["finetune"]["clustered_layers"]}
+        hits = [(t, k) for t in v["tensors"] for name, k in layers.items() if f"/{name}/" in t["name"]]
+        if hits:
+            worst = max(hits, key=lambda h: h[0]["distinct"] / h[1])
+            parts.append(f"`{r['net']}` `{run['config']}` up to {worst[0]['distinct']:,} ({worst[1]} clusters, "
+                         f"{worst[0]['weights']:,} weights)")
+    if not parts:
+        return ""
+    return ("\n\nDistinct values per clustered kernel in the tfmot flow's float `.tflite` (what deflate sees): "
+            + "; ".join(parts) + ". Where a network has BatchNorm the converter folds its per-channel scale into the "
+            "kernel, so K clusters become up to K values per output channel and the float model deflates less.")
 
 
 def rfc_vela_table(doc: Doc) -> str:
@@ -698,6 +721,28 @@ def rfc_vela_table(doc: Doc) -> str:
             if v is not None:
                 rows.append(line(net, f"`{run['config']}`", name, v))
     return _table(header, rows)
+
+
+def rfc_vela_verdict(doc: Doc) -> str:
+    """Per network and config: what the tfmot flow and the rewrite do to Vela's encoded weights (first target)."""
+    t0, lines, seen = doc["vela_targets"][0], [], set()
+    for r, run in _rfc_measured(doc):
+        if (r["net"], run["config_sha256"]) in seen:
+            continue
+        seen.add((r["net"], run["config_sha256"]))
+        plain = doc["bases"][r["net"]]["int8"]["vela"][t0]["encoded_weight_bytes"]
+        usual, fitted = _variant(run, RFC_USUAL), _variant(run, RFC_OUTPUTS) or _variant(run, RFC_WEIGHTS)
+        if usual is None or fitted is None:
+            continue
+        eu, ef = usual["vela"][t0]["encoded_weight_bytes"], fitted["vela"][t0]["encoded_weight_bytes"]
+        lines.append(
+            f"- `{r['net']}` `{run['config']}` ({100 * run['clustered_weight_fraction']:.0f}% of the kernel weights "
+            f"clustered): the tfmot flow's int8 model encodes to {eu / plain:.2f}x of the unclustered int8 model's "
+            f"weights on {t0}; {fitted['variant']} to {ef / plain:.2f}x ({ef / eu:.2f}x of the tfmot flow's) at "
+            f"{100 * (fitted['accuracy'] - usual['accuracy']):+.2f} points against it"
+            + (" (the layers at more than 32 clusters are beyond Vela's 32-entry palette either way)."
+               if any(la["clusters"] > 32 for la in run["finetune"]["clustered_layers"]) else "."))
+    return "\n".join(lines)
 
 
 def _cascade_label(run: Doc) -> str:
