@@ -696,12 +696,13 @@ def _rfc_float_note(doc: Doc) -> str:
 def rfc_vela_table(doc: Doc) -> str:
     """Vela's figures of every int8 variant of the RFC configs, with each network's unclustered int8 model first."""
     targets = doc["vela_targets"]
-    header = ["network", "config", "variant", "top-1", "max values per tensor"]
+    header = ["network", "config", "variant", "time s", "top-1", "max values per tensor"]
     for t in targets:
         header += [f"{t} encoded weights KiB", f"{t} flash KiB", f"{t} Mcycles"]
 
-    def line(net: str, config: str, variant: str, m: Doc) -> list[str]:
-        cells = [f"`{net}`", config, variant, _pct(m["accuracy"]), str(m["max_distinct_values"])]
+    def line(net: str, config: str, variant: str, m: Doc, seconds: float | None = None) -> list[str]:
+        cells = [f"`{net}`", config, variant, "-" if seconds is None else f"{seconds:.0f}", _pct(m["accuracy"]),
+                 str(m["max_distinct_values"])]
         for t in targets:
             v = m["vela"][t]
             cells += [_kib(v["encoded_weight_bytes"]), _kib(v["flash_bytes"]), _mcycles(v["cycles_total"])]
@@ -719,8 +720,10 @@ def rfc_vela_table(doc: Doc) -> str:
         for name in _RFC_VARIANTS[1:]:
             v = _variant(run, name)
             if v is not None:
-                rows.append(line(net, f"`{run['config']}`", name, v))
-    return _table(header, rows)
+                seconds = run["finetune_time_s"] + run["quantize_time_s"] if name == RFC_USUAL else v.get("fit_s")
+                rows.append(line(net, f"`{run['config']}`", name, v, seconds))
+    return _table(header, rows) + ("\n\nTime: the tfmot flow's fine-tune and int8 conversion (cached runs keep "
+                                   "their first time), or the rewrite's fit, on the machine named above.")
 
 
 def rfc_vela_verdict(doc: Doc) -> str:
