@@ -59,6 +59,7 @@ BLOCKS: dict[str, Renderer] = {
     "rfc-vela-verdict": Renderer(("rfc_table",), tables.rfc_vela_verdict),
     "cascade": Renderer(("rfc_table",), tables.cascade_table),
     "cascade-verdict": Renderer(("rfc_table",), tables.cascade_verdict),
+    "centroid-init": Renderer(("compression_fashion_mnist", "rfc_table"), tables.centroid_init_table),
     "base-models": Renderer(("base_models",), tables.base_models_table),
     "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),

@@ -820,6 +820,26 @@ def cascade_verdict(doc: Doc) -> str:
     return "\n".join(lines)
 
 
+def centroid_init_table(compression: Doc, rfc: Doc) -> str:
+    """tfmot's centroid initialisation against Vela's encoding: the compression benchmark (k-means++, tfmot's
+    default) beside the cascade's unpruned ConvNet runs (linear, as the RFC): same base, same fine-tune recipe."""
+    t0, rows = rfc["vela_targets"][0], []
+    for k in (16, 32):
+        run = rfc["runs"].get(f"convnet/cascade_k{k}")
+        for ours, theirs in (("usual flow", RFC_USUAL), (FASHION_TOOLCHAIN, RFC_WEIGHTS)):
+            c = next((r for r in compression["rows"] if r["model"] == "convnet" and r["clusters"] == k
+                      and r["variant"] == ours), None)
+            v = _variant(run, theirs) if run is not None else None
+            if c is None or v is None:
+                continue
+            ec, ev = c["vela"][t0]["encoded_weight_bytes"], v["vela"][t0]["encoded_weight_bytes"]
+            rows.append([str(k), theirs, _pct(c["accuracy"]), _pct(v["accuracy"]), _kib(ec), _kib(ev), f"{ev / ec:.2f}x"])
+    if not rows:
+        return "Not measured yet (run `benchmarks/rfc_table.py --only cascade --nets convnet`)."
+    return _table(["K", "variant", "top-1, k-means++ init", "top-1, linear init",
+                   f"{t0} encoded weights KiB, k-means++", "linear", "linear / k-means++"], rows)
+
+
 # --------------------------------------------------------------------------- the output-aware fit
 
 
