@@ -63,6 +63,7 @@ from toolchain.tflite.graph import (
     WEIGHT_INPUT,
     BuiltinOp,
     buffer_bytes,
+    find_weight_tensors,
     op_code,
     op_name,
     tensor_name,
@@ -157,20 +158,39 @@ def float_kernels(model_bytes: bytes) -> list[dict]:
     return out
 
 
+def value_entropy_bits(model_bytes: bytes) -> float:
+    """Entropy of the int8 weight values, bits per weight over every weight tensor: the length a code that knows
+    each tensor's value frequencies needs (Vela's frequency-sorted palette and Golomb-Rice codes approach it)."""
+    model, bits, count = read_model(model_bytes), 0.0, 0
+    for w in find_weight_tensors(model):
+        values = tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index])
+        _, freq = np.unique(values, return_counts=True)
+        p = freq / freq.sum()
+        bits += float(-(p * np.log2(p)).sum()) * values.size
+        count += values.size
+    return bits / max(count, 1)
+
+
+def _derived(m: dict, model_bytes: bytes, is_float: bool) -> dict:
+    """Figures computed from the model itself, cheap enough to add to cached measurements."""
+    if is_float:
+        return {} if "tensors" in m else {"tensors": float_kernels(model_bytes)}
+    return {} if "entropy_bits_per_weight" in m else {"entropy_bits_per_weight": value_entropy_bits(model_bytes)}
+
+
 def measure(model_bytes: bytes, data, is_float: bool, remeasure: bool) -> dict:
     """LiteRT accuracy on the test split, sizes, and (int8) weight statistics and Vela figures."""
     key = sha256_bytes(model_bytes + f"|{len(data.y_test)}|vela {vela_version()}|{','.join(TARGETS)}".encode())
     cache = ROOT / "measure" / f"{key}.json"
     if cache.is_file() and not remeasure:
         m = json.loads(cache.read_text()) | {"cached": True}
-        return m | ({"tensors": float_kernels(model_bytes)} if is_float and "tensors" not in m else {})
+        return m | _derived(m, model_bytes, is_float)
     t0 = time.perf_counter()
     m = {"accuracy": evaluate_tflite(model_bytes, data.x_test, data.y_test), "tflite_bytes": len(model_bytes),
          "zipped_bytes": deflate_size(model_bytes), "vela": {}}
     m["evaluate_s"] = time.perf_counter() - t0
-    if is_float:
-        m["tensors"] = float_kernels(model_bytes)
-    else:
+    m |= _derived(m, model_bytes, is_float)
+    if not is_float:
         stats = inspect_model(model_bytes)
         m["weights"] = stats.weights
         m["max_distinct_values"] = stats.max_distinct_values

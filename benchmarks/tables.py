@@ -509,6 +509,10 @@ def _rfc_lines(doc: Doc) -> list[str]:
                 if v is not None:
                     ours.append(f"{label} {100 * (v['accuracy'] - base['accuracy']):+.2f} / "
                                 f"{base['zipped_bytes'] / v['zipped_bytes']:.1f}x")
+            usual, fitted, t0 = _variant(run, RFC_USUAL), _variant(run, RFC_OUTPUTS), doc["vela_targets"][0]
+            if usual is not None and fitted is not None:
+                ratio = fitted["vela"][t0]["encoded_weight_bytes"] / usual["vela"][t0]["encoded_weight_bytes"]
+                ours.append(f"{t0} encoded weights {ratio:.2f}x the tfmot flow's int8")
             parts.append(f"  - {r['rfc_model']}, {r['rfc_configuration']}: RFC {a1 - a0:+.2f} / {m0 / m1:.1f}x; "
                          f"here (`{r['net']}`) " + ", ".join(ours))
         lines.append(f"- **The clustering RFC's table at Fashion-MNIST scale ({len(measured)} of {len(doc['rfc_rows'])} "
@@ -518,14 +522,17 @@ def _rfc_lines(doc: Doc) -> list[str]:
                      f"[RFC table](docs/benchmarks.md#the-clustering-rfcs-results-table-reproduced-in-form)):**")
         lines += parts
     t0, pairs = doc["vela_targets"][0], _cascade_pairs(doc)
-    if pairs:
-        enc = [b["vela"][t0]["encoded_weight_bytes"] / a["vela"][t0]["encoded_weight_bytes"] for _, _, a, b in pairs]
-        acc = [100 * (b["accuracy"] - a["accuracy"]) for _, _, a, b in pairs]
-        nets = ", ".join(_NET_NAMES.get(n, n) for n in dict.fromkeys(n for n, _, _, _ in pairs))
-        lines.append(f"- **Prune, cluster, quantize ({nets}; K = 16 and 32):** 50% magnitude pruning before clustering "
-                     f"takes {t0}'s encoded weights to {_span(enc, '.2f')}x of clustering alone at {_span(acc, '+.2f')} "
-                     f"points (both rewritten with the output-aware fit; "
-                     f"[cascade](docs/benchmarks.md#the-cascade-prune-cluster-quantize)).")
+    per_net = []
+    for net in dict.fromkeys(n for n, _, _, _ in pairs):
+        mine = [(a, b) for n, _, a, b in pairs if n == net]
+        enc = [b["vela"][t0]["encoded_weight_bytes"] / a["vela"][t0]["encoded_weight_bytes"] for a, b in mine]
+        acc = [100 * (b["accuracy"] - a["accuracy"]) for a, b in mine]
+        per_net.append(f"{_NET_NAMES.get(net, net)} {_span(enc, '.2f')}x at {_span(acc, '+.2f')} points")
+    if per_net:
+        lines.append(f"- **Prune, cluster, quantize (K = 16 and 32):** 50% magnitude pruning before clustering takes "
+                     f"{t0}'s encoded weights to these multiples of clustering alone: " + "; ".join(per_net)
+                     + " (both rewritten with the output-aware fit; "
+                     "[cascade](docs/benchmarks.md#the-cascade-prune-cluster-quantize)).")
     return lines
 
 
@@ -763,8 +770,8 @@ def _zero_share(m: Doc) -> str:
 def cascade_table(doc: Doc) -> str:
     """Prune -> cluster -> int8: sparsity, accuracy, zipped size and Vela's encoded weights, against not pruning."""
     targets = doc["vela_targets"]
-    header = ["network", "K", "training", "variant", "zero weights", "top-1", "vs float", "zipped KiB",
-              "vs not pruned"]
+    header = ["network", "K", "training", "variant", "zero weights", "value entropy, bits per weight", "top-1",
+              "vs float", "zipped KiB", "vs not pruned"]
     for t in targets:
         header += [f"{t} encoded weights KiB", "vs not pruned"]
     rows = []
@@ -783,7 +790,9 @@ def cascade_table(doc: Doc) -> str:
             ref = _variant(plain, name) if plain is not None and not cqat else (
                 _variant(plain, RFC_USUAL) if plain is not None else None)
             cells = [f"`{item['net']}`", str(k), _cascade_label(run), name + (" (after QAT)" if cqat else ""),
-                     _zero_share(v), _pct(v["accuracy"]), f"{100 * (v['accuracy'] - base['accuracy']):+.2f}",
+                     _zero_share(v), "-" if v.get("entropy_bits_per_weight") is None else
+                     f"{v['entropy_bits_per_weight']:.2f}",
+                     _pct(v["accuracy"]), f"{100 * (v['accuracy'] - base['accuracy']):+.2f}",
                      _kib(v["zipped_bytes"]), "-" if ref is None or ref is v else f"{v['zipped_bytes'] / ref['zipped_bytes']:.2f}x"]
             for t in targets:
                 e = v["vela"][t]["encoded_weight_bytes"]
