@@ -63,7 +63,6 @@ from toolchain.tflite.graph import (
     WEIGHT_INPUT,
     BuiltinOp,
     buffer_bytes,
-    find_weight_tensors,
     op_code,
     op_name,
     tensor_name,
@@ -158,24 +157,19 @@ def float_kernels(model_bytes: bytes) -> list[dict]:
     return out
 
 
-def value_entropy_bits(model_bytes: bytes) -> float:
-    """Entropy of the int8 weight values, bits per weight over every weight tensor: the length a code that knows
-    each tensor's value frequencies needs (Vela's frequency-sorted palette and Golomb-Rice codes approach it)."""
-    model, bits, count = read_model(model_bytes), 0.0, 0
-    for w in find_weight_tensors(model):
-        values = tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index])
-        _, freq = np.unique(values, return_counts=True)
-        p = freq / freq.sum()
-        bits += float(-(p * np.log2(p)).sum()) * values.size
-        count += values.size
-    return bits / max(count, 1)
+def value_entropy_bits(stats) -> float:
+    """Entropy of the int8 weight values (inspect's per-tensor figure), bits per weight over every weight tensor:
+    the length a code that knows each tensor's value frequencies needs (Vela's frequency-sorted palette and
+    Golomb-Rice codes approach it)."""
+    return sum(t.entropy_bits_per_weight * t.weights for t in stats.tensors) / max(stats.weights, 1)
 
 
 def _derived(m: dict, model_bytes: bytes, is_float: bool) -> dict:
     """Figures computed from the model itself, cheap enough to add to cached measurements."""
     if is_float:
         return {} if "tensors" in m else {"tensors": float_kernels(model_bytes)}
-    return {} if "entropy_bits_per_weight" in m else {"entropy_bits_per_weight": value_entropy_bits(model_bytes)}
+    return {} if "entropy_bits_per_weight" in m else {
+        "entropy_bits_per_weight": value_entropy_bits(inspect_model(model_bytes))}
 
 
 def measure(model_bytes: bytes, data, is_float: bool, remeasure: bool) -> dict:
@@ -189,9 +183,11 @@ def measure(model_bytes: bytes, data, is_float: bool, remeasure: bool) -> dict:
     m = {"accuracy": evaluate_tflite(model_bytes, data.x_test, data.y_test), "tflite_bytes": len(model_bytes),
          "zipped_bytes": deflate_size(model_bytes), "vela": {}}
     m["evaluate_s"] = time.perf_counter() - t0
-    m |= _derived(m, model_bytes, is_float)
-    if not is_float:
+    if is_float:
+        m["tensors"] = float_kernels(model_bytes)
+    else:
         stats = inspect_model(model_bytes)
+        m["entropy_bits_per_weight"] = value_entropy_bits(stats)
         m["weights"] = stats.weights
         m["max_distinct_values"] = stats.max_distinct_values
         m["zero_weights"] = round(sum(t.zero_fraction * t.weights for t in stats.tensors))

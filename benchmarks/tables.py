@@ -634,6 +634,17 @@ def _rfc_measured(doc: Doc) -> list[tuple[Doc, Doc]]:
             if f"{r['net']}/{r['config']}" in doc["runs"]]
 
 
+def _rfc_distinct(doc: Doc) -> list[tuple[Doc, Doc]]:
+    """_rfc_measured without repeats: the MobileNetV2 rows run the same configs as MobileNetV1's on one network."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r, run in _rfc_measured(doc):
+        if (r["net"], run["config_sha256"]) not in seen:
+            seen.add((r["net"], run["config_sha256"]))
+            out.append((r, run))
+    return out
+
+
 def _rfc_pending(doc: Doc) -> str:
     missing = [f"{r['rfc_model']}: {r['rfc_configuration']} (`{r['config']}`)" for r in doc["rfc_rows"]
                if f"{r['net']}/{r['config']}" not in doc["runs"]]
@@ -681,12 +692,11 @@ def rfc_results_table(doc: Doc) -> str:
 
 def _rfc_float_note(doc: Doc) -> str:
     """How many distinct values the clustered kernels keep in the float .tflite: what limits its deflated size."""
-    parts, seen = [], set()
-    for r, run in _rfc_measured(doc):
+    parts = []
+    for r, run in _rfc_distinct(doc):
         v = _variant(run, RFC_TFMOT_FLOAT)
-        if v is None or "tensors" not in v or (r["net"], run["config_sha256"]) in seen:
+        if v is None or "tensors" not in v:
             continue
-        seen.add((r["net"], run["config_sha256"]))
         layers = {la["name"]: la["clusters"] for la in run["finetune"]["clustered_layers"]}
         hits = [(t, k) for t in v["tensors"] for name, k in layers.items() if f"/{name}/" in t["name"]]
         if hits:
@@ -715,15 +725,12 @@ def rfc_vela_table(doc: Doc) -> str:
             cells += [_kib(v["encoded_weight_bytes"]), _kib(v["flash_bytes"]), _mcycles(v["cycles_total"])]
         return cells
 
-    rows, seen_nets, seen_runs = [], set(), set()
-    for r, run in _rfc_measured(doc):
+    rows, seen_nets = [], set()
+    for r, run in _rfc_distinct(doc):
         net = r["net"]
         if net not in seen_nets:
             seen_nets.add(net)
             rows.append(line(net, "-", "int8, not clustered", doc["bases"][net]["int8"]))
-        if (net, run["config_sha256"]) in seen_runs:
-            continue  # the MobileNetV2 rows run the same configs as MobileNetV1's on the same network
-        seen_runs.add((net, run["config_sha256"]))
         for name in _RFC_VARIANTS[1:]:
             v = _variant(run, name)
             if v is not None:
@@ -735,11 +742,8 @@ def rfc_vela_table(doc: Doc) -> str:
 
 def rfc_vela_verdict(doc: Doc) -> str:
     """Per network and config: what the tfmot flow and the rewrite do to Vela's encoded weights (first target)."""
-    t0, lines, seen = doc["vela_targets"][0], [], set()
-    for r, run in _rfc_measured(doc):
-        if (r["net"], run["config_sha256"]) in seen:
-            continue
-        seen.add((r["net"], run["config_sha256"]))
+    t0, lines = doc["vela_targets"][0], []
+    for r, run in _rfc_distinct(doc):
         plain = doc["bases"][r["net"]]["int8"]["vela"][t0]["encoded_weight_bytes"]
         usual, fitted = _variant(run, RFC_USUAL), _variant(run, RFC_OUTPUTS) or _variant(run, RFC_WEIGHTS)
         if usual is None or fitted is None:
