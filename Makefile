@@ -19,10 +19,10 @@ PYTEST_ARGS ?=
 # Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc make cmake
 
-.PHONY: setup system-deps test deploy sweep bench docs clean help
+.PHONY: setup system-deps lint test deploy sweep bench docs clean help
 
 help:
-	@echo "make setup | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | docs | clean"
+	@echo "make setup | lint | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | docs | clean"
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "warning: missing Debian packages:$$missing (tests that need them will skip)"; fi; \
 	fi
+
+# ruff (the rules in pyproject.toml [tool.ruff]) and the package layering contracts (import-linter).
+lint: setup
+	$(VENV)/bin/ruff check toolchain tests benchmarks
+	$(VENV)/bin/lint-imports
 
 test: setup system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

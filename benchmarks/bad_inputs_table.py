@@ -19,9 +19,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-import render_docs  # noqa: E402
-import tables  # noqa: E402
-from common import CACHE, machine, write_result  # noqa: E402
+import render_docs
+import tables
+from common import CACHE, machine, write_result
 
 MODELS_DIR = CACHE / "bad_inputs"
 

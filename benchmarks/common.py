@@ -12,7 +12,7 @@ CACHE = REPO / "build" / "bench"
 RESULTS = REPO / "benchmarks" / "results"
 
 # The compression benchmark's targets, checked at K = 16 and recorded in its results
-# (target_thresholds; tables.py reads results written before that with these).
+# (target_thresholds; benchmarks/tables reads results written before that with these).
 FASHION_TARGETS = {
     "max_encoded_ratio_vs_usual": 0.55,  # this toolchain's Vela encoded weights / the usual flow's
     "max_accuracy_loss_vs_usual_points": 0.5,

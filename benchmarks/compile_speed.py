@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import tables  # noqa: E402
-from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
+import tables
+from common import machine, mobilenet_v2_int8, write_result
 
 TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "ethos-n78-2tops")
 GOAL_S = 2.0

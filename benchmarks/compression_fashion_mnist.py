@@ -29,12 +29,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tables  # noqa: E402
-from base_models import Base, ensure, keras_path, schedule  # noqa: E402
-from common import FASHION_TARGETS, REPO, machine, write_result  # noqa: E402
-from fashion_training import ROOT, Arch, Recipe, cached, store, subsets  # noqa: E402
+import tables
+from base_models import Base, ensure, keras_path, schedule
+from common import FASHION_TARGETS, REPO, machine, write_result
+from fashion_training import ROOT, Arch, Recipe, cached, store, subsets
 
-from toolchain.core.fileio import atomic_write_json, sha256_bytes, sha256_file  # noqa: E402
+from toolchain.core.fileio import atomic_write_json, sha256_bytes, sha256_file
 from toolchain.rewrite.bias_correction import correct_biases
 from toolchain.rewrite.choose_k import config_with_plan, plan_weight_budget
 from toolchain.rewrite.config import ReclusterConfig
@@ -45,14 +45,14 @@ from toolchain.targets.profiles import load_profile
 from toolchain.targets.vela_run import vela_version
 from toolchain.targets.weight_encoding import encoded_bytes
 from toolchain.tflite.accuracy import evaluate_tflite
-from toolchain.tflite.graph import (  # noqa: E402
+from toolchain.tflite.graph import (
     WEIGHT_INPUT,
     buffer_bytes,
     find_weight_tensors,
     op_code,
     tensor_values,
 )
-from toolchain.tflite.model_io import read_model  # noqa: E402
+from toolchain.tflite.model_io import read_model
 from toolchain.training.datasets import load_dataset
 
 TARGETS = ("ethos-u55-128", "ethos-u85-256")
@@ -119,7 +119,7 @@ def int8_tflite(keras_path: Path, data, out: Path, recipe: Recipe, qat: bool = F
         model = cluster_preserving_qat(model, data, cfg, quiet=True)
     idx = representative_indices(len(data.x_train), cfg.representative_samples, cfg.seed)
     tflite = convert_int8(model, data.x_train[idx])
-    info = {"time_s": time.perf_counter() - t0, "qat_train_samples": int(len(data.x_train)) if qat else 0}
+    info = {"time_s": time.perf_counter() - t0, "qat_train_samples": len(data.x_train) if qat else 0}
     store(out, tflite, info)
     return info | {"cached": False}
 
@@ -144,7 +144,7 @@ def clustered_keras(keras_path: Path, data, k: int, recipe: Recipe, out: Path) -
     compile_for_training(clustered, cfg.learning_rate)
     fit(clustered, data, cfg.epochs, cfg.batch_size, quiet=True)
     stripped = strip_model(clustered)
-    info = {"time_s": time.perf_counter() - t0, "train_samples": int(len(data.x_train)),
+    info = {"time_s": time.perf_counter() - t0, "train_samples": len(data.x_train),
             "clustered_layers": sorted(plan.clustered), "skipped_layers": [s.name for s in plan.skipped]}
     store(out, keras_model_bytes(stripped), info)
     return info | {"cached": False}
@@ -408,7 +408,7 @@ def main() -> int:
         "base_models": {a: {"keras_model": str(keras_path(Base(a)).relative_to(REPO)),
                             "sha256": sha256_file(keras_path(Base(a)))} for a in args.models},
         "targets_checked_at_clusters": TARGET_K, "target_thresholds": FASHION_TARGETS,
-        "test_samples": int(len(data.y_test)), "layers": list(LAYERS),
+        "test_samples": len(data.y_test), "layers": list(LAYERS),
         "vela_version": vela_version(), "vela_targets": list(TARGETS), "budgets_enforced": False,
         "wall_s": wall, "cold_run": cold, "last_cold_run": last_cold, "uncached_estimate_s": uncached, "times_s": times,
         "rows": rows, "targets": checks,

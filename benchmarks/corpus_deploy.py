@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import tables  # noqa: E402
-from common import machine, write_result  # noqa: E402
+import tables
+from common import machine, write_result
 
 TARGETS = ("ethos-u55-128", "ethos-u85-256")
 VERIFY_SAMPLES = 32

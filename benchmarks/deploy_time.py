@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tables  # noqa: E402
-from common import REPO, machine, write_result  # noqa: E402
+import tables
+from common import REPO, machine, write_result
 
 MAX_TOTAL_S = 180.0
 MAX_POST_PROCESSING_S = 10.0

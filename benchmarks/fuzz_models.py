@@ -28,11 +28,11 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-import fuzz_inputs as fi  # noqa: E402
-import fuzz_mutators as fm  # noqa: E402
-import render_docs  # noqa: E402
-import tables  # noqa: E402
-from common import CACHE, machine, write_result  # noqa: E402
+import fuzz_inputs as fi
+import fuzz_mutators as fm
+import render_docs
+import tables
+from common import CACHE, machine, write_result
 
 SEEDS_DIR = CACHE / "fuzz_seeds"
 

@@ -27,22 +27,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
-from output_aware_models import ROOT, Net, paths, prepare, schedule  # noqa: E402
-from tables import output_aware_table  # noqa: E402
+from common import machine, mobilenet_v2_int8, write_result
+from output_aware_models import ROOT, Net, paths, prepare, schedule
+from tables import output_aware_table
 
-from toolchain.core.fileio import atomic_write_json, sha256_bytes  # noqa: E402
-from toolchain.rewrite.choose_k import config_with_plan, plan_agreement  # noqa: E402
-from toolchain.rewrite.config import ReclusterConfig  # noqa: E402
-from toolchain.rewrite.inspect import inspect_model  # noqa: E402
-from toolchain.rewrite.output_aware import Calibration, calibration_from_training  # noqa: E402
-from toolchain.rewrite.recluster import recluster_model  # noqa: E402
-from toolchain.targets.compile import compile_model  # noqa: E402
-from toolchain.targets.profiles import load_profile  # noqa: E402
-from toolchain.targets.vela_run import vela_version  # noqa: E402
-from toolchain.tflite import interpreter as rt  # noqa: E402
-from toolchain.tflite.accuracy import predict_tflite  # noqa: E402
-from toolchain.training.datasets import load_dataset  # noqa: E402
+from toolchain.core.fileio import atomic_write_json, sha256_bytes
+from toolchain.rewrite.choose_k import config_with_plan, plan_agreement
+from toolchain.rewrite.config import ReclusterConfig
+from toolchain.rewrite.inspect import inspect_model
+from toolchain.rewrite.output_aware import Calibration, calibration_from_training
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.targets.compile import compile_model
+from toolchain.targets.profiles import load_profile
+from toolchain.targets.vela_run import vela_version
+from toolchain.tflite import interpreter as rt
+from toolchain.tflite.accuracy import predict_tflite
+from toolchain.training.datasets import load_dataset
 
 TARGET = "ethos-u55-128"
 CALIBRATION_SAMPLES = 512
@@ -194,7 +194,7 @@ def main() -> int:
         "benchmark": "output_aware",
         "command": ".venv/bin/python benchmarks/output_aware.py",
         "description": __doc__.strip().splitlines()[0],
-        "dataset": {"name": "fashion-mnist", "test_images": int(len(data.x_test)),
+        "dataset": {"name": "fashion-mnist", "test_images": len(data.x_test),
                     "calibration": f"{CALIBRATION_SAMPLES} seeded images of the 60,000-image training split"},
         "settings": {"target": TARGET, "vela": vela_version(), "calibration_samples": CALIBRATION_SAMPLES,
                      "config_defaults": {k: (v.value if hasattr(v, "value") else v)

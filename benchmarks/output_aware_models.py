@@ -28,10 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE  # noqa: E402
-from fashion_training import Arch as FashionArch  # noqa: E402
-from fashion_training import build_model as build_fashion_convnet  # noqa: E402
-from fashion_training import cached, store  # noqa: E402
+from common import CACHE
+from fashion_training import Arch as FashionArch
+from fashion_training import build_model as build_fashion_convnet
+from fashion_training import cached, store
 
 ROOT = CACHE / "output_aware"
 SEED = 0

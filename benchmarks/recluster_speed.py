@@ -24,6 +24,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +32,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tables  # noqa: E402
-from common import machine, mobilenet_v2_int8, write_result  # noqa: E402
+import tables
+from common import machine, mobilenet_v2_int8, write_result
 
-from toolchain.algorithms.palette import (  # noqa: E402
+from toolchain.algorithms.palette import (
     apply_lut,
     solve_palette,
     value_lut,
     value_weights,
 )
-from toolchain.rewrite.config import ReclusterConfig, ScaleFit  # noqa: E402
-from toolchain.rewrite.recluster import recluster_model  # noqa: E402
-from toolchain.tflite.graph import find_weight_tensors, tensor_values  # noqa: E402
-from toolchain.tflite.model_io import read_model  # noqa: E402
+from toolchain.rewrite.config import ReclusterConfig, ScaleFit
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.tflite.graph import find_weight_tensors, tensor_values
+from toolchain.tflite.model_io import read_model
 
 INT8_PALETTE = (-127, 127)
 
@@ -133,10 +134,10 @@ def main() -> int:
         dp_err_total = km_err_total = 0.0
         worse = 0
         for w, qc, wc, x, vw in problems:
-            t_dp, m_dp = _times(lambda: dp_on_histogram(x, vw, k), args.repeats)
-            t_km, m_km = _times(lambda: kmeans_on_histogram(x, vw, k, seed=0), args.repeats)
-            r_dp, _ = _times(lambda: dp_from_raw(qc, wc, k), args.repeats)
-            r_km, _ = _times(lambda: kmeans_from_raw(qc, wc, k, seed=0), args.repeats)
+            t_dp, m_dp = _times(partial(dp_on_histogram, x, vw, k), args.repeats)
+            t_km, m_km = _times(partial(kmeans_on_histogram, x, vw, k, seed=0), args.repeats)
+            r_dp, _ = _times(partial(dp_from_raw, qc, wc, k), args.repeats)
+            r_km, _ = _times(partial(kmeans_from_raw, qc, wc, k, seed=0), args.repeats)
             for i in range(args.repeats):
                 hist["dp"][i] += t_dp[i]
                 hist["kmeans"][i] += t_km[i]
@@ -168,7 +169,7 @@ def main() -> int:
     model_times = {}
     for k in args.clusters:
         for fit in ScaleFit:
-            samples, _ = _times(lambda: recluster_model(data, ReclusterConfig(clusters=k, fit=fit)), args.repeats)
+            samples, _ = _times(partial(recluster_model, data, ReclusterConfig(clusters=k, fit=fit)), args.repeats)
             model_times[f"{k}/{fit.value}"] = _spread(samples)
             print(f"recluster of the whole model (K={k}, --fit {fit.value}): median {statistics.median(samples):.3f} s")
     for entry in summary:

@@ -1,7 +1,7 @@
 """Re-render the generated blocks of README.md and docs/*.md from benchmarks/results/*.json.
 
 A block is the text between the lines ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->``;
-NAME picks its renderer in ``BLOCKS`` (a function of benchmarks/tables.py and the results
+NAME picks its renderer in ``BLOCKS`` (a function of the benchmarks/tables package and the results
 files it reads). Hand edits inside a block are overwritten: change the renderer or the
 benchmark instead. tests/test_docs.py fails when a block differs from its rendering.
 Run: .venv/bin/python benchmarks/render_docs.py [--check]   (make docs)
@@ -12,15 +12,16 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import tables  # noqa: E402
+import tables
 
 REPO = HERE.parent
 RESULTS = HERE / "results"

@@ -20,8 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tables  # noqa: E402
-from common import CACHE, machine, write_result  # noqa: E402
+import tables
+from common import CACHE, machine, write_result
 
 from toolchain.rewrite.bias_correction import correct_biases
 from toolchain.rewrite.config import ReclusterConfig, ScaleFit
@@ -29,7 +29,7 @@ from toolchain.rewrite.recluster import recluster_model
 from toolchain.targets.compile import compile_model
 from toolchain.targets.profiles import load_profile
 from toolchain.tflite.accuracy import evaluate_tflite
-from toolchain.tflite.model_io import read_model  # noqa: E402
+from toolchain.tflite.model_io import read_model
 from toolchain.training.datasets import load_dataset
 
 
@@ -127,7 +127,7 @@ def main() -> int:
                 }
                 row["accuracy_delta_points"] = round(100 * (row["int8_accuracy"] - acc_before), 2)
                 rows.append(row)
-    doc = {"machine": machine(), "epochs": args.epochs, "test_samples": int(len(data.y_test)), "rows": rows}
+    doc = {"machine": machine(), "epochs": args.epochs, "test_samples": len(data.y_test), "rows": rows}
     print("\n" + tables.restore_clusters_table(doc))
     path = write_result("restore_clusters", doc)
     print(f"wrote {path}")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tables  # noqa: E402
-from common import REPO, machine, write_result  # noqa: E402
+import tables
+from common import REPO, machine, write_result
 
 TARGETS = ("ethos-u55-128", "ethos-u85-256")
 

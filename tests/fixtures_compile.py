@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-__all__ = ["gather_int8", "hybrid_int8", "few_values_int8", "compile_models_dir"]
+__all__ = ["compile_models_dir", "few_values_int8", "gather_int8", "hybrid_int8"]
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fixtures_training import example_build, training_dir  # noqa: F401  (fixtures used by example_deploy)
+from fixtures_training import example_build, training_dir
 
 from toolchain.cli import main
 
 __all__ = [
-    "example_build", "training_dir", "example_deploy", "tflite_deploy", "pipeline_dir", "deploy", "DeployRun",
-    "small_config", "Build", "SMALL_CONFIG", "TARGETS", "tree_digest", "copy_build", "ran_stages",
+    "SMALL_CONFIG",
+    "TARGETS",
+    "Build",
+    "DeployRun",
+    "copy_build",
+    "deploy",
+    "example_build",
+    "example_deploy",
+    "pipeline_dir",
+    "ran_stages",
+    "small_config",
+    "tflite_deploy",
+    "training_dir",
+    "tree_digest",
 ]
 
 TARGETS = ("ethos-u55-128", "ethos-u85-256")

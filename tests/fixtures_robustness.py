@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-__all__ = ["int16x8_model", "fuzz_seeds_dir", "robustness_models_dir"]
+__all__ = ["fuzz_seeds_dir", "int16x8_model", "robustness_models_dir"]
 
 
 @pytest.fixture(scope="session")

@@ -32,9 +32,10 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 FAMILIES = ("names", "paths", "profiles", "configs")
 C_COMPILE_EVERY = 25
@@ -157,7 +158,7 @@ def _paths_case(rng: random.Random, seeds: dict[str, bytes], scratch: Path, case
     model = d / "model.tflite"
     model.write_bytes(seeds["reclustered"])
     pool = _path_pool(d, model)
-    choice = lambda: pool[rng.choice(sorted(pool))]  # noqa: E731
+    choice = lambda: pool[rng.choice(sorted(pool))]
     inp = rng.choice([pool["model"], pool["./model"], pool["link"], pool["hard"], choice()])
     verb = rng.choice(("inspect", "recluster", "palettise", "compile"))
     argv = {
@@ -367,7 +368,7 @@ def run_input_case(case: InputCase, seeds: dict[str, bytes], scratch: Path, time
         outcome, detail = "hang", str(exc)
     except Violation as exc:
         outcome, detail = "violation", str(exc)[:500]
-    except Exception as exc:  # a finding: it would reach the user as "internal error"
+    except Exception as exc:  # noqa: BLE001  any other type is the finding: the user would see "internal error"
         import traceback
 
         outcome, detail = f"unexpected:{type(exc).__name__}", traceback.format_exc()[-1500:]

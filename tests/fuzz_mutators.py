@@ -30,9 +30,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -654,7 +654,7 @@ def _run_one(data: bytes, scratch: Path) -> tuple[str, str, str]:
         return "ok", stage, ""
     except RecursionError:
         return "unexpected:RecursionError", stage, traceback.format_exc()[-2000:]
-    except Exception as exc:  # a finding: an untyped error would reach the user as "internal error"
+    except Exception as exc:  # noqa: BLE001  a finding: an untyped error would reach the user as "internal error"
         return f"unexpected:{type(exc).__name__}", stage, traceback.format_exc()[-2000:]
 
 
@@ -678,6 +678,9 @@ def _worker_main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     seeds_dir = Path(sys.argv[sys.argv.index("--worker") + 1])
     scratch_root = Path(sys.argv[sys.argv.index("--worker") + 2])
+    memory_limit_bytes = int(sys.argv[sys.argv.index("--worker") + 3])
+    # first, so a runaway allocation fails in the worker instead of hurting the machine
+    resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     seeds = {p.stem: p.read_bytes() for p in seeds_dir.glob("*.tflite")}
     layouts = {name: layout(data) for name, data in seeds.items()}
     from ai_edge_litert import interpreter  # noqa: F401
@@ -741,15 +744,12 @@ class _Worker:
 def _start_worker(seeds_dir: Path, scratch_root: Path, memory_limit_bytes: int) -> _Worker:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
-    def limits() -> None:  # a runaway allocation fails in the worker instead of hurting the machine
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
-
+    # The worker limits its own memory (no preexec_fn: forking a process with threads, as a test
+    # session that has loaded TensorFlow is, and running Python in the child can deadlock).
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", str(seeds_dir), str(scratch_root)],
+        [sys.executable, str(Path(__file__).resolve()), "--worker", str(seeds_dir), str(scratch_root),
+         str(memory_limit_bytes)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(REPO),
-        preexec_fn=limits,
     )
     w = _Worker(proc)
     line = w.readline(time.monotonic() + 120)

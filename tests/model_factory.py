@@ -61,8 +61,7 @@ def _randomise_bn(model, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if layer.__class__.__name__ == "BatchNormalization":
-            gamma, beta, mean, var = layer.get_weights()
-            n = gamma.shape[0]
+            n = layer.get_weights()[0].shape[0]  # gamma's length: every statistic is replaced
             gamma = rng.uniform(0.3, 2.0, n) * np.where(rng.random(n) < 0.2, -1.0, 1.0)
             layer.set_weights([gamma, rng.normal(0, 0.1, n), rng.normal(0, 0.1, n), rng.uniform(0.2, 3.0, n)])
 

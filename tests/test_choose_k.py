@@ -36,7 +36,7 @@ def test_auto_k_meets_floor_and_is_minimal(depthwise_int8):
     data = depthwise_int8.read_bytes()
     cfg = ReclusterConfig(clusters=256)
     plan = plan_min_sqnr(data, cfg, 28.0)
-    out, rep = recluster_model(data, config_with_plan(cfg, plan))
+    _, rep = recluster_model(data, config_with_plan(cfg, plan))
     chosen = {c.name: c.clusters for c in plan.choices}
     for t in rep.tensors:
         if t.action is TensorAction.REWRITTEN:
@@ -109,14 +109,15 @@ def test_bias_correction_reduces_output_shift(conv_bn_int8):
 
 @pytest.mark.slow
 def test_flash_budget_met_when_compiled_by_vela(depthwise_int8, tmp_path):
-    from toolchain.pipeline.flash_budget import plan_flash_budget
+    from toolchain.pipeline.target_sizer import sizer_for
+    from toolchain.rewrite.flash_plan import plan_flash_budget
 
     profile = load_profile("ethos-u55-128")
     data = depthwise_int8.read_bytes()
     base = compile_model(depthwise_int8, profile, tmp_path / "base", enforce_budget=False)
     budget = int(base.budget.flash_used_bytes * 0.75)
     cfg = ReclusterConfig(clusters=64)
-    fit = plan_flash_budget(data, cfg, profile, budget)
+    fit = plan_flash_budget(data, cfg, sizer_for(profile), budget)
     assert fit.actual_flash_bytes <= budget < base.budget.flash_used_bytes
     assert abs(fit.predicted_flash_bytes - fit.actual_flash_bytes) <= 0.05 * budget
     out, _ = recluster_model(data, config_with_plan(cfg, fit.plan))
@@ -124,4 +125,32 @@ def test_flash_budget_met_when_compiled_by_vela(depthwise_int8, tmp_path):
     after = compile_model(tmp_path / "after.tflite", profile, tmp_path / "after", enforce_budget=False)
     assert after.budget.flash_used_bytes == fit.actual_flash_bytes <= budget
     with pytest.raises(BudgetExceeded):
-        plan_flash_budget(data, cfg, profile, 100)
+        plan_flash_budget(data, cfg, sizer_for(profile), 100)
+
+
+def test_every_door_plans_the_same_way(depthwise_int8, tmp_path):
+    """The Python API and `toolchain recluster` run one job: the same budget gives the same bytes."""
+    import subprocess
+    import sys
+
+    import toolchain
+    from toolchain.core.errors import ConfigError
+
+    data = depthwise_int8.read_bytes()
+    budget = int(_encoded_total(data) * 0.5)
+    job = toolchain.ReclusterJob(ReclusterConfig(clusters=64),
+                                 toolchain.PlanRequest(toolchain.SizeGoal.WEIGHT_BUDGET, weight_budget_bytes=budget))
+    api_bytes, report = toolchain.rewrite_model(data, job)
+    assert report.plan is not None and report.plan.predicted_encoded_bytes <= budget
+    assert report.verification is not None
+    out = tmp_path / "cli.tflite"
+    proc = subprocess.run([sys.executable, "-m", "toolchain", "recluster", str(depthwise_int8), "-o", str(out),
+                           "--clusters", "64", "--weight-budget", str(budget), "-q"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == api_bytes
+    with pytest.raises(ConfigError, match="positive"):
+        toolchain.PlanRequest(toolchain.SizeGoal.WEIGHT_BUDGET)
+    with pytest.raises(ConfigError, match="--clusters auto"):
+        toolchain.PlanRequest(toolchain.SizeGoal.FIXED, min_sqnr_db=30)
+    with pytest.raises(ConfigError, match="needs a target"):
+        toolchain.rewrite_model(data, toolchain.ReclusterJob(request=toolchain.PlanRequest(toolchain.SizeGoal.FLASH_BUDGET)))

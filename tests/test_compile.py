@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_compile import *  # noqa: F401,F403  (session fixtures)
+from fixtures_compile import *
 
 from toolchain.cli import main
 from toolchain.core.errors import BudgetExceeded, ToolError

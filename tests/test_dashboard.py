@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import need_executable
-from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
+from fixtures_pipeline import *
 from fixtures_pipeline import TARGETS
 
 from toolchain.reporting.dashboard import COLORS

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fixtures_compile import *  # noqa: F401,F403  (session fixtures)
+from fixtures_compile import *
 from fixtures_pipeline import deploy, tree_digest
 
 from toolchain.cli import main

@@ -18,7 +18,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import render_docs  # noqa: E402
+import render_docs
 
 DOCS = render_docs.doc_files(REPO)
 README = REPO / "README.md"

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -144,7 +144,7 @@ def test_before_is_tfmot_only_when_the_finetune_stage_ran():
 
 def test_history_appends_only_when_a_targets_results_change(tmp_path):
     path = tmp_path / "history.jsonl"
-    t0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    t0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     u55, n78 = {"after": {"flash_bytes": 100}}, {"after": {"flash_bytes": 70}}
     assert record_build(path, 16, {"u55": u55}, t0).appended
     assert record_build(path, 16, {"n78": n78}, t0).appended  # a new target is a new result

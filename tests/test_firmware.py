@@ -63,7 +63,7 @@ def test_model_array_size_alignment_section_and_bytes(tmp_path, conv_bn_compiled
     _run([gcc, *M55, "-c", str(out / "kws_model.c"), "-o", str(obj)])
 
     # Symbol size (nm -S) is exactly the Vela model's size.
-    sizes = {m.group(3): int(m.group(2), 16) for m in re.finditer(r"^([0-9a-f]+) ([0-9a-f]+) \w (\S+)$", _run([nm, "-S", "--defined-only", str(obj)]), re.M)}
+    sizes = {m.group(3): int(m.group(2), 16) for m in re.finditer(r"^([0-9a-f]+) ([0-9a-f]+) \w (\S+)$", _run([nm, "-S", "--defined-only", str(obj)]), re.MULTILINE)}
     assert sizes["kws_model"] == len(vela)
     # The symbol lies in the requested section, at an offset that keeps 16-byte alignment ...
     (line,) = [ln for ln in _run([objdump, "-t", str(obj)]).splitlines() if ln.endswith(" kws_model")]
@@ -84,7 +84,7 @@ def test_model_array_size_alignment_section_and_bytes(tmp_path, conv_bn_compiled
                       "int main(void) { return kws_model[0] + odd + (int)kws_model_size_bytes; }\n")
     elf = tmp_path / "fw.elf"
     _run([gcc, *M55, "-nostdlib", "-Wl,-e,main", f"-I{out}", str(main_c), str(out / "kws_model.c"), "-o", str(elf)])
-    addr = {m.group(2): int(m.group(1), 16) for m in re.finditer(r"^([0-9a-f]+) \w (\S+)$", _run([nm, str(elf)]), re.M)}
+    addr = {m.group(2): int(m.group(1), 16) for m in re.finditer(r"^([0-9a-f]+) \w (\S+)$", _run([nm, str(elf)]), re.MULTILINE)}
     assert addr["kws_model"] % 16 == 0
     _run([objcopy, "-O", "binary", "--only-section=.model_flash", str(elf), str(blob)])
     assert blob.read_bytes() == vela
@@ -96,7 +96,7 @@ def test_header_macros_and_manifest(tmp_path, conv_bn_compiled):
     info = json.loads((conv_bn_compiled / "compile.json").read_text())
     name = "conv_bn_k16"  # default: the Vela file name without "_vela"
     header = (out / f"{name}_model.h").read_text()
-    macros = dict(re.findall(r"^#define (\w+) (\S+)", header, re.M))
+    macros = dict(re.findall(r"^#define (\w+) (\S+)", header, re.MULTILINE))
     vela = _vela_bytes(conv_bn_compiled)
     arena = int(macros["CONV_BN_K16_TENSOR_ARENA_BYTES"].rstrip("u"))
     # the documented rule: Vela's SRAM + 10 % + 4 KiB, rounded up to 16 bytes
@@ -279,7 +279,7 @@ def test_dedicated_sram_target_gets_fast_memory_macro(tmp_path, conv_bn_k16, cap
     assert info["memory_mode"].startswith("Dedicated_Sram")
     assert _firmware(compiled, tmp_path / "fw", "--name", "net") == 0
     assert "tensor arena lives in DRAM" in capsys.readouterr().out
-    macros = dict(re.findall(r"^#define (\w+) (\S+)", (tmp_path / "fw" / "net_model.h").read_text(), re.M))
+    macros = dict(re.findall(r"^#define (\w+) (\S+)", (tmp_path / "fw" / "net_model.h").read_text(), re.MULTILINE))
     assert macros["NET_FAST_MEMORY_BYTES"] == f"{info['sram_bytes']}u"
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import struct
 import time
+from functools import partial
 
 import fuzz_inputs as fi
 import fuzz_mutators as fm
 import numpy as np
 import pytest
-from fixtures_compile import *  # noqa: F401,F403
-from fixtures_robustness import *  # noqa: F401,F403
+from fixtures_compile import *
+from fixtures_robustness import *
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +42,14 @@ def _seeds(conv_bn_int8, depthwise_int8, dense_int8) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- the mutators themselves
 
 
+def _site_values(data: bytes, lay, kind: str) -> list:
+    return sorted(struct.unpack_from("<" + s.fmt, data, s.pos)[0] for s in lay.sites if s.kind == kind)
+
+
+def _nonzero(values) -> list[int]:
+    return sorted(int(v) for v in values if int(v) != 0)
+
+
 def test_sites_are_where_the_generated_reader_reads(conv_bn_int8, depthwise_int8, dense_int8):
     """The walk's semantic sites hold exactly the values the schema reader returns (defaults are not stored)."""
     for data in _seeds(conv_bn_int8, depthwise_int8, dense_int8).values():
@@ -48,19 +57,14 @@ def test_sites_are_where_the_generated_reader_reads(conv_bn_int8, depthwise_int8
         model = read_model(data)
         tensors = [t for sg in model.subgraphs for t in sg.tensors]
         ops = [op for sg in model.subgraphs for op in sg.operators]
-
-        def at(kind):
-            return sorted(struct.unpack_from("<" + s.fmt, data, s.pos)[0] for s in lay.sites if s.kind == kind)
-
-        def nonzero(values):
-            return sorted(int(v) for v in values if int(v) != 0)
+        at = partial(_site_values, data, lay)
 
         assert lay.sites[0] == fm.Site("root", 0, "I")
         assert (lay.tensors, lay.buffers, lay.operators) == (len(tensors), len(model.buffers), len(ops))
-        assert at("tensor_buffer") == nonzero(t.buffer for t in tensors)
-        assert at("tensor_type") == nonzero(t.type for t in tensors)
-        assert at("opcode_index") == nonzero(op.opcodeIndex for op in ops)
-        assert at("builtin_code") == nonzero(oc.builtinCode for oc in model.operatorCodes)
+        assert at("tensor_buffer") == _nonzero(t.buffer for t in tensors)
+        assert at("tensor_type") == _nonzero(t.type for t in tensors)
+        assert at("opcode_index") == _nonzero(op.opcodeIndex for op in ops)
+        assert at("builtin_code") == _nonzero(oc.builtinCode for oc in model.operatorCodes)
         assert at("shape") == sorted(int(d) for t in tensors for d in t.shape)
         assert at("op_inputs") == sorted(int(i) for op in ops for i in op.inputs)
         scales = sorted(float(np.float32(s)) for t in tensors if t.quantization is not None and t.quantization.scale is not None

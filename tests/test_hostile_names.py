@@ -110,9 +110,9 @@ def check_markdown(path: Path, raw_names: set[str]) -> None:
     """Tables keep their column count; a name that Markdown would interpret never appears unescaped."""
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
-    pipes = lambda ln: len(re.findall(r"(?<!\\)\|", ln))  # noqa: E731
+    pipes = lambda ln: len(re.findall(r"(?<!\\)\|", ln))
     for i, ln in enumerate(lines):
-        if ln.startswith("|---") or ln.startswith("|--"):
+        if ln.startswith("|--"):  # a table's delimiter row
             width = pipes(lines[i - 1])
             for row in lines[i + 1:]:
                 if not row.startswith("|"):
@@ -129,7 +129,7 @@ def check_markdown(path: Path, raw_names: set[str]) -> None:
 @given(names=st.lists(name, min_size=1, max_size=6), custom=st.none() | name, model_name=file_name)
 @example(names=[b"X */ int injected = 1; /*", b"a\n#include \"/etc/passwd\"\n", b"a_b", b"a_b_2", b"a.b"],
          custom=b"X */ int injected = 1; /*\n#include <stdio.h>", model_name='a&b<c"d')
-@example(names=["\x1b]0;pwned\x07\r\nerror: forged | cell |\n# Heading <b>".encode(), b"x" * 10_000, b"/*", b"a\"q"],
+@example(names=[b"\x1b]0;pwned\x07\r\nerror: forged | cell |\n# Heading <b>", b"x" * 10_000, b"/*", b"a\"q"],
          custom=None, model_name="m\nodel \x1b[2J")
 def test_hostile_names_reach_every_sink_escaped(seed_model, tmp_path_factory, names, custom, model_name):
     from toolchain.core.errors import ModelFormatError

@@ -51,12 +51,12 @@ def test_restores_with_negative_factors(seed):
     rng = np.random.default_rng(100 + seed)
     k = 16
     # symmetric codebook: sign flips land on the same K codes
-    w, q, s, _ = clustered_tensor(rng, k, channels=40, per_channel=20, neg_fraction=0.4, symmetric=True)
+    _, q, s, _ = clustered_tensor(rng, k, channels=40, per_channel=20, neg_fraction=0.4, symmetric=True)
     r = joint_fit(q, s, k)
     f = s[:, None] * q
     assert np.unique(r.codes).size <= k and r.error / np.sum(f * f) < 1e-4
     # asymmetric codebook: negative channels need the mirrored codes, 2K in all
-    w, q, s, _ = clustered_tensor(rng, k, channels=40, per_channel=20, neg_fraction=0.4)
+    _, q, s, _ = clustered_tensor(rng, k, channels=40, per_channel=20, neg_fraction=0.4)
     r = joint_fit(q, s, 2 * k)
     f = s[:, None] * q
     assert np.unique(r.codes).size <= 2 * k and r.error / np.sum(f * f) < 1e-4
@@ -65,7 +65,7 @@ def test_restores_with_negative_factors(seed):
 
 def test_alignment_finds_signed_factors():
     rng = np.random.default_rng(7)
-    w, q, s, gains = clustered_tensor(rng, 8, channels=20, per_channel=30, neg_fraction=0.5)
+    _, q, s, gains = clustered_tensor(rng, 8, channels=20, per_channel=30, neg_fraction=0.5)
     assert (gains < 0).any() and (gains > 0).any()
     al = align_channels(s[:, None] * q, s)
     assert al.codebook.size <= 12 and al.matched_fraction > 0.8
@@ -76,7 +76,7 @@ def test_alignment_finds_signed_factors():
 
 def test_channels_with_fewer_weights_than_k_and_zero_channels():
     rng = np.random.default_rng(3)
-    w, q, s, _ = clustered_tensor(rng, 16, channels=30, per_channel=5)
+    _, q, s, _ = clustered_tensor(rng, 16, channels=30, per_channel=5)
     q[4] = 0
     r = joint_fit(q, s, 16)
     assert r is not None and np.unique(r.codes).size <= 16
@@ -95,7 +95,7 @@ def test_joint_never_worse_than_scales_fixed(seed, k, clustered, neg):
         q = np.clip(np.round(rng.normal(0, 30, (int(rng.integers(1, 24)), 40))), -127, 127).astype(np.int8)
         s = rng.uniform(1e-3, 1e-2, q.shape[0])
     err_keep, *_ = best_weight_fit(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.KEEP), True)
-    err, codes, scales, how = best_weight_fit(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.JOINT), True)
+    err, codes, scales, _ = best_weight_fit(q, s, k, ReclusterConfig(clusters=k, fit=ScaleFit.JOINT), True)
     assert err <= err_keep
     assert np.unique(codes).size <= k and np.all(scales > 0)
     f = s[:, None] * q

@@ -11,6 +11,8 @@ from conftest import REPO
 PACKAGE = REPO / "toolchain"
 # A module over this many lines holds more than one idea (docs/design.md): split it.
 MAX_MODULE_LINES = 420
+# A verb parses, calls one package function and prints (docs/design.md): more than this and it is doing the work.
+MAX_VERB_LINES = 150
 # Names every module of a kind defines by convention (each CLI verb, each document's schema).
 CONVENTIONAL_NAMES = {"HELP", "add_arguments", "run", "SCHEMA", "SCHEMA_VERSION"}
 
@@ -79,6 +81,12 @@ def test_modules_are_small():
     sizes = {p.relative_to(REPO): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     big = {str(p): n for p, n in sizes.items() if n > MAX_MODULE_LINES}
     assert not big, f"split these modules along their sections: {big}"
+
+
+def test_verbs_only_parse_call_and_print():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "commands").glob("*.py")}
+    big = {name: n for name, n in sizes.items() if n > MAX_VERB_LINES}
+    assert not big, f"move the work of these verbs into a package function: {big}"
 
 
 def _public_definitions() -> dict[str, list[str]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_output_aware_never_worse_than_the_weight_fit_on_any_tensor(fixture, k, 
     # the depthwise model's 4096-input head costs seconds of Hessian inversion: the dense model covers FC
     cfg = ReclusterConfig(clusters=k, min_weights=0, include_depthwise=True,
                           rules=(TensorRule(clusters=None, pattern="*head*"),))
-    out, rep = recluster_model(data, cfg, _calibration(data))
+    _, rep = recluster_model(data, cfg, _calibration(data))
     assert rep.calibration is not None and rep.calibration.samples == 128
     for t in rep.rewritten:
         assert t.objective == "outputs" and t.distinct_after <= k
@@ -288,11 +289,11 @@ def test_weight_budget_ranks_tensors_by_output_error(conv_bn_int8, tmp_path):
     sens = measure_sensitivity(data, cfg, cal, (2, 4, 8, 16, 32, 64))
     for t in sens.tensors.values():  # more codes never cost output error on the calibration rows
         errors = [t.relative_error(k) for k in sorted(t.fits)]
-        assert all(b <= a * 1.05 + 1e-12 for a, b in zip(errors, errors[1:])), t.name
+        assert all(b <= a * 1.05 + 1e-12 for a, b in pairwise(errors)), t.name
     full = plan_weight_budget(data, cfg, 10**9, encoded_bytes, sensitivity=sens).predicted_encoded_bytes
     plan = plan_weight_budget(data, cfg, int(full * 0.5), encoded_bytes, sensitivity=sens)
     assert plan.error_measure is Objective.OUTPUTS and plan.predicted_encoded_bytes <= int(full * 0.5)
-    out, rep = recluster_model(data, config_with_plan(cfg, plan), cal)
+    _, rep = recluster_model(data, config_with_plan(cfg, plan), cal)
     chosen = {c.name: c.clusters for c in plan.choices}
     for t in rep.rewritten:
         assert t.distinct_after <= chosen[t.name]

@@ -159,9 +159,9 @@ def test_a_second_deploy_into_a_locked_model_directory_is_refused_at_once(dense_
     """Two real processes: one holds the deploy lock of build/model/, the other is `toolchain deploy`."""
     shutil.copyfile(dense_int8, tmp_path / "model.tflite")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path\n"
-         "from toolchain.pipeline.build_lock import model_dir_lock\n"
-         "with model_dir_lock(Path('build/model')):\n    print('held', flush=True); time.sleep(120)"],
+        [sys.executable, "-c", ("import sys, time; from pathlib import Path\n"
+                                "from toolchain.pipeline.build_lock import model_dir_lock\n"
+                                "with model_dir_lock(Path('build/model')):\n    print('held', flush=True); time.sleep(120)")],
         cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=_env())
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -175,9 +175,9 @@ def test_a_second_deploy_into_a_locked_model_directory_is_refused_at_once(dense_
     finally:
         holder.kill()  # SIGKILL: the OS releases the lock of a killed deploy
         holder.wait()
-    again = subprocess.run([sys.executable, "-c", "from pathlib import Path\n"
-                            "from toolchain.pipeline.build_lock import model_dir_lock\n"
-                            "with model_dir_lock(Path('build/model')): print('acquired')"],
+    again = subprocess.run([sys.executable, "-c", ("from pathlib import Path\n"
+                                                   "from toolchain.pipeline.build_lock import model_dir_lock\n"
+                                                   "with model_dir_lock(Path('build/model')): print('acquired')")],
                            cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env())
     assert again.stdout.strip() == "acquired", again.stderr
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
+from fixtures_pipeline import *
 from fixtures_pipeline import TARGETS, copy_build, deploy, ran_stages, tree_digest
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
+from fixtures_pipeline import *
 from fixtures_pipeline import TARGETS, deploy, ran_stages, tree_digest
 
 pytestmark = pytest.mark.tf  # the input models are made with the TFLite converter (conftest)

@@ -68,8 +68,8 @@ RULES = [
     (per_channel_activation, "conv", "is an activation \\(or input\\) with 16 quantization scales",
      "no_integer_overflow_from_quantization"),
     (input_with_two_scales, "conv", "has 2 quantization scales for the 1 channels", "num_scales must be 1"),
-    (fc_weights_on_axis_1, "dense", "quantized per channel along dimension 1; this operator takes them along "
-     "dimension 0", "quantized_dimension != 0"),
+    (fc_weights_on_axis_1, "dense", ("quantized per channel along dimension 1; this operator takes them along "
+                                     "dimension 0"), "quantized_dimension != 0"),
     (rank_1001, "dense", "has 1001 dimensions; at most 8 are supported", None),
 ]
 
@@ -134,7 +134,7 @@ def test_every_verb_reads_through_the_validator(dense_int8, tmp_path):
         "firmware": lambda: firmware_from_compile_dir(compiled, tmp_path / "fw", FirmwareConfig("ethos-u55-128")),
         "deploy": lambda: deploy(DeployOptions(model=model, build_dir=tmp_path / "build")),
     }
-    for verb, run in verbs.items():
+    for run in verbs.values():
         with pytest.raises(ModelFormatError, match="quantization scale 0"):
             run()
     assert not (tmp_path / "c").exists() and not (tmp_path / "fw").exists() and not (tmp_path / "build").exists()

@@ -57,7 +57,7 @@ def test_full_int8_with_int8_io_and_batch_1(int8_digits):
     (inp,), (out,) = [sg.tensors[i] for i in sg.inputs], [sg.tensors[i] for i in sg.outputs]
     assert inp.type == TensorType.INT8 and out.type == TensorType.INT8
     assert list(inp.shape) == [1, 8, 8, 1] and list(out.shape) == [1, 10]
-    assert list(inp.shapeSignature if inp.shapeSignature is not None else inp.shape)[0] == 1  # no dynamic batch
+    assert (inp.shapeSignature if inp.shapeSignature is not None else inp.shape)[0] == 1  # no dynamic batch
     weights = find_weight_tensors(model)
     assert {w.op for w in weights} == {"CONV_2D", "FULLY_CONNECTED"} and len(weights) == 3
 

@@ -56,7 +56,7 @@ def test_at_most_k_values_and_runs(conv_bn_int8, k, fit):
 
 def test_everything_but_weights_unchanged_with_kept_scales(conv_bn_int8):
     data = conv_bn_int8.read_bytes()
-    out, report = recluster_model(data, ReclusterConfig(clusters=8, fit=ScaleFit.KEEP))
+    out, _ = recluster_model(data, ReclusterConfig(clusters=8, fit=ScaleFit.KEEP))
     a, b = to_plain(read_model(data)), to_plain(read_model(out))
     m = read_model(data)
     weight_buffers = {m.subgraphs[0].tensors[w.tensor_index].buffer for w in find_weight_tensors(m)}
@@ -118,7 +118,7 @@ def test_rules_min_size_and_precedence(depthwise_int8):
             TensorRule(clusters=8, op="CONV_2D"),
         ),
     )
-    out, rep = recluster_model(data, cfg)
+    _, rep = recluster_model(data, cfg)
     by_op = {t.name: t for t in rep.tensors}
     head = next(t for n, t in by_op.items() if "head" in n)
     stem = next(t for n, t in by_op.items() if "stem" in n)

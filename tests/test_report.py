@@ -7,11 +7,11 @@ import hashlib
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fixtures_pipeline import *  # noqa: F401,F403  (pytest fixtures)
+from fixtures_pipeline import *
 from fixtures_pipeline import TARGETS, deploy, tree_digest
 
 from toolchain.cli import main
@@ -142,7 +142,7 @@ def test_history_appends_one_entry_per_changed_build(tflite_deploy):
 
 def test_record_build_only_appends_changes_and_survives_a_torn_line(tmp_path):
     path = tmp_path / "history.jsonl"
-    t0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    t0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     figures = {"u55": {"after": {"flash_bytes": 100}}}
     assert record_build(path, 16, figures, t0).appended
     assert not record_build(path, 16, figures, t0).appended

@@ -72,8 +72,8 @@ def test_core_wheel_runs_every_post_training_verb(core_venv, conv_bn_int8, tmp_p
     toolchain = core_venv / "bin" / "toolchain"
     py = core_venv / "bin" / "python"
     # no TensorFlow, and the package is the installed one, not this checkout
-    probe = _run([str(py), "-c", "import importlib.util as u, toolchain; "
-                  "print(u.find_spec('tensorflow') is None, toolchain.__file__)"], tmp_path)
+    probe = _run([str(py), "-c", ("import importlib.util as u, toolchain; "
+                                  "print(u.find_spec('tensorflow') is None, toolchain.__file__)")], tmp_path)
     has_no_tf, location = probe.stdout.split()
     assert has_no_tf == "True" and str(core_venv) in location
 

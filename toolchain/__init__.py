@@ -21,6 +21,7 @@ from .core.version import __version__
 _PUBLIC: dict[str, str] = {
     # the verbs as functions
     "recluster": "toolchain.api",
+    "rewrite_model": "toolchain.api",
     "inspect": "toolchain.api",
     "deploy": "toolchain.api",
     "compile_model": "toolchain.targets.compile",
@@ -40,6 +41,10 @@ _PUBLIC: dict[str, str] = {
     "ScaleFit": "toolchain.rewrite.config",
     "Objective": "toolchain.rewrite.config",
     "Calibration": "toolchain.rewrite.output_aware",
+    "ReclusterJob": "toolchain.rewrite.job",
+    "VerifyOptions": "toolchain.rewrite.job",
+    "PlanRequest": "toolchain.rewrite.planner",
+    "SizeGoal": "toolchain.rewrite.planner",
     "PalettiseConfig": "toolchain.palettes.table",
     "FirmwareConfig": "toolchain.firmware.config",
     "FinetuneConfig": "toolchain.training.clustering",
@@ -60,7 +65,7 @@ _PUBLIC: dict[str, str] = {
     "ExitCode": "toolchain.core.errors",
 }
 
-__all__ = ["__version__", *_PUBLIC]
+__all__ = ["__version__", *_PUBLIC]  # noqa: PLE0604 (the keys of _PUBLIC are strings; ruff cannot see it)
 
 
 def __getattr__(name: str) -> Any:

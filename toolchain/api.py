@@ -5,13 +5,19 @@ Each takes and returns the same configs and results the CLI uses; errors are the
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .pipeline.progress import OutputMode, Progress
 from .pipeline.result import DeployOptions, DeployResult
 from .rewrite.config import ReclusterConfig
 from .rewrite.inspect import ModelStats, inspect_model
+from .rewrite.job import ReclusterJob
 from .rewrite.output_aware import Calibration
 from .rewrite.recluster import recluster_model
 from .rewrite.result import ReclusterReport
+
+if TYPE_CHECKING:
+    from .targets.profile import HardwareProfile
 
 
 def recluster(model_bytes: bytes, config: ReclusterConfig | None = None,
@@ -20,6 +26,18 @@ def recluster(model_bytes: bytes, config: ReclusterConfig | None = None,
 
     With ``calibration`` (representative inputs) each layer's output error on them is minimised."""
     return recluster_model(model_bytes, config or ReclusterConfig(), calibration)
+
+
+def rewrite_model(model_bytes: bytes, job: ReclusterJob | None = None,
+                  target: str | HardwareProfile | None = None) -> tuple[bytes, ReclusterReport]:
+    """What ``toolchain recluster`` does: plan K per tensor for ``job.request`` (a fixed K, auto, a weight or a
+    flash budget on ``target``), rewrite, correct biases and verify; the input is not modified."""
+    from .pipeline.target_sizer import sizer_for
+    from .rewrite.job import run_job
+    from .targets.profiles import load_profile
+
+    profile = load_profile(target) if isinstance(target, str) else target
+    return run_job(model_bytes, job or ReclusterJob(), sizer_for(profile))
 
 
 def inspect(model_bytes: bytes) -> ModelStats:

@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from .core.errors import ExitCode, ToolchainError
 from .core.escape import terminal_text
@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # the reader went away (e.g. `toolchain inspect m.tflite | head`): not an error of ours
         try:
-            sys.stdout = open(os.devnull, "w")
+            # left open on purpose: the interpreter flushes stdout at exit, into this instead of the closed pipe
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         except OSError:
             pass
         return 0
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {terminal_text(name, MAX_ERROR_CHARS)}" if exc.filename is not None else ""
         print(f"error: cannot access{where}: {terminal_text(exc.strerror or str(exc))}", file=sys.stderr)
         return int(ExitCode.BAD_INPUT)
-    except Exception as exc:  # a bug: say so in one line unless asked for details
+    except Exception as exc:  # noqa: BLE001  anything untyped is a bug: say so in one line unless asked for details
         if args.debug or os.environ.get("TOOLCHAIN_DEBUG"):
             traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {terminal_text(str(exc), MAX_ERROR_CHARS)} "

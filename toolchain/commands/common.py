@@ -83,3 +83,13 @@ def finite_number(lo: float, hi: float):
             raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}, got {text}")
         return v
     return parse
+
+
+def clusters_or_auto(text: str) -> int | str:
+    """An argparse type: K as a whole number, or 'auto' (the planner chooses K per tensor)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer K or 'auto', got '{text}'") from None

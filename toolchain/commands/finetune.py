@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
                                quiet=args.epoch_lines or args.quiet or args.json)
     if args.json:
         print_json_file(summary_path(args.output))
-    lines = [f"accuracy on the test split ({result.test_samples} samples): "
-             f"before {result.accuracy_before:.2%}, after {result.accuracy_after:.2%}"]
+    lines = [(f"accuracy on the test split ({result.test_samples} samples): "
+              f"before {result.accuracy_before:.2%}, after {result.accuracy_after:.2%}")]
     for layer in result.clustered_layers:
         extra = f", at most {layer.max_distinct_values_per_channel} per channel" if layer.per_channel else ""
         lines.append(f"  {layer.name} ({layer.layer_type}): {layer.clusters} clusters -> "

@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
                          sort_keys=True))
     a = m["arena"]
     lines = [
-        f"model: {m['model']['symbol']}[{m['model']['size_bytes']}] aligned {m['model']['alignment_bytes']} in section "
-        f"{m['model']['section']}",
-        f"arena: {a['macro']} = {a['bytes']} bytes (Vela SRAM {a['vela_sram_bytes']} + {a['margin_percent']}% + "
-        f"{a['overhead_bytes']})",
+        (f"model: {m['model']['symbol']}[{m['model']['size_bytes']}] aligned {m['model']['alignment_bytes']} "
+         f"in section {m['model']['section']}"),
+        (f"arena: {a['macro']} = {a['bytes']} bytes (Vela SRAM {a['vela_sram_bytes']} + {a['margin_percent']}% + "
+         f"{a['overhead_bytes']})"),
         f"operators: {m['npu_operators']} on the NPU, {m['cpu_operators']} on the CPU per inference",
     ]
     if m["palette_tensors"]:

@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json_file(summary_path(args.output))
     qat = f", QAT float {result.qat_float_accuracy:.2%}" if result.qat_float_accuracy is not None else ""
-    lines = [f"accuracy on the test split ({result.test_samples} samples): float {result.float_accuracy:.2%}{qat}, "
-             f"int8 {result.int8_accuracy:.2%} (LiteRT)"]
+    lines = [(f"accuracy on the test split ({result.test_samples} samples): float {result.float_accuracy:.2%}{qat}, "
+              f"int8 {result.int8_accuracy:.2%} (LiteRT)")]
     for w in result.weight_tensors:
         lines.append(f"  {w.name} ({w.op}, {w.granularity}): {w.distinct_values} distinct int8 values, "
                      f"at most {w.max_distinct_values_per_channel} per channel")

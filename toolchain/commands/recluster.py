@@ -4,15 +4,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..core.errors import ConfigError
 from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes
-from .common import (
-    add_output_options,
-    finite_number,
-    fraction,
-    positive_int,
-    say,
-    whole_number,
-)
+from .common import add_output_options, clusters_or_auto, finite_number, fraction, positive_int, say, whole_number
 
 HELP = "rewrite weight tensors to at most K distinct int8 values each (shared palette), and verify"
 
@@ -20,7 +14,7 @@ HELP = "rewrite weight tensors to at most K distinct int8 values each (shared pa
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a full-int8 .tflite model (never modified)")
     p.add_argument("-o", "--output", required=True, help="the rewritten .tflite")
-    p.add_argument("--clusters", "-k", type=_clusters_arg, metavar="K|auto",
+    p.add_argument("--clusters", "-k", type=clusters_or_auto, metavar="K|auto",
                    help="distinct values per tensor, 2..256 (default 16); 'auto' picks the smallest K per tensor "
                         "(<= --max-clusters) keeping top-1 agreement >= 99.5%% on --calibration data, or meeting "
                         "--min-sqnr")
@@ -81,34 +75,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_options(p, "print the JSON report instead of a table")
 
 
-def _sensitivity(original: bytes, config, calibration, ks: tuple[int, ...]):
-    """Per-tensor output errors on the calibration data for the K planners (None without data)."""
-    if calibration is None:
-        return None
-    from ..rewrite.sensitivity import measure_sensitivity
-
-    return measure_sensitivity(original, config, calibration, tuple(k for k in ks if k <= config.clusters))
-
-
-def _objective_line(report) -> str:
-    c = report.calibration
-    if c is None:
-        return "objective: weights (weight-space fit; accuracy was not checked on calibration data)"
-    won = sum(1 for t in report.rewritten if (t.method or "").startswith("outputs"))
-    return (f"objective: outputs on {c.samples} calibration samples ({c.source}), {c.segments} segment(s), "
-            f"{c.litert_passes} LiteRT passes; the output-aware fit won on {won} of {len(report.rewritten)} "
-            "rewritten tensors, the weight-space fit on the rest")
-
-
-def _clusters_arg(text: str):
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer K or 'auto', got '{text}'") from None
-
-
 def build_config(args: argparse.Namespace):
     from ..rewrite.choose_k import AUTO_MAX_CLUSTERS
     from ..rewrite.config import Objective, ReclusterConfig, ScaleFit
@@ -116,149 +82,54 @@ def build_config(args: argparse.Namespace):
 
     base = load_recluster_config(args.config) if args.config else ReclusterConfig()
     rules = tuple(parse_rule(r, by_op=False) for r in args.rule) + tuple(parse_rule(r, by_op=True) for r in args.op_rule)
+    same = ("min_weights", "refit_iterations", "include_depthwise", "keep_zero", "calibration_samples", "segments",
+            "damping", "max_rows_per_layer", "depthwise_min_output_sqnr_db", "calibration_seed")
     return apply_overrides(
-        base,
-        clusters=(args.max_clusters or AUTO_MAX_CLUSTERS) if args.clusters == "auto" else args.clusters,
-        fit=ScaleFit(args.fit) if args.fit else None,
-        min_weights=args.min_weights,
-        refit_iterations=args.refit_iterations,
-        include_depthwise=args.include_depthwise,
-        keep_zero=args.keep_zero,
-        rules=rules,
-        objective=Objective(args.objective) if args.objective else None,
-        calibration_samples=args.calibration_samples,
-        segments=args.segments,
-        damping=args.damping,
-        max_rows_per_layer=args.max_rows_per_layer,
-        depthwise_min_output_sqnr_db=args.depthwise_min_output_sqnr_db,
-        calibration_seed=args.calibration_seed,
-    )
+        base, clusters=(args.max_clusters or AUTO_MAX_CLUSTERS) if args.clusters == "auto" else args.clusters,
+        fit=ScaleFit(args.fit) if args.fit else None, rules=rules,
+        objective=Objective(args.objective) if args.objective else None, **{k: getattr(args, k) for k in same})
+
+
+def plan_request(args: argparse.Namespace):
+    from ..rewrite.planner import PlanRequest, SizeGoal
+
+    goals = [args.clusters == "auto", args.weight_budget is not None,
+             bool(args.flash_budget or args.target or args.profile)]
+    if sum(goals) > 1:
+        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget/--target")
+    if args.max_clusters is not None and args.clusters != "auto":
+        raise ConfigError("--max-clusters goes with --clusters auto")
+    if goals[2] and not (args.profile or args.target):
+        raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
+    goal = (SizeGoal.AUTO if goals[0] else SizeGoal.WEIGHT_BUDGET if goals[1]
+            else SizeGoal.FLASH_BUDGET if goals[2] else SizeGoal.FIXED)
+    return PlanRequest(goal, min_sqnr_db=args.min_sqnr, weight_budget_bytes=args.weight_budget,
+                       flash_budget_bytes=args.flash_budget)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from ..core.errors import ConfigError
     from ..core.paths import check_paths
-    from ..rewrite.recluster import recluster_model
-    from ..rewrite.verify import calibration_inputs, verify, with_verification
+    from ..pipeline.target_sizer import sizer_for
+    from ..reporting.fidelity import check_top1_gate
+    from ..reporting.recluster_text import recluster_text
+    from ..rewrite.job import ReclusterJob, VerifyOptions, run_job
 
     report_path = Path(args.report) if args.report else Path(args.output).with_suffix(".json")
     check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=[args.output, report_path])
-    if args.min_sqnr is not None and args.clusters != "auto":
-        raise ConfigError("--min-sqnr goes with --clusters auto")
-    modes = [args.clusters == "auto", args.weight_budget is not None, bool(args.flash_budget or args.target or args.profile)]
-    if sum(modes) > 1:
-        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget/--target")
-    if args.bias_correction and not args.calibration:
-        raise ConfigError("--bias-correction needs --calibration data (representative inputs)")
-    if args.max_clusters is not None and args.clusters != "auto":
-        raise ConfigError("--max-clusters goes with --clusters auto")
-    config = build_config(args)
-    original = read_input_bytes(args.model, "model")
-    calibration = None
-    if args.calibration and config.objective_for(True).value == "outputs":
-        from ..rewrite.output_aware import calibration_from_file
+    job = ReclusterJob(build_config(args), plan_request(args),
+                       Path(args.calibration) if args.calibration else None, args.bias_correction,
+                       VerifyOptions(not args.no_verify, args.samples, args.seed))
+    profile = None
+    if args.profile or args.target:
+        from ..targets.profiles import load_profile
 
-        calibration = calibration_from_file(original, args.calibration, config)
-    plan = None
-    if any(modes):
-        from ..pipeline.flash_budget import plan_flash_budget
-        from ..rewrite.choose_k import (
-            BUDGET_CANDIDATES,
-            config_with_plan,
-            plan_agreement,
-            plan_min_sqnr,
-            plan_weight_budget,
-        )
-        from ..targets.weight_encoding import encoded_bytes
-
-        if modes[2]:
-            from ..targets.profiles import load_profile
-
-            if not (args.profile or args.target):
-                raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
-            profile = load_profile(args.profile or args.target)
-            fit = plan_flash_budget(original, replace(config, clusters=min(config.clusters, 64)), profile,
-                                    args.flash_budget, calibration=calibration)
-            plan = fit
-            config = config_with_plan(config, fit.plan)
-        elif args.weight_budget is not None:
-            plan_cfg = replace(config, clusters=min(config.clusters, 64))
-            plan = plan_weight_budget(original, plan_cfg, args.weight_budget, encoded_bytes,
-                                      sensitivity=_sensitivity(original, plan_cfg, calibration, BUDGET_CANDIDATES))
-        elif calibration is not None and args.min_sqnr is None:
-            plan = plan_agreement(original, config, calibration, max_clusters=config.clusters)
-        else:
-            sens = _sensitivity(original, config, calibration, BUDGET_CANDIDATES)
-            plan = plan_min_sqnr(original, config, 30.0 if args.min_sqnr is None else args.min_sqnr, sens)
-        if not modes[2]:
-            config = config_with_plan(config, plan)
-    rewritten, report = recluster_model(original, config, calibration)
-    report = replace(report, plan=plan)
-    if args.bias_correction and report.calibration is None:  # the output-aware fit's bias is already optimal
-        from ..rewrite.bias_correction import correct_biases
-
-        inputs, _ = calibration_inputs(original, args.calibration, max(args.samples, 1), args.seed)
-        rewritten, corrections = correct_biases(original, rewritten, inputs)
-        report = replace(report, bias_corrections=corrections)
-    if not args.no_verify:
-        report = with_verification(report, verify(original, rewritten, args.calibration, args.samples, args.seed))
+        profile = load_profile(args.profile or args.target)
+    rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile))
     atomic_write_bytes(args.output, rewritten)
     atomic_write_json(report_path, report.to_json())
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    say(args, format_report(report, args.output, report_path, args.min_top1_agreement, args.bias_correction))
-    from ..reporting.fidelity import check_top1_gate
-
+    say(args, recluster_text(report, args.output, report_path, args.min_top1_agreement, args.bias_correction))
     check_top1_gate(report.verification.to_json() if report.verification else None, args.min_top1_agreement,
                     "--min-top1-agreement")
     return 0
-
-
-def format_report(report, output, report_path, min_top1: float | None = None, bias_correction: bool = False) -> str:
-    from ..core.escape import terminal_text
-    from ..reporting.fidelity import verification_text
-    from ..rewrite.choose_k import PlanGoal
-    from ..rewrite.config import Objective
-    from ..rewrite.outcome_text import rewrite_summary
-
-    lines = [f"{'tensor':40}  {'op':18}  {'before':>6}  {'after':>5}  {'SQNR dB':>8}  action"]
-    for t in report.tensors:
-        name = terminal_text(t.name)
-        name = name if len(name) <= 40 else "..." + name[-37:]
-        sq = "lossless" if t.sqnr_db is None else f"{t.sqnr_db:.1f}"
-        action = t.action.value + (f" ({terminal_text(t.reason)})" if t.reason else "") + (" +scales" if t.scales_refit else "")
-        lines.append(f"{name:40}  {terminal_text(t.op):18}  {t.distinct_before:6d}  {t.distinct_after:5d}  {sq:>8}  {action}")
-    if report.plan is not None and hasattr(report.plan, "actual_flash_bytes"):
-        f = report.plan
-        lines.append(f"K chosen per tensor for {f.flash_budget_bytes} bytes of flash on {f.target}: predicted "
-                     f"{f.predicted_flash_bytes}, compiled by Vela {f.actual_flash_bytes} bytes "
-                     f"(encoded weights {f.actual_encoded_weight_bytes} bytes)")
-    elif report.plan is not None:
-        p = report.plan
-        what = {PlanGoal.SQNR: f"SQNR >= {p.target:g} dB",
-                PlanGoal.AGREEMENT: f"top-1 agreement >= {p.target:g} on the calibration data"}.get(
-            p.mode, f"encoded weights <= {int(p.target)} bytes")
-        pred = f", predicted encoded weights {p.predicted_encoded_bytes} bytes" if p.mode is PlanGoal.BUDGET else ""
-        if p.mode is PlanGoal.AGREEMENT:
-            pred = f" (measured with the planned fits: {p.predicted_top1_agreement:.4f})"
-            if p.attainable_top1_agreement is not None:
-                pred += (f"; {p.target:g} is not reachable on these samples even with every tensor at the largest K "
-                         f"(near-ties of the original flip under any rewrite), so the floor was that agreement, "
-                         f"{p.attainable_top1_agreement:.4f}")
-        elif p.error_measure is Objective.OUTPUTS:
-            pred += ", errors measured on the layers' outputs"
-        lines.append(f"K chosen per tensor for {what}{pred}")
-    if report.bias_corrections is not None:
-        done = sum(b.corrected for b in report.bias_corrections)
-        lines.append(f"bias correction applied to {done} of {len(report.bias_corrections)} changed layers")
-    elif report.calibration is not None and bias_correction:
-        lines.append("bias correction not applied: the output-aware fit already refits each bias by least squares")
-    lines.append(rewrite_summary(report.tensors))
-    lines.append(_objective_line(report))
-    v = report.verification
-    if v is not None:
-        lines.append(terminal_text(f"verification: {verification_text(v.to_json(), min_top1)}"))
-    lines.append(terminal_text(f"wrote {output} and {report_path}"))
-    return "\n".join(lines)

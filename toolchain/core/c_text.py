@@ -8,7 +8,7 @@ warning-free with ``-Wall -Wextra -pedantic`` on gcc and arm-none-eabi-gcc.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import tomllib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ def _is_finite_number(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) or math.isfinite(instance)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ecma_pattern(pattern: str) -> re.Pattern[str]:
     # ECMA-262 '$' (no multiline flag) matches only at the very end; Python's also before a final '\n'.
     if pattern.endswith("$") and not pattern.endswith("\\$"):
@@ -66,7 +66,7 @@ def strict_validator(schema: dict[str, Any], registry: Any = None) -> Any:
     return StrictValidator(schema) if registry is None else StrictValidator(schema, registry=registry)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     """``name`` is the file stem, e.g. ``"recluster"`` for ``schemas/recluster.schema.json``."""
     return json.loads(data_folder(DataFolder.SCHEMAS).joinpath(f"{name}.schema.json").read_text(encoding="utf-8"))

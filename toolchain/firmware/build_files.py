@@ -1,7 +1,7 @@
 """CMake and Make fragments that list the generated firmware sources and their settings."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 CMAKE_FRAGMENT = "toolchain.cmake"
 MAKE_FRAGMENT = "toolchain.mk"

@@ -1,14 +1,10 @@
 """<name>_model.h / .c: the Vela model as an aligned C byte array in a linker section."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
 
 from ..core.c_text import byte_rows, include_guard
 from ..core.escape import c_comment, c_string, is_c_identifier
-
-if TYPE_CHECKING:
-    pass
-
 
 # ---------------------------------------------------------------- a model as a byte array
 

@@ -19,8 +19,7 @@ _SECTION = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")  # fullmatch: "$" would accep
 
 def default_name(vela_file: str) -> str:
     stem = Path(vela_file).stem
-    if stem.endswith("_vela"):
-        stem = stem[: -len("_vela")]
+    stem = stem.removesuffix("_vela")
     name = c_identifier(stem, fallback="model").lower()
     if not name[0].isalpha():
         name = f"model{name}" if name[0] == "_" else f"model_{name}"

@@ -19,9 +19,10 @@ margin (default 10 %) and a fixed overhead (default 4 KiB), and round up to 16 b
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

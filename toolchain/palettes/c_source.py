@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..core.c_text import byte_rows, float_rows, include_guard, int_rows
 from ..core.escape import CIdentifiers, c_comment, c_string, is_c_identifier
@@ -29,7 +30,7 @@ def _decode_doc(prefix: str) -> str:
  * is too small, or -2 when an index lies outside the palette."""
 
 
-def emit_palette_sources(tables: Sequence["PaletteTable"], header_name: str, prefix: str, origin: str) -> tuple[str, str]:
+def emit_palette_sources(tables: Sequence[PaletteTable], header_name: str, prefix: str, origin: str) -> tuple[str, str]:
     """(header, source) text holding ``tables`` and the reference decoder, symbols prefixed ``prefix``."""
     if not tables:
         raise ValueError("no palette tables to emit")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class TflmResult:
     tflite_micro_version: str
 
 
-def lut_mode_for(table: "PaletteTable") -> tuple[LutMode, int | None]:
+def lut_mode_for(table: PaletteTable) -> tuple[LutMode, int | None]:
     """The value-table mode that matches the tensor's quantization."""
     if table.granularity is Granularity.PER_CHANNEL:
         return LutMode.PER_CHANNEL, table.axis
@@ -82,7 +83,7 @@ def _distinct_per_slice(values: np.ndarray, axis: int) -> int:
     return int((1 + np.count_nonzero(np.diff(rows, axis=1), axis=1)).max())
 
 
-def plan_for(table: "PaletteTable") -> TflmPlan:
+def plan_for(table: PaletteTable) -> TflmPlan:
     mode, axis = lut_mode_for(table)
     encoded = packed_size_bytes(table.element_count, table.index_bits)
     if mode is LutMode.PER_CHANNEL:
@@ -133,7 +134,7 @@ def tflite_micro_version() -> str:
         return "unknown"
 
 
-def compress_model(model_bytes: bytes, tables: Sequence["PaletteTable"], plans: Sequence[TflmPlan]) -> TflmResult:
+def compress_model(model_bytes: bytes, tables: Sequence[PaletteTable], plans: Sequence[TflmPlan]) -> TflmResult:
     """The model with every planned tensor LUT-compressed and DECODE operators inserted."""
     compress, compressor, spec = _tflite_micro()
     specs = []

@@ -7,8 +7,8 @@ rewrite each other's stage outputs mid-stage. The lock is an OS-level file lock
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..core.errors import InputError
 

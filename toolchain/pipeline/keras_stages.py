@@ -18,7 +18,7 @@ from ..rewrite.inspect import deflate_size
 from ..training.datasets import Dataset
 from .config import PipelineConfig
 from .inputs import Entry
-from .manifest import StageKey, file_digest, package_versions
+from .manifest import TRAINING_STAGE_CODE, StageKey, file_digest, package_versions
 from .progress import StageRecord, StageStatus
 from .stage_runner import StageRunner
 
@@ -116,7 +116,7 @@ def run_quantize(model_path: Path, data: Dataset, quantize: dict[str, Any], out_
 
 
 def training_stage_key(stage: str, inputs: dict[str, Any], config: dict[str, Any]) -> StageKey:
-    return StageKey(stage, inputs, config, {**package_versions(training=True), **training_versions()})
+    return StageKey(stage, inputs, config, {**package_versions(code=TRAINING_STAGE_CODE), **training_versions()})
 
 
 def run_keras_stages(run: StageRunner, entry: Entry, mdir: Path, config: PipelineConfig, data, models, accuracies):
@@ -134,8 +134,8 @@ def run_keras_stages(run: StageRunner, entry: Entry, mdir: Path, config: Pipelin
         source = ex.model_path
     else:
         source = Path(run.options.model)  # type: ignore[arg-type]
-    data_key = {"sha256": data.fingerprint(), "train_samples": int(len(data.x_train)),
-                "test_samples": int(len(data.x_test))}
+    data_key = {"sha256": data.fingerprint(), "train_samples": len(data.x_train),
+                "test_samples": len(data.x_test)}
 
     bdir = mdir / "baseline"
     key = training_stage_key("baseline", {"model": file_digest(source), "data": data_key},

@@ -11,16 +11,15 @@ redoes exactly the stages that read it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..core.fileio import atomic_write_json, sha256_file
 from ..core.version import __version__
+from .source_closure import source_digest
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -32,47 +31,23 @@ def file_digest(path: str | Path) -> dict[str, Any]:
     return {"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
 
 
-def package_versions(*dists: str, training: bool = False) -> dict[str, str]:
-    """Installed versions (from package metadata: nothing is imported), plus the toolchain's own and its source's hash."""
-    out = {"toolchain": __version__, "toolchain_source_sha256": source_digest(training)}
+# The entry modules of each side's stage bodies: a stage key covers the import closure of its side's
+# entry (toolchain.pipeline.source_closure), so editing any module a stage can run redoes it, and
+# editing a module only the other side reaches (a training module, the dashboard...) does not.
+TRAINING_STAGE_CODE = ("toolchain.pipeline.keras_stages",)
+POST_TRAINING_STAGE_CODE = ("toolchain.pipeline.post_stages",)
+
+
+def package_versions(*dists: str, code: tuple[str, ...] = POST_TRAINING_STAGE_CODE) -> dict[str, str]:
+    """Installed versions (from package metadata: nothing is imported), plus the toolchain's own version and
+    the digest of the source files the stage's ``code`` entry modules reach through imports."""
+    out = {"toolchain": __version__, "toolchain_source_sha256": source_digest(code)}
     for dist in dists:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
     return out
-
-
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# Code only the training stages run: editing it must not redo the post-training stages, and
-# editing the post-training code must not redo a fine-tune. The model I/O, the LiteRT wrapper
-# (accuracy), core and the datasets serve both sides.
-TRAINING_CODE = ("training/", "pipeline/keras_stages.py")
-SHARED_CODE = ("tflite/", "core/", "training/datasets.py")
-
-
-def runs_in_training_stages(rel: str) -> bool:
-    return rel.startswith(TRAINING_CODE) or rel.startswith(SHARED_CODE)
-
-
-def runs_in_post_training_stages(rel: str) -> bool:
-    return not rel.startswith(TRAINING_CODE) or rel.startswith(SHARED_CODE)
-
-
-@lru_cache(maxsize=2)
-def source_digest(training: bool) -> str:
-    """sha256 over the toolchain's own source files of one side (once per process).
-
-    In a stage key next to the package versions, so a changed toolchain (a release, or a
-    working tree under development) redoes the stages its code runs.
-    """
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*.py")):
-        rel = p.relative_to(PACKAGE_DIR).as_posix()
-        wanted = runs_in_training_stages(rel) if training else runs_in_post_training_stages(rel)
-        if wanted and not rel.startswith(("commands/", "cli.py", "__main__.py")):
-            h.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

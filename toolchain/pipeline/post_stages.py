@@ -30,7 +30,7 @@ POST_TOOLS = ("ai-edge-litert", "ethos-u-vela", "numpy")
 def data_key(data) -> dict[str, Any] | None:
     if data is None:
         return None
-    return {"sha256": data.fingerprint(), "test_samples": int(len(data.x_test))}
+    return {"sha256": data.fingerprint(), "test_samples": len(data.x_test)}
 
 
 def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dic
     def body():
         acc = evaluate_tflite(read_input_bytes(model, "model"), data.x_test, data.y_test)
         atomic_write_json(edir / "accuracy.json", {"model": model.name, "accuracy": acc,
-                                                   "test_samples": int(len(data.x_test))})
+                                                   "test_samples": len(data.x_test)})
         return {"accuracy": acc}
 
     return run.stage("evaluate input model", edir, key, body, lambda r: f"accuracy {fmt_pct(r['accuracy'])}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from ..core.escape import terminal_text
 

@@ -128,7 +128,7 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
         )
         rep = ReportInput(
             model=name, entry=entry.value, clusters=config.recluster.clusters, variants=variants,
-            data=None if data is None else {"name": data_label(data), "test_samples": int(len(data.x_test))},
+            data=None if data is None else {"name": data_label(data), "test_samples": len(data.x_test)},
             float_model=float_model, finetune=finetune_info, recluster=recluster_summary(reclustered),
             palettise=None if pal is None else {k: pal[k] for k in ("tensors", "raw_bytes", "palettised_bytes", "tflm")},
             firmware=fw, enforce_budget=config.compile.enforce_budget,

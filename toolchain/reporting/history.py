@@ -12,7 +12,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def record_build(path: str | Path, clusters: int, targets: dict[str, Any], now: 
     latest = latest_results(entries)
     if all(latest.get(t) == canonical_json({"clusters": clusters, "figures": f}) for t, f in targets.items()):
         return HistoryUpdate(tuple(entries), False)
-    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     entry = {
         "build": (entries[-1].get("build", len(entries)) + 1) if entries else 1,
         "time_utc": when.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,7 +1,9 @@
 """report.md: the human-readable report of one target, rendered from report.json."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 from ..core.escape import markdown_cell, markdown_text
 from ..targets.op_placement import split_label
@@ -16,6 +18,13 @@ RATIO_OF_ROW = {
     "inference time (us)": "inference_time_s_ratio",
 }
 
+
+def _layer_cell(models: dict[str, Any], variant: str, key: str) -> str:
+    """One layer's figure for one model of the per-layer table; "-" where that model or figure is absent."""
+    x = models.get(variant)
+    if x is None or x[key] is None:
+        return "-"
+    return fmt_int(x[key]) if isinstance(x[key], int) else str(x[key])
 
 
 def summary_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -105,8 +114,8 @@ def report_markdown(doc: dict[str, Any]) -> str:
     lines += [markdown_text("; ".join(facts) + "."), ""]
     fm = doc["float_model"]
     if fm:
-        lines += [f"Float model: {fmt_int(fm['file_bytes'])} bytes ({fmt_int(fm['deflate_bytes'])} deflated), "
-                  f"accuracy {fmt_pct(fm['accuracy'])}.", ""]
+        lines += [(f"Float model: {fmt_int(fm['file_bytes'])} bytes ({fmt_int(fm['deflate_bytes'])} deflated), "
+                   f"accuracy {fmt_pct(fm['accuracy'])}."), ""]
     lines += ["## Summary", ""]
     shown = [v for v in Variant if doc["models"][v.value] is not None]
     header = ["", *[doc["models"][v.value]["short_label"] for v in shown], "after / before"]
@@ -126,13 +135,7 @@ def report_markdown(doc: dict[str, Any]) -> str:
     rows = []
     for la in doc["layers"]:
         m = la["models"]
-
-        def get(v: str, k: str) -> str:
-            x = m.get(v)
-            if x is None or x[k] is None:
-                return "-"
-            return fmt_int(x[k]) if isinstance(x[k], int) else str(x[k])
-
+        get = partial(_layer_cell, m)
         row = [la["label"], la["op"], m["after"]["target"], get("plain", "encoded_weight_bytes"),
                get("before", "encoded_weight_bytes"), get("after", "encoded_weight_bytes"),
                get("before", "distinct_weight_values"), get("after", "distinct_weight_values"),

@@ -7,8 +7,8 @@ figures. Every mark carries a ``<title>`` (the browser's tooltip) with its value
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 # SVG is XML: names from models reach it through the XML sink only
 from ..core.escape import xml_text as escape
@@ -45,8 +45,8 @@ class Series:
 
 def _header(width: float, height: float, title: str, unit: str) -> list[str]:
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_px(width)}" height="{_px(height)}" '
-        f'viewBox="0 0 {_px(width)} {_px(height)}" role="img" aria-label="{escape(title)}" style="{FONT}">',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_px(width)}" height="{_px(height)}" '
+         f'viewBox="0 0 {_px(width)} {_px(height)}" role="img" aria-label="{escape(title)}" style="{FONT}">'),
         f'<text x="0" y="16" font-size="14" font-weight="600" fill="#222">{escape(title)}'
         + (f' <tspan font-weight="400" fill="#666">({escape(unit)})</tspan>' if unit else "") + "</text>",
     ]

@@ -148,11 +148,12 @@ def pareto_document(points: list[SweepPoint]) -> dict[str, Any]:
 
 def pareto_markdown(points: list[SweepPoint]) -> str:
     lines = ["# Sweep: accuracy against flash and cycles", "",
-             "Pareto-optimal points (per target: no other point is at least as accurate with no more flash and no "
-             "more cycles, and better in one) are marked **yes**.", ""]
+             ("Pareto-optimal points (per target: no other point is at least as accurate with no more flash and no "
+              "more cycles, and better in one) are marked **yes**."), ""]
     for target in sorted({p.target for p in points}):
-        lines += [f"## {markdown_text(target)}", "", "| model | K | accuracy | flash (bytes) | cycles | SRAM (bytes) | "
-                  "encoded weights (bytes) | deflate size (bytes) | Pareto |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {markdown_text(target)}", "",
+                  ("| model | K | accuracy | flash (bytes) | cycles | SRAM (bytes) | "
+                   "encoded weights (bytes) | deflate size (bytes) | Pareto |"), "|---|---|---|---|---|---|---|---|---|"]
         for p in (q for q in points if q.target == target):
             lines.append(f"| {markdown_cell(p.label)} | {p.clusters if p.clusters is not None else '-'} | "
                          f"{fmt_pct(p.accuracy)} | {fmt_int(p.flash_bytes)} | {fmt_int(p.cycles_total)} | "

@@ -8,9 +8,10 @@ round up, so the budget always holds).
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class KPlan:
 
 
 def _tensor_options(model, w: WeightTensor, config: ReclusterConfig, ks: tuple[int, ...],
-                    encoded_size: WeightSizeEstimator | None, sensitivity: "Sensitivity | None" = None):
+                    encoded_size: WeightSizeEstimator | None, sensitivity: Sensitivity | None = None):
     """(K or None, relative error, encoded bytes) per candidate: output error on calibration data when
     ``sensitivity`` measured the tensor, else the weights' own error."""
     q = tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index])
@@ -135,7 +136,7 @@ def _eligible(model, config: ReclusterConfig):
 
 
 def plan_min_sqnr(model_bytes: bytes, config: ReclusterConfig, min_sqnr_db: float,
-                  sensitivity: "Sensitivity | None" = None) -> KPlan:
+                  sensitivity: Sensitivity | None = None) -> KPlan:
     """Smallest K per tensor (2..config.clusters) whose rewrite keeps SQNR >= min_sqnr_db.
 
     With ``sensitivity`` the SQNR of a measured tensor is its output's on calibration data."""
@@ -173,7 +174,7 @@ def plan_min_sqnr(model_bytes: bytes, config: ReclusterConfig, min_sqnr_db: floa
 
 
 def plan_weight_budget(model_bytes: bytes, config: ReclusterConfig, budget_bytes: int, encoded_size: WeightSizeEstimator,
-                       candidates: tuple[int, ...] = BUDGET_CANDIDATES, sensitivity: "Sensitivity | None" = None) -> KPlan:
+                       candidates: tuple[int, ...] = BUDGET_CANDIDATES, sensitivity: Sensitivity | None = None) -> KPlan:
     """Per-tensor K minimising the summed relative error with Vela-encoded weights <= budget_bytes.
 
     With ``sensitivity`` a measured tensor's error is its output's on calibration data."""
@@ -203,11 +204,11 @@ def plan_weight_budget(model_bytes: bytes, config: ReclusterConfig, budget_bytes
     return KPlan(PlanGoal.BUDGET, float(budget_bytes), choices, fixed_bytes, _metric(sensitivity))
 
 
-def _metric(sensitivity: "Sensitivity | None") -> Objective:
+def _metric(sensitivity: Sensitivity | None) -> Objective:
     return Objective.OUTPUTS if sensitivity is not None and sensitivity.tensors else Objective.WEIGHTS
 
 
-def plan_agreement(model_bytes: bytes, config: ReclusterConfig, calibration: "Calibration",
+def plan_agreement(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration,
                    min_top1: float = AUTO_MIN_TOP1_AGREEMENT, max_clusters: int = AUTO_MAX_CLUSTERS) -> KPlan:
     """Smallest K per tensor (powers of two up to ``max_clusters``) keeping the model's top-1 agreement with
     the original on the calibration data >= ``min_top1``.

@@ -49,9 +49,7 @@ class TensorRule:
     def matches(self, w: WeightTensor) -> bool:
         if self.pattern is not None and not fnmatch.fnmatchcase(w.name, self.pattern):
             return False
-        if self.op is not None and w.op != self.op:
-            return False
-        return True
+        return self.op is None or w.op == self.op
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -230,7 +231,7 @@ def segment_layers(layers: list[FitLayer], segments: int) -> list[list[FitLayer]
     ordered = sorted(layers, key=lambda la: la.op_index)
     n = max(1, min(segments, len(ordered)))
     bounds = np.linspace(0, len(ordered), n + 1).round().astype(int)
-    return [ordered[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [ordered[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def auto_segments(model_bytes: bytes, samples: int, layers: int, cached: bool) -> int:
@@ -268,8 +269,8 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         q = tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index])
         before = int(np.unique(q).size)
         k, reason = clusters_for(w, choose_cfg)
-        base = dict(name=w.name, op=w.op, shape=w.shape, granularity=w.quantization.granularity.value,
-                    distinct_before=before)
+        base = {"name": w.name, "op": w.op, "shape": w.shape, "granularity": w.quantization.granularity.value,
+                "distinct_before": before}
         if k is None:
             results[w.tensor_index] = TensorResult(**base, action=TensorAction.SKIPPED, reason=reason, clusters=None,
                                                    distinct_after=before, squared_error=0.0, sqnr_db=None,
@@ -349,10 +350,10 @@ def depthwise_verdict(fit: LayerFit, added_before: list[float], config: Recluste
 def _apply(editor: ModelEditor, la: FitLayer, fit: LayerFit, codes: np.ndarray, scales: np.ndarray, k: int,
            skip_reason: str | None) -> TensorResult:
     w = la.weight
-    base = dict(name=w.name, op=w.op, shape=w.shape, granularity=w.quantization.granularity.value,
-                distinct_before=int(np.unique(codes).size), objective=Objective.OUTPUTS.value,
-                output_sqnr_before_db=sqnr_from_relative_error(fit.before_relative_error),
-                weight_fit_output_sqnr_db=sqnr_from_relative_error(fit.weight_fit_relative_error))
+    base = {"name": w.name, "op": w.op, "shape": w.shape, "granularity": w.quantization.granularity.value,
+            "distinct_before": int(np.unique(codes).size), "objective": Objective.OUTPUTS.value,
+            "output_sqnr_before_db": sqnr_from_relative_error(fit.before_relative_error),
+            "weight_fit_output_sqnr_db": sqnr_from_relative_error(fit.weight_fit_relative_error)}
     sq = sqnr_from_relative_error(fit.relative_error)
     if skip_reason is not None:
         return TensorResult(**base, action=TensorAction.SKIPPED, clusters=None, distinct_after=base["distinct_before"],

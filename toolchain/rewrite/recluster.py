@@ -53,9 +53,10 @@ def _bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: 
     sg = model.subgraphs[w.subgraph]
     for op in sg.operators:
         code = op_code(model, op)
-        if code in BIAS_INPUT and BIAS_INPUT[code] < len(op.inputs) and int(op.inputs[BIAS_INPUT[code]]) in bias_indices:
-            if int(op.inputs[WEIGHT_INPUT[code]]) != w.tensor_index:
-                return True
+        if (code in BIAS_INPUT and BIAS_INPUT[code] < len(op.inputs)
+                and int(op.inputs[BIAS_INPUT[code]]) in bias_indices
+                and int(op.inputs[WEIGHT_INPUT[code]]) != w.tensor_index):
+            return True
     return False
 
 
@@ -78,7 +79,7 @@ def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: 
 
 
 def recluster_model(model_bytes: bytes, config: ReclusterConfig,
-                    calibration: "Calibration | None" = None) -> tuple[bytes, ReclusterReport]:
+                    calibration: Calibration | None = None) -> tuple[bytes, ReclusterReport]:
     """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified.
 
     With ``calibration`` (output_aware.Calibration) the objective defaults to the layers' outputs.
@@ -103,8 +104,8 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig,
         q = tensor_values(model, tensor)
         before = int(np.unique(q).size)
         k, reason = clusters_for(w, config)
-        base = dict(name=w.name, op=w.op, shape=w.shape, granularity=w.quantization.granularity.value,
-                    distinct_before=before)
+        base = {"name": w.name, "op": w.op, "shape": w.shape, "granularity": w.quantization.granularity.value,
+                "distinct_before": before}
         if k is None:
             results.append(TensorResult(**base, action=TensorAction.SKIPPED, reason=reason, clusters=None,
                                         distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
@@ -119,7 +120,7 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig,
     return out, ReclusterReport(config=config, tensors=tuple(results))
 
 
-def write_weights(editor: "ModelEditor", w: WeightTensor, new_qc: np.ndarray, old_scales: np.ndarray,
+def write_weights(editor: ModelEditor, w: WeightTensor, new_qc: np.ndarray, old_scales: np.ndarray,
                   new_scales: np.ndarray, biases: list[int]) -> None:
     """Store new codes (channels first, or one row for per-tensor) and, if scales moved, the scales and biases."""
     tensor = editor.model.subgraphs[w.subgraph].tensors[w.tensor_index]

@@ -61,9 +61,9 @@ class CalibrationSummary:
 class ReclusterReport:
     config: ReclusterConfig
     tensors: tuple[TensorResult, ...]
-    verification: "Verification | None" = None
-    plan: "object | None" = None  # toolchain.rewrite.choose_k.KPlan when K was chosen per tensor
-    bias_corrections: "tuple | None" = None  # toolchain.rewrite.bias_correction.BiasCorrection per tensor
+    verification: Verification | None = None
+    plan: object | None = None  # toolchain.rewrite.choose_k.KPlan when K was chosen per tensor
+    bias_corrections: tuple | None = None  # toolchain.rewrite.bias_correction.BiasCorrection per tensor
     calibration: CalibrationSummary | None = None  # None: the weight-space fit, no data
 
     @property
@@ -99,7 +99,7 @@ class ReclusterReport:
 @dataclass(frozen=True)
 class Verification:
     inputs: str  # "random (seed N)" or the calibration file name
-    agreement: "object"  # toolchain.tflite.agreement.Agreement
+    agreement: object  # toolchain.tflite.agreement.Agreement
     stateful: bool = False  # resource variables: the inputs ran as one stream, state carried
 
     def to_json(self) -> dict:

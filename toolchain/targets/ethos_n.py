@@ -116,14 +116,14 @@ def estimate(facts: ModelFacts, model_file_bytes: int, profile: HardwareProfile)
     constants = sum(o.constant_bytes for o in facts.operators)
     assumptions = (
         "analytical estimate, not a compile: no Ethos-N compiler or driver was run",
-        f"{cfg.tops:g} TOPS configuration assumed as {cfg.macs_per_cycle} int8 MACs/cycle at {clock / 1e9:g} GHz "
-        f"({2 * cfg.macs_per_cycle * clock / 1e12:.3g} TOPS = 2 x MACs x clock)",
+        (f"{cfg.tops:g} TOPS configuration assumed as {cfg.macs_per_cycle} int8 MACs/cycle at {clock / 1e9:g} GHz "
+         f"({2 * cfg.macs_per_cycle * clock / 1e12:.3g} TOPS = 2 x MACs x clock)"),
         f"MAC utilisation {cfg.utilisation:g} of peak; layers without MACs at one element per MAC unit per cycle",
         f"weights stream from DRAM at {cfg.dram_bandwidth_bytes_per_s / 1e9:g} GB/s, overlapped with compute",
-        f"weights palettised when a tensor has at most {limit} distinct values: ceil(log2(distinct)) bits "
-        f"per weight plus 1 byte per palette entry; other tensors stored raw",
-        "SRAM need = the largest activation pair (inputs plus outputs of one layer); layers whose pair exceeds "
-        f"the {profile.sram_budget_bytes}-byte SRAM also move their activations through DRAM",
+        (f"weights palettised when a tensor has at most {limit} distinct values: ceil(log2(distinct)) bits "
+         "per weight plus 1 byte per palette entry; other tensors stored raw"),
+        ("SRAM need = the largest activation pair (inputs plus outputs of one layer); layers whose pair exceeds "
+         f"the {profile.sram_budget_bytes}-byte SRAM also move their activations through DRAM"),
         "operators with float activations run on the CPU and count 0 cycles; no driver or command overhead",
     )
     return EthosNEstimate(

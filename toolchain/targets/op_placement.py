@@ -19,9 +19,10 @@ whether a model runs "mostly on the CPU" is judged by the compute work left ther
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from ai_edge_litert import schema_py_generated as schema
 

@@ -30,7 +30,7 @@ class Family(Enum):
         return {"ethos-u55": "Ethos_U55_", "ethos-u65": "Ethos_U65_", "ethos-u85": "Ethos_U85_"}.get(self.value, "")
 
     @classmethod
-    def of_accelerator(cls, accelerator: str) -> "Family":
+    def of_accelerator(cls, accelerator: str) -> Family:
         for f in cls:
             if accelerator.startswith(f.value + "-"):
                 return f

@@ -22,17 +22,17 @@ def build_profile(d: dict[str, Any], what: str, source: str) -> HardwareProfile:
     accelerator = d["accelerator"]
     family = Family.of_accelerator(accelerator)
     budget = d["budget"]
-    common = dict(
-        name=d["name"],
-        description=d.get("description", ""),
-        family=family,
-        accelerator=accelerator,
-        sram_budget_bytes=int(budget["sram_bytes"]),
-        flash_budget_bytes=int(budget["flash_bytes"]),
-        palette_limit=int(d["palette_limit"]),
-        base=d.get("base"),
-        source=source,
-    )
+    common = {
+        "name": d["name"],
+        "description": d.get("description", ""),
+        "family": family,
+        "accelerator": accelerator,
+        "sram_budget_bytes": int(budget["sram_bytes"]),
+        "flash_budget_bytes": int(budget["flash_bytes"]),
+        "palette_limit": int(d["palette_limit"]),
+        "base": d.get("base"),
+        "source": source,
+    }
     if family is Family.ETHOS_N78:
         for key in ("system_config", "system", "memory_mode", "optimise"):
             if key in d:

@@ -104,7 +104,7 @@ def _int(value: str, column: str, file: str) -> int:
     x = _num(value, column, file)
     if not math.isfinite(x):
         return 0
-    return int(round(x))
+    return round(x)  # x is a Python float: round() gives an int
 
 
 def parse_summary_csv(path: Path) -> VelaSummary:
@@ -122,7 +122,7 @@ def parse_summary_csv(path: Path) -> VelaSummary:
 
     def kib(name: str) -> int:
         x = _num(col(name), name, f)
-        return int(round(x * KIB)) if math.isfinite(x) else 0
+        return round(x * KIB) if math.isfinite(x) else 0
 
     def count(name: str) -> int:
         return _int(col(name), name, f)
@@ -135,7 +135,7 @@ def parse_summary_csv(path: Path) -> VelaSummary:
         core_clock_hz=count("core_clock"),
         arena_cache_size_bytes=kib("arena_cache_size"),
         memory_used_bytes={m: kib(f"{m}_memory_used") for m in MEMORIES},
-        bandwidth_bytes_per_s={m: int(round(_num(col(f"{m}_bandwidth"), m, f) * GIB)) for m in MEMORIES},
+        bandwidth_bytes_per_s={m: round(_num(col(f"{m}_bandwidth"), m, f) * GIB) for m in MEMORIES},
         traffic_bytes={m: count(f"{m}_total_bytes") for m in MEMORIES},
         weights_storage_area=col("weights_storage_area"),
         feature_map_storage_area=col("feature_map_storage_area"),
@@ -264,7 +264,7 @@ _FALLBACK_RE = re.compile(
 
 def parse_operator_counts(stdout: str) -> OperatorCounts:
     """Vela's NPU/CPU split is only in its stdout ("CPU operators = N (x%)")."""
-    counts = dict((k, int(v)) for k, v in _COUNT_RE.findall(stdout))
+    counts = {k: int(v) for k, v in _COUNT_RE.findall(stdout)}
     if "CPU" not in counts or "NPU" not in counts:
         raise ToolError("Vela's output lacks the 'CPU operators = N' / 'NPU operators = N' lines (a different Vela version?)")
     fallback = tuple(

@@ -104,7 +104,7 @@ def run_vela(model_path: Path, profile: HardwareProfile, out_dir: Path, timeout_
         try:
             proc = subprocess.run(
                 argv, cwd=work, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout_s,
-                stdin=subprocess.DEVNULL, preexec_fn=memory.apply,
+                stdin=subprocess.DEVNULL, preexec_fn=memory.apply, check=False,  # the exit status is read below
             )
         except subprocess.TimeoutExpired:
             raise ToolError(

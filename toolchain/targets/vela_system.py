@@ -185,7 +185,7 @@ def _system_from_items(name: str, items: dict[str, str], bundled: bool) -> Syste
         )
     return SystemConfig(
         name=name,
-        core_clock_hz=int(round(float(items.get("core_clock", 1)))),
+        core_clock_hz=round(float(items.get("core_clock", 1))),
         axi0_port=axi0,
         axi1_port=axi1,
         memories=tuple(memories),

@@ -6,7 +6,7 @@ never holds more than ``interpreter.MAX_RUN_BYTES`` of tensors.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -185,12 +185,12 @@ def find_weight_tensors(model: schema.ModelT) -> list[WeightTensor]:
                 shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
                 default_axis = OUTPUT_CHANNEL_AXIS.get(code, 0) if shape else 0
                 quant = quantization_of(tensor, default_axis=min(default_axis, max(len(shape) - 1, 0)))
-                if quant.granularity is Granularity.PER_CHANNEL:
-                    if not 0 <= quant.axis < len(shape) or shape[quant.axis] != quant.scales.size:
-                        raise ModelFormatError(
-                            f"tensor '{tensor_name(tensor)}': {quant.scales.size} scales do not match "
-                            f"dimension {quant.axis} of shape {shape}"
-                        )
+                if quant.granularity is Granularity.PER_CHANNEL and (
+                        not 0 <= quant.axis < len(shape) or shape[quant.axis] != quant.scales.size):
+                    raise ModelFormatError(
+                        f"tensor '{tensor_name(tensor)}': {quant.scales.size} scales do not match "
+                        f"dimension {quant.axis} of shape {shape}"
+                    )
                 found[key] = WeightTensor(
                     subgraph=s,
                     tensor_index=t_idx,

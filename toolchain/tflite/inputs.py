@@ -44,7 +44,9 @@ def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...]
     try:
         npz = np.load(io.BytesIO(raw), allow_pickle=False)
         arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
+    # numpy and zipfile raise many types on a corrupt file (ValueError, BadZipFile, EOFError, zlib.error,
+    # RuntimeError for an encrypted member...): each is the user's bad file, never a bug of ours
+    except Exception as exc:  # noqa: BLE001
         raise DataError(f"calibration file {path} is not a readable .npz ({type(exc).__name__})") from None
     columns = []
     for i, s in enumerate(specs):

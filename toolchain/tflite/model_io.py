@@ -141,7 +141,7 @@ def read_model(data: bytes) -> schema.ModelT:
         raise ModelFormatError("malformed .tflite: structure nests too deeply") from None
     except MemoryError:
         raise ModelFormatError("malformed .tflite: declared sizes exceed available memory") from None
-    except Exception:  # the generated reader raises struct.error, IndexError, ValueError... on corrupt offsets
+    except Exception:  # noqa: BLE001  the generated reader raises struct.error, IndexError... on corrupt offsets
         raise ModelFormatError(
             "malformed or truncated .tflite: its internal offsets point outside the file or at invalid data"
         ) from None

@@ -98,12 +98,12 @@ def _check_tensor(model: schema.ModelT, tensor: schema.TensorT, where: str) -> N
     if dtype is not None and elements * dtype.itemsize > MAX_TENSOR_BYTES:
         raise _malformed(what, f"shape {shape} needs {elements * dtype.itemsize:,} bytes, over the 2 GiB limit")
     data = model.buffers[tensor.buffer].data if 0 <= tensor.buffer < len(model.buffers or []) else None
-    if dtype is not None and tensor.sparsity is None and data is not None and len(data) > 0:
-        if len(data) != elements * dtype.itemsize:
-            raise _malformed(
-                what, f"shape {shape} of {TensorType(tensor.type).name} needs {elements * dtype.itemsize} bytes, "
-                f"its buffer holds {len(data)}"
-            )
+    if (dtype is not None and tensor.sparsity is None and data is not None and len(data) > 0
+            and len(data) != elements * dtype.itemsize):
+        raise _malformed(
+            what, f"shape {shape} of {TensorType(tensor.type).name} needs {elements * dtype.itemsize} bytes, "
+            f"its buffer holds {len(data)}"
+        )
     _check_quantization(tensor, shape, what)
 
 

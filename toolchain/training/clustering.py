@@ -125,7 +125,7 @@ class FinetuneConfig:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], what: str = "finetune config") -> "FinetuneConfig":
+    def from_dict(cls, raw: dict[str, Any], what: str = "finetune config") -> FinetuneConfig:
         """From a config file's table (validated against schemas/finetune.schema.json)."""
         validate(raw, "finetune", what)
         kwargs: dict[str, Any] = {k: raw[k] for k in
@@ -257,11 +257,11 @@ def _wrap_layer(layer, config: FinetuneConfig, plan: _Plan):
         warn_user(f"layer '{layer.name}' ({kind}) is not clustered: {unit_weights} {unit} for {clusters} clusters")
         return layer
     plan.clustered[layer.name] = (clusters, per_channel)
-    params = dict(
-        number_of_clusters=clusters,
-        cluster_centroids_init=config.centroid_init.tfmot_value(),
-        preserve_sparsity=config.preserve_sparsity,
-    )
+    params = {
+        "number_of_clusters": clusters,
+        "cluster_centroids_init": config.centroid_init.tfmot_value(),
+        "preserve_sparsity": config.preserve_sparsity,
+    }
     if isinstance(layer, keras.layers.Conv2D):
         # Not tfmot's cluster_weights: its weight-count check skips bias-less Conv2D
         # layers under per-channel clustering (see the module docstring); ours is above.

@@ -74,7 +74,7 @@ class Dataset:
             "sha256": self.fingerprint(),
         }
 
-    def with_sample_shape(self, shape: tuple[int, ...]) -> "Dataset":
+    def with_sample_shape(self, shape: tuple[int, ...]) -> Dataset:
         """The same data reshaped to ``shape`` per sample (same element count only)."""
         return Dataset(
             self.name,
@@ -152,7 +152,7 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float) -> Dat
     # The bundled files are sorted by class: shuffle with a fixed seed before splitting.
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     x, y = x[order], y[order]
-    n_test = int(round(len(x) * test_fraction))
+    n_test = round(len(x) * test_fraction)
     return validate_dataset(name, x[n_test:], y[n_test:], x[:n_test], y[:n_test])
 
 

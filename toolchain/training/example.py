@@ -171,8 +171,8 @@ def build_example(
     atomic_write_bytes(model_path, model_bytes)
     result = {
         "float_accuracy": accuracy,
-        "train_samples": int(len(data.x_train)),
-        "test_samples": int(len(data.x_test)),
+        "train_samples": len(data.x_train),
+        "test_samples": len(data.x_test),
         "parameters": int(model.count_params()),
     }
     atomic_write_json(

@@ -94,8 +94,8 @@ def finetune_model(model, data: Dataset, config: FinetuneConfig, quiet: bool = F
         skipped_layers=tuple(plan.skipped),
         pruned_layers=pruned,
         epochs=config.epochs,
-        train_samples=int(len(data.x_train)),
-        test_samples=int(len(data.x_test)),
+        train_samples=len(data.x_train),
+        test_samples=len(data.x_test),
         elapsed_s=time.perf_counter() - t0,
     )
     return stripped, result

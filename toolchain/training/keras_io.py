@@ -40,7 +40,7 @@ def load_keras_model(path: str | os.PathLike[str]):
         # The scopes let a model saved with clustering or QAT wrappers load; we strip them later.
         with tfmot.clustering.keras.cluster_scope(), tfmot.quantization.keras.quantize_scope():
             model = keras.models.load_model(p, compile=False)
-    except Exception as exc:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
+    except Exception as exc:  # noqa: BLE001  Keras raises many types (ValueError, KeyError, OSError, TypeError...)
         raise ModelFormatError(f"cannot load Keras model {p}: {first_line(exc)}") from None
     if not isinstance(model, keras.Model):
         raise ModelFormatError(f"{p} did not load as a Keras model")

@@ -134,7 +134,7 @@ def convert_float(model) -> bytes:
     try:
         with native_stderr_filtered():
             return bytes(converter.convert())
-    except Exception as exc:  # the converter raises many types: one line, exit code 3
+    except Exception as exc:  # noqa: BLE001  the converter raises many types: one line, exit code 3
         raise ToolError(f"TFLite converter failed on the float model: {first_line(exc)}") from None
 
 
@@ -162,7 +162,7 @@ def convert_int8(model, calibration: np.ndarray, per_tensor: bool = False) -> by
     try:
         with native_stderr_filtered():
             return bytes(converter.convert())
-    except Exception as exc:  # ConverterError and friends: one line, exit code 3
+    except Exception as exc:  # noqa: BLE001  ConverterError and friends: one line, exit code 3
         raise ToolError(f"TFLite converter failed: {first_line(exc)}") from None
 
 
@@ -175,7 +175,7 @@ def cluster_preserving_qat(model, data: Dataset, config: QuantizeConfig, quiet: 
             annotated,
             tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(config.preserve_sparsity),
         )
-    except Exception as exc:  # tfmot raises plain ValueErrors/KeyErrors for layers it cannot quantize
+    except Exception as exc:  # noqa: BLE001  tfmot raises ValueError, KeyError... for layers it cannot quantize
         raise ToolError(f"tfmot cannot prepare the model for QAT: {first_line(exc)}") from None
     compile_for_training(qat, config.qat_learning_rate)
     fit(qat, data, config.qat_epochs, config.batch_size, quiet)
@@ -219,7 +219,7 @@ def quantize_model(model, data: Dataset, config: QuantizeConfig, quiet: bool = F
         int8_accuracy=int8_accuracy,
         qat_float_accuracy=qat_accuracy,
         model_bytes=len(tflite),
-        test_samples=int(len(data.x_test)),
+        test_samples=len(data.x_test),
         representative_samples=int(idx.size),
         weight_tensors=weight_tensor_stats(tflite),
         elapsed_s=time.perf_counter() - t0,

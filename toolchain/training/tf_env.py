@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import ModuleType
 
 from ..core.errors import ToolError
@@ -117,10 +117,9 @@ def seed_everything(seed: int) -> None:
     tf = import_tf()
     keras = import_keras()
     keras.utils.set_random_seed(int(seed))
-    try:
+    # best effort: a TensorFlow before 2.8 has no enable_op_determinism (calling it again is harmless)
+    with suppress(AttributeError):
         tf.config.experimental.enable_op_determinism()
-    except Exception:  # older TF or already enabled: determinism is best effort here
-        pass
 
 
 def tool_versions() -> dict[str, str]:

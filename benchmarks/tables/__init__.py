@@ -1,0 +1,70 @@
+"""Markdown tables from the benchmarks' results JSON documents: one pure function per table.
+
+The benchmark scripts print their tables with these functions and benchmarks/render_docs.py
+puts the same text between the ``<!-- generated: NAME -->`` markers of README.md and docs/,
+so a table looks the same printed and in the docs and is never typed by hand.
+Standard library only (no TensorFlow, no Vela, no toolchain import): rendering every
+table takes milliseconds.
+
+One module per benchmark family; this package names every table function once, so callers
+write ``tables.NAME`` whichever module holds it:
+
+  markdown     the shared pieces: the table, cell escaping, number formats
+  fashion      compression on Fashion-MNIST, the converged base models
+  rewriter     solver speed, restoring the cluster count, the output-aware fit
+  deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
+  robustness   fuzzing, bad inputs
+  rfc          the clustering RFC's table, the cascade, centroid initialisation
+  summary      the README's results summary, the machines each results file was measured on
+"""
+from __future__ import annotations
+
+from .deploy import (
+    compile_speed_table,
+    corpus_table,
+    deploy_models,
+    deploy_output,
+    deploy_time_runs,
+    deploy_time_stages,
+    deploy_time_verdict,
+    stage_is_training,
+    sweep_scaling_table,
+)
+from .fashion import (
+    base_models_table,
+    fashion_mnist_cost,
+    fashion_mnist_largest_layer,
+    fashion_mnist_models,
+    fashion_mnist_notes,
+    fashion_mnist_table,
+    fashion_mnist_targets,
+    fashion_mnist_verdict,
+)
+from .rewriter import (
+    output_aware_summary,
+    output_aware_table,
+    recluster_speed_table,
+    restore_clusters_table,
+    restore_clusters_verdict,
+)
+from .rfc import (
+    cascade_table,
+    cascade_verdict,
+    centroid_init_table,
+    rfc_mapping_table,
+    rfc_results_table,
+    rfc_vela_table,
+    rfc_vela_verdict,
+)
+from .robustness import bad_inputs_table, fuzz_figures, fuzz_input_figures
+from .summary import results_machines, results_summary
+
+__all__ = [
+    "bad_inputs_table", "base_models_table", "cascade_table", "cascade_verdict", "centroid_init_table",
+    "compile_speed_table", "corpus_table", "deploy_models", "deploy_output", "deploy_time_runs", "deploy_time_stages",
+    "deploy_time_verdict", "fashion_mnist_cost", "fashion_mnist_largest_layer", "fashion_mnist_models",
+    "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict", "fuzz_figures",
+    "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
+    "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",
+    "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_scaling_table",
+]
