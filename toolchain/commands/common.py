@@ -93,3 +93,26 @@ def clusters_or_auto(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer K or 'auto', got '{text}'") from None
+
+
+def clusters_arg(text: str) -> int:
+    """A fixed K, 2..256 (deploy's --clusters)."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of clusters, got '{text}'") from None
+    if not 2 <= k <= 256:
+        raise argparse.ArgumentTypeError(f"clusters must be from 2 to 256, got {k}")
+    return k
+
+
+def output_kind_arg(text: str) -> tuple[str, str]:
+    """NAME=KIND (--output-kind) as (name, kind value)."""
+    from ..core.errors import ConfigError
+    from ..tflite.output_kind import parse_output_kind
+
+    try:
+        name, kind = parse_output_kind(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, kind.value

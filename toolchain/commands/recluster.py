@@ -45,9 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-op-type override, e.g. FULLY_CONNECTED=32 or CONV_2D=skip, repeatable")
     p.add_argument("--config", help="TOML/JSON file (schemas/recluster.schema.json); flags override it")
     p.add_argument("--calibration", metavar="FILE.npz",
-                   help="representative inputs (training data, never the test split): the fit then minimises each "
-                        "layer's output error on them, K planners rank by it, and verification runs on them "
-                        "(default: weight-space fit, seeded random verification inputs)")
+                   help="representative inputs (docs/data.md): the fit then minimises each layer's output error on "
+                        "them and K planners rank by it; one in eight (at least 32) is held back and the "
+                        "verification runs on those (default: weight-space fit, random inputs: weak evidence)")
+    p.add_argument("--verify-data", metavar="FILE.npz",
+                   help="inputs the verification runs on instead (same format; with labels y, also accuracy)")
     p.add_argument("--objective", choices=["weights", "outputs"],
                    help="what the fit minimises (default: outputs with --calibration, else weights)")
     p.add_argument("--calibration-samples", type=positive_int, metavar="N",
@@ -66,11 +68,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "reaches this (default 15)")
     p.add_argument("--calibration-seed", type=positive_int, metavar="N",
                    help="which calibration samples and positions the output-aware fit uses (default 0)")
-    p.add_argument("--samples", type=whole_number(0, 100_000), default=32, help="verification samples (default 32)")
+    p.add_argument("--samples", type=whole_number(1, 100_000),
+                   help="verification samples (default: as many as ~20 s of LiteRT allow, 32-1024; 32 random)")
     p.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0, help="seed of the random verification inputs")
     p.add_argument("--no-verify", action="store_true", help="skip running both models in LiteRT")
     p.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
-                   help="exit 5 when top-1 agreement with the original falls below this")
+                   help="exit 5 when top-1 agreement with the original falls below this (or is not measurable)")
+    p.add_argument("--min-output-sqnr", type=finite_number(-100.0, 300.0), metavar="DB",
+                   help="exit 5 when an output's SQNR against the original falls below DB (or is not measurable)")
+    p.add_argument("--output-kind", action="append", default=[], metavar="NAME=KIND",
+                   help="what an output holds, where the guess is wrong: class_scores, detection_scores, mask, values")
     p.add_argument("--report", help="write the JSON report here (default: OUTPUT with .json suffix)")
     add_output_options(p, "print the JSON report instead of a table")
 
@@ -110,15 +117,20 @@ def plan_request(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..core.paths import check_paths
     from ..pipeline.target_sizer import sizer_for
-    from ..reporting.fidelity import check_top1_gate
+    from ..reporting.fidelity import check_gates
     from ..reporting.recluster_text import recluster_text
-    from ..rewrite.job import ReclusterJob, VerifyOptions, run_job
+    from ..rewrite.job import ReclusterJob, run_job
+    from ..rewrite.verify import VerifyOptions
+    from ..tflite.output_kind import parse_output_kind
 
     report_path = Path(args.report) if args.report else Path(args.output).with_suffix(".json")
-    check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=[args.output, report_path])
+    check_paths(inputs=[args.model, args.config, args.calibration, args.verify_data, args.profile],
+                outputs=[args.output, report_path])
+    kinds = dict(parse_output_kind(k) for k in args.output_kind)
     job = ReclusterJob(build_config(args), plan_request(args),
                        Path(args.calibration) if args.calibration else None, args.bias_correction,
-                       VerifyOptions(not args.no_verify, args.samples, args.seed))
+                       VerifyOptions(not args.no_verify, args.samples, args.seed, kinds),
+                       Path(args.verify_data) if args.verify_data else None)
     profile = None
     if args.profile or args.target:
         from ..targets.profiles import load_profile
@@ -129,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(report_path, report.to_json())
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    say(args, recluster_text(report, args.output, report_path, args.min_top1_agreement, args.bias_correction))
-    check_top1_gate(report.verification.to_json() if report.verification else None, args.min_top1_agreement,
-                    "--min-top1-agreement")
+    say(args, recluster_text(report, args.output, report_path, args.min_top1_agreement, args.bias_correction,
+                             args.min_output_sqnr))
+    check_gates(report.verification.to_json() if report.verification else None, args.min_top1_agreement,
+                args.min_output_sqnr, "--min-top1-agreement", "--min-output-sqnr")
     return 0

@@ -16,7 +16,9 @@ class DeployOptions:
     """The options of ``toolchain deploy`` / the Makefile variables of ``make deploy``."""
 
     model: Path | None = None  # MODEL
-    data: str | None = None  # DATA: an .npz or a bundled dataset name
+    data: str | None = None  # DATA: an .npz or a bundled dataset name (labelled)
+    calibration: Path | None = None  # CALIBRATION: unlabelled representative inputs (int8 .tflite entry)
+    verify_data: Path | None = None  # VERIFY_DATA: inputs the check of after vs before runs on
     clusters: int | None = None  # CLUSTERS (default 16)
     targets: tuple[str, ...] = ()  # TARGET, one or several (default ethos-u55)
     profile: Path | None = None  # PROFILE: a custom hardware profile file
@@ -49,6 +51,7 @@ class DeployResult:
     history_appended: bool
     enforce_budget: bool
     min_top1_agreement: float | None = None  # [verify] min_top1_agreement / --min-top1-agreement
+    min_output_sqnr_db: float | None = None  # [verify] min_output_sqnr_db / --min-output-sqnr
 
     @property
     def ran(self) -> tuple[str, ...]:
@@ -68,12 +71,13 @@ class DeployResult:
         self.raise_for_budget()
 
     def raise_for_fidelity(self) -> None:
-        """VerificationError (exit 5) when after vs before misses --min-top1-agreement (or cannot show it)."""
-        from ..reporting.fidelity import check_top1_gate
+        """VerificationError (exit 5) when after vs before misses a [verify] gate (or cannot show it)."""
+        from ..reporting.fidelity import check_gates
 
         if self.targets:
-            check_top1_gate(self.targets[0].report["recluster"].get("verification"), self.min_top1_agreement,
-                            "verify.min_top1_agreement (--min-top1-agreement)")
+            check_gates(self.targets[0].report["recluster"].get("verification"), self.min_top1_agreement,
+                        self.min_output_sqnr_db, "verify.min_top1_agreement (--min-top1-agreement)",
+                        "verify.min_output_sqnr_db (--min-output-sqnr)")
 
     def raise_for_budget(self) -> None:
         """BudgetExceeded (exit 4) when the reclustered model does not fit a target (unless not enforced)."""

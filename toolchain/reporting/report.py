@@ -24,7 +24,8 @@ from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
 from .fidelity import fidelity_section, fidelity_warning
 
-SCHEMA_VERSION = 2  # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary
+SCHEMA_VERSION = 3  # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary;
+# 3: the check's evidence and fidelity per output by kind, not-run verifications, data notes
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 SCHEMA = "report"
@@ -75,6 +76,7 @@ class ReportInput:
     firmware: dict[str, Any] | None = None
     enforce_budget: bool = True
     min_top1_agreement: float | None = None  # the gate on after vs before ([verify] / --min-top1-agreement)
+    min_output_sqnr_db: float | None = None  # the SQNR gate ([verify] / --min-output-sqnr)
 
 
 # ----------------------------------------------------------------------------- models
@@ -188,7 +190,8 @@ def _operator_groups(compile_report: dict[str, Any]) -> list[dict[str, Any]]:
         dv = la.get("distinct_weight_values")
         if dv is not None:
             g["distinct_weight_values"] = max(g["distinct_weight_values"] or 0, dv)
-        g["cycles"] += la.get("cycles") or 0
+        # no cycles: a subgraph Vela wrote no per-layer figures for (targets.vela_report)
+        g["cycles"] = None if la.get("cycles") is None or g["cycles"] is None else g["cycles"] + la["cycles"]
         if la["target"] != g["target"]:
             g["target"] = "mixed"
     return list(groups.values())
@@ -258,8 +261,9 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
     finetuned = inp.finetune is not None
     for v in inp.variants:
         models[v.variant.value] = _model_entry(v, inp.float_model, finetuned)
-    fidelity = fidelity_section(inp.recluster.get("verification"), inp.min_top1_agreement)
-    warning = fidelity_warning(inp.recluster.get("verification"), inp.min_top1_agreement)
+    ver = inp.recluster.get("verification")
+    fidelity = fidelity_section(ver, inp.min_top1_agreement, inp.min_output_sqnr_db)
+    warning = fidelity_warning(ver, inp.min_top1_agreement, inp.min_output_sqnr_db)
     after_c = by_variant[Variant.AFTER].compile_report
     after = models["after"]
     doc = {
@@ -289,7 +293,8 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "within_budget": after["within_budget"],
             "enforced": inp.enforce_budget,
         },
-        "warnings": ([f"after vs before: {warning}"] if warning else []) + list(after_c.get("warnings", [])),
+        "warnings": ([f"after vs before: {warning}"] if warning else [])
+        + [f"data: {n}" for n in inp.recluster.get("data_notes", [])] + list(after_c.get("warnings", [])),
     }
     try:
         validate(doc, SCHEMA, REPORT_JSON)
