@@ -13,12 +13,11 @@ import toolchain
 from toolchain.cli import main
 from toolchain.core.errors import ConfigError
 from toolchain.core.fileio import sha256_file
+from toolchain.rewrite.calibration_set import CalibrationSet, CheckSet, calibration_set_from_files
 from toolchain.rewrite.config import ReclusterConfig, ScaleFit, TensorRule
 from toolchain.rewrite.inspect import inspect_model
 from toolchain.rewrite.recluster import recluster_model
-from toolchain.rewrite.result import TensorAction
-from toolchain.rewrite.calibration_set import CalibrationSet, CheckSet, calibration_set_from_files
-from toolchain.rewrite.result import Evidence
+from toolchain.rewrite.result import Evidence, TensorAction
 from toolchain.rewrite.verify import VerifyOptions, verify
 from toolchain.tflite import interpreter as rt
 from toolchain.tflite.agreement import compare_outputs
