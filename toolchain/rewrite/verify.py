@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.errors import ConfigError
 from .calibration_set import RANDOM_CHECK_SAMPLES, CalibrationSet, CheckSet, default_check_samples
 from .result import Evidence, ReclusterReport, Verification
 
@@ -63,9 +64,14 @@ def verify_on(original: bytes, rewritten: bytes, check: CheckSet, output_kinds: 
     from ..tflite.output_kind import OutputKind
 
     stateful = has_resource_variables(read_model(bytes(original)))
+    specs = rt.output_specs(original)
+    unknown = sorted(set(output_kinds or {}) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(f"no output named '{unknown[0]}' (--output-kind); the model's outputs: "
+                          + ", ".join(f"'{s.name}'" for s in specs))
     ref = rt.run_model(original, check.rows)  # one interpreter, invoked in order: state carries over
     new = rt.run_model(rewritten, check.rows)
-    agreement = compare_outputs(ref, new, rt.output_specs(original), rt.output_specs(rewritten), output_kinds)
+    agreement = compare_outputs(ref, new, specs, rt.output_specs(rewritten), output_kinds)
     before = after = None
     classes = [j for j, o in enumerate(agreement.outputs) if o.kind is OutputKind.CLASS_SCORES]
     if check.labels is not None and len(classes) == 1 and ref:
