@@ -78,6 +78,7 @@ bench: setup system-deps
 	$(PY) benchmarks/compile_speed.py --mobilenet
 	$(PY) benchmarks/restore_clusters.py
 	$(PY) benchmarks/output_aware.py
+	$(PY) benchmarks/verdict.py
 	$(PY) benchmarks/base_models.py
 	$(PY) benchmarks/compression_fashion_mnist.py
 	$(PY) benchmarks/rfc_table.py

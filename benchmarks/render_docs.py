@@ -65,12 +65,13 @@ BLOCKS: dict[str, Renderer] = {
     "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
     "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
+    "verdict": Renderer(("verdict",), tables.verdict_table),
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
-                                  "sweep_scaling", "base_models", "rfc_table"),
+                                  "sweep_scaling", "base_models", "rfc_table", "verdict"),
                                  tables.results_machines),
 }
 

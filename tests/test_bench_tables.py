@@ -343,6 +343,23 @@ def test_compile_speed_table():
     ]
 
 
+def test_verdict_table():
+    doc = {**MACHINE, "target_gap": 0.01, "dataset": {"calibration": "1536 seeded images"}, "rows": [
+        {"model": "mobilenet_v2", "clusters": 8, "printed_top1_agreement": 0.96875, "printed_samples": 1024,
+         "test_top1_agreement": 0.9712, "test_samples": 10000, "gap": 0.0025, "in_sample_top1_agreement": 1.0,
+         "in_sample_samples": 32, "random_top1_agreement": None, "accuracy_int8": 0.925, "accuracy_after": 0.9189},
+        {"model": "ds_cnn", "clusters": 16, "printed_top1_agreement": 0.95, "printed_samples": 1024,
+         "test_top1_agreement": 0.9712, "test_samples": 10000, "gap": 0.0212, "in_sample_top1_agreement": 0.96875,
+         "in_sample_samples": 32, "random_top1_agreement": 0.625, "accuracy_int8": 0.9, "accuracy_after": 0.8}]}
+    lines = tables.verdict_table(doc).splitlines()
+    assert lines[2:4] == [
+        "| `mobilenet_v2` | 8 | 0.9688 (1,024) | 0.9712 (10,000) | 0.0025 | 1.000 (32) | not measurable | 92.50% -> 91.89% |",
+        "| `ds_cnn` | 16 | 0.9500 (1,024) | 0.9712 (10,000) | 0.0212 | 0.969 (32) | 0.625 | 90.00% -> 80.00% |",
+    ]
+    assert lines[5].startswith("Target, printed agreement within 0.01 of the test split's: met on 1 of 2 rewrites "
+                               "(largest gap 0.0212). Calibration: 1536 seeded images")
+
+
 def test_corpus_table():
     doc = {"results": [
         {"model": "kws", "verification": {"informative": True, "top1_agreement": 0.99876, "sqnr_db": None,

@@ -11,7 +11,7 @@ write ``tables.NAME`` whichever module holds it:
 
   markdown     the shared pieces: the table, cell escaping, number formats
   fashion      compression on Fashion-MNIST, the converged base models
-  rewriter     solver speed, restoring the cluster count, the output-aware fit
+  rewriter     solver speed, restoring the cluster count, the output-aware fit, the held-back check
   deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
   robustness   fuzzing, bad inputs
   rfc          the clustering RFC's table, the cascade, centroid initialisation
@@ -46,6 +46,7 @@ from .rewriter import (
     recluster_speed_table,
     restore_clusters_table,
     restore_clusters_verdict,
+    verdict_table,
 )
 from .rfc import (
     cascade_table,
@@ -67,4 +68,5 @@ __all__ = [
     "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
     "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",
     "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_scaling_table",
+    "verdict_table",
 ]
