@@ -237,3 +237,31 @@ def test_deploy_summary_shows_npu_cpu_init_and_fidelity(corpus_dir):
     fidelity = next(ln for ln in run.stdout.splitlines() if ln.startswith("after vs before: "))
     assert "top-1 agreement" in fidelity and "state carried" in fidelity and "output steps" in fidelity
     assert "before (input)" in run.stdout and "tfmot" not in run.stdout
+
+
+def test_stateful_model_takes_a_stream_of_frames_and_is_never_refused_for_it(corpus_dir, tmp_path):
+    """A keyword model with state: --calibration frames become the check's stream (the weight-space fit uses no
+    data), and what deploy says about it names only things deploy accepts."""
+    from corpus_models import FRAME_FEATURES
+
+    corpus_build(corpus_dir, "streaming_kws")
+    model = str(corpus_dir / "streaming_kws.tflite")
+    np.savez(tmp_path / "frames.npz", x=np.random.default_rng(0).normal(0, 1, (48, 1, 1, FRAME_FEATURES)).astype(
+        np.float32))
+    base = (model, "--target", TARGETS[0], "--build-dir", str(tmp_path / "b"), "--calibration",
+            str(tmp_path / "frames.npz"))
+    run = deploy(*base, "--json")
+    assert run.rc == 0, run.stderr
+    rep = json.loads((tmp_path / "b" / "streaming_kws" / "recluster" / "recluster.json").read_text())
+    ver = rep["verification"]
+    assert ver["stateful"] and ver["evidence"] == "held_out" and ver["samples"] == 48
+    assert ver["inputs"] == "a stream of 48 samples of frames.npz (the weight-space fit does not use data)"
+    assert rep["calibration"]["objective"] == "weights"
+    refused = deploy(*base, "--objective", "outputs")
+    assert refused.rc == 2 and "use --objective weights" in refused.stderr  # a flag deploy has
+    # on random inputs, what would make the check informative is a stream of real frames, not DATA
+    random_ver = json.loads((corpus_build(corpus_dir, "streaming_kws") / TARGETS[0] / "report" / "report.json")
+                            .read_text())["fidelity"]
+    assert "--data" not in random_ver["text"]
+    if random_ver["status"] == "not_informative":
+        assert "a stream of real feature frames" in random_ver["text"]

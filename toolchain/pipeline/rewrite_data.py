@@ -64,4 +64,17 @@ def deploy_data(original: bytes, calibration: Path | None, verify: Path | None, 
             original, calibration, verify, fit_uses_data=outputs, fit_samples=config.recluster.calibration_samples,
             seed=config.recluster.calibration_seed, stateful=has_resource_variables(read_model(original)), check=check)
     fit = calibration_from_training(original, data.x_train, data_label(data), config.recluster) if outputs else None
-    return CalibrationSet(fit, check)
+    return CalibrationSet(fit, check, _range_warnings(original, data))
+
+
+def _range_warnings(model_bytes: bytes, data: Any) -> tuple[str, ...]:
+    """DATA's test images outside the input's quantization range (e.g. 0-255 pixels for a model trained on 0-1)."""
+    from ..tflite import interpreter as rt
+    from ..tflite.inputs import range_warning
+
+    specs = rt.input_specs(model_bytes)
+    if len(specs) != 1 or len(data.x_test) == 0:
+        return ()
+    x = np.asarray(data.x_test[:1024], np.float64)
+    warning = range_warning(x, specs[0], f"the test split of {data_label(data)}")
+    return () if warning is None else (warning,)

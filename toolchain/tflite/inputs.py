@@ -125,7 +125,7 @@ def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> tuple[np.ndarray, str |
     if np.issubdtype(spec.dtype, np.integer) and spec.scale <= 0:
         raise DataError(f"input '{spec.name}' is {spec.dtype} without a quantization scale: give its {spec.dtype} "
                         "values, not float data")
-    return quantize_input(a, spec), _range_warning(a, spec, path)
+    return quantize_input(a, spec), range_warning(a, spec, f"calibration file {os.path.basename(os.fspath(path))}")
 
 
 def _integer_dtype_message(a: np.ndarray, spec: TensorSpec, path) -> str:
@@ -140,8 +140,9 @@ def _integer_dtype_message(a: np.ndarray, spec: TensorSpec, path) -> str:
             "scaled as the model was trained (e.g. uint8 pixels divided by 255: x.astype('float32') / 255)")
 
 
-def _range_warning(a: np.ndarray, spec: TensorSpec, path) -> str | None:
-    """Float data a quantized input cannot represent: clipped, so the model sees something else."""
+def range_warning(a: np.ndarray, spec: TensorSpec, what: str) -> str | None:
+    """Float data a quantized input cannot represent: clipped, so the model sees something else. ``what`` names
+    the data in the warning."""
     if not np.issubdtype(spec.dtype, np.integer) or spec.scale <= 0 or not a.size:
         return None
     info = np.iinfo(spec.dtype)
@@ -150,7 +151,7 @@ def _range_warning(a: np.ndarray, spec: TensorSpec, path) -> str | None:
     outside = float(np.mean((a < lo - spec.scale / 2) | (a > hi + spec.scale / 2)))
     if outside <= OUT_OF_RANGE_WARN_FRACTION:
         return None
-    return (f"calibration file {os.path.basename(os.fspath(path))}: {100 * outside:.1f}% of the values for input "
+    return (f"{what}: {100 * outside:.1f}% of the values for input "
             f"'{spec.name}' lie outside its quantization range [{lo:.4g}, {hi:.4g}] (data from {float(a.min()):.4g} "
             f"to {float(a.max()):.4g}) and are clipped: is the data scaled as the model was trained (e.g. pixels "
             "divided by 255)?")
