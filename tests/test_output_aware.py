@@ -227,7 +227,9 @@ def test_cli_calibration_makes_outputs_the_default(conv_bn_int8, tmp_path, capsy
                 "--calibration-samples", "48", "--segments", "2", "--samples", "8") == 0
     rep = json.loads(out.with_suffix(".json").read_text())
     assert rep["calibration"]["objective"] == "outputs" and rep["calibration"]["samples"] == 48
-    assert rep["calibration"]["segments"] == 2 and rep["calibration"]["source"] == "cal.npz"
+    assert rep["calibration"]["segments"] == 2
+    assert rep["calibration"]["source"] == "48 of 80 samples of cal.npz, the rest held back for the check"
+    assert rep["verification"]["inputs"] == "8 held-back samples of cal.npz"  # --samples 8 of the 32 held back
     assert "objective: outputs on 48 calibration samples" in capsys.readouterr().out
     assert _cli("recluster", str(conv_bn_int8), "-o", str(out), "--calibration", str(npz), "-k", "8",
                 "--objective", "weights", "--samples", "8") == 0

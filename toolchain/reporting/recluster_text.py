@@ -29,11 +29,11 @@ def _plan_line(plan) -> str:
                 f"{plan.predicted_flash_bytes}, compiled by Vela {plan.actual_flash_bytes} bytes "
                 f"(encoded weights {plan.actual_encoded_weight_bytes} bytes)")
     what = {PlanGoal.SQNR: f"SQNR >= {plan.target:g} dB",
-            PlanGoal.AGREEMENT: f"top-1 agreement >= {plan.target:g} on the calibration data"}.get(
+            PlanGoal.AGREEMENT: f"top-1 agreement >= {plan.target:g} on the fit's calibration samples"}.get(
         plan.mode, f"encoded weights <= {int(plan.target)} bytes")
     pred = f", predicted encoded weights {plan.predicted_encoded_bytes} bytes" if plan.mode is PlanGoal.BUDGET else ""
     if plan.mode is PlanGoal.AGREEMENT:
-        pred = f" (measured with the planned fits: {plan.predicted_top1_agreement:.4f})"
+        pred = f" (in-sample, with the planned fits: {plan.predicted_top1_agreement:.4f}; the check below is not)"
         if plan.attainable_top1_agreement is not None:
             pred += (f"; {plan.target:g} is not reachable on these samples even with every tensor at the largest K "
                      f"(near-ties of the original flip under any rewrite), so the floor was that agreement, "
