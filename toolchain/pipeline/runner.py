@@ -66,6 +66,9 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     """
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
+    if options.calibration is not None and entry is not Entry.TFLITE:
+        raise ConfigError("--calibration is for an int8 .tflite MODEL; a Keras model's recluster stage calibrates "
+                          "on the training split of --data")
     config = load_pipeline_config(options.config, options.clusters, options.settings)
     profiles = resolve_targets(options.targets, options.profile)
     if entry is Entry.TFLITE:
@@ -81,9 +84,6 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     name = "example" if entry is Entry.EXAMPLE else model_name(options.model)  # type: ignore[arg-type]
     mdir = options.build_dir / name
     data_file = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
-    if options.calibration is not None and entry is not Entry.TFLITE:
-        raise ConfigError("--calibration is for an int8 .tflite MODEL; a Keras model's recluster stage calibrates "
-                          "on the training split of --data")
     # build/<model>/ is this command's own: no input may live there, and one deploy at a time writes it
     check_output_dir(options.build_dir, "--build-dir")
     check_paths(inputs=[options.model, options.config, options.profile, data_file, options.calibration,
