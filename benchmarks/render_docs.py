@@ -35,7 +35,8 @@ class Renderer:
 
 BLOCKS: dict[str, Renderer] = {
     "results-summary": Renderer(("compression_fashion_mnist", "restore_clusters", "recluster_speed", "deploy_time",
-                                 "fuzz_models", "output_aware", "base_models", "rfc_table"), tables.results_summary),
+                                 "fuzz_models", "output_aware", "base_models", "rfc_table", "verdict"),
+                                tables.results_summary),
     "fashion-mnist-convnet": Renderer(("compression_fashion_mnist",), partial(tables.fashion_mnist_table, model="convnet")),
     "fashion-mnist-convnet_bn": Renderer(("compression_fashion_mnist",),
                                          partial(tables.fashion_mnist_table, model="convnet_bn")),
