@@ -89,6 +89,13 @@ def test_constant_reference_is_not_informative():
     assert not one.informative  # a single input cannot show whether the output moves
 
 
+def test_an_empty_output_is_not_measurable_not_an_error():
+    """A model (fuzzed) whose output has a zero dimension: the check says so instead of failing in numpy."""
+    empty = np.zeros((4, 1, 0), np.int8)
+    (o,) = compare_outputs(_rows(empty), _rows(empty), (_spec("y", (1, 0)),)).outputs
+    assert o.agreement is None and o.not_measurable is not None and o.max_abs_error == 0.0
+
+
 def test_top1_not_measurable_although_the_scores_move():
     """The issue's K=4 case: scores vary on random inputs but the reference's class never changes."""
     rng = np.random.default_rng(2)

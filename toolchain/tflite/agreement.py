@@ -179,6 +179,8 @@ def _mask_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float | None, str | N
 def _kind_measure(kind: OutputKind, a_real: np.ndarray, b_real: np.ndarray) -> tuple[float | None, str | None]:
     if a_real.shape[0] < 2:
         return None, f"{a_real.shape[0]} input(s) cannot show whether the output moves"
+    if a_real[0].size == 0:
+        return None, "the output holds no values"
     if kind is OutputKind.CLASS_SCORES:
         return _class_agreement(a_real, b_real)
     if kind is OutputKind.DETECTION_SCORES and a_real.ndim >= 3:
