@@ -222,6 +222,11 @@ def test_rewritten_model_runs_in_litert_with_the_stated_agreement(corpus_dir, na
     # random inputs are weak evidence: never "ok"
     assert report["fidelity"]["status"] == ("not_informative" if not ver["informative"] else "low" if low
                                             else "weak_evidence")
+    for page in (mdir / TARGETS[0] / "report" / "index.html", mdir / "index.html"):  # never green on random inputs
+        html = page.read_text()
+        assert f'data-fidelity="{report["fidelity"]["status"]}"' in html and 'class="ok" data-fidelity' not in html
+    if report["fidelity"]["status"] == "weak_evidence":
+        assert "**Weak evidence**" in (mdir / TARGETS[0] / "report" / "report.md").read_text()
     if name == "streaming_kws":  # verified as a stream: each step alone would give other outputs
         fresh = np.stack([_run_stream(before, [row])[0] for row in inputs])[:, 0]
         assert not np.array_equal(fresh, ref)

@@ -238,7 +238,7 @@ def _agreement_cell(d: dict[str, Any]) -> str:
         text = "-"
     else:
         text = f"{fmt_ratio(f['top1_agreement'])}, max {f['max_abs_diff_steps']:g} steps"
-        if f["status"] == "weak_evidence":
+        if f["evidence"] in ("random", "in_sample"):  # also when low: the figure proves little either way
             text += f" ({'random inputs' if f['evidence'] == 'random' else 'in-sample'}: weak evidence)"
     status = escape(f["status"])
     return f'<span class="{_fidelity_class(f["status"])}" data-fidelity="{status}">{escape(text)}</span>'
