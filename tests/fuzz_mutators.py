@@ -669,6 +669,18 @@ def _caused_by_memory_error(exc: BaseException) -> bool:
     return False
 
 
+def _peak_rss_bytes() -> int:
+    """This process's own peak RSS (VmHWM of its address space). Not getrusage's ru_maxrss: a child started
+    by vfork/posix_spawn (subprocess without preexec_fn) inherits its parent's peak into ru_maxrss at exec,
+    so a worker of a long test session would report the session's peak as its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # no procfs: the best figure there is
+
+
 def _worker_main() -> int:
     """Read cases (JSON lines) on stdin, print one JSON result line per case, flushed."""
     import resource
@@ -704,7 +716,7 @@ def _worker_main() -> int:
         t0 = time.perf_counter()
         outcome, stage, detail = _run_one(data, scratch)
         dt = time.perf_counter() - t0
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        rss = _peak_rss_bytes()
         print(json.dumps({"outcome": outcome, "stage": stage, "time_s": dt, "rss": rss, "detail": detail}), flush=True)
     return 0
 
