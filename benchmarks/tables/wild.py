@@ -35,8 +35,8 @@ def _fidelity(f: dict | None, not_run: str | None) -> str:
 def wild_corpus_table(doc: Doc) -> str:
     """Per third-party model and target: quantized or not, rewritten or not, NPU / CPU operators, Vela's encoded
     weights before -> after, fidelity per output against the float model; or the one-line reason it was refused."""
-    header = ["model", "source", "target", "quantized", "rewritten", "NPU / CPU ops", "encoded weights B before -> "
-              "after", "float vs int8, per output", "outcome"]
+    header = ["model", "source", "target", "quantized", "rewritten", "NPU / CPU ops",
+              "encoded weights B before -> after", "float vs int8, per output", "outcome"]
     rows = []
     for r in doc["models"]:
         if r.get("refused"):
@@ -48,4 +48,6 @@ def wild_corpus_table(doc: Doc) -> str:
                          f"{m['npu_operators']} / {m['cpu_operators']}",
                          f"{m['encoded_before_bytes']:,} -> {m['encoded_after_bytes']:,}",
                          _fidelity(r.get("fidelity"), r.get("fidelity_not_run")), cell(m["outcome"])])
-    return table(header, rows)
+    n, total = len(doc["models"]), doc.get("models_in_wheel", len(doc["models"]))
+    note = "" if n == total else f"\n\n{n} of the wheel's {total} models measured so far (`make corpus-wild` runs all)."
+    return table(header, rows) + note

@@ -18,7 +18,7 @@ Rows = list[list[np.ndarray]]  # one list per sample, one array per model input
 
 
 @dataclass(frozen=True)
-class Calibration:
+class CalibrationSet:
     source: CalibrationSource
     label: str  # what the reports print: the file and counts, or "synthetic: ..."
     rows: Rows = field(repr=False, compare=False)  # the samples the quantizer calibrates on
@@ -51,7 +51,8 @@ def _check_size(specs: tuple[TensorSpec, ...], samples: int) -> None:
                         f"{MAX_RUN_BYTES >> 20} MiB limit: use fewer (--calibration-samples)")
 
 
-def calibration_from_file(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], config: PtqConfig) -> Calibration:
+def calibration_set_from_file(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...],
+                              config: PtqConfig) -> CalibrationSet:
     arrays = read_calibration_arrays(path)
     columns = [_column(calibration_array(arrays, s, i, len(specs), path), s, path) for i, s in enumerate(specs)]
     n = min(len(c) for c in columns)
@@ -64,12 +65,12 @@ def calibration_from_file(path: str | os.PathLike[str], specs: tuple[TensorSpec,
     name = Path(path).name
     if held:
         label = f"{name}: {used} samples, {len(held)} more held back for the check"
-        return Calibration(CalibrationSource.FILE, label, rows, held, True)
+        return CalibrationSet(CalibrationSource.FILE, label, rows, held, True)
     label = f"{name}: {used} samples (the check reuses them: none held back)"
-    return Calibration(CalibrationSource.FILE, label, rows, rows[: config.check_samples], False)
+    return CalibrationSet(CalibrationSource.FILE, label, rows, rows[: config.check_samples], False)
 
 
-def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> Calibration:
+def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> CalibrationSet:
     lo, hi = SYNTHETIC_RANGE
     _check_size(specs, config.synthetic_samples + config.check_samples)
     rng = np.random.default_rng(config.seed)
@@ -81,4 +82,4 @@ def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> C
     check = draw(config.check_samples)
     label = (f"synthetic: {len(rows)} seeded uniform random inputs in [{lo:g}, {hi:g}] (seed {config.seed}), "
              "not real data: activation ranges and fidelity figures are not those of real inputs")
-    return Calibration(CalibrationSource.SYNTHETIC, label, rows, check, True)
+    return CalibrationSet(CalibrationSource.SYNTHETIC, label, rows, check, True)

@@ -7,7 +7,7 @@ from enum import Enum
 # Synthetic calibration draws uniform inputs over this range: wide enough not to clip a model fed
 # [-1, 1] or [0, 1], with no claim to look like real inputs.
 SYNTHETIC_RANGE = (-1.0, 1.0)
-DEFAULT_CALIBRATION_SAMPLES = 512
+PTQ_CALIBRATION_SAMPLES = 512
 DEFAULT_SYNTHETIC_SAMPLES = 64
 DEFAULT_CHECK_SAMPLES = 32
 QUANTIZER = "ai-edge-quantizer"
@@ -26,7 +26,7 @@ class IoType(Enum):
 
 @dataclass(frozen=True)
 class PtqConfig:
-    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES  # from the file: the first N samples
+    calibration_samples: int = PTQ_CALIBRATION_SAMPLES  # from the file: the first N samples
     synthetic_samples: int = DEFAULT_SYNTHETIC_SAMPLES
     check_samples: int = DEFAULT_CHECK_SAMPLES  # inputs of the float-vs-int8 check
     io: IoType = IoType.INT8

@@ -35,7 +35,7 @@ from ..tflite.graph import (
 )
 from ..tflite.model_io import read_model, write_model
 from .boundaries import to_float_io, to_int8_io
-from .calibration import Calibration, calibration_from_file, synthetic_calibration
+from .calibration import CalibrationSet, calibration_set_from_file, synthetic_calibration
 from .config import QUANTIZER, IoType, PtqConfig
 from .result import PtqReport
 
@@ -95,7 +95,7 @@ def _first_line(exc: BaseException) -> str:
     return line.removesuffix(".").strip()
 
 
-def _run_quantizer(prepared: bytes, calibration: Calibration, name: str) -> bytes:
+def _run_quantizer(prepared: bytes, calibration: CalibrationSet, name: str) -> bytes:
     from ai_edge_quantizer import quantizer, recipe
 
     model = read_model(prepared)
@@ -133,7 +133,7 @@ def _float_operators(model) -> tuple[str, ...]:
     return tuple(f"{k} x{v}" for k, v in sorted(counts.items()))
 
 
-def _fidelity(prepared: bytes, int8: bytes, calibration: Calibration):
+def _fidelity(prepared: bytes, int8: bytes, calibration: CalibrationSet):
     """Float vs int8 on the check samples, in the int8 outputs' steps; (None, reason) when LiteRT's wrapper
     cannot run one of them."""
     try:
@@ -164,7 +164,7 @@ def quantize_tflite(data: bytes, name: str, calibration_file: str | os.PathLike[
     if calibration_file is None and not synthetic:
         raise InputError(f"{name} is a float model: {NO_CALIBRATION}")
     specs = float_input_specs(model)
-    calibration = (calibration_from_file(calibration_file, specs, config) if calibration_file is not None
+    calibration = (calibration_set_from_file(calibration_file, specs, config) if calibration_file is not None
                    else synthetic_calibration(specs, config))
     prepared, prep = prepare_float_model(data)
     quantized = read_model(_run_quantizer(prepared, calibration, name))
