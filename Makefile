@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 # Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc make cmake
 
-.PHONY: setup system-deps lint test deploy sweep bench docs clean help
+.PHONY: setup system-deps lint test deploy sweep bench docs clean help corpus-wild
 
 help:
 	@echo "make setup | lint | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | docs | clean"
@@ -87,6 +87,13 @@ bench: setup system-deps
 	$(PY) benchmarks/fuzz_models.py
 	$(PY) benchmarks/bad_inputs_table.py --write
 	$(PY) benchmarks/render_docs.py
+
+# Third-party models: downloads the mediapipe 0.10.21 wheel (pip download --no-deps, nothing installed) into
+# $(BUILD)/corpus-wild, deploys its 14 float .tflite files for ethos-u55-128 and ethos-u85-256 with synthetic
+# calibration, writes benchmarks/results/wild_corpus.json and re-renders the docs (docs/benchmarks.md).
+corpus-wild: setup
+	$(PY) benchmarks/wild_corpus.py --cache $(BUILD)/corpus-wild
+	$(PYTHON) benchmarks/render_docs.py
 
 # Re-render the generated blocks of README.md and docs/*.md from benchmarks/results/*.json
 # (standard library only; tests/test_docs.py fails when a block is stale).

@@ -68,6 +68,7 @@ BLOCKS: dict[str, Renderer] = {
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
+    "wild-corpus": Renderer(("wild_corpus",), tables.wild_corpus_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
                                   "sweep_scaling", "base_models", "rfc_table"),

@@ -545,6 +545,22 @@ def weights_as_int16(seed: bytes) -> bytes:
     return edited_model(seed, edit)
 
 
+def weights_as_int4(seed: bytes) -> bytes:
+    """Every int8 weight tensor stored as INT4 (two values per byte, as int4 models pack them); values clipped."""
+    import numpy as np
+
+    from toolchain.tflite.graph import TensorType, find_weight_tensors
+
+    def edit(m):
+        for w in find_weight_tensors(m):
+            t = m.subgraphs[w.subgraph].tensors[w.tensor_index]
+            v = np.clip(np.asarray(m.buffers[t.buffer].data, np.uint8).view(np.int8), -8, 7).astype(np.uint8) & 0xF
+            v = np.concatenate([v, np.zeros(len(v) % 2, np.uint8)])
+            m.buffers[t.buffer].data = (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
+            t.type = TensorType.INT4
+    return edited_model(seed, edit)
+
+
 def custom_op(seed: bytes, name: bytes = b"MyUnknownOp") -> bytes:
     """The first operator's code replaced by a custom operator LiteRT cannot resolve."""
     from ai_edge_litert import schema_py_generated as schema

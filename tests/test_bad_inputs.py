@@ -105,6 +105,19 @@ def _edit(attr: str, edit: Callable[[bytes], bytes]):
     return lambda m: edit(getattr(m, attr).read_bytes())
 
 
+def _npz(dtype: str, **shapes: tuple[int, ...]) -> Callable[[Models], bytes]:
+    """An .npz of zero arrays of the given shapes and dtype."""
+    def make(m: Models) -> bytes:
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.zeros(v, dtype) for k, v in shapes.items()})
+        return buf.getvalue()
+    return make
+
+
 def _npz_bad_shape(m: Models) -> bytes:
     import io
 
@@ -162,6 +175,28 @@ CASES: tuple[BadInput, ...] = (
     # ---- models the toolchain does not process
     BadInput("float-model", "float32 model", ("recluster", "float.tflite", "-o", "out.tflite"), 2,
              "float model.*toolchain quantize", _copy("float.tflite", "float")),
+    BadInput("float-no-calibration", "float32 model to quantize without calibration data",
+             ("quantize", "float.tflite", "-o", "out.tflite"), 2,
+             "float model.*--calibration.*random inputs give meaningless activation ranges",
+             _copy("float.tflite", "float")),
+    BadInput("float-unquantizable", "float32 model whose custom operator LiteRT lacks (the quantizer cannot "
+             "calibrate it)", ("quantize", "custom.tflite", "--synthetic-calibration", "-o", "out.tflite"), 3,
+             "ai-edge-quantizer cannot quantize custom.tflite: LiteRT cannot run its MyUnknownOp",
+             _write("custom.tflite", _edit("float", fm.custom_op))),
+    BadInput("calibration-shape", "calibration .npz whose samples do not fit the float model's input",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             r"calibration array for input '.*' has shape \[4, 7\]; the model expects samples of shape",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz_bad_shape))),
+    BadInput("calibration-dtype", "calibration .npz of uint8 images for a float model",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             "calibration array for input '.*' holds uint8 values; this float model expects float samples",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz("uint8", x=(4, 64))))),
+    BadInput("calibration-key", "calibration .npz with two arrays, neither named after the input nor 'x'",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             "no array named '.*', 'x' or 'x_test' \\(it holds a, b\\)",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz("float32", a=(1, 64), b=(1, 64))))),
+    BadInput("int4-weights", "model with int4 weight tensors", ("recluster", "int4.tflite", "-o", "out.tflite"), 2,
+             "int4 weights are not supported", _write("int4.tflite", _edit("dense", fm.weights_as_int4))),
     BadInput("hybrid-model", "dynamic-range model (int8 weights, float activations)",
              ("compile", "hybrid.tflite", "--target", "ethos-u55-128", "-o", "out"), 2, "runs mostly on the CPU",
              _copy("hybrid.tflite", "hybrid"), diagnostics=("out/*",),

@@ -624,3 +624,34 @@ def test_results_machines_skips_missing_results_and_unknown_machines():
         ("| real architectures through deploy | `benchmarks/corpus_deploy.py` | `corpus_deploy.json` | ?, ? cores, "
          "Python ? | - |"),
     ]
+
+
+def test_float_tflite_table():
+    doc = {"clusters": 16, "goal_points": 0.6, "rows": [
+        {"model": "net", "accuracy": {"float": 0.9051, "tf_int8": 0.905, "aeq_int8": 0.9043, "aeq_k16": 0.9011},
+         "points_below_tf_int8": 0.39, "within_goal": True, "encoded_weight_bytes": {"aeq_int8": 40000,
+                                                                                    "aeq_k16": 22000}},
+        {"model": "m", "accuracy": {"float": 0.9, "tf_int8": 0.9, "aeq_int8": 0.89, "aeq_k16": 0.88},
+         "points_below_tf_int8": 2.0, "within_goal": False, "encoded_weight_bytes": {"aeq_int8": 10, "aeq_k16": 9}}]}
+    assert tables.float_tflite_table(doc).splitlines()[2:] == [
+        "| `net` | 90.51% | 90.50% | 90.43% | 90.11% | 0.39 | yes | 40,000 -> 22,000 |",
+        "| `m` | 90.00% | 90.00% | 89.00% | 88.00% | 2.00 | NO | 10 -> 9 |",
+    ]
+
+
+def test_wild_corpus_table():
+    doc = {"models_in_wheel": 3, "models": [
+        {"model": "palm", "source": "mediapipe 0.10.21", "quantized": "ai-edge-quantizer (synthetic)",
+         "rewritten": "30 tensor(s)", "fidelity": {"outputs": [{"name": "a", "sqnr_db": 9.84}, {"name": "b|c",
+                                                                                                 "sqnr_db": None}]},
+         "fidelity_not_run": None,
+         "targets": {"u55": {"npu_operators": 97, "cpu_operators": 78, "encoded_before_bytes": 887152,
+                             "encoded_after_bytes": 513504, "outcome": "deployed (fits; after vs before verified)"}}},
+        {"model": "selfie", "source": "mediapipe 0.10.21", "refused": "LiteRT cannot load the model", "exit_code": 2}]}
+    assert tables.wild_corpus_table(doc).splitlines()[2:] == [
+        ("| `palm` | mediapipe 0.10.21 | u55 | ai-edge-quantizer (synthetic) | 30 tensor(s) | 97 / 78 | "
+         "887,152 -> 513,504 | a: 9.8 dB; b\\|c: identical | deployed (fits; after vs before verified) |"),
+        "| `selfie` | mediapipe 0.10.21 | both | - | - | - | - | - | refused (exit 2): LiteRT cannot load the model |",
+        "",
+        "2 of the wheel's 3 models measured so far (`make corpus-wild` runs all).",
+    ]

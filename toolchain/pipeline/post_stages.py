@@ -48,7 +48,8 @@ def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dic
     return run.stage("evaluate input model", edir, key, body, lambda r: f"accuracy {fmt_pct(r['accuracy'])}")
 
 
-def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data) -> dict[str, Any]:
+def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data,
+                    calibration_file: Path | None = None) -> dict[str, Any]:
     from ..core.escape import terminal_text
     from ..rewrite.config import Objective
     from ..rewrite.outcome_text import rewrite_summary
@@ -57,7 +58,10 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
     from ..rewrite.result import TensorAction
 
     rdir = mdir / "recluster"
-    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data)},
+    # without DATA, the --calibration samples (unlabelled) drive the output-aware fit
+    cal_file = calibration_file if data is None else None
+    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data),
+                                 "calibration": None if cal_file is None else file_digest(cal_file)},
                    {"recluster": config.recluster_dict(), "verify_samples": config.verify.samples},
                    package_versions(*POST_TOOLS))
 
@@ -67,6 +71,10 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
         if data is not None and config.recluster.objective_for(True) is Objective.OUTPUTS:
             # the output-aware fit learns from training samples; the test split only measures
             calibration = calibration_from_training(original, data.x_train, data_label(data), config.recluster)
+        elif cal_file is not None and config.recluster.objective_for(True) is Objective.OUTPUTS:
+            from ..rewrite.output_aware import calibration_from_file
+
+            calibration = calibration_from_file(original, cal_file, config.recluster)
         rewritten, rep = recluster_model(original, config.recluster, calibration)
         ver = _verify(original, rewritten, data, config.verify.samples)
         atomic_write_bytes(rdir / "model.tflite", rewritten)
@@ -90,7 +98,7 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
     def note(r):
         acc = f", accuracy {fmt_pct(r['accuracy'])}" if r.get("accuracy") is not None else ""
         cal = r.get("calibration") or {}
-        fit = (f"; fitted to layer outputs on {cal['samples']} training samples" if cal.get("checked_on_data") else
+        fit = (f"; fitted to layer outputs on {cal['samples']} calibration samples" if cal.get("checked_on_data") else
                "; weight-space fit, not checked on data")
         return terminal_text(f"{r['summary']}{acc}{fit}")
 

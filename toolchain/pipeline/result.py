@@ -23,6 +23,8 @@ class DeployOptions:
     config: Path | None = None  # CONFIG: the pipeline config file
     build_dir: Path = Path("build")
     example_dir: Path | None = None  # where the example is built/cached (default BUILD/example)
+    calibration: Path | None = None  # --calibration: unlabelled representative inputs (.npz)
+    synthetic_calibration: bool = False  # --synthetic-calibration: quantize a float model on random inputs
     # flags that set config keys, as (section, key, value); they win over CONFIG (see pipeline.config)
     settings: tuple[tuple[str, str, Any], ...] = ()
 

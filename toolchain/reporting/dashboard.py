@@ -163,6 +163,29 @@ def _history_charts(entries: Sequence[dict[str, Any]], target: str, doc: dict[st
     return charts
 
 
+def _synthetic_banner(docs: Sequence[dict[str, Any]]) -> list[str]:
+    """Synthetic calibration is said on every page: its figures are not those of real inputs."""
+    q = next((d["quantization"] for d in docs if (d.get("quantization") or {}).get("synthetic_calibration")), None)
+    if q is None:
+        return []
+    return [f'<p class="over">SYNTHETIC CALIBRATION: quantized on {escape(q["calibration"]["label"])}</p>']
+
+
+def _quantization_block(q: dict[str, Any]) -> list[str]:
+    head = f"Quantized by {q['tool']} {q['tool_version']} ({q['recipe']}) on {q['calibration']['label']}"
+    out = [f"<p>{escape(head)}.</p>"]
+    if q["float_operators"]:
+        out.append(f"<p>Left float (CPU): {escape(', '.join(q['float_operators']))}.</p>")
+    f = q["fidelity"]
+    if f is None:
+        return [*out, f"<p>Float vs int8: not run: {escape(q['fidelity_not_run'] or '')}.</p>"]
+    rows = [[o["name"], "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
+             f"{o['max_abs_diff_steps']:.1f}", f"{o['mean_abs_diff_steps']:.2f}"] for o in f["outputs"]]
+    where = f"Float vs int8 on {f['samples']} {f['inputs']}, in int8 output steps:"
+    out.append(f"<p>{escape(where)}</p>")
+    return [*out, _table(["output", "SQNR dB", "max abs diff", "mean abs diff"], rows)]
+
+
 def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -> str:
     t = doc["target"]
     b = doc["budget"]
@@ -175,6 +198,7 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     body = [
         f"<h1>{escape(title(doc))}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}</p>',
+        *_synthetic_banner([doc]),
         (f'<p class="facts">Budget: SRAM {fmt_int(b["sram_bytes"])} of {fmt_int(b["sram_budget_bytes"])} bytes, '
          f'flash {fmt_int(b["flash_bytes"])} of {fmt_int(b["flash_budget_bytes"])} bytes: {budget}. '
          '<a href="report.json">report.json</a> · <a href="report.md">report.md</a> · '
@@ -186,6 +210,8 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     rows = summary_table_rows(doc, shown)
     body.append(_table(header, rows))
     body += ["<h2>Fidelity: after vs before</h2>", *_fidelity_block(doc)]
+    if doc.get("quantization"):
+        body += ["<h2>Quantization: float vs int8</h2>", *_quantization_block(doc["quantization"])]
     body += ["<h2>Before and after</h2>", '<div class="grid">',
              _metric_bars(doc, "file_bytes", "Model file size", "bytes"),
              _metric_bars(doc, "deflate_bytes", "Deflate-compressed size", "bytes"),
@@ -239,7 +265,8 @@ def render_combined_page(model: str, docs: Sequence[dict[str, Any]], history: Se
     body = [f"<h1>{escape(model)}: {len(docs)} target(s)</h1>",
             (f'<p class="facts">K = {escape(", ".join(map(str, ks))) if ks else "-"} · entry: '
              f'{escape(docs[0]["entry"]) if docs else "-"} · every target built under this directory; time per '
-             "inference in microseconds compares targets with different clocks</p>"), "<h2>Targets</h2>"]
+             "inference in microseconds compares targets with different clocks</p>"), *_synthetic_banner(docs),
+            "<h2>Targets</h2>"]
     rows = []
     for d in docs:
         a, bf = d["models"]["after"], d["models"]["before"]

@@ -101,6 +101,22 @@ def title(doc: dict[str, Any]) -> str:
     return f"{doc['model']} on {t['name']} ({how}{t['clock_hz'] / 1e6:g} MHz)"
 
 
+def quantization_markdown(q: dict[str, Any]) -> list[str]:
+    """The quantize stage of a float .tflite: how it was calibrated and its own fidelity, per output."""
+    head = "**SYNTHETIC CALIBRATION** (not real data): " if q["synthetic_calibration"] else "Calibration: "
+    lines = [markdown_text(f"{head}{q['calibration']['label']}. Quantized by {q['tool']} {q['tool_version']} "
+                           f"({q['recipe']}), {q['io']} inputs and outputs."), ""]
+    if q["float_operators"]:
+        lines += [markdown_text(f"Left float (CPU): {', '.join(q['float_operators'])}."), ""]
+    f = q["fidelity"]
+    if f is None:
+        return [*lines, markdown_text(f"Float vs int8: not run: {q['fidelity_not_run']}.")]
+    lines += [markdown_text(f"Float vs int8 on {f['samples']} {f['inputs']}, per output, in int8 output steps:"), ""]
+    rows = [[o["name"], "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
+             f"{o['max_abs_diff_steps']:.1f}", f"{o['mean_abs_diff_steps']:.2f}"] for o in f["outputs"]]
+    return lines + _md_table(["output", "SQNR dB", "max abs diff", "mean abs diff"], rows)
+
+
 def report_markdown(doc: dict[str, Any]) -> str:
     t = doc["target"]
     lines = [f"# {markdown_text(title(doc))}", ""]
@@ -116,6 +132,8 @@ def report_markdown(doc: dict[str, Any]) -> str:
     if fm:
         lines += [(f"Float model: {fmt_int(fm['file_bytes'])} bytes ({fmt_int(fm['deflate_bytes'])} deflated), "
                    f"accuracy {fmt_pct(fm['accuracy'])}."), ""]
+    if doc.get("quantization"):
+        lines += ["## Quantization: float vs int8", "", *quantization_markdown(doc["quantization"]), ""]
     lines += ["## Summary", ""]
     shown = [v for v in Variant if doc["models"][v.value] is not None]
     header = ["", *[doc["models"][v.value]["short_label"] for v in shown], "after / before"]

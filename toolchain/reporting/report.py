@@ -75,6 +75,7 @@ class ReportInput:
     firmware: dict[str, Any] | None = None
     enforce_budget: bool = True
     min_top1_agreement: float | None = None  # the gate on after vs before ([verify] / --min-top1-agreement)
+    quantization: dict[str, Any] | None = None  # a float .tflite's quantize stage (pipeline.ptq_stage)
 
 
 # ----------------------------------------------------------------------------- models
@@ -289,13 +290,27 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "within_budget": after["within_budget"],
             "enforced": inp.enforce_budget,
         },
-        "warnings": ([f"after vs before: {warning}"] if warning else []) + list(after_c.get("warnings", [])),
+        "warnings": (_quantization_warnings(inp.quantization) + ([f"after vs before: {warning}"] if warning else [])
+                     + list(after_c.get("warnings", []))),
     }
+    if inp.quantization is not None:
+        doc["quantization"] = inp.quantization
     try:
         validate(doc, SCHEMA, REPORT_JSON)
     except ConfigError as exc:  # our own output: a bug, not bad user input
         raise ToolError(f"refusing to write an invalid {REPORT_JSON}: {exc}") from None
     return doc
+
+
+def _quantization_warnings(q: dict[str, Any] | None) -> list[str]:
+    if q is None:
+        return []
+    out = []
+    if q["synthetic_calibration"]:
+        out.append(f"SYNTHETIC CALIBRATION: the float model was quantized on {q['calibration']['label']}")
+    if q["float_operators"]:
+        out.append(f"{q['tool']} left these operators float (they run on the CPU): {', '.join(q['float_operators'])}")
+    return out
 
 
 def key_metrics(doc: dict[str, Any]) -> dict[str, Any]:
