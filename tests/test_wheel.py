@@ -54,6 +54,8 @@ def test_wheel_carries_schemas_and_profiles(wheel):
         assert f"toolchain/schemas/{path.name}" in names
     for path in (REPO / "hw_profiles").glob("*.toml"):
         assert f"toolchain/hw_profiles/{path.name}" in names
+    for path in (REPO / "toolchain" / "firmware" / "m55_check").iterdir():  # toolchain firmware-check's program
+        assert f"toolchain/firmware/m55_check/{path.name}" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
 
