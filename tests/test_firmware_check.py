@@ -85,7 +85,7 @@ def test_cpu_path_tables_of_the_firmware_are_checked_too(tmp_path, capsys, cpu_f
     assert rc == 0, err
     n = len(weight_values(cpu_fallback_k16.read_bytes())) + len(manifest["palette_tensors"])
     assert f"firmware check: {n} of {n} palette tables match" in out
-    assert "net_palettes.c #0" in out and "palettes.c #0" in out
+    assert "net_palettes.c table 0 " in out and "  palettes.c table 0 " in out
 
 
 def _flip_first_index_byte(palettes_c: Path) -> None:

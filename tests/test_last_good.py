@@ -114,11 +114,14 @@ def test_deploy_rejected_stage_keeps_the_last_good_output_and_manifest(conv_bn_i
     assert again.rc == 5 and [(s["name"], s["status"]) for s in again.json["stages"]][-1] == stages[-1]
     assert again.json["stages"][-1]["time_s"] >= 0 and _digests(rdir) == now
 
-    # without the gate the same candidate is accepted: it replaces the output, the rejected files go
+    # back to the settings of the good output: up to date, and the rejected candidate beside it is cleared
+    back = deploy(*base, "--clusters", "16", "--json")
+    assert back.rc == 0 and ("recluster (K=16)", "up to date") in [(s["name"], s["status"]) for s in back.json["stages"]]
+    assert _digests(rdir) == good
+    # without the gate the rejected candidate is accepted: it replaces the output
     ok = deploy(*base, "--clusters", "2", "--json")
     assert ok.rc == 0, ok.stderr
-    assert (rdir / "model.tflite").read_bytes() == rejected
-    assert not any(".rejected." in p.name for p in rdir.iterdir())
+    assert (rdir / "model.tflite").read_bytes() == rejected  # the same candidate, byte for byte
     # a stricter gate on that up-to-date stage fails without touching anything
     settled = _digests(rdir)
     strict = deploy(*gated)

@@ -67,7 +67,7 @@ def _lines(label: str, r) -> list[str]:
     for t in r.tables:
         got = "no result" if t.decode_status is None else f"decoder returned {t.decode_status}" if t.decode_status \
             else f"crc32 {t.target_crc32:08x}"
-        out.append(terminal_text(f"  {t.table.source} #{t.table.index} {t.table.name}: {t.table.element_count:,} values, "
+        out.append(terminal_text(f"  {t.table.source} table {t.table.index} {t.table.name}: {t.table.element_count:,} values, "
                                  f"{got}, host {t.table.crc32:08x}: {'match' if t.match else 'MISMATCH'}"))
     where = "?" if r.model_address is None else f"0x{r.model_address:08x}"
     out.append(f"  model array {r.model_symbol}: {r.model_bytes:,} bytes at {where}, reported flash (compiled model "

@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
     report_path = Path(args.report) if args.report else Path(args.output).with_suffix(".json")
     outputs = [Path(args.output), report_path]
-    check_paths(inputs=[args.model, args.config, args.calibration, args.profile],
-                outputs=outputs + [rejected_path(p) for p in outputs])
+    gated = [rejected_path(p) for p in outputs] if args.min_top1_agreement is not None else []
+    check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=outputs + gated)
     job = ReclusterJob(build_config(args), plan_request(args),
                        Path(args.calibration) if args.calibration else None, args.bias_correction,
                        VerifyOptions(not args.no_verify, args.samples, args.seed))

@@ -70,8 +70,16 @@ def write_unless_rejected(outputs: Mapping[Path, bytes], gate: Callable[[], None
         return GatedOutcome(written, exc, kept, missing)
     prepare()
     written = tuple(atomic_write_bytes(p, data) for p, data in outputs.items())
-    for p in outputs:  # an earlier run's rejected candidate is superseded by this good output
-        stale = rejected_path(p)
-        if stale.is_symlink() or stale.is_file():
-            stale.unlink()
+    clear_rejected(outputs)
     return GatedOutcome(written)
+
+
+def clear_rejected(paths) -> None:
+    """Remove the rejected candidates beside ``paths``: a good output there supersedes them."""
+    for p in paths:
+        stale = rejected_path(p)
+        try:
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink()
+        except OSError:  # a name too long to exist (the output's name is at the limit): nothing to clear
+            continue

@@ -43,6 +43,11 @@ MODEL_LINE = re.compile(r"^model: (\d+) bytes at 0x([0-9a-f]+), .*crc32 ([0-9a-f
                         re.MULTILINE)
 
 
+# what the generated decoder (and check_main.c's -3) return on the target besides 0
+DECODE_STATUS = {-1: "output buffer too small", -2: "an index beyond the palette",
+                 -3: "the table's element count is not the tensor's"}
+
+
 @dataclass(frozen=True)
 class FirmwareCheckInputs:
     firmware_dir: Path  # toolchain firmware's output (firmware.json, <name>_model.c/.h, <name>_palettes.c/.h)
@@ -181,7 +186,7 @@ def expected_source(firmware: dict[str, Any], tables: list[ExpectedTable], repor
         ]
     lines += ["", "const check_table_t check_tables[] = {"]
     lines += [f"    {{ {t.index}u, {t.element_count}u, 0x{t.crc32:08x}u, count_{t.prefix}, decode_{t.prefix} }}, "
-              f"/* {t.source} #{t.index} */" for t in tables]
+              f"/* {t.source} table {t.index} */" for t in tables]
     lines += ["};", f"const uint32_t check_table_count = {len(tables)}u;", "",
               f"int8_t check_buffer[{max(t.element_count for t in tables)}];",
               f"const uint32_t check_buffer_bytes = {max(t.element_count for t in tables)}u;", "",
@@ -256,8 +261,8 @@ def check_firmware(inputs: FirmwareCheckInputs, work_dir: Path | None = None) ->
                                            else [])])
         elf = build_program(sources, [inputs.firmware_dir, inputs.palettes_dir], work)
         status, output = run_program(elf)
-    parsed, address, model_bytes, model_ok = _parse(output, tables)
-    result = FirmwareCheckResult(tuple(parsed), f"{name}_model", model_bytes, address, reported, model_ok, status,
+    parsed, address, array_bytes, model_ok = _parse(output, tables)
+    result = FirmwareCheckResult(tuple(parsed), f"{name}_model", array_bytes, address, reported, model_ok, status,
                                  output)
     summary = SUMMARY.search(output)
     if not result.passed or summary is None or summary.group(0) != result.summary():
@@ -274,7 +279,8 @@ def _failure(r: FirmwareCheckResult, summary: re.Match[str] | None) -> str:
     parts = [r.summary()]
     if bad:
         t = bad[0]
-        got = (f"decoder returned {t.decode_status}" if t.decode_status else
+        got = (f"decoder returned {t.decode_status} ({DECODE_STATUS.get(t.decode_status, 'unknown')})"
+               if t.decode_status else
                f"crc32 {t.target_crc32:08x} where the model's weights give {t.table.crc32:08x}"
                if t.target_crc32 is not None else "no result")
         parts.append(f"first mismatch: table {t.table.index} of {t.table.source} ('{t.table.name}'): {got}")

@@ -44,7 +44,7 @@ class StageRunner:
         a rejected candidate goes beside the last good outputs under rejected names, and the last good outputs and
         manifest stay in place (toolchain.core.last_good), so the next run does the stage again. An up-to-date
         stage's stored result meets the gate too (a stricter gate than when it ran fails here, changing nothing)."""
-        from ..core.last_good import GATE_ERRORS, write_unless_rejected
+        from ..core.last_good import GATE_ERRORS, clear_rejected, write_unless_rejected
 
         t0 = time.perf_counter()
         stored = manifest.up_to_date(stage_dir, key)
@@ -55,6 +55,7 @@ class StageRunner:
             except GATE_ERRORS as exc:
                 self.record(StageRecord(name, StageStatus.REJECTED, time.perf_counter() - t0, str(exc)))
                 raise
+            clear_rejected(stage_dir / rel for rel in stored["outputs"])  # the output in place passed: it stands
             self.record(StageRecord(name, StageStatus.UP_TO_DATE, time.perf_counter() - t0, note(result)))
             return result
         result, files = compute()
