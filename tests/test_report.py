@@ -141,7 +141,7 @@ def test_flash_and_operator_counts_are_labelled_everywhere(tflite_deploy, tmp_pa
     assert run.rc == 0, run.stderr
     line = next(ln for ln in run.stdout.splitlines() if f"compile {target} after" in ln)
     assert f"flash: model file {model_file:,} B / Vela off-chip {after['off_chip_flash_bytes']:,} B" in line
-    assert f"operators in the model {ops}, Vela's count NPU {vela['npu']} / CPU {vela['cpu']}" in line
+    assert f"operators in the model: {ops}, Vela's count: NPU {vela['npu']} / CPU {vela['cpu']}" in line
     assert "flash: compiled file B" in run.stdout and "Vela off-chip flash B" in run.stdout
     rc, out, _ = cli("compile", str(m / after["file"]), "--target", target, "-o", str(tmp_path / "c"))
     assert rc == 0

@@ -178,14 +178,14 @@ def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model
         c = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
         b = c["budget"]
         over = "" if b["within_budget"] else ", OVER BUDGET"
-        ops = f"operators in the model {split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}"
+        ops = f"operators in the model: {split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}"
         if c["estimate_kind"] == "analytical":
             return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
                    f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), {ops}{over} " \
                    "(analytical estimate)"
         return f"flash: model file {fmt_int(b['flash_used_bytes'])} B / Vela off-chip {fmt_int(c['off_chip_flash_bytes'])} " \
                f"B, SRAM {fmt_int(b['sram_used_bytes'])} B, {fmt_int(c['cycles_total'])} cycles " \
-               f"({fmt_us(c['inference_time_s'])} us), {ops}, Vela's count " \
+               f"({fmt_us(c['inference_time_s'])} us), {ops}, Vela's count: " \
                f"{vela_count_label(c['vela_operator_counts'])}{over}"
 
     run.stage(f"compile {profile.name} {variant.value}", cdir, key, body, note)
