@@ -55,9 +55,11 @@ def _vela(compiled: Path) -> tuple[bytes, dict]:
     return (compiled / info["vela_model"]).read_bytes(), info
 
 
-def test_every_palette_table_decodes_on_the_cortex_m55(tmp_path, capsys, conv_bn_k16, conv_bn_compiled):
+def test_every_palette_table_decodes_on_the_cortex_m55(tmp_path, capsys, conv_bn_k16, conv_bn_compiled, monkeypatch):
     fw, pal = _sources(tmp_path, conv_bn_k16, conv_bn_compiled)
-    rc, out, err = _check(capsys, fw, conv_bn_compiled, pal, conv_bn_k16, "--keep", str(tmp_path / "prog"))
+    monkeypatch.chdir(tmp_path)  # paths relative to where the user stands: the compiler runs elsewhere
+    rc, out, err = _check(capsys, fw.relative_to(tmp_path), conv_bn_compiled, pal.relative_to(tmp_path), conv_bn_k16,
+                          "--keep", "prog")
     assert rc == 0, err
     weights = weight_values(conv_bn_k16.read_bytes())  # every weight tensor has 16 values: each one is palettised
     n = len(weights)

@@ -69,9 +69,10 @@ def _first_error(text: str) -> str:
 
 
 def build_program(sources: list[Path], include_dirs: list[Path], work: Path) -> Path:
+    work = work.absolute()  # the compiler runs in work: every path it is given must not depend on our directory
     elf = work / ELF
-    argv = [tool(GCC), *CFLAGS, *LDFLAGS, f"-I{work}", *(f"-I{d}" for d in include_dirs),
-            f"-L{work}", f"-T{work / 'link.ld'}", *map(str, sources), "-o", str(elf)]
+    argv = [tool(GCC), *CFLAGS, *LDFLAGS, f"-I{work}", *(f"-I{d.absolute()}" for d in include_dirs),
+            f"-L{work}", f"-T{work / 'link.ld'}", *(str(p.absolute()) for p in sources), "-o", str(elf)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=work,
                               stdin=subprocess.DEVNULL, check=False)  # the status is read below
