@@ -28,8 +28,8 @@ def _keys(schema: dict) -> set[str]:
     return set(schema["properties"])
 
 
-VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "finetune", "quantize", "example",
-         "deploy", "report")
+VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "firmware-check", "finetune", "quantize",
+         "example", "deploy", "report")
 
 
 def test_every_verb_is_checked_here():
