@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "example": "example",
     "deploy": "deploy",
     "report": "report",
+    "sweep": "sweep",
 }
 
 
