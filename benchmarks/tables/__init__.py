@@ -13,6 +13,7 @@ write ``tables.NAME`` whichever module holds it:
   fashion      compression on Fashion-MNIST, the converged base models
   rewriter     solver speed, restoring the cluster count, the output-aware fit
   deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
+  distributed  the sweep on the default executor and on Ray
   robustness   fuzzing, bad inputs
   rfc          the clustering RFC's table, the cascade, centroid initialisation
   summary      the README's results summary, the machines each results file was measured on
@@ -30,6 +31,7 @@ from .deploy import (
     stage_is_training,
     sweep_scaling_table,
 )
+from .distributed import sweep_executors_costs, sweep_executors_scale, sweep_executors_table
 from .fashion import (
     base_models_table,
     fashion_mnist_cost,
@@ -66,5 +68,6 @@ __all__ = [
     "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict", "fuzz_figures",
     "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
     "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",
-    "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_scaling_table",
+    "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_executors_costs",
+    "sweep_executors_scale", "sweep_executors_table", "sweep_scaling_table",
 ]

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "executor": result.executor.value, "where": result.where, "wall_s": round(result.wall_s, 3),
+            "connect_s": round(result.connect_s, 3),
             "points": [{"name": p.name, "node": p.node, "ok": p.ok, "attempts": p.attempts, "error": p.error,
                         "exit_code": p.exit_code, "deploy_s": round(p.deploy_s, 3), "task_s": round(p.task_s, 3),
                         "reports": [rel for rel, _ in p.reports]} for p in result.points],
