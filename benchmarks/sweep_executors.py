@@ -102,8 +102,10 @@ def main() -> int:
                 shutil.rmtree(build, ignore_errors=True)
                 shutil.copytree(example, build / "example")
                 if executor == "make":
-                    wall, _ = _run(["make", f"-j{args.jobs}", "sweep", f"BUILD={build}", f"CLUSTERS={clusters}",
-                                    f"TARGETS={' '.join(TARGETS)}"])
+                    # this interpreter's venv, taken as installed (make must not set up another one)
+                    venv = Path(sys.executable).parent.parent
+                    wall, _ = _run(["make", f"-j{args.jobs}", "-o", str(venv / ".installed"), "sweep", f"VENV={venv}",
+                                    f"BUILD={build}", f"CLUSTERS={clusters}", f"TARGETS={' '.join(TARGETS)}"])
                 else:
                     wall, out = _run([toolchain, "sweep", "--clusters", *map(str, args.clusters),
                                       *[a for t in TARGETS for a in ("--target", t)], "--build-dir", str(build),
