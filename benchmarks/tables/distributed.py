@@ -1,4 +1,5 @@
-"""Beyond one machine: the sweep on the default executor and on Ray (benchmarks/sweep_executors.py)."""
+"""Beyond one machine: the sweep on the default executor and on Ray (benchmarks/sweep_executors.py), the
+clustering fine-tune under tf.distribute strategies (benchmarks/finetune_strategies.py)."""
 from __future__ import annotations
 
 import math
@@ -80,7 +81,29 @@ def sweep_executors_scale(doc: Doc) -> str:
             f"one: one machine needs ceil(P/{cores}) rounds of a point's time, M machines ceil(P/({cores}M)) "
             "rounds plus Ray's costs. ")
     if first is not None:
-        note += (f"Ray on 2 machines is ahead from {first} points on: as soon as a sweep does not fit one machine's "
-                 f"{cores} slots at once, one round saved ({t:.0f} s) outweighs Ray's costs. On one machine Ray "
-                 "only adds its costs.")
+        note += f"Ray on 2 machines is ahead from {first} points on"
+        if first == cores + 1:
+            note += (f": as soon as a sweep does not fit one machine's {cores} slots at once, one round saved "
+                     f"({t:.0f} s) outweighs Ray's costs")
+        note += ". On one machine Ray only adds its costs."
     return table(header, rows) + "\n\n" + note
+
+
+def finetune_strategies_table(doc: Doc) -> str:
+    """The clustering fine-tune under each tf.distribute strategy: time, accuracy, clusters; GPU rows empty."""
+    rows = []
+    for strategy, runs in doc["runs"].items():
+        walls = [r["wall_s"] for r in runs]
+        acc = [r["accuracy_after"] for r in runs]
+        counts = sorted({v for r in runs for v in r["clustered_layers"].values()})
+        rows.append([f"`--strategy {strategy}`", f"CPU, {runs[0]['replicas']} replica(s)", str(len(runs)),
+                     f"{statistics.median(walls):.1f} s", ", ".join(f"{100 * a:.2f}%" for a in acc),
+                     ", ".join(map(str, counts))])
+    for strategy in doc["runs"]:
+        rows.append([f"`--strategy {strategy}`", "GPU", "-", "not measured (no GPU lent to this work)", "-", "-"])
+    note = (f"`toolchain finetune` of {doc['model']}, K = {doc['clusters']}, {doc['epochs']} epochs, batch 32 (the "
+            f"global batch under every strategy), each run in a fresh process whose CPU is split into "
+            f"{doc['logical_cpu_devices']} logical devices; wall time includes starting TensorFlow and loading the "
+            f"data. {machine_text(doc)}.")
+    return table(["strategy", "devices", "runs", "median wall time", "accuracy after (each run)",
+                  "distinct values per clustered layer"], rows) + "\n\n" + note
