@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     config = _config(args)  # bad options fail before any data or TensorFlow is loaded
+    if config.strategy.value == "multiworker":
+        from ..training.distribute import check_tf_config
+
+        check_tf_config()
     check_paths(inputs=[args.model, args.config, args.data if args.data.lower().endswith(".npz") else None],
                 outputs=[args.output, summary_path(args.output)])
     require_training_stack()
