@@ -81,7 +81,8 @@ sweep-example: setup
 sweep-local sweep-ray: setup
 	$(TOOLCHAIN) sweep $(MODEL) $(if $(DATA),--data $(DATA)) --clusters $(SWEEP_CLUSTERS) \
 	  $(foreach t,$(TARGETS),--target $(t)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) \
-	  --build-dir $(BUILD) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS))
+	  --build-dir $(BUILD) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(and $(RAY_ADDRESS),$(filter ray,$(EXECUTOR))),--ray-address $(RAY_ADDRESS))
 .PHONY: sweep-example sweep-make sweep-local sweep-ray
 
 # Benchmarks (docs/benchmarks.md; long without the caches in build/bench): each writes its
