@@ -115,3 +115,11 @@ def test_the_first_failed_points_exit_code_is_the_sweeps():
                                              r"c K=8 \(bad model\)$"):
         run.raise_for_failures()
     SweepRun(Executor.LOCAL, "local", points[:1], None, 1.0).raise_for_failures()  # nothing failed: no error
+
+
+def test_a_keras_model_without_data_is_refused_before_any_point(tmp_path):
+    (tmp_path / "net.keras").write_bytes(b"PK\x03\x04")
+    run = _sweep("net.keras", "--clusters", "8", cwd=tmp_path)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == "error: MODEL net.keras is a Keras model: fine-tuning needs DATA (--data)\n"
+    assert not (tmp_path / "build").exists()

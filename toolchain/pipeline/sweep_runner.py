@@ -21,6 +21,7 @@ from ..core.errors import BudgetExceeded, InputError, ToolError, VerificationErr
 from ..core.fileio import atomic_write_bytes
 from ..core.paths import check_output_dir, check_paths
 from ..reporting.sweep import SweepOutcome, write_pareto
+from ..training.keras_io import KERAS_SUFFIXES
 from .sweep_points import (
     POINT_ATTEMPTS,
     Executor,
@@ -106,6 +107,8 @@ def _check(options: SweepOptions) -> None:
     for m in options.models:
         if not Path(m).is_file():
             raise InputError(f"MODEL not found: {m}")
+        if Path(m).suffix.lower() in KERAS_SUFFIXES and not options.data:  # every point would fail on it
+            raise InputError(f"MODEL {m} is a Keras model: fine-tuning needs DATA (--data)")
     check_output_dir(options.build_dir, "--build-dir")
     data = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
     check_paths(inputs=[*options.models, options.profile, options.config, data], owned_dirs=[options.sweep_dir])
