@@ -97,6 +97,8 @@ bench: setup system-deps
 	$(PY) benchmarks/rfc_table.py
 	$(PY) benchmarks/deploy_time.py
 	$(PY) benchmarks/sweep_scaling.py
+	$(PY) benchmarks/sweep_executors.py
+	$(PY) benchmarks/finetune_strategies.py
 	$(PY) benchmarks/corpus_deploy.py
 	$(PY) benchmarks/fuzz_models.py
 	$(PY) benchmarks/bad_inputs_table.py --write
