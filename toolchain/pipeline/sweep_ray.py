@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib.util import find_spec
 
-from ..core.errors import InputError
+from ..core.errors import InputError, ToolError
 from .sweep_points import POINT_ATTEMPTS, PointOutcome, PointSpec, run_point
 
 RAY_EXTRA_HINT = ("Ray is not installed: install the distributed extra, pip install 'ethos-palette-toolchain[distributed]' "
@@ -111,12 +111,16 @@ def ray_cluster(address: str | None, cpus: int) -> Iterator[RayCluster]:
         nodes, total = probe_address(address)
     import ray
 
-    if address is None:
-        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES)
-        total = float(ray.cluster_resources().get("CPU", cpus))
-    else:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        if address is None:
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                     object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+            total = float(ray.cluster_resources().get("CPU", cpus))
+        else:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001  Ray raises RuntimeError, ConnectionError, ValueError... at start-up
+        where = "start a local Ray cluster" if address is None else f"connect to the Ray cluster at {address}"
+        raise ToolError(f"cannot {where}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     try:
         yield RayCluster(address, nodes, total, time.perf_counter() - t0)
     finally:
