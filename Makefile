@@ -30,7 +30,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,tflm,report,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,tflm,report,dev,distributed]'
 	touch $@
 
 # Installs what is missing when we are root with apt-get; otherwise the tests that
@@ -65,10 +65,19 @@ firmware-check: deploy system-deps
 
 # make sweep CLUSTERS="8 16 32" TARGETS="ethos-u55-128 ethos-u85-256" [-j3]: one deploy per K,
 # then a Pareto table and plot of accuracy against flash and cycles in $(BUILD)/sweep (docs/pipeline.md).
+# EXECUTOR=make (default: make -jN runs the deploys), local (toolchain sweep: a pool of processes, JOBS at a
+# time) or ray (toolchain sweep: Ray tasks on a local cluster of JOBS CPUs, or on the cluster at RAY_ADDRESS).
 TARGETS ?= ethos-u55-128 ethos-u85-256
+EXECUTOR ?= make
+JOBS ?=
 SWEEP_CLUSTERS := $(if $(filter command line environment,$(origin CLUSTERS)),$(CLUSTERS),8 16 32)
 SWEEP_DIR := $(BUILD)/sweep
-sweep: $(addprefix sweep-k,$(SWEEP_CLUSTERS))
+ifeq ($(filter $(EXECUTOR),make local ray),)
+$(error EXECUTOR must be make, local or ray, not '$(EXECUTOR)')
+endif
+sweep: sweep-$(EXECUTOR)
+sweep-make: $(addprefix sweep-k,$(SWEEP_CLUSTERS))
+	@echo "executor: make $(filter -j%,$(MAKEFLAGS)) on $$(hostname)"
 	$(TOOLCHAIN) report --sweep $(addprefix $(SWEEP_DIR)/k,$(SWEEP_CLUSTERS)) -o $(SWEEP_DIR)
 sweep-k%: setup $(if $(MODEL),,sweep-example)
 	$(TOOLCHAIN) deploy $(if $(MODEL),$(MODEL),--example-dir $(BUILD)/example) $(if $(DATA),--data $(DATA)) \
@@ -76,7 +85,12 @@ sweep-k%: setup $(if $(MODEL),,sweep-example)
 	  $(if $(CONFIG),--config $(CONFIG)) --build-dir $(SWEEP_DIR)/k$* --quiet
 sweep-example: setup
 	$(TOOLCHAIN) example -o $(BUILD)/example --quiet
-.PHONY: sweep-example
+sweep-local sweep-ray: setup
+	$(TOOLCHAIN) sweep $(MODEL) $(if $(DATA),--data $(DATA)) --clusters $(SWEEP_CLUSTERS) \
+	  $(foreach t,$(TARGETS),--target $(t)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) \
+	  --build-dir $(BUILD) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(and $(RAY_ADDRESS),$(filter ray,$(EXECUTOR))),--ray-address $(RAY_ADDRESS))
+.PHONY: sweep-example sweep-make sweep-local sweep-ray
 
 # Benchmarks (docs/benchmarks.md; long without the caches in build/bench): each writes its
 # benchmarks/results/<name>.json, then the docs' generated tables are rendered from those files.
@@ -90,6 +104,8 @@ bench: setup system-deps
 	$(PY) benchmarks/rfc_table.py
 	$(PY) benchmarks/deploy_time.py
 	$(PY) benchmarks/sweep_scaling.py
+	$(PY) benchmarks/sweep_executors.py
+	$(PY) benchmarks/finetune_strategies.py
 	$(PY) benchmarks/corpus_deploy.py
 	$(PY) benchmarks/fuzz_models.py
 	$(PY) benchmarks/bad_inputs_table.py --write

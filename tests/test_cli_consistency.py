@@ -29,7 +29,7 @@ def _keys(schema: dict) -> set[str]:
 
 
 VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "firmware-check", "finetune", "quantize",
-         "example", "deploy", "report")
+         "example", "deploy", "report", "sweep")
 
 
 def test_every_verb_is_checked_here():
