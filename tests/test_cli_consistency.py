@@ -28,8 +28,8 @@ def _keys(schema: dict) -> set[str]:
     return set(schema["properties"])
 
 
-VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "finetune", "quantize", "example",
-         "deploy", "report")
+VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "firmware-check", "finetune", "quantize",
+         "example", "deploy", "report", "sweep")
 
 
 def test_every_verb_is_checked_here():
@@ -78,8 +78,10 @@ CONFIG_ONLY_SECTIONS = {"finetune", "quantize", "recluster"}
 CONFIG_ONLY_KEYS = {("schema_version",)}
 # Deliberate exceptions, flags only: what deploy works on (MODEL, DATA, targets, the config file itself),
 # where it writes, and how it prints; none of them is a setting of a stage.
-DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--verify-data", "--target", "--profile", "--config",
-                    "--build-dir", "--example-dir", "--quiet", "-q", "--json", "-k"}
+# The deploy's inputs (model, data, calibration and check samples, targets, files) and output modes are flags and
+# Makefile variables, not config keys: a config describes how to process, not what.
+DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--synthetic-calibration", "--verify-data", "--target",
+                    "--profile", "--config", "--build-dir", "--example-dir", "--quiet", "-q", "--json", "-k"}
 
 
 def _pipeline_keys() -> set[tuple[str, ...]]:
@@ -154,7 +156,9 @@ VERB_FLAG_ONLY = {
                   "--bias-correction", "--op-rule"},
     "finetune": {"-h", "--help", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
                  "--no-per-channel", "--no-preserve-sparsity"},
-    "quantize": {"-h", "--help", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines"},
+    # the float .tflite path (ai-edge-quantizer): its calibration input, sample count and I/O type
+    "quantize": {"-h", "--help", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines",
+                 "--calibration", "--synthetic-calibration", "--calibration-samples", "--float-io"},
 }
 
 

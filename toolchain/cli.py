@@ -27,11 +27,13 @@ VERBS: dict[str, str] = {
     "profiles": "profiles",
     "compile": "compile",
     "firmware": "firmware",
+    "firmware-check": "firmware_check",
     "finetune": "finetune",
     "quantize": "quantize",
     "example": "example",
     "deploy": "deploy",
     "report": "report",
+    "sweep": "sweep",
 }
 
 

@@ -17,15 +17,20 @@ HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compil
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="a float Keras model (.keras/.h5: the full pipeline, needs --data) or an int8 .tflite "
-                        "(starts at recluster, no data needed); default: the bundled example trained on MNIST")
+                   help="a float Keras model (.keras/.h5: the full pipeline, needs --data), an int8 .tflite "
+                        "(starts at recluster, no data needed) or a float .tflite (quantized first: needs "
+                        "--calibration); default: the bundled example trained on MNIST")
     p.add_argument("--data", metavar="DATA",
                    help="labelled data: an .npz (x_train, y_train, x_test, y_test) or a bundled dataset: mnist, "
-                        "fashion-mnist, digits (default for the example: mnist); with an int8 .tflite the fit "
+                        "fashion-mnist, digits (default for the example: mnist); with a .tflite the fit "
                         "calibrates on training samples and the check and accuracy use the test split")
     p.add_argument("--calibration", metavar="FILE.npz",
-                   help="int8 .tflite: unlabelled representative inputs, as recluster --calibration (docs/data.md); "
-                        "one in eight is held back for the check unless --data or --verify-data gives one")
+                   help="a .tflite MODEL's unlabelled representative inputs, as recluster --calibration (docs/data.md): "
+                        "a float MODEL is quantized on them (ai-edge-quantizer); the rewrite fits on them, one in "
+                        "eight held back for the check unless --data or --verify-data gives one")
+    p.add_argument("--synthetic-calibration", action="store_true",
+                   help="quantize a float .tflite MODEL on seeded random inputs instead (activation ranges then do "
+                        "not come from real data; every report and the dashboard say so)")
     p.add_argument("--verify-data", metavar="FILE.npz",
                    help="inputs the check of after vs before runs on (same format; labels y add accuracy)")
     p.add_argument("--clusters", "-k", type=clusters_arg, metavar="K",
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
+        synthetic_calibration=args.synthetic_calibration,
         settings=tuple((*CONFIG_OF_FLAG[dest], dict(v) if dest == "output_kind" else v)
                        for dest, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None),
     )

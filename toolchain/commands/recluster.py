@@ -4,9 +4,17 @@ import argparse
 import json
 from pathlib import Path
 
-from ..core.errors import ConfigError
-from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes
-from .common import add_output_options, clusters_or_auto, finite_number, fraction, positive_int, say, whole_number
+from ..core.fileio import canonical_json, read_input_bytes
+from .common import (
+    add_output_options,
+    clusters_or_auto,
+    finite_number,
+    fraction,
+    plan_request,
+    positive_int,
+    say,
+    whole_number,
+)
 
 HELP = "rewrite weight tensors to at most K distinct int8 values each (shared palette), and verify"
 
@@ -97,24 +105,8 @@ def build_config(args: argparse.Namespace):
         objective=Objective(args.objective) if args.objective else None, **{k: getattr(args, k) for k in same})
 
 
-def plan_request(args: argparse.Namespace):
-    from ..rewrite.planner import PlanRequest, SizeGoal
-
-    goals = [args.clusters == "auto", args.weight_budget is not None,
-             bool(args.flash_budget or args.target or args.profile)]
-    if sum(goals) > 1:
-        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget/--target")
-    if args.max_clusters is not None and args.clusters != "auto":
-        raise ConfigError("--max-clusters goes with --clusters auto")
-    if goals[2] and not (args.profile or args.target):
-        raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
-    goal = (SizeGoal.AUTO if goals[0] else SizeGoal.WEIGHT_BUDGET if goals[1]
-            else SizeGoal.FLASH_BUDGET if goals[2] else SizeGoal.FIXED)
-    return PlanRequest(goal, min_sqnr_db=args.min_sqnr, weight_budget_bytes=args.weight_budget,
-                       flash_budget_bytes=args.flash_budget)
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..core.last_good import rejected_path, write_unless_rejected
     from ..core.paths import check_paths
     from ..pipeline.target_sizer import sizer_for
     from ..reporting.fidelity import check_gates
@@ -124,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
     from ..tflite.output_kind import parse_output_kind
 
     report_path = Path(args.report) if args.report else Path(args.output).with_suffix(".json")
+    outputs = [Path(args.output), report_path]
+    gates = (args.min_top1_agreement, args.min_output_sqnr)
+    gated = [rejected_path(p) for p in outputs] if any(g is not None for g in gates) else []
     check_paths(inputs=[args.model, args.config, args.calibration, args.verify_data, args.profile],
-                outputs=[args.output, report_path])
+                outputs=outputs + gated)
     kinds = dict(parse_output_kind(k) for k in args.output_kind)
     job = ReclusterJob(build_config(args), plan_request(args),
                        Path(args.calibration) if args.calibration else None, args.bias_correction,
@@ -137,12 +132,14 @@ def run(args: argparse.Namespace) -> int:
 
         profile = load_profile(args.profile or args.target)
     rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile))
-    atomic_write_bytes(args.output, rewritten)
-    atomic_write_json(report_path, report.to_json())
+    # a candidate that misses the gate goes beside OUTPUT as OUTPUT.rejected.tflite: OUTPUT keeps the last good one
+    outcome = write_unless_rejected(
+        {outputs[0]: rewritten, report_path: canonical_json(report.to_json()).encode()},
+        lambda: check_gates(report.verification.to_json() if report.verification else None, *gates,
+                            "--min-top1-agreement", "--min-output-sqnr"))
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    say(args, recluster_text(report, args.output, report_path, args.min_top1_agreement, args.bias_correction,
+    say(args, recluster_text(report, *outcome.written, args.min_top1_agreement, args.bias_correction,
                              args.min_output_sqnr))
-    check_gates(report.verification.to_json() if report.verification else None, args.min_top1_agreement,
-                args.min_output_sqnr, "--min-top1-agreement", "--min-output-sqnr")
+    outcome.raise_if_rejected()
     return 0

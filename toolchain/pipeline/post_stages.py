@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core.fileio import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     canonical_json,
@@ -75,15 +74,14 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
                    {"recluster": config.recluster_dict(), "verify": config.verify.to_dict()},
                    package_versions(*POST_TOOLS))
 
-    def body():
+    def compute():
         original = read_input_bytes(before, "model")
         options = VerifyOptions(config.verify.enabled, config.verify.samples or None, 0,
                                 {n: OutputKind(k) for n, k in config.verify.output_kinds})
         job = ReclusterJob(config.recluster, verify=options,
                            data=deploy_data(original, calibration, verify_file, data, config))
         rewritten, rep = run_job(original, job)
-        atomic_write_bytes(rdir / "model.tflite", rewritten)
-        atomic_write_json(rdir / "recluster.json", rep.to_json())
+        files = {"model.tflite": rewritten, "recluster.json": canonical_json(rep.to_json()).encode()}
         acc = why = None
         if data is not None:
             acc, why = accuracy_or_reason(rewritten, data)
@@ -97,7 +95,13 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
             "verification": None if rep.verification is None else rep.verification.to_json(),
             "data_notes": [*rep.data_notes, *rep.data_warnings] + ([why] if why else []),
             "accuracy": acc,
-        }
+        }, files
+
+    def gate(r):
+        from ..reporting.fidelity import check_gates
+
+        check_gates(r["verification"], config.verify.min_top1_agreement, config.verify.min_output_sqnr_db,
+                    "verify.min_top1_agreement (--min-top1-agreement)", "verify.min_output_sqnr_db (--min-output-sqnr)")
 
     def note(r):
         acc = f", accuracy {fmt_pct(r['accuracy'])}" if r.get("accuracy") is not None else ""
@@ -106,8 +110,8 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
                "; weight-space fit, no data used")
         return terminal_text(f"{r['summary']}{acc}{fit}")
 
-    # the [verify] gates are checked once the reports are written: see DeployResult
-    return run.stage(f"recluster (K={config.recluster.clusters})", rdir, key, body, note)
+    # the [verify] gates reject a candidate here: the last good output stays in place (StageRunner.gated_stage)
+    return run.gated_stage(f"recluster (K={config.recluster.clusters})", rdir, key, compute, gate, note)
 
 
 def recluster_summary(r: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +152,7 @@ def palettise_stage(run: StageRunner, mdir: Path, after: Path, config: PipelineC
 
 def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model: Path, config: PipelineConfig) -> dict[str, Any]:
     from ..targets.compile import COMPILE_JSON, compile_model
-    from ..targets.op_placement import split_label
+    from ..targets.op_placement import split_label, vela_count_label
 
     cdir = tdir / "compile" / variant.value
     key = StageKey("compile", {"model": file_digest(model)},
@@ -164,10 +168,15 @@ def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model
         c = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
         b = c["budget"]
         over = "" if b["within_budget"] else ", OVER BUDGET"
-        estimate = " (analytical estimate)" if c["estimate_kind"] == "analytical" else ""
-        return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
-               f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), NPU/CPU ops " \
-               f"{split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}{over}{estimate}"
+        ops = f"operators in the model: {split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}"
+        if c["estimate_kind"] == "analytical":
+            return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
+                   f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), {ops}{over} " \
+                   "(analytical estimate)"
+        return f"flash: model file {fmt_int(b['flash_used_bytes'])} B / Vela off-chip {fmt_int(c['off_chip_flash_bytes'])} " \
+               f"B, SRAM {fmt_int(b['sram_used_bytes'])} B, {fmt_int(c['cycles_total'])} cycles " \
+               f"({fmt_us(c['inference_time_s'])} us), {ops}, Vela's count: " \
+               f"{vela_count_label(c['vela_operator_counts'])}{over}"
 
     run.stage(f"compile {profile.name} {variant.value}", cdir, key, body, note)
     return json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))

@@ -17,7 +17,9 @@ class DeployOptions:
 
     model: Path | None = None  # MODEL
     data: str | None = None  # DATA: an .npz or a bundled dataset name (labelled)
-    calibration: Path | None = None  # CALIBRATION: unlabelled representative inputs (int8 .tflite entry)
+    # CALIBRATION (--calibration): unlabelled representative inputs (.npz, docs/data.md) of a .tflite MODEL: a float
+    # one is quantized on them; the rewrite fits on them, part held back for its check (pipeline.rewrite_data)
+    calibration: Path | None = None
     verify_data: Path | None = None  # VERIFY_DATA: inputs the check of after vs before runs on
     clusters: int | None = None  # CLUSTERS (default 16)
     targets: tuple[str, ...] = ()  # TARGET, one or several (default ethos-u55)
@@ -25,6 +27,7 @@ class DeployOptions:
     config: Path | None = None  # CONFIG: the pipeline config file
     build_dir: Path = Path("build")
     example_dir: Path | None = None  # where the example is built/cached (default BUILD/example)
+    synthetic_calibration: bool = False  # --synthetic-calibration: quantize a float model on random inputs
     # flags that set config keys, as (section, key, value); they win over CONFIG (see pipeline.config)
     settings: tuple[tuple[str, str, Any], ...] = ()
 
@@ -66,7 +69,11 @@ class DeployResult:
         return self.model_dir / "index.html"
 
     def raise_for_gates(self) -> None:
-        """The gates, after every report is written: fidelity (exit 5) first, then the budget (exit 4)."""
+        """The gates, after every report is written: fidelity (exit 5) first, then the budget (exit 4).
+
+        The recluster stage already refused a candidate below a [verify] gate (keeping the last good output), so a
+        completed run's fidelity passes; the budget is a finding of the compile stages, raised on every run until
+        the model fits."""
         self.raise_for_fidelity()
         self.raise_for_budget()
 
@@ -88,7 +95,7 @@ class DeployResult:
             if not t.within_budget:
                 b = t.report["budget"]
                 parts.append(f"{t.target} (SRAM {b['sram_bytes']:,} of {b['sram_budget_bytes']:,} B, "
-                             f"flash {b['flash_bytes']:,} of {b['flash_budget_bytes']:,} B)")
+                             f"flash (compiled model file) {b['flash_bytes']:,} of {b['flash_budget_bytes']:,} B)")
         raise BudgetExceeded(
             f"the reclustered {self.model} does not fit " + "; ".join(parts)
             + f": see {self.model_dir}/<target>/report (--no-budget, or compile.enforce_budget = false in CONFIG, "

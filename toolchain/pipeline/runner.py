@@ -10,6 +10,10 @@ int8 .tflite (the post-training entry, no TensorFlow, no data needed): the given
 "before"; [evaluate, with DATA] -> recluster -> palettise -> per target: compile before/after ->
 firmware -> report -> dashboard.
 
+float .tflite (no TensorFlow; --calibration samples, or --synthetic-calibration): quantize
+(ai-edge-quantizer: the int8 "before") -> then as an int8 .tflite. The same --calibration file feeds
+the rewrite's fit, part of it held back for its check (toolchain.pipeline.rewrite_data).
+
 Every stage owns a directory under ``build/<model>/`` and a manifest there (toolchain.pipeline.manifest);
 it runs only when its inputs, settings or tool versions changed. This module imports no TensorFlow:
 the Keras-side stages live in pipeline_training and are imported only for a Keras model.
@@ -39,6 +43,7 @@ from .inputs import (
     load_data,
     model_name,
     resolve_targets,
+    tflite_entry,
 )
 from .keras_stages import run_keras_stages
 from .post_stages import (
@@ -67,14 +72,12 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
     if options.calibration is not None and entry is not Entry.TFLITE:
-        raise ConfigError("--calibration is for an int8 .tflite MODEL; a Keras model's recluster stage calibrates "
-                          "on the training split of --data")
+        raise ConfigError("--calibration is for a .tflite MODEL (int8, or float: quantized on it); a Keras model's "
+                          "recluster stage calibrates on the training split of --data")
     config = load_pipeline_config(options.config, options.clusters, options.settings)
     profiles = resolve_targets(options.targets, options.profile)
     if entry is Entry.TFLITE:
-        from ..targets.npu_model import load_npu_model
-
-        load_npu_model(options.model)  # int8, not Vela-compiled, not TFLM: refused before any work
+        entry = tflite_entry(options.model, options.calibration, options.synthetic_calibration)  # type: ignore[arg-type]
     else:
         from ..training.tf_env import require_training_stack
 
@@ -106,9 +109,18 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
     float_model = finetune_info = None
     accuracies: dict[Variant, float | None] = {v: None for v in Variant}
     models: dict[Variant, tuple[Path, str]] = {}  # variant -> (path, file as reported)
-    if entry is Entry.TFLITE:
+    quantization = None
+    if entry is Entry.FLOAT_TFLITE:
+        from .ptq_stage import quantization_summary, quantize_float_stage
+
+        before, quantized = quantize_float_stage(run, mdir, Path(options.model), options.calibration,  # type: ignore[arg-type]
+                                                 options.synthetic_calibration)
+        quantization = quantization_summary(quantized)
+        models[Variant.BEFORE] = (before, f"quantize/{before.name}")
+    elif entry is Entry.TFLITE:
         before = Path(options.model)  # type: ignore[arg-type]
         models[Variant.BEFORE] = (before, before.name)
+    if entry in (Entry.TFLITE, Entry.FLOAT_TFLITE):
         if data is not None:
             accuracies[Variant.BEFORE] = evaluate_input_stage(run, mdir, before, data)["accuracy"]
     else:
@@ -138,6 +150,7 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
             palettise=None if pal is None else {k: pal[k] for k in ("tensors", "raw_bytes", "palettised_bytes", "tflm")},
             firmware=fw, enforce_budget=config.compile.enforce_budget,
             min_top1_agreement=config.verify.min_top1_agreement, min_output_sqnr_db=config.verify.min_output_sqnr_db,
+            quantization=quantization,
         )
         docs.append(build_report(rep))
 
