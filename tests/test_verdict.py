@@ -64,7 +64,9 @@ def test_gate_exits_5_when_the_original_class_never_changes(conv_bn_int8, tmp_pa
                "--min-top1-agreement", "0.99"])
     captured = capsys.readouterr()
     assert rc == 5 and "top-1 agreement is not measurable" in captured.err and "on every one of the 48" in captured.err
-    ver = json.loads(out.with_suffix(".json").read_text())["verification"]
+    # the rejected candidate's report goes beside the last good one (the --no-verify run's, kept)
+    assert json.loads(out.with_suffix(".json").read_text())["verification"] is None
+    ver = json.loads((tmp_path / "k2.rejected.json").read_text())["verification"]
     assert ver["top1_agreement"] is None and ver["informative"] is False and ver["evidence"] == "held_out"
 
 
