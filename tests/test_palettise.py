@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_executable
+from conftest import need_executable, need_module
 from fixtures_palettise import (  # noqa: F401  (fixtures)
     build_and_run_decoder,
     conv_bn_k16,
@@ -163,7 +163,7 @@ def _inputs(model_bytes: bytes, n: int = 6) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("fixture", ["conv_bn_k16", "depthwise_k8", "per_tensor_k8"])
 def test_tflm_model_runs_identical_to_the_uncompressed_one(request, tmp_path, fixture):
-    pytest.importorskip("tflite_micro")
+    need_module("tflite_micro", "tflm")
     model_path = request.getfixturevalue(fixture)
     assert _palettise(model_path, tmp_path) == 0
     doc = _doc(tmp_path)
@@ -196,7 +196,7 @@ def test_tflm_model_runs_identical_to_the_uncompressed_one(request, tmp_path, fi
 
 def test_per_tensor_indices_are_exactly_tflm_encoding(tmp_path, per_tensor_k8):
     # For one value table, TFLM's encoded buffer is our packed index stream, byte for byte.
-    pytest.importorskip("tflite_micro")
+    need_module("tflite_micro", "tflm")
     assert _palettise(per_tensor_k8, tmp_path) == 0
     compressed = read_model((tmp_path / "model_tflm.tflite").read_bytes())
     sg = compressed.subgraphs[0]
@@ -213,7 +213,7 @@ def test_per_tensor_indices_are_exactly_tflm_encoding(tmp_path, per_tensor_k8):
 
 def test_wrong_lut_mode_would_be_silently_wrong(conv_bn_k16):
     # Why the mode must follow quantization: per-tensor tables on per-channel weights change outputs.
-    pytest.importorskip("tflite_micro")
+    need_module("tflite_micro", "tflm")
     from dataclasses import replace
 
     from toolchain.palettes import tflm_model as tc
