@@ -366,3 +366,22 @@ def test_any_tensor_name_becomes_valid_c(tmp_path):
     out = subprocess.run([str(tmp_path / "t")], capture_output=True, timeout=30).stdout.decode("utf-8")
     assert out == name + " -3 5 -3 5 0 0 0x1p-2"
     assert "ODD_INDEX_W_X_Y_Z_1 0u" in h and "ODD_INDEX_W_X_Y_Z_1_2 1u" in h  # duplicate names stay distinct
+
+
+def test_without_tflite_micro_everything_else_is_written(tmp_path, conv_bn_k16):
+    """A core install (no tflm extra): exit 0, tflm.status 'unavailable', the column says why; --verify exits 3.
+    The package is made unimportable in a fresh interpreter, as it is where it was never installed."""
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        code = ("import sys\nsys.modules['tflite_micro'] = None\nfrom toolchain.cli import main\n"
+                f"sys.exit(main(['palettise', {str(conv_bn_k16)!r}, '-o', {str(tmp_path / 'out')!r}, *{extra!r}]))\n")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    assert _doc(tmp_path / "out")["tflm"] == {"status": "unavailable"}
+    assert not (tmp_path / "out" / "model_tflm.tflite").exists()
+    rows = [line for line in proc.stdout.splitlines() if "CONV_2D" in line]
+    assert rows and all(line.endswith("tflite-micro not installed") for line in rows)
+    assert "note: model_tflm.tflite not written: the tflite-micro package is not installed" in proc.stdout
+    proc = run("--verify")
+    assert proc.returncode == 3 and proc.stderr.startswith("error: --verify runs the TFLM interpreter"), proc.stderr
