@@ -16,13 +16,14 @@ CONFIG ?=
 BUILD ?= build
 PYTEST_ARGS ?=
 
-# Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc make cmake
+# Debian packages the tests use: Arm cross compiler, QEMU (a Cortex-M55 board), headless browser, Fashion-MNIST.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm chromium \
+  dataset-fashion-mnist gcc make cmake
 
-.PHONY: setup system-deps lint test deploy sweep bench docs clean help corpus-wild
+.PHONY: setup system-deps lint test deploy firmware-check sweep bench docs clean help corpus-wild
 
 help:
-	@echo "make setup | lint | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | docs | clean"
+	@echo "make setup | lint | test | deploy TARGET=ethos-u55 [MODEL=..] | firmware-check | sweep | bench | docs | clean"
 
 setup: $(STAMP)
 
@@ -59,6 +60,12 @@ deploy: setup
 	$(TOOLCHAIN) deploy $(if $(MODEL),$(MODEL)) $(if $(DATA),--data $(DATA)) --clusters $(CLUSTERS) \
 	  $(if $(and $(PROFILE),$(filter file,$(origin TARGET))),,$(foreach t,$(TARGET),--target $(t))) \
 	  $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) --output-dir $(BUILD)
+
+# make firmware-check [MODEL=..] [TARGET=..]: the deploy's firmware sources (model array, palette tables, reference
+# decoder) built for a Cortex-M55 and run under QEMU, each table compared with the host's weights (docs/firmware.md).
+firmware-check: deploy system-deps
+	$(TOOLCHAIN) firmware-check $(if $(MODEL),$(MODEL)) \
+	  $(if $(and $(PROFILE),$(filter file,$(origin TARGET))),,$(foreach t,$(TARGET),--target $(t))) --build-dir $(BUILD)
 
 # make sweep CLUSTERS="8 16 32" TARGETS="ethos-u55-128 ethos-u85-256" [-j3]: one deploy per K,
 # then a Pareto table and plot of accuracy against flash and cycles in $(BUILD)/sweep (docs/pipeline.md).

@@ -271,6 +271,16 @@ CASES: tuple[BadInput, ...] = (
     BadInput("firmware-wrong-target", "firmware for another target than the one compiled for",
              ("firmware", "--target", "ethos-u85-256", "--compile-dir", "compiled", "-o", "fw"), 2,
              "does not match the compile directory's target", _copytree("compiled", "compile_dir")),
+    BadInput("firmware-check-no-build", "firmware-check of a model that was never deployed",
+             ("firmware-check", MODEL, "--build-dir", "nowhere"), 2, "no deploy build at nowhere/model"),
+    BadInput("firmware-check-some-dirs", "firmware-check given some of the four directories",
+             ("firmware-check", "--firmware-dir", "fw"), 2, "give all of --firmware-dir, --compile-dir"),
+    BadInput("firmware-check-other-model", "firmware-check of palettes and a model other than the compiled one",
+             ("firmware-check", "--firmware-dir", "build/model/ethos-u55-128/firmware", "--compile-dir",
+              "build/model/ethos-u55-128/compile/after", "--palettes", "palettes", "--model-file", "reclustered.tflite"),
+             2, "was compiled from another model than reclustered.tflite",
+             _both(_copytree("build", "build"), lambda d, m: shutil.copytree(m.tflm.parent, d / "palettes"),
+                   _copy("reclustered.tflite", "reclustered"))),
 )
 
 

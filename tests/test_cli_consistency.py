@@ -31,8 +31,8 @@ def _keys(schema: dict) -> set[str]:
     return set(schema["properties"])
 
 
-VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "finetune", "quantize", "example",
-         "deploy", "report")
+VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "firmware-check", "finetune", "quantize",
+         "example", "deploy", "report")
 
 
 def test_every_verb_is_checked_here():
@@ -59,7 +59,7 @@ class Writes:
     NOTHING = "nothing"  # prints only
 
 
-WRITES = {"inspect": Writes.NOTHING, "profiles": Writes.NOTHING, "recluster": Writes.FILE, "finetune": Writes.FILE,
+WRITES = {"inspect": Writes.NOTHING, "profiles": Writes.NOTHING, "firmware-check": Writes.NOTHING, "recluster": Writes.FILE, "finetune": Writes.FILE,
           "quantize": Writes.FILE, "palettise": Writes.DIR, "compile": Writes.DIR, "firmware": Writes.DIR,
           "example": Writes.DIR, "deploy": Writes.DIR, "report": Writes.DIR}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -54,6 +55,8 @@ def test_wheel_carries_schemas_and_profiles(wheel):
         assert f"toolchain/schemas/{path.name}" in names
     for path in (REPO / "hw_profiles").glob("*.toml"):
         assert f"toolchain/hw_profiles/{path.name}" in names
+    for path in (REPO / "toolchain" / "firmware" / "m55_check").iterdir():  # toolchain firmware-check's program
+        assert f"toolchain/firmware/m55_check/{path.name}" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
 
@@ -89,6 +92,8 @@ def test_core_wheel_runs_every_post_training_verb(core_venv, conv_bn_int8, tmp_p
         ["compile", "m_k16.tflite", "--target", "ethos-u55", "-o", "u55"],
         ["deploy", str(model), "--target", "ethos-u55", "--build-dir", "build", "--quiet"],
     ]
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):  # the check's C files are package data
+        steps.append(["firmware-check", str(model), "--build-dir", "build", "--quiet"])
     for argv in steps:
         proc = _run([str(toolchain), *argv], tmp_path)
         assert proc.returncode == 0, (argv, proc.stderr[-2000:])

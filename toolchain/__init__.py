@@ -27,6 +27,7 @@ _PUBLIC: dict[str, str] = {
     "compile_model": "toolchain.targets.compile",
     "palettise_file": "toolchain.palettes.palettise",
     "firmware_from_compile_dir": "toolchain.firmware.firmware",
+    "check_firmware": "toolchain.firmware.target_check",
     "finetune_file": "toolchain.training.finetune",
     "quantize_file": "toolchain.training.quantize",
     "build_example": "toolchain.training.example",
@@ -47,6 +48,7 @@ _PUBLIC: dict[str, str] = {
     "SizeGoal": "toolchain.rewrite.planner",
     "PalettiseConfig": "toolchain.palettes.table",
     "FirmwareConfig": "toolchain.firmware.config",
+    "FirmwareCheckInputs": "toolchain.firmware.target_check",
     "FinetuneConfig": "toolchain.training.clustering",
     "QuantizeConfig": "toolchain.training.quantize",
     "DeployOptions": "toolchain.pipeline.result",
@@ -58,6 +60,7 @@ _PUBLIC: dict[str, str] = {
     "ModelStats": "toolchain.rewrite.inspect",
     "CompileResult": "toolchain.targets.compile_result",
     "DeployResult": "toolchain.pipeline.result",
+    "FirmwareCheckResult": "toolchain.firmware.target_check",
     "FinetuneResult": "toolchain.training.finetune",
     "QuantizeResult": "toolchain.training.quantize",
     # errors and exit codes

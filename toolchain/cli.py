@@ -28,6 +28,7 @@ VERBS: dict[str, str] = {
     "profiles": "profiles",
     "compile": "compile",
     "firmware": "firmware",
+    "firmware-check": "firmware_check",
     "finetune": "finetune",
     "quantize": "quantize",
     "example": "example",

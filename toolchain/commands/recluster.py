@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes
+from ..core.fileio import canonical_json, read_input_bytes
 from .common import add_output_options, clusters_or_auto, finite_number, fraction, positive_int, say, whole_number
 
 HELP = "rewrite weight tensors to at most K distinct int8 values each (shared palette), and verify"
@@ -108,6 +108,7 @@ def plan_request(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.last_good import rejected_path, write_unless_rejected
     from ..core.paths import check_paths
     from ..pipeline.progress import OutputMode, Progress
     from ..pipeline.target_sizer import sizer_for
@@ -116,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     from ..rewrite.job import ReclusterJob, VerifyOptions, run_job
 
     report_path = Path(args.report) if args.report else Path(args.output).with_suffix(".json")
-    check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=[args.output, report_path])
+    outputs = [Path(args.output), report_path]
+    gated = [rejected_path(p) for p in outputs] if args.min_top1_agreement is not None else []
+    check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=outputs + gated)
     job = ReclusterJob(build_config(args), plan_request(args),
                        Path(args.calibration) if args.calibration else None, args.bias_correction,
                        VerifyOptions(not args.no_verify, args.samples, args.seed))
@@ -125,14 +128,15 @@ def run(args: argparse.Namespace) -> int:
         from ..targets.profiles import load_profile
 
         profile = load_profile(args.profile or args.target)
-    bar = Progress(OutputMode.QUIET if args.quiet or args.json else OutputMode.NORMAL).step_bar("recluster")
-    with bar:
+    with Progress(OutputMode.QUIET if args.quiet or args.json else OutputMode.NORMAL).step_bar("recluster") as bar:
         rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile), bar)
-    atomic_write_bytes(args.output, rewritten)
-    atomic_write_json(report_path, report.to_json())
+    # a candidate that misses the gate goes beside OUTPUT as OUTPUT.rejected.tflite: OUTPUT keeps the last good one
+    outcome = write_unless_rejected(
+        {outputs[0]: rewritten, report_path: canonical_json(report.to_json()).encode()},
+        lambda: check_top1_gate(report.verification.to_json() if report.verification else None,
+                                args.min_top1_agreement, "--min-top1-agreement"))
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    say(args, recluster_text(report, args.output, report_path, args.min_top1_agreement, args.bias_correction))
-    check_top1_gate(report.verification.to_json() if report.verification else None, args.min_top1_agreement,
-                    "--min-top1-agreement")
+    say(args, recluster_text(report, *outcome.written, args.min_top1_agreement, args.bias_correction))
+    outcome.raise_if_rejected()
     return 0

@@ -30,6 +30,7 @@ class StageStatus(Enum):
     RAN = "ran"
     UP_TO_DATE = "up to date"
     SKIPPED = "skipped"
+    REJECTED = "rejected"  # its gate failed: the candidate went beside the last good output, which stays
 
 
 @dataclass(frozen=True)

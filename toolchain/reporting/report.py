@@ -24,7 +24,8 @@ from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
 from .fidelity import fidelity_section, fidelity_warning
 
-SCHEMA_VERSION = 2  # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary
+# 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary; 3: Vela's operator counts
+SCHEMA_VERSION = 3
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 SCHEMA = "report"
@@ -140,12 +141,13 @@ def _model_entry(v: VariantInput, float_model: dict[str, Any] | None, finetuned:
         "cpu_operators": c["cpu_operators"],
         "cpu_compute_operators": c["placement"]["cpu_compute_operators"],
         "init_operators": c["init_operators"],
+        "vela_operator_counts": c["vela_operator_counts"],  # Vela's own operations: beside the model's, labelled
         "within_budget": b["within_budget"],
     }
 
 
-COMPARED = ("file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "sram_bytes", "cycles_total",
-            "inference_time_s")
+COMPARED = ("file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "off_chip_flash_bytes", "sram_bytes",
+            "cycles_total", "inference_time_s")
 
 
 def _comparison(after: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any] | None:

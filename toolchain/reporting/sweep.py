@@ -152,7 +152,7 @@ def pareto_markdown(points: list[SweepPoint]) -> str:
               "more cycles, and better in one) are marked **yes**."), ""]
     for target in sorted({p.target for p in points}):
         lines += [f"## {markdown_text(target)}", "",
-                  ("| model | K | accuracy | flash (bytes) | cycles | SRAM (bytes) | "
+                  ("| model | K | accuracy | flash: compiled model file (bytes) | cycles | SRAM (bytes) | "
                    "encoded weights (bytes) | deflate size (bytes) | Pareto |"), "|---|---|---|---|---|---|---|---|---|"]
         for p in (q for q in points if q.target == target):
             lines.append(f"| {markdown_cell(p.label)} | {p.clusters if p.clusters is not None else '-'} | "
@@ -178,8 +178,8 @@ def pareto_png(points: list[SweepPoint]) -> bytes | None:
     targets = sorted({p.target for p in points})
     colors = plt.get_cmap("tab10")
     markers = {"plain": "^", "before": "s", "after": "o"}
-    axes_spec = [("flash_bytes", "flash (bytes)"), ("cycles_total", "cycles per inference")] if has_acc else \
-        [("flash_bytes", "flash (bytes)")]
+    flash = ("flash_bytes", "flash: compiled model file (bytes)")
+    axes_spec = [flash, ("cycles_total", "cycles per inference")] if has_acc else [flash]
     fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.0 * len(axes_spec), 4.6), squeeze=False)
     for ax, (xkey, xlabel) in zip(axes[0], axes_spec):
         for ti, target in enumerate(targets):
