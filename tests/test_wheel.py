@@ -71,7 +71,8 @@ def test_train_extra_names_the_training_stack(wheel):
     assert {r.split("==")[0] for r in train} >= {"tensorflow", "tf-keras", "tensorflow-model-optimization"}
 
 
-def test_core_wheel_runs_every_post_training_verb(core_venv, conv_bn_int8, tmp_path):
+def test_core_wheel_runs_every_post_training_verb(core_venv, core_dense_int8, tmp_path):
+    """The model is written with the flatbuffer API: this file needs no TensorFlow on either side."""
     toolchain = core_venv / "bin" / "toolchain"
     py = core_venv / "bin" / "python"
     # no TensorFlow, and the package is the installed one, not this checkout
@@ -85,12 +86,12 @@ def test_core_wheel_runs_every_post_training_verb(core_venv, conv_bn_int8, tmp_p
     assert {p["name"] for p in json.loads(profiles.stdout)} >= {"ethos-u55-128", "ethos-u85-256", "ethos-n78-1tops"}
 
     model = tmp_path / "m.tflite"
-    model.write_bytes(conv_bn_int8.read_bytes())
+    model.write_bytes(core_dense_int8.read_bytes())
     steps = [
         ["recluster", str(model), "-o", "m_k16.tflite", "--samples", "4"],
         ["palettise", "m_k16.tflite", "-o", "pal"],
         ["compile", "m_k16.tflite", "--target", "ethos-u55", "-o", "u55"],
-        ["deploy", str(model), "--target", "ethos-u55", "--build-dir", "build", "--quiet"],
+        ["deploy", str(model), "--target", "ethos-u55", "-o", "build", "--quiet"],
     ]
     if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):  # the check's C files are package data
         steps.append(["firmware-check", str(model), "--build-dir", "build", "--quiet"])
