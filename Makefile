@@ -32,8 +32,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "creating $(VENV) (a few seconds)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	@echo "installing the toolchain with the train, tflm, report and dev extras, pinned by constraints.txt (1-2 minutes)"
-	$(PY) -m pip install -c constraints.txt -e '.[train,tflm,report,dev]'
+	@echo "installing the toolchain with the train, tflm, report, dev and distributed extras, pinned by constraints.txt (1-2 minutes)"
+	$(PY) -m pip install -c constraints.txt -e '.[train,tflm,report,dev,distributed]'
 	touch $@
 
 # Installs what is missing when we are root with apt-get; otherwise the tests that
@@ -69,10 +69,19 @@ firmware-check: deploy system-deps
 
 # make sweep CLUSTERS="8 16 32" TARGETS="ethos-u55-128 ethos-u85-256" [-j3]: one deploy per K,
 # then a Pareto table and plot of accuracy against flash and cycles in $(BUILD)/sweep (docs/pipeline.md).
+# EXECUTOR=make (default: make -jN runs the deploys), local (toolchain sweep: a pool of processes, JOBS at a
+# time) or ray (toolchain sweep: Ray tasks on a local cluster of JOBS CPUs, or on the cluster at RAY_ADDRESS).
 TARGETS ?= ethos-u55-128 ethos-u85-256
+EXECUTOR ?= make
+JOBS ?=
 SWEEP_CLUSTERS := $(if $(filter command line environment,$(origin CLUSTERS)),$(CLUSTERS),8 16 32)
 SWEEP_DIR := $(BUILD)/sweep
-sweep: $(addprefix sweep-k,$(SWEEP_CLUSTERS))
+ifeq ($(filter $(EXECUTOR),make local ray),)
+$(error EXECUTOR must be make, local or ray, not '$(EXECUTOR)')
+endif
+sweep: sweep-$(EXECUTOR)
+sweep-make: $(addprefix sweep-k,$(SWEEP_CLUSTERS))
+	@echo "executor: make $(filter -j%,$(MAKEFLAGS)) on $$(hostname)"
 	$(TOOLCHAIN) report --sweep $(addprefix $(SWEEP_DIR)/k,$(SWEEP_CLUSTERS)) -o $(SWEEP_DIR)
 # --quiet keeps parallel deploys from interleaving their stage lines: one line per point instead, as each finishes
 sweep-k%: setup $(if $(MODEL),,sweep-example)
@@ -84,7 +93,12 @@ sweep-k%: setup $(if $(MODEL),,sweep-example)
 sweep-example: setup
 	@echo "sweep: training (or reusing) the example in $(BUILD)/example"
 	$(TOOLCHAIN) example -o $(BUILD)/example --quiet
-.PHONY: sweep-example
+sweep-local sweep-ray: setup
+	$(TOOLCHAIN) sweep $(MODEL) $(if $(DATA),--data $(DATA)) --clusters $(SWEEP_CLUSTERS) \
+	  $(foreach t,$(TARGETS),--target $(t)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(CONFIG),--config $(CONFIG)) \
+	  --output-dir $(BUILD) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(and $(RAY_ADDRESS),$(filter ray,$(EXECUTOR))),--ray-address $(RAY_ADDRESS))
+.PHONY: sweep-example sweep-make sweep-local sweep-ray
 
 # Benchmarks (docs/benchmarks.md; long without the caches in build/bench): each writes its
 # benchmarks/results/<name>.json, then the docs' generated tables are rendered from those files.
@@ -103,6 +117,8 @@ bench: setup system-deps
 	$(call bench_step,rfc_table.py)
 	$(call bench_step,deploy_time.py)
 	$(call bench_step,sweep_scaling.py)
+	$(call bench_step,sweep_executors.py)
+	$(call bench_step,finetune_strategies.py)
 	$(call bench_step,corpus_deploy.py)
 	$(call bench_step,fuzz_models.py)
 	$(call bench_step,bad_inputs_table.py --write)

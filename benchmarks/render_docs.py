@@ -63,6 +63,10 @@ BLOCKS: dict[str, Renderer] = {
     "centroid-init": Renderer(("compression_fashion_mnist", "rfc_table"), tables.centroid_init_table),
     "base-models": Renderer(("base_models",), tables.base_models_table),
     "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
+    "sweep-executors": Renderer(("sweep_executors",), tables.sweep_executors_table),
+    "sweep-executors-costs": Renderer(("sweep_executors",), tables.sweep_executors_costs),
+    "sweep-executors-scale": Renderer(("sweep_executors",), tables.sweep_executors_scale),
+    "finetune-strategies": Renderer(("finetune_strategies",), tables.finetune_strategies_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
     "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
@@ -71,7 +75,8 @@ BLOCKS: dict[str, Renderer] = {
     "wild-corpus": Renderer(("wild_corpus",), tables.wild_corpus_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
-                                  "sweep_scaling", "base_models", "rfc_table"),
+                                  "sweep_scaling", "base_models", "rfc_table", "sweep_executors",
+                                  "finetune_strategies"),
                                  tables.results_machines),
 }
 

@@ -525,6 +525,22 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
     BadInput("concurrent-deploy", "a second deploy into a model directory another deploy is using",
              ("deploy", MODEL, "--build-dir", "build"), 2, "another deploy is using build/model",
              _both(_copy(MODEL, "dense"), _deploy_running("build/model")), cleanup=_stop_deploy),
+    # ---- sweeps beyond one machine, distributed fine-tunes
+    BadInput("sweep-ray-unreachable", "RAY_ADDRESS where no Ray cluster listens (Ray itself retried for minutes)",
+             ("sweep", MODEL, "--clusters", "4", "--executor", "ray"), 2,
+             r"cannot reach the Ray cluster at 127\.0\.0\.1:1 \(--ray-address / RAY_ADDRESS\)", _copy(MODEL, "dense"),
+             env=(("RAY_ADDRESS", "127.0.0.1:1"),)),
+    BadInput("sweep-address-without-ray", "--ray-address without --executor ray",
+             ("sweep", MODEL, "--ray-address", "10.0.0.1:6379"), 2, "--ray-address goes with --executor ray",
+             _copy(MODEL, "dense")),
+    BadInput("sweep-k-twice", "the same K twice in a sweep", ("sweep", MODEL, "--clusters", "8", "8"), 2,
+             "K given twice in --clusters 8 8", _copy(MODEL, "dense")),
+    BadInput("sweep-models-same-name", "two models of a sweep with the same file name (one build directory)",
+             ("sweep", MODEL, f"sub/{MODEL}", "--clusters", "8"), 2, "would share build directory 'model'",
+             _both(_copy(MODEL, "dense"), _copy_to(f"sub/{MODEL}", "dense"))),
+    BadInput("tf-config-not-json", "finetune --strategy multiworker with a TF_CONFIG that is not JSON",
+             ("finetune", "m.keras", "--data", "digits", "-o", "out.keras", "--strategy", "multiworker"), 2,
+             "TF_CONFIG is not valid JSON", env=(("TF_CONFIG", "{cluster: worker}"),)),
 )
 CASES = CASES + HOSTILE_CASES
 

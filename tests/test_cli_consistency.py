@@ -32,7 +32,7 @@ def _keys(schema: dict) -> set[str]:
 
 
 VERBS = ("inspect", "recluster", "palettise", "profiles", "compile", "firmware", "firmware-check", "finetune", "quantize",
-         "example", "deploy", "report")
+         "example", "deploy", "report", "sweep")
 
 
 def test_every_verb_is_checked_here():
@@ -61,7 +61,7 @@ class Writes:
 
 WRITES = {"inspect": Writes.NOTHING, "profiles": Writes.NOTHING, "firmware-check": Writes.NOTHING, "recluster": Writes.FILE, "finetune": Writes.FILE,
           "quantize": Writes.FILE, "palettise": Writes.DIR, "compile": Writes.DIR, "firmware": Writes.DIR,
-          "example": Writes.DIR, "deploy": Writes.DIR, "report": Writes.DIR}
+          "example": Writes.DIR, "deploy": Writes.DIR, "report": Writes.DIR, "sweep": Writes.DIR}
 
 
 def _action(parser: argparse.ArgumentParser, option: str) -> argparse.Action | None:
@@ -195,6 +195,8 @@ CONFIG_ONLY_SECTIONS = {"finetune", "quantize", "recluster"}
 CONFIG_ONLY_KEYS = {("schema_version",)}
 # Deliberate exceptions, flags only: what deploy works on (MODEL, DATA, targets, the config file itself),
 # where it writes, and how it prints; none of them is a setting of a stage.
+# The deploy's inputs (model, data, calibration samples, targets, files), where it writes and its output modes are
+# flags and Makefile variables, not config keys: a config describes how to process, not what.
 DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--synthetic-calibration", "--target", "--profile",
                     "--config", "-o", "--output-dir", "--build-dir", "--example-dir", "--quiet", "-q", "--json", "-k",
                     "--debug"}
@@ -266,8 +268,8 @@ VERB_FLAG_ONLY = {
                   "--bias-correction", "--op-rule"},
     "finetune": {"-h", "--help", "--debug", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
                  "--no-per-channel", "--no-preserve-sparsity"},
+    # the float .tflite path (ai-edge-quantizer): its calibration input, sample count and I/O type
     "quantize": {"-h", "--help", "--debug", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines",
-                 # a float .tflite's quantization (toolchain.ptq), not the Keras converter's [quantize] section
                  "--calibration", "--synthetic-calibration", "--calibration-samples", "--float-io"},
 }
 

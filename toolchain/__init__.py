@@ -34,6 +34,7 @@ _PUBLIC: dict[str, str] = {
     "load_dataset": "toolchain.training.datasets",
     "evaluate_tflite": "toolchain.tflite.accuracy",
     "write_sweep": "toolchain.reporting.sweep",
+    "run_sweep": "toolchain.pipeline.sweep_runner",
     "load_profile": "toolchain.targets.profiles",
     "list_profiles": "toolchain.targets.profiles",
     # configs (frozen dataclasses)
@@ -52,6 +53,9 @@ _PUBLIC: dict[str, str] = {
     "FinetuneConfig": "toolchain.training.clustering",
     "QuantizeConfig": "toolchain.training.quantize",
     "DeployOptions": "toolchain.pipeline.result",
+    "SweepOptions": "toolchain.pipeline.sweep_points",
+    "Executor": "toolchain.pipeline.sweep_points",
+    "Strategy": "toolchain.training.distribute",
     "HardwareProfile": "toolchain.targets.profile",
     # results (frozen dataclasses)
     "ReclusterReport": "toolchain.rewrite.result",
@@ -61,6 +65,8 @@ _PUBLIC: dict[str, str] = {
     "CompileResult": "toolchain.targets.compile_result",
     "DeployResult": "toolchain.pipeline.result",
     "FirmwareCheckResult": "toolchain.firmware.target_check",
+    "SweepRun": "toolchain.pipeline.sweep_runner",
+    "PointOutcome": "toolchain.pipeline.sweep_points",
     "FinetuneResult": "toolchain.training.finetune",
     "QuantizeResult": "toolchain.training.quantize",
     # errors and exit codes

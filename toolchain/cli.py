@@ -34,6 +34,7 @@ VERBS: dict[str, str] = {
     "example": "example",
     "deploy": "deploy",
     "report": "report",
+    "sweep": "sweep",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_output_options, positive_int, print_json_file, say, training_output
-from .finetune import DATA_HELP, DATA_METAVAR
+from .finetune import DATA_HELP, DATA_METAVAR, STRATEGIES
 
 HELP = ("convert a Keras model (training extra) or a float .tflite (--calibration) to full-int8 .tflite and "
         "measure it with LiteRT")
@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="QAT batch size (default 32)")
     p.add_argument("--preserve-sparsity", action="store_true", help="QAT keeps zero weights at zero")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the calibration draw and of QAT (default 0)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="tf.distribute strategy of the QAT fine-tune (as for finetune; default: one device)")
     p.add_argument("--epoch-lines", action="store_true", help="one line per QAT epoch instead of Keras' progress bar")
     add_output_options(p, "print the JSON summary (FILE.json) instead of the text summary; progress goes to stderr")
 
@@ -105,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         preserve_sparsity=args.preserve_sparsity,
         seed=args.seed,
+        strategy=args.strategy,
     )
     require_training_stack()
     data = load_dataset(args.data)

@@ -224,8 +224,15 @@ class SweepOutcome:
 
 
 def write_sweep(dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> SweepOutcome:
+    """The Pareto files of every report.json under the build directories ``dirs``."""
+    return write_pareto(find_reports(dirs), out_dir)
+
+
+def write_pareto(reports: list[Path], out_dir: str | os.PathLike[str]) -> SweepOutcome:
+    """The Pareto files of exactly these report.json files (a sweep driver knows which points it ran).
+
+    Order matters: a model found in several reports (the same plain int8 at every K) names the first."""
     out = Path(out_dir)
-    reports = find_reports(dirs)
     check_paths(inputs=reports, outputs=[out / PARETO_JSON, out / PARETO_MD, out / PARETO_PNG], output_dirs=[out])
     points = mark_pareto(collect_points(reports, base=out))
     files = [atomic_write_json(out / PARETO_JSON, pareto_document(points)),
