@@ -74,7 +74,8 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
             from ..rewrite.output_aware import calibration_from_file
 
             calibration = calibration_from_file(original, cal_file, config.recluster)
-        rewritten, rep = recluster_model(original, config.recluster, calibration)
+        with run.progress.step_bar("recluster") as bar:
+            rewritten, rep = recluster_model(original, config.recluster, calibration, bar)
         ver = _verify(original, rewritten, data, config.verify.samples)
         files = {"model.tflite": rewritten,
                  "recluster.json": canonical_json(replace(rep, verification=ver).to_json()).encode()}
