@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -794,8 +794,10 @@ def run_cases(
     case_timeout_s: float = 10.0,
     deadline_s: float | None = None,
     memory_limit_bytes: int = 4 << 30,
+    on_result: Callable[[int], None] | None = None,
 ) -> list[CaseResult]:
-    """Run each case in a worker process; a worker that dies or stalls is replaced.
+    """Run each case in a worker process; a worker that dies or stalls is replaced. ``on_result`` is called with
+    the number of results so far after each case (a benchmark's progress line).
 
     Cases are sent one at a time, so a crash or a hang is attributed to exactly the
     case in flight. ``deadline_s`` bounds the whole run (cases not started are dropped).
@@ -838,6 +840,8 @@ def run_cases(
                 r = json.loads(line)
                 results.append(CaseResult(case, r["outcome"], r["stage"], r["time_s"], r["rss"], r["detail"]))
             i += 1
+            if on_result is not None:
+                on_result(len(results))
     finally:
         if worker is not None:
             worker.proc.stdin.close()

@@ -23,7 +23,7 @@ def _timeout(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a full-int8 .tflite model (not yet compiled by Vela)")
+    p.add_argument("model", metavar="MODEL.tflite", help="a full-int8 .tflite model (not yet compiled by Vela)")
     p.add_argument("--target", metavar="NAME", help="a built-in target or alias (see 'toolchain profiles'), e.g. ethos-u55-128")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own (.toml or .json)")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="where Vela's files and compile.json go (default build/MODEL/TARGET/compile)")

@@ -1,6 +1,6 @@
 """``toolchain deploy [MODEL] [--data DATA] [--clusters K] [--target T]... [--profile FILE] [--config FILE]``.
 
-The whole pipeline into ``--build-dir`` (default build): see toolchain.pipeline.runner.
+The whole pipeline into ``-o/--output-dir`` (default build): see toolchain.pipeline.runner.
 Imports no TensorFlow itself: only a Keras MODEL (or the example) loads it, inside the training stages.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .common import add_output_options, clusters_arg, fraction, output_kind_arg, positive_int
+from .finetune import DATA_METAVAR
 
 HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compile, firmware, report) incrementally"
 
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a float Keras model (.keras/.h5: the full pipeline, needs --data), an int8 .tflite "
                         "(starts at recluster, no data needed) or a float .tflite (quantized first: needs "
                         "--calibration); default: the bundled example trained on MNIST")
-    p.add_argument("--data", metavar="DATA",
+    p.add_argument("--data", metavar=DATA_METAVAR,
                    help="labelled data: an .npz (x_train, y_train, x_test, y_test) or a bundled dataset: mnist, "
                         "fashion-mnist, digits (default for the example: mnist); with a .tflite the fit "
                         "calibrates on training samples and the check and accuracy use the test split")
@@ -40,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline settings, TOML or JSON (schemas/pipeline.schema.json); unknown keys are refused")
-    p.add_argument("--build-dir", default="build", metavar="DIR", help="where build/<model>/ goes (default build)")
+    p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
+                   help="the build directory: DIR/<model>/... (default build; --build-dir is its older name)")
     p.add_argument("--example-dir", metavar="DIR",
                    help="where the bundled example is trained and cached (default BUILD/example)")
     add_output_options(p, "print one JSON document (stages, reports, key figures) on stdout, for CI")

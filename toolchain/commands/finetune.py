@@ -1,4 +1,4 @@
-"""``toolchain finetune MODEL --data DATA -o OUT.keras``: cluster weights with tfmot and fine-tune.
+"""``toolchain finetune MODEL --data NAME|FILE.npz -o FILE.keras``: cluster weights with tfmot and fine-tune.
 
 TensorFlow is imported inside ``run`` only.
 """
@@ -11,6 +11,7 @@ from .common import add_output_options, print_json_file, say, training_output
 HELP = "cluster a Keras model's weights (tfmot) and fine-tune it on real data (training extra)"
 
 CENTROID_INITS = ("linear", "kmeans++", "density", "random")
+DATA_METAVAR = "NAME|FILE.npz"  # what --data takes, on every verb that has it
 STRATEGIES = ("default", "mirrored", "multiworker")  # toolchain.training.distribute.Strategy
 DATA_HELP = (
     "an .npz with x_train, y_train, x_test, y_test, or a bundled dataset: "
@@ -19,10 +20,10 @@ DATA_HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Keras classifier, .keras or .h5")
-    p.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="clustered model, .keras or .h5; a JSON summary is written to OUT.json")
+    p.add_argument("model", metavar="MODEL.keras", help="Keras classifier, .keras or .h5")
+    p.add_argument("--data", required=True, metavar=DATA_METAVAR, help=DATA_HELP)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="clustered model, .keras or .h5; a JSON summary is written to FILE.json")
     p.add_argument("--config", metavar="FILE",
                    help="TOML or JSON settings (schemas/finetune.schema.json); flags override it")
     p.add_argument("--clusters", type=int, metavar="K", help="clusters per weight tensor (default 16)")
@@ -38,15 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="magnitude-prune this fraction (0..1) of every clustered kernel first (tfmot, polynomial "
                         "schedule), then cluster keeping the zeros (implies --preserve-sparsity)")
     p.add_argument("--prune-epochs", type=int, metavar="N", help="training epochs of the pruning phase (default 2)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2; 0 clusters without training)")
+    p.add_argument("--epochs", type=int, metavar="N", help="fine-tuning epochs (default 2; 0 clusters without training)")
     p.add_argument("--learning-rate", type=float, metavar="LR", help="Adam learning rate (default 1e-4)")
     p.add_argument("--batch-size", type=int, metavar="N", help="training batch size (default 32)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: default (one device), mirrored (every GPU, else every logical CPU), "
                         "multiworker (MultiWorkerMirroredStrategy; each worker runs this command with its TF_CONFIG)")
     p.add_argument("--epoch-lines", action="store_true", help="one line per epoch instead of Keras' progress bar")
-    add_output_options(p, "print the JSON summary (OUT.json) instead of the text summary; progress goes to stderr")
+    add_output_options(p, "print the JSON summary (FILE.json) instead of the text summary; progress goes to stderr")
 
 
 def _config(args):

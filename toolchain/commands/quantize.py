@@ -1,4 +1,4 @@
-"""``toolchain quantize MODEL --data DATA -o OUT.tflite``: full-integer int8 conversion.
+"""``toolchain quantize MODEL --data NAME|FILE.npz -o FILE.tflite``: full-integer int8 conversion.
 
 A Keras MODEL goes through the TF converter (TensorFlow, imported inside ``run`` only); a float
 MODEL.tflite through ai-edge-quantizer with ``--calibration`` samples (toolchain.ptq, no TensorFlow).
@@ -8,16 +8,16 @@ from __future__ import annotations
 import argparse
 
 from .common import add_output_options, positive_int, print_json_file, say, training_output
-from .finetune import DATA_HELP, STRATEGIES
+from .finetune import DATA_HELP, DATA_METAVAR, STRATEGIES
 
 HELP = ("convert a Keras model (training extra) or a float .tflite (--calibration) to full-int8 .tflite and "
         "measure it with LiteRT")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Keras classifier, .keras or .h5 (e.g. the output of 'toolchain finetune'), or a "
+    p.add_argument("model", metavar="MODEL", help="Keras classifier, .keras or .h5 (e.g. the output of 'toolchain finetune'), or a "
                    "float .tflite (float16 weights behind DEQUANTIZE, sparse weights and no signature accepted)")
-    p.add_argument("--data", metavar="DATA", help=f"Keras model: {DATA_HELP}")
+    p.add_argument("--data", metavar=DATA_METAVAR, help=f"Keras model: {DATA_HELP}")
     t = p.add_argument_group("a float .tflite (ai-edge-quantizer, static int8)")
     t.add_argument("--calibration", metavar="FILE.npz",
                    help="unlabelled representative inputs: 'x', or one array per input name, samples on axis 0")
@@ -28,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="samples calibrated on (default 512 from the file, 64 synthetic); the next 32 check float "
                         "vs int8")
     t.add_argument("--float-io", action="store_true", help="float32 inputs and outputs (default int8)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="int8 model, .tflite; a JSON summary is written to OUT.json")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="int8 model, .tflite; a JSON summary is written to FILE.json")
     p.add_argument("--representative-samples", type=int, default=200, metavar="N",
                    help="calibration samples drawn (seeded) from the training split (default 200)")
     p.add_argument("--per-tensor", action="store_true",
@@ -41,11 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="QAT Adam learning rate (default 1e-5)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="QAT batch size (default 32)")
     p.add_argument("--preserve-sparsity", action="store_true", help="QAT keeps zero weights at zero")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration draw and of QAT (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the calibration draw and of QAT (default 0)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute strategy of the QAT fine-tune (as for finetune; default: one device)")
     p.add_argument("--epoch-lines", action="store_true", help="one line per QAT epoch instead of Keras' progress bar")
-    add_output_options(p, "print the JSON summary (OUT.json) instead of the text summary; progress goes to stderr")
+    add_output_options(p, "print the JSON summary (FILE.json) instead of the text summary; progress goes to stderr")
 
 
 def _run_tflite(args: argparse.Namespace) -> int:

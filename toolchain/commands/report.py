@@ -1,4 +1,4 @@
-"""``toolchain report DIR`` (a build's reports) and ``toolchain report --sweep DIR... -o OUT`` (a sweep's Pareto table)."""
+"""``toolchain report DIR`` (a build's reports) and ``toolchain report --sweep DIR... -o DIR`` (a sweep's Pareto table)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a model's build directory (build/<model>), or with --sweep the build directories of the cells")
     p.add_argument("--sweep", action="store_true",
                    help="gather every report.json under DIR... into pareto.json, pareto.md and pareto.png")
-    p.add_argument("-o", "--output-dir", metavar="OUT", help="with --sweep: where the Pareto files go (default: the first DIR's parent)")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="with --sweep: where the Pareto files go (default: the first DIR's parent)")
     add_output_options(p, "print JSON instead of tables")
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .common import add_output_options, positive_int, whole_number
+from .finetune import DATA_METAVAR
 
 HELP = "deploy every model x K of a sweep (local processes or Ray tasks) and write its Pareto table"
 
@@ -19,15 +20,16 @@ HELP = "deploy every model x K of a sweep (local processes or Ray tasks) and wri
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="Keras models (with --data) or int8 .tflite files; default: the bundled example")
-    p.add_argument("--data", metavar="DATA", help="as for deploy: an .npz or mnist, fashion-mnist, digits")
+    p.add_argument("--data", metavar=DATA_METAVAR, help="as for deploy: an .npz or mnist, fashion-mnist, digits")
     p.add_argument("--clusters", "-k", nargs="+", type=whole_number(2, 256), default=[8, 16, 32], metavar="K",
                    help="the K of each point (default 8 16 32)")
     p.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="a built-in target or alias, repeatable (default ethos-u55); every point builds every target")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
     p.add_argument("--config", metavar="FILE", help="the pipeline config of every point (as for deploy)")
-    p.add_argument("--build-dir", default="build", metavar="DIR",
-                   help="points go to DIR/sweep/k<K>/<model>/, the Pareto files to DIR/sweep/ (default build)")
+    p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
+                   help="points go to DIR/sweep/k<K>/<model>/, the Pareto files to DIR/sweep/ (default build; "
+                        "--build-dir is its older name)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: fresh processes on this machine; ray: Ray tasks (the distributed extra)")
     p.add_argument("--jobs", "-j", type=positive_int, default=0, metavar="N",

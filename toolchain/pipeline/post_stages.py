@@ -80,7 +80,8 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
                                 {n: OutputKind(k) for n, k in config.verify.output_kinds})
         job = ReclusterJob(config.recluster, verify=options,
                            data=deploy_data(original, calibration, verify_file, data, config))
-        rewritten, rep = run_job(original, job)
+        with run.progress.step_bar("recluster") as bar:
+            rewritten, rep = run_job(original, job, progress=bar)
         files = {"model.tflite": rewritten, "recluster.json": canonical_json(rep.to_json()).encode()}
         acc = why = None
         if data is not None:

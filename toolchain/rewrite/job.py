@@ -7,6 +7,7 @@ verification's figures come from samples the rewrite never saw.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -81,18 +82,26 @@ def job_data(original: bytes, job: ReclusterJob) -> CalibrationSet:
     return data
 
 
-def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None) -> tuple[bytes, ReclusterReport]:
-    """The rewritten model and its report (plan, fits, bias corrections, verification); ``original`` is not modified."""
+def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
+    """The rewritten model and its report (plan, fits, bias corrections, verification); ``original`` is not modified.
+    ``progress(what, done, total)`` hears of the steps that take seconds (total 0: a step of unknown length)."""
+    def step(what: str) -> None:
+        if progress is not None:
+            progress(what, 0, 0)
+
     from .recluster import recluster_model
     from .verify import verify, with_verification
 
+    if job.data is None and (job.calibration_file is not None or job.verify_file is not None):
+        step("reading the calibration data")
     data = job_data(original, job)
     config = job.config
     calibration = data.fit if config.objective_for(data.fit is not None) is Objective.OUTPUTS else None
     if data.notes and config.objective is Objective.OUTPUTS and calibration is None:
         config = replace(config, objective=Objective.WEIGHTS)  # LiteRT cannot run it (see the notes)
     config, plan = plan_sizes(original, config, job.request, calibration, sizer)
-    rewritten, report = recluster_model(original, config, calibration)
+    rewritten, report = recluster_model(original, config, calibration, progress)
     report = replace(report, plan=plan, data_notes=data.notes, data_warnings=data.warnings)
     if job.bias_correction and report.calibration is None and data.fit is not None:
         # the output-aware fit's bias is already optimal
@@ -101,5 +110,6 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
         rewritten, corrections = correct_biases(original, rewritten, data.fit.rows[:BIAS_CORRECTION_SAMPLES])
         report = replace(report, bias_corrections=corrections)
     if job.verify.enabled:
+        step("verifying in LiteRT")
         report = with_verification(report, verify(original, rewritten, data, job.verify))
     return rewritten, report
