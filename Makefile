@@ -112,6 +112,7 @@ bench: setup system-deps
 	$(call bench_step,compile_speed.py --mobilenet)
 	$(call bench_step,restore_clusters.py)
 	$(call bench_step,output_aware.py)
+	$(call bench_step,verdict.py)
 	$(call bench_step,base_models.py)
 	$(call bench_step,compression_fashion_mnist.py)
 	$(call bench_step,rfc_table.py)

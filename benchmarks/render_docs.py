@@ -35,7 +35,8 @@ class Renderer:
 
 BLOCKS: dict[str, Renderer] = {
     "results-summary": Renderer(("compression_fashion_mnist", "restore_clusters", "recluster_speed", "deploy_time",
-                                 "fuzz_models", "output_aware", "base_models", "rfc_table"), tables.results_summary),
+                                 "fuzz_models", "output_aware", "base_models", "rfc_table", "verdict"),
+                                tables.results_summary),
     "fashion-mnist-convnet": Renderer(("compression_fashion_mnist",), partial(tables.fashion_mnist_table, model="convnet")),
     "fashion-mnist-convnet_bn": Renderer(("compression_fashion_mnist",),
                                          partial(tables.fashion_mnist_table, model="convnet_bn")),
@@ -69,6 +70,7 @@ BLOCKS: dict[str, Renderer] = {
     "finetune-strategies": Renderer(("finetune_strategies",), tables.finetune_strategies_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
     "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
+    "verdict": Renderer(("verdict",), tables.verdict_table),
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
@@ -76,7 +78,7 @@ BLOCKS: dict[str, Renderer] = {
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
                                   "sweep_scaling", "base_models", "rfc_table", "sweep_executors",
-                                  "finetune_strategies"),
+                                  "finetune_strategies", "verdict"),
                                  tables.results_machines),
 }
 

@@ -621,7 +621,7 @@ def _worker_stages(data: bytes, scratch: Path):
     from toolchain.rewrite.config import ReclusterConfig
     from toolchain.rewrite.inspect import inspect_model
     from toolchain.rewrite.recluster import recluster_model
-    from toolchain.rewrite.verify import verify
+    from toolchain.rewrite.verify import VerifyOptions, verify
     from toolchain.targets.compile import compile_model
     from toolchain.targets.profiles import load_profile
     from toolchain.tflite.model_io import read_model
@@ -642,7 +642,7 @@ def _worker_stages(data: bytes, scratch: Path):
     yield "compile", lambda: compile_model(path, load_profile("ethos-n78-1tops"), scratch / "compile", allow_cpu=True,
                                            enforce_budget=False)
     yield "recluster", recluster
-    yield "verify", lambda: verify(data, rewritten[0], samples=2)
+    yield "verify", lambda: verify(data, rewritten[0], None, VerifyOptions(samples=2))
 
 
 def _run_one(data: bytes, scratch: Path) -> tuple[str, str, str]:

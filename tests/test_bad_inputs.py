@@ -105,6 +105,26 @@ def _edit(attr: str, edit: Callable[[bytes], bytes]):
     return lambda m: edit(getattr(m, attr).read_bytes())
 
 
+def _npz_uint8(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.arange(8 * 256, dtype=np.int64).reshape(8, 16, 16, 1).__mod__(256).astype(np.uint8))
+    return buf.getvalue()
+
+
+def _npz_bad_labels(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((4, 16, 16, 1), np.float32), y=np.zeros((4, 10), np.float32))
+    return buf.getvalue()
+
+
 def _npz(dtype: str, **shapes: tuple[int, ...]) -> Callable[[Models], bytes]:
     """An .npz of zero arrays of the given shapes and dtype."""
     def make(m: Models) -> bytes:
@@ -210,8 +230,13 @@ CASES: tuple[BadInput, ...] = (
              ("recluster", "stripped.tflite", "-o", "out.tflite"), 2, "holds no data.*weights missing",
              _write("stripped.tflite", _edit("dense", fm.weights_stripped))),
     BadInput("unknown-custom-op", "custom operator LiteRT cannot resolve",
-             ("recluster", "custom.tflite", "-o", "out.tflite"), 2, "unresolved custom op",
-             _write("custom.tflite", _edit("dense", fm.custom_op))),
+             ("recluster", "custom.tflite", "-o", "out.tflite"), 0, "",
+             _write("custom.tflite", _edit("dense", fm.custom_op)), diagnostics=("out.tflite", "out.json"),
+             note="rewritten by the weight-space fit; the verification says `not run: custom operator MyUnknownOp`"),
+    BadInput("custom-op-gate", "custom operator LiteRT cannot resolve, with a top-1 gate",
+             ("recluster", "custom.tflite", "-o", "out.tflite", "--min-top1-agreement", "0.9"), 5,
+             "verification not run: custom operator MyUnknownOp", _write("custom.tflite", _edit("dense", fm.custom_op)),
+             diagnostics=("out*",)),
     BadInput("writes-input", "operator writing the model's input (crashes LiteRT)",
              ("recluster", "cyclic.tflite", "-o", "out.tflite"), 2, "an input of the subgraph",
              _write("cyclic.tflite", _edit("dense", fm.op_writes_model_input))),
@@ -253,6 +278,28 @@ CASES: tuple[BadInput, ...] = (
     BadInput("calibration-shape", "calibration samples of the wrong shape",
              ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2, "has shape",
              _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_bad_shape))),
+    BadInput("calibration-uint8", "uint8 pixels (0-255) as calibration data of an int8 input (was cast: 200 -> -56)",
+             ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2,
+             r"takes int8 and the data is uint8 \(values 0 to 255\).*divided by 255",
+             _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_uint8))),
+    BadInput("deploy-calibration-uint8", "the same uint8 file given to deploy --calibration",
+             ("deploy", MODEL, "--calibration", "calib.npz", "--target", "ethos-u55-128", "--build-dir", "b"), 2,
+             "takes int8 and the data is uint8", _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_uint8)),
+             diagnostics=("b/*",)),
+    BadInput("deploy-calibration-keras", "deploy --calibration with a Keras model (its fit calibrates on --data)",
+             ("deploy", "model.keras", "--calibration", "calib.npz", "--data", "mnist", "--build-dir", "b"), 2,
+             "--calibration is for a .tflite MODEL",
+             _both(_write("model.keras", lambda m: "not looked at\n"), _write("calib.npz", _npz_uint8))),
+    BadInput("verify-data-labels", "--verify-data whose labels are not one class per sample",
+             ("recluster", MODEL, "-o", "out.tflite", "--verify-data", "check.npz"), 2,
+             "labels 'y' must be one integer class per sample", _both(_copy(MODEL, "int8"),
+                                                                       _write("check.npz", _npz_bad_labels))),
+    BadInput("output-kind-unknown", "--output-kind with a kind that does not exist",
+             ("recluster", MODEL, "-o", "out.tflite", "--output-kind", "Identity=boxes"), 2,
+             "unknown output kind 'boxes'", _copy(MODEL, "int8")),
+    BadInput("output-kind-no-such-output", "--output-kind naming an output the model does not have",
+             ("recluster", MODEL, "-o", "out.tflite", "--output-kind", "nosuch=values"), 2,
+             "no output named 'nosuch'", _copy(MODEL, "int8")),
     # ---- outputs
     BadInput("output-dir-blocked", "output directory that cannot be created (a file is in the way)",
              ("recluster", MODEL, "-o", "blocker/out.tflite"), 2, "cannot create output directory",

@@ -176,6 +176,9 @@ DEPLOY_FLAG_OF_KEY = {
     ("data", "seed"): "--data-seed",  # plain --seed would read as the seed of every stage
     ("verify", "samples"): "--verify-samples",
     ("verify", "min_top1_agreement"): "--min-top1-agreement",
+    ("verify", "min_output_sqnr_db"): "--min-output-sqnr",
+    ("verify", "output_kinds"): "--output-kind",  # repeatable NAME=KIND, one table entry each
+    ("recluster", "objective"): "--objective",  # the one recluster key deploy sets by flag: stateful models need it
     ("palettise", "bits"): "--bits",
     ("palettise", "exclude"): "--exclude",
     ("palettise", "tflm"): "--no-tflm",  # the flag states the non-default
@@ -195,11 +198,11 @@ CONFIG_ONLY_SECTIONS = {"finetune", "quantize", "recluster"}
 CONFIG_ONLY_KEYS = {("schema_version",)}
 # Deliberate exceptions, flags only: what deploy works on (MODEL, DATA, targets, the config file itself),
 # where it writes, and how it prints; none of them is a setting of a stage.
-# The deploy's inputs (model, data, calibration samples, targets, files), where it writes and its output modes are
-# flags and Makefile variables, not config keys: a config describes how to process, not what.
-DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--synthetic-calibration", "--target", "--profile",
-                    "--config", "-o", "--output-dir", "--build-dir", "--example-dir", "--quiet", "-q", "--json", "-k",
-                    "--debug"}
+# The deploy's inputs (model, data, calibration and check samples, targets, files), where it writes and its output
+# modes are flags and Makefile variables, not config keys: a config describes how to process, not what.
+DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--synthetic-calibration", "--verify-data", "--target",
+                    "--profile", "--config", "-o", "--output-dir", "--build-dir", "--example-dir", "--quiet", "-q",
+                    "--json", "-k", "--debug"}
 
 
 def _pipeline_keys() -> set[tuple[str, ...]]:
@@ -241,11 +244,16 @@ def test_a_deploy_flag_sets_its_config_key():
     parser = _verb_parsers()["deploy"]
     args = parser.parse_args(["m.tflite", "--allow-cpu", "--no-budget", "--timeout", "30", "--min-top1-agreement",
                               "0.95", "--verify-samples", "7", "--no-tflm", "--bits", "4", "--exclude", "a*",
-                              "--test-samples", "20", "--section", "s", "--arena-margin-percent", "5"])
-    settings = tuple((*CONFIG_OF_FLAG[d], getattr(args, d)) for d in CONFIG_OF_FLAG if getattr(args, d) is not None)
+                              "--test-samples", "20", "--section", "s", "--arena-margin-percent", "5",
+                              "--objective", "weights", "--min-output-sqnr", "20", "--output-kind", "boxes=values",
+                              "--output-kind", "scores=detection_scores"])
+    settings = tuple((*CONFIG_OF_FLAG[d], dict(v) if d == "output_kind" else v)
+                     for d, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None)
     c = load_pipeline_config(None, None, settings)
     assert (c.compile.allow_cpu, c.compile.enforce_budget, c.compile.timeout_s) == (True, False, 30.0)
-    assert (c.verify.min_top1_agreement, c.verify.samples) == (0.95, 7)
+    assert (c.verify.min_top1_agreement, c.verify.samples, c.verify.min_output_sqnr_db) == (0.95, 7, 20.0)
+    assert c.verify.output_kinds == (("boxes", "values"), ("scores", "detection_scores"))
+    assert c.recluster.objective.value == "weights"
     assert (c.palettise.tflm, c.palettise.bits, c.palettise.exclude) == (False, 4, ("a*",))
     assert c.data.test_samples == 20 and c.firmware.section == "s" and c.firmware.arena_margin_percent == 5
 
@@ -263,7 +271,8 @@ VERB_FLAG_ONLY = {
     # inputs, outputs, printing; verification (inputs, samples, gate: [verify] and DATA in a deploy config);
     # how K is planned per tensor and bias correction, which need data or a target and exist on this verb only
     "recluster": {"-h", "--help", "--debug", "-o", "--output", "--report", "--config", "--quiet", "-q", "--json", "-k",
-                  "--calibration", "--samples", "--seed", "--no-verify", "--min-top1-agreement",
+                  "--calibration", "--verify-data", "--samples", "--seed", "--no-verify", "--min-top1-agreement",
+                  "--min-output-sqnr", "--output-kind",
                   "--min-sqnr", "--max-clusters", "--weight-budget", "--flash-budget", "--target", "--profile",
                   "--bias-correction", "--op-rule"},
     "finetune": {"-h", "--help", "--debug", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",

@@ -27,16 +27,27 @@ def _digests(d: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
 
 
+@pytest.fixture
+def check_npz(tmp_path) -> Path:
+    """Varied images for the check: on random int8 inputs the small classifier answers one class, so top-1
+    agreement is not measurable there (a gate then fails for that reason, not for the agreement)."""
+    path = tmp_path / "check" / "varied.npz"
+    path.parent.mkdir()
+    np.savez(path, x=np.random.default_rng(3).normal(0, 1, (64, 16, 16, 1)).astype(np.float32))
+    return path
+
+
 # ----------------------------------------------------------------------------- toolchain recluster
 
 
-def test_recluster_gate_keeps_the_last_good_output(conv_bn_int8, tmp_path, capsys):
+def test_recluster_gate_keeps_the_last_good_output(conv_bn_int8, check_npz, tmp_path, capsys):
     out, report = tmp_path / "out.tflite", tmp_path / "out.json"
-    assert main(["recluster", str(conv_bn_int8), "-o", str(out), "-k", "16"]) == 0
+    check = ["--verify-data", str(check_npz)]
+    assert main(["recluster", str(conv_bn_int8), "-o", str(out), "-k", "16", *check]) == 0
     good, good_report = out.read_bytes(), report.read_bytes()
     capsys.readouterr()
     # K=2 loses agreement with the original: below a 0.99 gate, exit 5
-    gated = ["recluster", str(conv_bn_int8), "-o", str(out), "-k", "2", "--min-top1-agreement", "0.99"]
+    gated = ["recluster", str(conv_bn_int8), "-o", str(out), "-k", "2", *check, "--min-top1-agreement", "0.99"]
     assert main(gated) == 5
     cap = capsys.readouterr()
     assert out.read_bytes() == good and report.read_bytes() == good_report
@@ -52,8 +63,20 @@ def test_recluster_gate_keeps_the_last_good_output(conv_bn_int8, tmp_path, capsy
     assert main(gated) == 5 and out.read_bytes() == good
     # a passing run replaces the output and removes the rejected candidate it supersedes
     capsys.readouterr()
-    assert main(["recluster", str(conv_bn_int8), "-o", str(out), "-k", "2"]) == 0
+    assert main(["recluster", str(conv_bn_int8), "-o", str(out), "-k", "2", *check]) == 0
     assert _max_distinct(out) <= 2 and not rejected.exists() and not rejected_report.exists()
+
+
+def test_recluster_sqnr_gate_keeps_the_last_good_output_too(conv_bn_int8, check_npz, tmp_path, capsys):
+    out = tmp_path / "out.tflite"
+    check = ["--verify-data", str(check_npz)]
+    assert main(["recluster", str(conv_bn_int8), "-o", str(out), "-k", "16", *check]) == 0
+    good = out.read_bytes()
+    capsys.readouterr()
+    assert main(["recluster", str(conv_bn_int8), "-o", str(out), "-k", "2", *check, "--min-output-sqnr", "60"]) == 5
+    err = capsys.readouterr().err
+    assert "is below --min-output-sqnr 60 dB" in err and "kept (the last good output)" in err
+    assert out.read_bytes() == good and _max_distinct(tmp_path / "out.rejected.tflite") <= 2
 
 
 def test_recluster_gate_without_an_earlier_output_writes_only_the_rejected_candidate(conv_bn_int8, tmp_path, capsys):
@@ -85,9 +108,9 @@ def test_rejected_path_may_not_be_the_input(conv_bn_int8, tmp_path, capsys):
 # ----------------------------------------------------------------------------- deploy's recluster stage
 
 
-def test_deploy_rejected_stage_keeps_the_last_good_output_and_manifest(conv_bn_int8, tmp_path):
+def test_deploy_rejected_stage_keeps_the_last_good_output_and_manifest(conv_bn_int8, check_npz, tmp_path):
     build = tmp_path / "b"
-    base = (str(conv_bn_int8), "--target", "ethos-u55", "--build-dir", str(build))
+    base = (str(conv_bn_int8), "--target", "ethos-u55", "--build-dir", str(build), "--verify-data", str(check_npz))
     assert deploy(*base, "--clusters", "16").rc == 0
     rdir = build / "conv_bn_int8" / "recluster"
     report = build / "conv_bn_int8" / "ethos-u55-128" / "report" / "report.json"

@@ -11,7 +11,7 @@ write ``tables.NAME`` whichever module holds it:
 
   markdown     the shared pieces: the table, cell escaping, number formats
   fashion      compression on Fashion-MNIST, the converged base models
-  rewriter     solver speed, restoring the cluster count, the output-aware fit
+  rewriter     solver speed, restoring the cluster count, the output-aware fit, the held-back check
   deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
   distributed  the sweep on the default executor and on Ray, the fine-tune under tf.distribute strategies
   robustness   fuzzing, bad inputs
@@ -54,6 +54,7 @@ from .rewriter import (
     recluster_speed_table,
     restore_clusters_table,
     restore_clusters_verdict,
+    verdict_table,
 )
 from .rfc import (
     cascade_table,
@@ -77,5 +78,5 @@ __all__ = [
     "output_aware_table", "recluster_speed_table", "restore_clusters_table", "restore_clusters_verdict",
     "results_machines", "results_summary", "rfc_mapping_table", "rfc_results_table", "rfc_vela_table",
     "rfc_vela_verdict", "stage_is_training", "sweep_executors_costs", "sweep_executors_scale",
-    "sweep_executors_table", "sweep_scaling_table", "wild_corpus_table",
+    "sweep_executors_table", "sweep_scaling_table", "verdict_table", "wild_corpus_table",
 ]

@@ -3,7 +3,7 @@ then how faithful the reclustered model is to the model it came from (after vs b
 from __future__ import annotations
 
 from ..core.escape import terminal_text
-from ..reporting.fidelity import Fidelity, verification_text
+from ..reporting.fidelity import OUTPUT_HEADER, Fidelity, output_rows, verification_text
 from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
 from ..reporting.report import Variant
 from ..targets.op_placement import split_label, vela_count_label
@@ -39,6 +39,9 @@ def summary_table(result: DeployResult) -> str:
     if any(t.report["target"]["estimate_kind"] == "analytical" for t in result.targets):
         lines.append(f"{ESTIMATE_MARK.strip()} analytical estimate (Ethos-N78): modelled, not compiled")
     lines.append(fidelity_line(result))
+    rows = output_rows(result.targets[0].report["recluster"].get("verification")) if result.targets else []
+    if rows:
+        lines.append(table(OUTPUT_HEADER, [[terminal_text(c) for c in r] for r in rows], right={3, 4, 5, 6, 7}))
     lines += target_notes(result)
     return "\n".join(lines)
 
@@ -58,8 +61,9 @@ def fidelity_line(result: DeployResult) -> str:
     if not result.targets:
         return "after vs before: not verified"
     doc = result.targets[0].report  # every target reports the same LiteRT check of the same two models
-    text = verification_text(doc["recluster"].get("verification"), doc["fidelity"]["min_top1_agreement"])
-    prefix = "WARNING: " if doc["fidelity"]["status"] == Fidelity.NOT_INFORMATIVE.value else ""
+    f = doc["fidelity"]
+    text = verification_text(doc["recluster"].get("verification"), f["min_top1_agreement"], f["min_output_sqnr_db"])
+    prefix = "WARNING: " if f["status"] in (Fidelity.NOT_INFORMATIVE.value, Fidelity.NOT_RUN.value) else ""
     return terminal_text(f"after vs before: {prefix}{text}")
 
 

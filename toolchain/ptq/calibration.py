@@ -1,6 +1,10 @@
 """Calibration samples for a float model: the user's .npz (``x``, or one array per input name), or
 synthetic inputs when asked for explicitly. The samples after the calibration ones are held back for
-the float-vs-int8 check; without any, the check reuses the calibration samples and says so."""
+the float-vs-int8 check; without any, the check reuses the calibration samples and says so.
+
+This is the quantizer's own split, not the rewrite's (``toolchain.rewrite.calibration_set``, a sibling
+package this one cannot import): the quantizer takes the first samples and checks on the next few, the
+rewrite that follows in deploy splits the same file again for its own fit and check."""
 from __future__ import annotations
 
 import os
@@ -18,7 +22,9 @@ Rows = list[list[np.ndarray]]  # one list per sample, one array per model input
 
 
 @dataclass(frozen=True)
-class CalibrationSet:
+class PtqCalibration:
+    """The samples ai-edge-quantizer calibrates on and those of its float-vs-int8 check."""
+
     source: CalibrationSource
     label: str  # what the reports print: the file and counts, or "synthetic: ..."
     rows: Rows = field(repr=False, compare=False)  # the samples the quantizer calibrates on
@@ -52,7 +58,7 @@ def _check_size(specs: tuple[TensorSpec, ...], samples: int) -> None:
 
 
 def calibration_set_from_file(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...],
-                              config: PtqConfig) -> CalibrationSet:
+                              config: PtqConfig) -> PtqCalibration:
     arrays = read_calibration_arrays(path)
     columns = [_column(calibration_array(arrays, s, i, len(specs), path), s, path) for i, s in enumerate(specs)]
     n = min(len(c) for c in columns)
@@ -65,12 +71,12 @@ def calibration_set_from_file(path: str | os.PathLike[str], specs: tuple[TensorS
     name = Path(path).name
     if held:
         label = f"{name}: {used} samples, {len(held)} more held back for the check"
-        return CalibrationSet(CalibrationSource.FILE, label, rows, held, True)
+        return PtqCalibration(CalibrationSource.FILE, label, rows, held, True)
     label = f"{name}: {used} samples (the check reuses them: none held back)"
-    return CalibrationSet(CalibrationSource.FILE, label, rows, rows[: config.check_samples], False)
+    return PtqCalibration(CalibrationSource.FILE, label, rows, rows[: config.check_samples], False)
 
 
-def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> CalibrationSet:
+def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> PtqCalibration:
     lo, hi = SYNTHETIC_RANGE
     _check_size(specs, config.synthetic_samples + config.check_samples)
     rng = np.random.default_rng(config.seed)
@@ -82,4 +88,4 @@ def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> C
     check = draw(config.check_samples)
     label = (f"synthetic: {len(rows)} seeded uniform random inputs in [{lo:g}, {hi:g}] (seed {config.seed}), "
              "not real data: activation ranges and fidelity figures are not those of real inputs")
-    return CalibrationSet(CalibrationSource.SYNTHETIC, label, rows, check, True)
+    return PtqCalibration(CalibrationSource.SYNTHETIC, label, rows, check, True)

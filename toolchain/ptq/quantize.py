@@ -35,7 +35,7 @@ from ..tflite.graph import (
 )
 from ..tflite.model_io import read_model, write_model
 from .boundaries import to_float_io, to_int8_io
-from .calibration import CalibrationSet, calibration_set_from_file, synthetic_calibration
+from .calibration import PtqCalibration, calibration_set_from_file, synthetic_calibration
 from .config import QUANTIZER, IoType, PtqConfig
 from .result import PtqReport
 
@@ -95,7 +95,7 @@ def _first_line(exc: BaseException) -> str:
     return line.removesuffix(".").strip()
 
 
-def _run_quantizer(prepared: bytes, calibration: CalibrationSet, name: str) -> bytes:
+def _run_quantizer(prepared: bytes, calibration: PtqCalibration, name: str) -> bytes:
     from ai_edge_quantizer import quantizer, recipe
 
     model = read_model(prepared)
@@ -133,7 +133,7 @@ def _float_operators(model) -> tuple[str, ...]:
     return tuple(f"{k} x{v}" for k, v in sorted(counts.items()))
 
 
-def _fidelity(prepared: bytes, int8: bytes, calibration: CalibrationSet):
+def _fidelity(prepared: bytes, int8: bytes, calibration: PtqCalibration):
     """Float vs int8 on the check samples, in the int8 outputs' steps; (None, reason) when LiteRT's wrapper
     cannot run one of them."""
     try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..tflite.agreement import Agreement
 from ..tflite.float_prep import FloatPrep
-from .calibration import CalibrationSet
+from .calibration import PtqCalibration
 from .config import QUANTIZER, RECIPE, IoType
 
 
@@ -14,7 +14,7 @@ from .config import QUANTIZER, RECIPE, IoType
 class PtqReport:
     tool_version: str  # ai-edge-quantizer's version
     prep: FloatPrep
-    calibration: CalibrationSet
+    calibration: PtqCalibration
     io: IoType
     float_operators: tuple[str, ...]  # operators the quantizer left float (they run on the CPU), "OP xN"
     fidelity: Agreement | None  # float vs int8; None when not run

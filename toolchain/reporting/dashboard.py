@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.version import __version__
 from ..targets.op_placement import split_label, vela_count_label
+from .fidelity import OUTPUT_HEADER, output_rows
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .markdown import LABELS_NOTE, summary_table_rows, title
 from .report import Variant
@@ -28,7 +29,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left;white-space:nowrap}th{background:#f3f3f3}
 .over{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.note{color:#666;font-size:12px}
-.estimate{color:#8a5a00;font-style:italic}
+.estimate{color:#8a5a00;font-style:italic}.weak{color:#8a5a00;font-weight:600}
 a{color:#1f6fb4}
 """
 
@@ -90,19 +91,25 @@ def _metric_bars(doc: dict[str, Any], key: str, chart_title: str, unit: str, sca
     return f'<div class="card">{bar_chart(chart_title, unit, bars)}</div>'
 
 
+BAD_FIDELITY = ("low", "not_informative", "not_run")  # red; weak evidence amber; only "ok" is ever green
+
+
+def _fidelity_class(status: str) -> str:
+    if status in BAD_FIDELITY:
+        return "over"
+    return {"ok": "ok", "weak_evidence": "weak"}.get(status, "note")
+
+
 def _fidelity_block(doc: dict[str, Any]) -> list[str]:
-    """After vs before: the verdict (red when low or not informative) and the figures per output."""
+    """After vs before: the verdict (red when low, not measurable or not run; amber on weak evidence) and a row
+    per output with the measure of its kind."""
     f = doc["fidelity"]
-    bad = f["status"] in ("low", "not_informative")
-    cls = "over" if bad else "ok" if f["status"] == "ok" else "note"
-    out = [f'<p class="{cls}" data-fidelity="{escape(f["status"])}">{"WARNING: " if bad else ""}{escape(f["text"])}</p>']
-    ver = doc["recluster"].get("verification")
-    if ver and ver.get("outputs"):
-        rows = [[o["name"], fmt_ratio(o["top1_agreement"]), f"{o['max_abs_diff_steps']:g}",
-                 f"{o['mean_abs_diff_steps']:.2f}", "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
-                 "yes" if o["informative"] else "NO"] for o in ver["outputs"]]
-        out.append(_table(["output", "top-1 agreement", "max diff (steps)", "mean diff (steps)", "SQNR (dB)",
-                           "varied"], rows))
+    bad = f["status"] in BAD_FIDELITY
+    head = f'<p class="{_fidelity_class(f["status"])}" data-fidelity="{escape(f["status"])}">'
+    out = [f'{head}{"WARNING: " if bad else ""}{escape(f["text"])}</p>']
+    rows = output_rows(doc["recluster"].get("verification"))
+    if rows:
+        out.append(_table(OUTPUT_HEADER, rows))
     return out
 
 
@@ -256,11 +263,17 @@ def _target_cell(d: dict[str, Any]) -> str:
 def _agreement_cell(d: dict[str, Any]) -> str:
     f = d["fidelity"]
     if f["status"] == "not_informative":
-        return '<span class="over" data-fidelity="not_informative">not informative</span>'
-    text = escape(f"{fmt_ratio(f['top1_agreement'])}, max {f['max_abs_diff_steps']:g} steps"
-                  if f["max_abs_diff_steps"] is not None else "-")
-    cls = "over" if f["status"] == "low" else "ok" if f["status"] == "ok" else "note"
-    return f'<span class="{cls}" data-fidelity="{escape(f["status"])}">{text}</span>'
+        text = "not measurable"
+    elif f["status"] == "not_run":
+        text = f"not run: {f['not_run']}"
+    elif f["max_abs_diff_steps"] is None:
+        text = "-"
+    else:
+        text = f"{fmt_ratio(f['top1_agreement'])}, max {f['max_abs_diff_steps']:g} steps"
+        if f["evidence"] in ("random", "in_sample"):  # also when low: the figure proves little either way
+            text += f" ({'random inputs' if f['evidence'] == 'random' else 'in-sample'}: weak evidence)"
+    status = escape(f["status"])
+    return f'<span class="{_fidelity_class(f["status"])}" data-fidelity="{status}">{escape(text)}</span>'
 
 
 def render_combined_page(model: str, docs: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.escape import markdown_cell, markdown_text
 from ..targets.op_placement import split_label, vela_count_label
-from .fidelity import verification_text
+from .fidelity import OUTPUT_HEADER, output_rows, verification_text
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .report import Variant
 
@@ -93,15 +93,15 @@ def fidelity_markdown(doc: dict[str, Any]) -> str:
     f = doc["fidelity"]
     ver = doc["recluster"].get("verification")
     head = markdown_text(f["text"])
-    if f["status"] in ("low", "not_informative"):
+    if f["status"] in ("low", "not_informative", "not_run"):
         head = f"**WARNING**: {head}"
+    elif f["status"] == "weak_evidence":
+        head = f"**Weak evidence** (not a measure on real data): {head}"
     lines = [head]
-    if ver and ver.get("outputs"):
-        lines += ["", *_md_table(
-            ["output", "top-1 agreement", "max diff (steps)", "mean diff (steps)", "SQNR (dB)", "varied"],
-            [[o["name"], fmt_ratio(o["top1_agreement"]), f"{o['max_abs_diff_steps']:g}",
-              f"{o['mean_abs_diff_steps']:.2f}", "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
-              "yes" if o["informative"] else "NO"] for o in ver["outputs"]])]
+    rows = output_rows(ver)
+    if rows:
+        lines += ["", "Per output, each by the measure of its kind (SQNR and errors in the output's own units):", "",
+                  *_md_table(OUTPUT_HEADER, rows)]
     return "\n".join(lines)
 
 
@@ -157,7 +157,10 @@ def report_markdown(doc: dict[str, Any]) -> str:
               + ("within budget." if b["within_budget"] else "**OVER BUDGET**."), ""]
     lines += ["## Fidelity: after vs before", "", fidelity_markdown(doc), ""]
 
-    lines += ["## Per layer", "", "Vela encoded weight bytes and cycles per input operator (after = reclustered).", ""]
+    no_cycles = any(m is not None and m["cycles"] is None for la in doc["layers"] for m in la["models"].values())
+    lines += ["## Per layer", "", "Vela encoded weight bytes and cycles per input operator (after = reclustered)."
+              + (" Cycles `-`: a subgraph Vela writes no per-layer figures for (encoded bytes from its weight encoder)."
+                 if no_cycles else ""), ""]
     header = ["layer", "op", "target", "encoded bytes plain", "before", "after", "distinct values before", "after",
               "cycles before", "after"]
     if doc["models"]["plain"] is None:

@@ -24,7 +24,8 @@ from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
 from .fidelity import fidelity_section, fidelity_warning
 
-# 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary; 3: Vela's operator counts
+# 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary; 3: Vela's operator counts,
+# the check's evidence and fidelity per output by kind, not-run verifications, data notes, a float model's quantization
 SCHEMA_VERSION = 3
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -76,6 +77,7 @@ class ReportInput:
     firmware: dict[str, Any] | None = None
     enforce_budget: bool = True
     min_top1_agreement: float | None = None  # the gate on after vs before ([verify] / --min-top1-agreement)
+    min_output_sqnr_db: float | None = None  # the SQNR gate ([verify] / --min-output-sqnr)
     quantization: dict[str, Any] | None = None  # a float .tflite's quantize stage (pipeline.ptq_stage)
 
 
@@ -191,7 +193,8 @@ def _operator_groups(compile_report: dict[str, Any]) -> list[dict[str, Any]]:
         dv = la.get("distinct_weight_values")
         if dv is not None:
             g["distinct_weight_values"] = max(g["distinct_weight_values"] or 0, dv)
-        g["cycles"] += la.get("cycles") or 0
+        # no cycles: a subgraph Vela wrote no per-layer figures for (targets.vela_report)
+        g["cycles"] = None if la.get("cycles") is None or g["cycles"] is None else g["cycles"] + la["cycles"]
         if la["target"] != g["target"]:
             g["target"] = "mixed"
     return list(groups.values())
@@ -261,8 +264,9 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
     finetuned = inp.finetune is not None
     for v in inp.variants:
         models[v.variant.value] = _model_entry(v, inp.float_model, finetuned)
-    fidelity = fidelity_section(inp.recluster.get("verification"), inp.min_top1_agreement)
-    warning = fidelity_warning(inp.recluster.get("verification"), inp.min_top1_agreement)
+    ver = inp.recluster.get("verification")
+    fidelity = fidelity_section(ver, inp.min_top1_agreement, inp.min_output_sqnr_db)
+    warning = fidelity_warning(ver, inp.min_top1_agreement, inp.min_output_sqnr_db)
     after_c = by_variant[Variant.AFTER].compile_report
     after = models["after"]
     doc = {
@@ -293,7 +297,7 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "enforced": inp.enforce_budget,
         },
         "warnings": (_quantization_warnings(inp.quantization) + ([f"after vs before: {warning}"] if warning else [])
-                     + list(after_c.get("warnings", []))),
+                     + [f"data: {n}" for n in inp.recluster.get("data_notes", [])] + list(after_c.get("warnings", []))),
     }
     if inp.quantization is not None:
         doc["quantization"] = inp.quantization

@@ -69,6 +69,17 @@ def op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
         return f"BUILTIN_{code}"
 
 
+def custom_operator_names(model: schema.ModelT) -> tuple[str, ...]:
+    """The custom operator codes the model's operators use, in order of first use, each once."""
+    seen: dict[str, None] = {}
+    for sg in model.subgraphs or []:
+        for op in sg.operators or []:
+            name = op_name(model, op)
+            if name.startswith("CUSTOM:"):
+                seen.setdefault(name[len("CUSTOM:"):], None)
+    return tuple(seen)
+
+
 def tensor_name(tensor: schema.TensorT) -> str:
     n = tensor.name
     return n.decode("utf-8", errors="replace") if isinstance(n, bytes) else (n or "")
