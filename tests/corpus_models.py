@@ -113,6 +113,21 @@ def gather_on_cpu() -> bytes:
     return mf.convert_int8(keras.Model(inp, keras.layers.Dense(6, name="head")(x)), samples=16)
 
 
+def concat_split_by_cpu() -> bytes:
+    """Two branches concatenated, one through a GATHER (CPU): Vela writes the CONCATENATION's output in
+    slices from two ethos-u operators, one before and one after the GATHER."""
+    import tensorflow as tf
+
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
+    a = keras.layers.Conv2D(8, 1, name="a")(x)
+    b = keras.layers.Lambda(lambda t: tf.gather(t, list(range(7, -1, -1)), axis=3), name="shuffle")(x)
+    b = keras.layers.Conv2D(8, 1, name="b")(b)
+    return mf.convert_int8(keras.Model(inp, keras.layers.Concatenate(axis=3)([a, b])), samples=16)
+
+
 def while_loop() -> bytes:
     """A dense layer applied three times in a tf.while_loop: WHILE with cond and body subgraphs."""
     import tensorflow as tf

@@ -243,6 +243,38 @@ def test_partly_cpu_model_is_reported_not_hidden(gather_int8, tmp_path, capsys):
     assert len(cpu_layers) == 1 and cpu_layers[0]["cycles"] == 0
 
 
+def test_concatenation_split_by_a_cpu_operator_compiles(tmp_path, capsys):
+    """Vela writes a CONCATENATION's output in slices; with a GATHER (CPU) between its inputs, two ethos-u
+    operators write the same tensor. Reading Vela's output back accepts that, and only that."""
+    import corpus_models
+    import fuzz_mutators as fm
+
+    from toolchain.core.errors import ModelFormatError
+
+    model = tmp_path / "concat.tflite"
+    model.write_bytes(corpus_models.concat_split_by_cpu())
+    for target in ("ethos-u55-128", "ethos-u85-256"):
+        rc, _, err = _cli(["compile", str(model), "--target", target, "-o", str(tmp_path / target)], capsys)
+        assert rc == 0, err
+        vela = (tmp_path / target / "concat_vela.tflite").read_bytes()
+        m = read_model(vela)
+        writers: dict[int, list[str]] = {}
+        for op in m.subgraphs[0].operators:
+            for t in op.outputs:
+                writers.setdefault(int(t), []).append(op_name(m, op))
+        assert ["CUSTOM:ethos-u", "CUSTOM:ethos-u"] in writers.values()  # what this test is about
+        assert "GATHER" in [op_name(m, op) for op in m.subgraphs[0].operators]
+
+    def gather_writes_it_too(m):
+        ops = m.subgraphs[0].operators
+        shared = [int(t) for t in ops[0].outputs if any(int(t) in [int(u) for u in o.outputs] for o in ops[1:])]
+        gather = next(o for o in ops if op_name(m, o) == "GATHER")
+        gather.outputs = [shared[0]]
+
+    with pytest.raises(ModelFormatError, match="already written by operator 0"):
+        read_model(fm.edited_model(vela, gather_writes_it_too))
+
+
 def test_mostly_cpu_model_fails_loudly(hybrid_int8, tmp_path, capsys):
     rc, out, err = _cli(["compile", str(hybrid_int8), "--target", "ethos-u65", "-o", str(tmp_path)], capsys)
     assert rc == 2 and out == ""

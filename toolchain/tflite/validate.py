@@ -7,7 +7,7 @@ LiteRT as a crash: unknown tensor types, negative or over-2-GiB shapes, constant
 that does not fill its shape, non-finite, negative or huge quantization scales, zero
 points outside their type, operators without their weights or outputs, a required
 input marked absent (-1), an operator writing a model input, a constant or a tensor
-another operator writes, an operator reading a tensor nothing provides (stripped
+another operator writes (but Vela's concatenation slices), an operator reading a tensor nothing provides (stripped
 weights), names that are not UTF-8. And the quantization rules LiteRT's kernels enforce
 when they prepare (refused here before any stage rescales a weight): a weight channel with
 scale 0, a scale count that is neither 1 nor the channel count (3 bias scales for 64
@@ -43,6 +43,7 @@ MAX_TENSOR_BYTES = 2**31 - 1
 MAX_SCALE = 1e30
 # No TFLite kernel takes more than 6 dimensions (8 for reshape-like operators); numpy stops at 64.
 MAX_RANK = 8
+_VELA_OPERATOR = "ethos-u"  # the custom operator Vela leaves in a compiled model
 # Per-channel weights: the axis LiteRT's kernels require (their prepare step fails on any other).
 WEIGHT_CHANNEL_AXIS = {BuiltinOp.CONV_2D: 0, BuiltinOp.DEPTHWISE_CONV_2D: 3, BuiltinOp.FULLY_CONNECTED: 0}
 _KNOWN_TYPES = frozenset(int(t) for t in TensorType)
@@ -137,8 +138,16 @@ def _check_scale_count(tensor: schema.TensorT, what: str) -> None:
                          f"dimension {int(q.quantizedDimension)} of shape {shape}")
 
 
+def _vela_slices(model: schema.ModelT, op: schema.OperatorT) -> bool:
+    """Vela's own operator, which may share its output with other ones: Vela compiles a CONCATENATION
+    into writes of each input at its offset of one output tensor, and where CPU operators separate the
+    inputs, several ethos-u operators each write their slice of that tensor (TFLM plans a tensor's memory
+    from its first writer to its last reader, so the slices stay)."""
+    return op_name(model, op) == f"CUSTOM:{_VELA_OPERATOR}"
+
+
 def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
-    """Each tensor has at most one producer, no operator writes a model input or a constant, and
+    """Each tensor has at most one producer (but Vela's slice writes, see _vela_slices), no operator writes a model input or a constant, and
     every input of a builtin operator is a constant, a model input, a variable or written by an operator.
 
     LiteRT crashes (SIGSEGV) running a graph whose operator writes into the subgraph's input.
@@ -151,6 +160,8 @@ def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
                 continue
             where = f"operator {o} of subgraph {s} ({op_name(model, op)})"
             if t in producer:
+                if _vela_slices(model, op) and _vela_slices(model, sg.operators[producer[t]]):
+                    continue  # Vela's concatenation split by CPU operators: each part writes its slice
                 raise _malformed(where, f"writes tensor {t}, already written by operator {producer[t]}")
             if t in inputs:
                 raise _malformed(where, f"writes tensor {t}, an input of the subgraph")
