@@ -8,8 +8,9 @@ ethos-u55-128 and ethos-u85-256 at K = 16 with SYNTHETIC calibration (--syntheti
 uniform random inputs in [-1, 1]; MediaPipe ships no calibration data, so every fidelity figure here is on
 random inputs, not real images) and --no-budget (a model over a board's SRAM is recorded, not stopped).
 Each deploy runs in its own process. Per model: quantized or not, rewritten or not, NPU / CPU operators and
-Vela's encoded weight bytes before -> after per target, the quantization step's fidelity per output (float
-vs int8 on held-out synthetic inputs), or the one-line reason deploy refused it. Writes
+Vela's encoded weight bytes before -> after per target, the quantization step's fidelity per output by the
+output's kind (float vs int8 on more synthetic inputs: kind, metric, agreement, SQNR, errors), or the one-line
+reason deploy refused it. Writes
 benchmarks/results/wild_corpus.json; docs/benchmarks.md shows it (tables.wild_corpus_table).
 """
 from __future__ import annotations
@@ -31,6 +32,16 @@ TARGETS = ("ethos-u55-128", "ethos-u85-256")
 CLUSTERS = 16
 DEFAULT_CACHE = REPO / "build" / "corpus-wild"
 TIMEOUT_S = 1800
+# What an output holds where its name and shape cannot tell (toolchain.tflite.output_kind guesses the rest):
+# MediaPipe's detectors name their [1, anchors, 1] score outputs "Identity_1"; pose_landmark_full's
+# [1, 64, 64, 39] heatmaps look like a 39-class mask. Given with --output-kind, as a user would.
+OUTPUT_KINDS = {
+    "face_detection_full_range_sparse": {"Identity_1": "detection_scores"},
+    "palm_detection_full": {"Identity_1": "detection_scores"},
+    "palm_detection_lite": {"Identity_1": "detection_scores"},
+    "pose_detection": {"Identity_1": "detection_scores"},
+    "pose_landmark_full": {"Identity_3": "values"},
+}
 
 
 class FetchError(RuntimeError):
@@ -64,6 +75,7 @@ def deploy(model: Path, build: Path) -> tuple[int, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     argv = [sys.executable, "-m", "toolchain", "deploy", str(model), "--synthetic-calibration", "--clusters",
             str(CLUSTERS), *[a for t in TARGETS for a in ("--target", t)], "--build-dir", str(build), "--no-budget",
+            *[a for name, kind in OUTPUT_KINDS.get(model.stem, {}).items() for a in ("--output-kind", f"{name}={kind}")],
             "--quiet"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith(("error:", "internal error:"))]
@@ -75,8 +87,9 @@ def _outcome(doc: dict) -> str:
     fit = "fits" if b["within_budget"] else (f"SRAM {b['sram_bytes']:,} of {b['sram_budget_bytes']:,} B"
                                               if b["sram_bytes"] > b["sram_budget_bytes"] else
                                               f"flash {b['flash_bytes']:,} of {b['flash_budget_bytes']:,} B")
-    ver = doc["recluster"].get("verification") or {}
-    checked = "verified" if ver.get("samples") else f"not verified: {ver.get('reason', 'no samples')}"
+    ver = doc["recluster"].get("verification")
+    checked = ("not verified (skipped)" if ver is None else f"not run: {ver['not_run']}" if ver["not_run"]
+               else f"verified on {ver['inputs']}")
     return f"deployed ({fit}; after vs before {checked})"
 
 
@@ -102,7 +115,7 @@ def record(model: Path, build: Path) -> dict:
         "quantized": "ai-edge-quantizer (synthetic)" if q else "no (int8 given)",
         "rewritten": f"{rewritten} tensor(s)" if rewritten else "no",
         "float_operators": q["float_operators"] if q else [],
-        "fidelity": q["fidelity"] if q else None, "fidelity_not_run": q["fidelity_not_run"] if q else None,
+        "fidelity": q["fidelity"] if q else None,
         "targets": targets,
     }
 
@@ -126,6 +139,7 @@ def main() -> int:
         rows.append(record(f, args.cache / "build"))
         print(json.dumps(rows[-1])[:300], flush=True)
         payload = {"benchmark": "wild_corpus", "wheel": MEDIAPIPE, "clusters": CLUSTERS, "targets": list(TARGETS),
+                   "output_kinds": OUTPUT_KINDS,
                    "calibration": "synthetic: 64 seeded uniform random inputs in [-1, 1] (--synthetic-calibration)",
                    "models_in_wheel": in_wheel, "models": rows, "machine": machine(), "load_avg_start": load,
                    "load_avg_end": list(os.getloadavg())}

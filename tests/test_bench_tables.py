@@ -734,18 +734,30 @@ def test_float_tflite_table():
 
 
 def test_wild_corpus_table():
-    doc = {"models_in_wheel": 3, "models": [
+    def out(name, kind, metric, agreement, sqnr, identical=False):
+        return {"name": name, "kind": kind, "metric": metric, "agreement": agreement, "sqnr_db": sqnr,
+                "identical": identical}
+
+    doc = {"models_in_wheel": 4, "models": [
         {"model": "palm", "source": "mediapipe 0.10.21", "quantized": "ai-edge-quantizer (synthetic)",
-         "rewritten": "30 tensor(s)", "fidelity": {"outputs": [{"name": "a", "sqnr_db": 9.84}, {"name": "b|c",
-                                                                                                 "sqnr_db": None}]},
-         "fidelity_not_run": None,
+         "rewritten": "30 tensor(s)", "fidelity": {"not_run": None, "outputs": [
+             out("a", "values", "SQNR", None, 9.84), out("b|c", "detection_scores", "top-10 agreement", 0.0876, 13.43),
+             out("m", "mask", "mask agreement", None, None), out("k", "values", "SQNR", None, None, identical=True)]},
          "targets": {"u55": {"npu_operators": 97, "cpu_operators": 78, "encoded_before_bytes": 887152,
                              "encoded_after_bytes": 513504, "outcome": "deployed (fits; after vs before verified)"}}},
-        {"model": "selfie", "source": "mediapipe 0.10.21", "refused": "LiteRT cannot load the model", "exit_code": 2}]}
+        {"model": "selfie", "source": "mediapipe 0.10.21", "quantized": "ai-edge-quantizer (synthetic)",
+         "rewritten": "no", "fidelity": {"not_run": "custom operator Convolution2DTransposeBias", "outputs": []},
+         "targets": {"u55": {"npu_operators": 1, "cpu_operators": 2, "encoded_before_bytes": 10,
+                             "encoded_after_bytes": 10, "outcome": "deployed"}}},
+        {"model": "face", "source": "mediapipe 0.10.21", "refused": "LiteRT cannot load the model", "exit_code": 3}]}
     assert tables.wild_corpus_table(doc).splitlines()[2:] == [
         ("| `palm` | mediapipe 0.10.21 | u55 | ai-edge-quantizer (synthetic) | 30 tensor(s) | 97 / 78 | "
-         "887,152 -> 513,504 | a: 9.8 dB; b\\|c: identical | deployed (fits; after vs before verified) |"),
-        "| `selfie` | mediapipe 0.10.21 | both | - | - | - | - | - | refused (exit 2): LiteRT cannot load the model |",
+         "887,152 -> 513,504 | a (values): SQNR 9.8 dB; b\\|c (detection scores): top-10 agreement 0.088, SQNR 13.4 dB; "
+         "m (mask): mask agreement not measurable, SQNR not measurable; k (values): identical "
+         "| deployed (fits; after vs before verified) |"),
+        ("| `selfie` | mediapipe 0.10.21 | u55 | ai-edge-quantizer (synthetic) | no | 1 / 2 | 10 -> 10 | "
+         "not run: custom operator Convolution2DTransposeBias | deployed |"),
+        "| `face` | mediapipe 0.10.21 | both | - | - | - | - | - | refused (exit 3): LiteRT cannot load the model |",
         "",
-        "2 of the wheel's 3 models measured so far (`make corpus-wild` runs all).",
+        "3 of the wheel's 4 models measured so far (`make corpus-wild` runs all).",
     ]

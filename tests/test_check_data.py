@@ -1,7 +1,8 @@
 """The data a rewrite is checked on: held back from the fit, read with one set of dtype rules.
 
 - ``hold_back``: a seeded split, at least 32 samples and one in eight held back (and every sample the
-  fit would not use), disjoint from the fit's; below 64 samples the check is in-sample and says so.
+  fit would not use), disjoint from the fit's; below 64 samples the check is in-sample and says so. The
+  quantizer of a float model (toolchain.ptq) splits a file the same way (toolchain.tflite.holdout).
 - ``load_samples``: float data is the model's float input; integer data only in the input's own dtype
   (uint8 pixels for an int8 input are refused with the fix, never cast); float data outside the
   input's quantization range for more than 1% of values gives a warning with the figures; labels ``y``.
@@ -44,6 +45,28 @@ def test_hold_back_sizes_and_disjoint(n, fit_samples, held):
     again = hold_back(_rows(n), "cal.npz", fit_samples, seed=3)
     assert _ids(again.check.rows) == check  # seeded
     assert _ids(hold_back(_rows(n), "cal.npz", fit_samples, seed=4).check.rows) != check
+
+
+@pytest.mark.parametrize("n, fit_samples", [(40, 512), (512, 512), (1000, 448)])
+def test_the_quantizer_splits_a_file_as_the_rewrite_does(tmp_path, n, fit_samples):
+    """deploy of a float model: ai-edge-quantizer calibrates on the samples the rewrite fits on, and both checks
+    run on the same held-back samples (a check never runs on a sample either step learned from)."""
+    from toolchain.ptq.calibration import calibration_set_from_file
+    from toolchain.ptq.config import PtqConfig
+
+    path = tmp_path / "cal.npz"
+    np.savez(path, x=np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 4, 4, 1), np.float32))
+    ptq = calibration_set_from_file(path, (TensorSpec("image", (1, 4, 4, 1), np.dtype(np.float32), 0.0, 0),),
+                                    PtqConfig(calibration_samples=fit_samples, check_samples=10_000, seed=5))
+    rewrite = hold_back(_rows(n), "cal.npz", fit_samples, seed=5)
+    quantizer_ids = {int(r[0][0, 0, 0, 0]) for r in ptq.rows}
+    quantizer_check = {int(r[0][0, 0, 0, 0]) for r in ptq.check_rows}
+    assert quantizer_ids == _ids(rewrite.fit.rows) and quantizer_check == _ids(rewrite.check.rows)
+    assert ptq.evidence is rewrite.check.evidence
+    if n >= 64:
+        assert not quantizer_ids & quantizer_check and ptq.check_source == rewrite.check.source
+        assert ptq.label == f"cal.npz: {n - len(quantizer_check)} of {n} samples, {len(quantizer_check)} held back " \
+                            "for the checks"
 
 
 def test_too_few_samples_are_checked_in_sample_and_said_so():

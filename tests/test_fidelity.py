@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from toolchain.core.errors import ConfigError, VerificationError
-from toolchain.reporting.fidelity import check_gates, fidelity_of, verification_text
+from toolchain.reporting.fidelity import check_gates, fidelity_of, quantization_text, verification_text
 from toolchain.reporting.history import read_history, record_build
 from toolchain.reporting.report import Variant
 from toolchain.rewrite.outcome_text import rewrite_summary
@@ -198,6 +198,22 @@ def test_not_run_names_the_operator():
     ver = _ver(None, not_run="custom operator Convolution2DTransposeBias")
     assert fidelity_of(ver).value == "not_run"
     assert verification_text(ver).startswith("not run: custom operator Convolution2DTransposeBias")
+
+
+def test_quantization_is_worded_as_the_rewrite_check_and_not_as_the_rewrite():
+    """A float model's quantize step (float vs int8) in the same words as the rewrite's check, never calling the
+    int8 model 'the reclustered model'; a custom operator is named; no check asked for is 'not checked'."""
+    assert quantization_text(None) == "not checked"
+    not_run = quantization_text(_ver(None, not_run="custom operator Convolution2DTransposeBias"))
+    assert not_run == ("not run: custom operator Convolution2DTransposeBias (LiteRT has no kernel for it), so nothing "
+                       "was compared")
+    assert quantization_text(_ver(None, not_run="LiteRT cannot run the model: x")).endswith("x, so nothing was compared")
+    low = quantization_text(_ver(0.875))
+    assert low.startswith("top-1 agreement 0.875, max 3 / mean 0.50 output steps, SQNR 21.0 dB on 64 held-back")
+    assert "WARNING: the int8 model agrees with the float model on only 0.875" in low and "reclustered" not in low
+    assert quantization_text(_ver(0.995)).endswith("on 64 held-back samples of cal.npz")
+    assert quantization_text(_ver(1.0, evidence="random")).startswith("random inputs: weak evidence: top-1 agreement")
+    assert quantization_text(_ver(None, informative=False)).startswith("not informative")
 
 
 @pytest.mark.parametrize("ver, message", [

@@ -19,6 +19,7 @@ from toolchain.targets.npu_model import load_npu_model
 from toolchain.tflite import interpreter as rt
 from toolchain.tflite.graph import BuiltinOp, op_code
 from toolchain.tflite.model_io import read_model
+from toolchain.tflite.output_kind import OutputKind
 
 pytestmark = pytest.mark.tf
 
@@ -37,7 +38,7 @@ def float_model(model_dir):
 def calibration(float_model, tmp_path_factory):
     spec = rt.input_specs(float_model.read_bytes())[0]
     path = tmp_path_factory.mktemp("cal") / "cal.npz"
-    np.savez(path, x=np.random.default_rng(1).normal(0, 1, (48, *spec.shape[1:])).astype(np.float32))
+    np.savez(path, x=np.random.default_rng(1).normal(0, 1, (128, *spec.shape[1:])).astype(np.float32))
     return path
 
 
@@ -48,12 +49,30 @@ def test_quantized_model_is_full_int8_and_follows_the_float_model(float_model, c
     load_npu_model(tmp_path / "q.tflite")  # the checks every int8 input passes
     ins, outs = rt.input_specs(out), rt.output_specs(out)
     assert all(s.dtype == np.int8 and s.scale > 0 for s in ins + outs)
+    # the rewrite's rule (tflite.holdout): 128 samples, at most 32 calibrate, the other 96 held back
     assert report.calibration.held_out and len(report.calibration.rows) == 32
     f = report.fidelity
     assert f is not None and f.samples == 16 and report.fidelity_not_run is None
     assert f.sqnr_db is not None and f.sqnr_db > 15.0  # int8 of a small conv net on its calibration distribution
+    doc = report.fidelity_json()  # the rewrite verification's form: every view shows both alike
+    assert doc["inputs"] == "16 held-back samples of cal.npz" and doc["evidence"] == "held_out"
+    [o] = doc["outputs"]
+    assert o["kind"] == "class_scores" and o["metric"] == "top-1 agreement" and o["max_abs_error"] > 0
+    assert o["max_abs_diff_steps"] == pytest.approx(o["max_abs_error"] / outs[0].scale)  # in int8 output steps
     assert report.prep.densified > 0 and report.prep.float16_folded > 0
     assert not report.float_operators
+
+
+def test_output_kind_given_by_name_applies_to_the_quantization_check(float_model, calibration):
+    name = rt.output_specs(float_model.read_bytes())[0].name
+    _, report = quantize_tflite(float_model.read_bytes(), float_model.name, calibration, False,
+                                PtqConfig(calibration_samples=32, check_samples=8,
+                                          output_kinds=((name, OutputKind.VALUES),)))
+    [o] = report.fidelity.outputs
+    assert o.kind is OutputKind.VALUES and o.metric == "SQNR" and o.agreement is None
+    _, report = quantize_tflite(float_model.read_bytes(), float_model.name, calibration, False,
+                                PtqConfig(calibration_samples=32, check_samples=0))
+    assert report.fidelity is None and report.fidelity_json() is None  # --verify-samples 0: no check
 
 
 def test_float_io_keeps_float_inputs_and_outputs(float_model, calibration):
@@ -92,3 +111,25 @@ def test_deploy_quantizes_a_float_model_first(float_model, tmp_path):
     assert "## Quantization: float vs int8" in md and "SYNTHETIC CALIBRATION" in md
     assert "SYNTHETIC CALIBRATION" in (mdir / "index.html").read_text()
     assert "quantize (ai-edge-quantizer)" in r.stdout and "SYNTHETIC calibration" in r.stdout
+    assert q["fidelity"]["evidence"] == "random" and "| output | kind | metric |" in md
+    # 4 random inputs leave the float model's class unchanged: said, not shown as agreement
+    assert "float vs int8 (quantization): not informative: top-1 agreement of output" in r.stdout
+    assert "(on 4 more random inputs (seed 0))" in r.stdout and r.stdout.count("float vs int8 (quantization)") == 1
+
+
+@pytest.mark.slow
+def test_deploy_checks_quantization_and_rewrite_on_the_same_held_back_samples(float_model, calibration, tmp_path):
+    """One split of the calibration file (tflite.holdout): the quantizer and the fit learn from the same 96 samples,
+    and float vs int8 and int8 vs rewrite are both checked on the first 8 of the 32 held back."""
+    build = tmp_path / "build"
+    r = subprocess.run([sys.executable, "-m", "toolchain", "deploy", str(float_model), "--calibration", str(calibration),
+                        "--target", "ethos-u55-128", "--build-dir", str(build), "--verify-samples", "8"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((build / float_model.stem / "ethos-u55-128" / "report" / "report.json").read_text())
+    q, ver = doc["quantization"], doc["recluster"]["verification"]
+    assert q["calibration"]["label"] == "cal.npz: 96 of 128 samples, 32 held back for the checks"
+    assert q["fidelity"]["inputs"] == ver["inputs"] == "8 held-back samples of cal.npz"
+    assert q["fidelity"]["evidence"] == ver["evidence"] == "held_out"
+    assert [o["kind"] for o in q["fidelity"]["outputs"]] == [o["kind"] for o in ver["outputs"]] == ["class_scores"]
+    assert "float vs int8 (quantization): " in r.stdout and "on 8 held-back samples of cal.npz" in r.stdout

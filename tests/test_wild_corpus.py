@@ -43,10 +43,15 @@ def test_palm_detector_deploys_from_its_float_file(mediapipe_models, tmp_path):
     for t in wc.TARGETS:
         m = row["targets"][t]
         assert m["npu_operators"] > 0 and m["encoded_after_bytes"] < m["encoded_before_bytes"]
-    assert [o["name"] for o in row["fidelity"]["outputs"]] == ["Identity", "Identity_1"]
+    # boxes and keypoints are values (SQNR); the anchor scores, named by the corpus, by their top-k anchors
+    assert [(o["name"], o["kind"], o["metric"]) for o in row["fidelity"]["outputs"]] == [
+        ("Identity", "values", "SQNR"), ("Identity_1", "detection_scores", "top-10 agreement")]
+    assert row["fidelity"]["evidence"] == "random" and row["fidelity"]["outputs"][0]["sqnr_db"] is not None
 
 
-def test_selfie_segmenter_names_its_custom_operator(mediapipe_models, tmp_path):
+def test_selfie_segmenter_deploys_and_names_its_custom_operator(mediapipe_models, tmp_path):
     row = wc.record(mediapipe_models["selfie_segmentation"], tmp_path)
-    said = row.get("refused") or row.get("fidelity_not_run") or ""
-    assert "Convolution2DTransposeBias" in said
+    assert "refused" not in row, row.get("refused")
+    assert row["fidelity"]["not_run"] == "custom operator Convolution2DTransposeBias"
+    for t in wc.TARGETS:
+        assert "after vs before not run: custom operator Convolution2DTransposeBias" in row["targets"][t]["outcome"]

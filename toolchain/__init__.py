@@ -66,7 +66,7 @@ _PUBLIC: dict[str, str] = {
     "TensorResult": "toolchain.rewrite.result",
     "TensorAction": "toolchain.rewrite.result",
     "Verification": "toolchain.rewrite.result",
-    "Evidence": "toolchain.rewrite.result",
+    "Evidence": "toolchain.tflite.holdout",
     "ModelStats": "toolchain.rewrite.inspect",
     "CompileResult": "toolchain.targets.compile_result",
     "DeployResult": "toolchain.pipeline.result",

@@ -22,21 +22,28 @@ def float_tflite_table(doc: Doc) -> str:
     return table(header, rows)
 
 
-def _fidelity(f: dict | None, not_run: str | None) -> str:
+def _output(o: dict) -> str:
+    sq = "identical" if o.get("identical") else "SQNR not measurable" if o["sqnr_db"] is None else f"SQNR {o['sqnr_db']:.1f} dB"
+    if o["kind"] == "values":
+        return f"{o['name']} (values): {sq}"
+    value = "not measurable" if o["agreement"] is None else f"{o['agreement']:.3f}"
+    return f"{o['name']} ({o['kind'].replace('_', ' ')}): {o['metric']} {value}, {sq}"
+
+
+def _fidelity(f: dict | None) -> str:
+    """Float vs int8 per output, by the measure of its kind; or why it was not run."""
     if f is None:
-        return cell(f"not run: {not_run}" if not_run else "-")
-    parts = []
-    for o in f["outputs"]:
-        sq = "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f} dB"
-        parts.append(f"{o['name']}: {sq}")
-    return cell("; ".join(parts))
+        return "-"
+    if f.get("not_run"):
+        return cell(f"not run: {f['not_run']}")
+    return cell("; ".join(_output(o) for o in f["outputs"]))
 
 
 def wild_corpus_table(doc: Doc) -> str:
     """Per third-party model and target: quantized or not, rewritten or not, NPU / CPU operators, Vela's encoded
     weights before -> after, fidelity per output against the float model; or the one-line reason it was refused."""
     header = ["model", "source", "target", "quantized", "rewritten", "NPU / CPU ops",
-              "encoded weights B before -> after", "float vs int8, per output", "outcome"]
+              "encoded weights B before -> after", "float vs int8, per output (kind): measure, SQNR", "outcome"]
     rows = []
     for r in doc["models"]:
         if r.get("refused"):
@@ -47,7 +54,7 @@ def wild_corpus_table(doc: Doc) -> str:
             rows.append([f"`{r['model']}`", cell(r["source"]), t, r["quantized"], r["rewritten"],
                          f"{m['npu_operators']} / {m['cpu_operators']}",
                          f"{m['encoded_before_bytes']:,} -> {m['encoded_after_bytes']:,}",
-                         _fidelity(r.get("fidelity"), r.get("fidelity_not_run")), cell(m["outcome"])])
+                         _fidelity(r.get("fidelity")), cell(m["outcome"])])
     n, total = len(doc["models"]), doc.get("models_in_wheel", len(doc["models"]))
     note = "" if n == total else f"\n\n{n} of the wheel's {total} models measured so far (`make corpus-wild` runs all)."
     return table(header, rows) + note

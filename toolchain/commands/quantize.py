@@ -58,6 +58,7 @@ def _run_tflite(args: argparse.Namespace) -> int:
     from ..core.paths import check_paths
     from ..ptq.config import IoType, PtqConfig
     from ..ptq.quantize import quantize_tflite_file
+    from ..reporting.fidelity import quantization_terminal_lines
     from ..training.finetune import summary_path
 
     check_paths(inputs=[args.model, args.calibration], outputs=[args.output, summary_path(args.output)])
@@ -72,7 +73,8 @@ def _run_tflite(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         wrote = f"wrote {args.output} ({report.int8_bytes} bytes) and {summary_path(args.output)}"
-        say(args, terminal_text("\n".join([*report.summary_lines(), wrote])))
+        say(args, "\n".join([*(terminal_text(line) for line in report.summary_lines()),
+                             *quantization_terminal_lines(report.fidelity_json()), terminal_text(wrote)]))
     return 0
 
 

@@ -7,26 +7,44 @@ file, the settings or the quantizer's version changed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.escape import terminal_text
 from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes
 from .manifest import StageKey, file_digest, package_versions
 from .stage_runner import StageRunner
 
+if TYPE_CHECKING:
+    from ..ptq.config import PtqConfig
+    from .config import PipelineConfig
+
 QUANTIZED = "model_int8.tflite"
 QUANTIZE_JSON = "quantize.json"
 PTQ_TOOLS = ("ai-edge-quantizer", "ai-edge-litert", "numpy")
 
 
-def quantize_float_stage(run: StageRunner, mdir: Path, model: Path, calibration: Path | None,
-                         synthetic: bool) -> tuple[Path, dict[str, Any]]:
-    """The int8 model's path and the stage's result (quantize.json's content)."""
+def ptq_config(pipeline: PipelineConfig, model: Path, calibration: Path | None) -> PtqConfig:
+    """The quantizer's settings in deploy: the rewrite's sample count and seed, so that both split the
+    calibration file alike (tflite.holdout) and the float-vs-int8 check runs on the same held-back samples
+    as the rewrite's check, as many of them (``--verify-samples``; 0: no check); the same output kinds."""
     from ..ptq.config import PtqConfig
+    from ..rewrite.calibration_set import RANDOM_CHECK_SAMPLES, default_check_samples
+    from ..tflite.output_kind import output_kind
+
+    samples = pipeline.verify.samples
+    if samples is None:
+        samples = RANDOM_CHECK_SAMPLES if calibration is None else default_check_samples(read_input_bytes(model, "model"))
+    kinds = tuple((name, output_kind(kind, name)) for name, kind in pipeline.verify.output_kinds)
+    return PtqConfig(calibration_samples=pipeline.recluster.calibration_samples, check_samples=samples,
+                     seed=pipeline.recluster.calibration_seed, output_kinds=kinds)
+
+
+def quantize_float_stage(run: StageRunner, mdir: Path, model: Path, calibration: Path | None,
+                         synthetic: bool, config: PtqConfig) -> tuple[Path, dict[str, Any]]:
+    """The int8 model's path and the stage's result (quantize.json's content)."""
     from ..ptq.quantize import quantize_tflite
 
     qdir = mdir / "quantize"
-    config = PtqConfig()
     key = StageKey("quantize", {"model": file_digest(model),
                                 "calibration": None if calibration is None else file_digest(calibration)},
                    {"ptq": config.to_json(), "synthetic": bool(synthetic and calibration is None)},
@@ -41,8 +59,8 @@ def quantize_float_stage(run: StageRunner, mdir: Path, model: Path, calibration:
 
     def note(r: dict[str, Any]) -> str:
         f = r["fidelity"]
-        fid = f"not checked: {r['fidelity_not_run']}" if f is None else (
-            "float vs int8 identical" if f["sqnr_db"] is None else f"float vs int8 SQNR >= {f['sqnr_db']:.1f} dB")
+        fid = "float vs int8 not checked" if f is None else f"float vs int8 not run: {f['not_run']}" if f["not_run"] \
+            else "float vs int8 identical" if f["sqnr_db"] is None else f"float vs int8 SQNR >= {f['sqnr_db']:.1f} dB"
         cal = r["calibration"]
         src = "SYNTHETIC calibration" if r["synthetic_calibration"] else f"calibrated on {cal['samples']} samples"
         left = f", float on the CPU: {', '.join(r['float_operators'])}" if r["float_operators"] else ""
@@ -55,4 +73,4 @@ def quantize_float_stage(run: StageRunner, mdir: Path, model: Path, calibration:
 def quantization_summary(r: dict[str, Any]) -> dict[str, Any]:
     """What the report keeps of the quantize stage."""
     return {k: r[k] for k in ("tool", "tool_version", "recipe", "prepared", "calibration", "synthetic_calibration",
-                              "io", "float_operators", "fidelity", "fidelity_not_run")}
+                              "io", "float_operators", "fidelity")}

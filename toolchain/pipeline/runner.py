@@ -111,10 +111,11 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
     models: dict[Variant, tuple[Path, str]] = {}  # variant -> (path, file as reported)
     quantization = None
     if entry is Entry.FLOAT_TFLITE:
-        from .ptq_stage import quantization_summary, quantize_float_stage
+        from .ptq_stage import ptq_config, quantization_summary, quantize_float_stage
 
-        before, quantized = quantize_float_stage(run, mdir, Path(options.model), options.calibration,  # type: ignore[arg-type]
-                                                 options.synthetic_calibration)
+        model = Path(options.model)  # type: ignore[arg-type]
+        before, quantized = quantize_float_stage(run, mdir, model, options.calibration, options.synthetic_calibration,
+                                                 ptq_config(config, model, options.calibration))
         quantization = quantization_summary(quantized)
         models[Variant.BEFORE] = (before, f"quantize/{before.name}")
     elif entry is Entry.TFLITE:

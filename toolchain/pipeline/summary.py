@@ -3,7 +3,13 @@ then how faithful the reclustered model is to the model it came from (after vs b
 from __future__ import annotations
 
 from ..core.escape import terminal_text
-from ..reporting.fidelity import OUTPUT_HEADER, Fidelity, output_rows, verification_text
+from ..reporting.fidelity import (
+    OUTPUT_HEADER,
+    Fidelity,
+    output_rows,
+    quantization_terminal_lines,
+    verification_text,
+)
 from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
 from ..reporting.report import Variant
 from ..targets.op_placement import split_label, vela_count_label
@@ -38,6 +44,9 @@ def summary_table(result: DeployResult) -> str:
                  "weights. Ops: the model's operators per inference (NPU / CPU); Vela counts its own operations.")
     if any(t.report["target"]["estimate_kind"] == "analytical" for t in result.targets):
         lines.append(f"{ESTIMATE_MARK.strip()} analytical estimate (Ethos-N78): modelled, not compiled")
+    q = result.targets[0].report.get("quantization") if result.targets else None
+    if q is not None:  # the quantize step's own fidelity, apart from the rewrite's
+        lines += quantization_terminal_lines(q["fidelity"])
     lines.append(fidelity_line(result))
     rows = output_rows(result.targets[0].report["recluster"].get("verification")) if result.targets else []
     if rows:
@@ -51,7 +60,7 @@ def target_notes(result: DeployResult) -> list[str]:
     out = []
     for t in result.targets:
         for w in t.report["warnings"]:
-            if not w.startswith("after vs before"):  # the fidelity line says it
+            if not w.startswith(("after vs before", "float vs int8")):  # the fidelity lines say it
                 out.append(terminal_text(f"{t.target}: {w}"))
     return out
 

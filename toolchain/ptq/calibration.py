@@ -1,10 +1,10 @@
 """Calibration samples for a float model: the user's .npz (``x``, or one array per input name), or
-synthetic inputs when asked for explicitly. The samples after the calibration ones are held back for
-the float-vs-int8 check; without any, the check reuses the calibration samples and says so.
+synthetic inputs when asked for explicitly, and the samples of the float-vs-int8 check.
 
-This is the quantizer's own split, not the rewrite's (``toolchain.rewrite.calibration_set``, a sibling
-package this one cannot import): the quantizer takes the first samples and checks on the next few, the
-rewrite that follows in deploy splits the same file again for its own fit and check."""
+A file is split by the rewrite's rule (``toolchain.tflite.holdout.split_samples``: a seeded one in eight,
+at least 32, held back; with fewer than 64 samples the check is in-sample): in ``deploy`` the rewrite that
+follows splits the same file the same way, so the quantizer and the fit learn from the same samples and
+neither check runs on a sample either step saw. Synthetic checks are fresh draws: random, weak evidence."""
 from __future__ import annotations
 
 import os
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DataError
+from ..tflite.holdout import MIN_HELD_BACK, Evidence, split_samples
 from ..tflite.inputs import calibration_array, read_calibration_arrays
 from ..tflite.interpreter import MAX_RUN_BYTES, TensorSpec
 from .config import SYNTHETIC_RANGE, CalibrationSource, PtqConfig
@@ -29,11 +30,17 @@ class PtqCalibration:
     label: str  # what the reports print: the file and counts, or "synthetic: ..."
     rows: Rows = field(repr=False, compare=False)  # the samples the quantizer calibrates on
     check_rows: Rows = field(repr=False, compare=False)  # the samples of the float-vs-int8 check
-    held_out: bool  # check_rows are not among rows
+    check_source: str  # what the check ran on, for people: "64 held-back samples of cal.npz"
+    evidence: Evidence  # what the check's inputs can show (held out, in-sample, random)
+
+    @property
+    def held_out(self) -> bool:
+        return self.evidence is Evidence.HELD_OUT
 
     def to_json(self) -> dict:
         return {"source": self.source.value, "label": self.label, "samples": len(self.rows),
-                "check_samples": len(self.check_rows), "check_held_out": self.held_out}
+                "check_samples": len(self.check_rows), "check_inputs": self.check_source,
+                "check_evidence": self.evidence.value}
 
 
 def _column(a: np.ndarray, spec: TensorSpec, path) -> np.ndarray:
@@ -64,16 +71,21 @@ def calibration_set_from_file(path: str | os.PathLike[str], specs: tuple[TensorS
     n = min(len(c) for c in columns)
     if n == 0:
         raise DataError(f"calibration file {path} holds no samples")
-    used = min(n, config.calibration_samples)
-    _check_size(specs, used + min(config.check_samples, n))
-    rows = [[c[j] for c in columns] for j in range(used)]
-    held = [[c[j] for c in columns] for j in range(used, min(n, used + config.check_samples))]
+    split = split_samples(n, config.calibration_samples, config.seed)
+    check = split.check[: config.check_samples]
+    _check_size(specs, len(split.fit) + (0 if split.evidence is Evidence.IN_SAMPLE else len(check)))
+    rows = [[c[j] for c in columns] for j in split.fit]
+    check_rows = [[c[j] for c in columns] for j in check]
     name = Path(path).name
-    if held:
-        label = f"{name}: {used} samples, {len(held)} more held back for the check"
-        return PtqCalibration(CalibrationSource.FILE, label, rows, held, True)
-    label = f"{name}: {used} samples (the check reuses them: none held back)"
-    return PtqCalibration(CalibrationSource.FILE, label, rows, rows[: config.check_samples], False)
+    if split.evidence is Evidence.IN_SAMPLE:
+        label = (f"{name}: {n} samples (the check reuses them: {2 * MIN_HELD_BACK} or more samples let "
+                 f"{MIN_HELD_BACK} be held back)")
+        return PtqCalibration(CalibrationSource.FILE, label, rows, check_rows,
+                              f"{len(check_rows)} samples of {name}, the same the quantizer calibrated on",
+                              Evidence.IN_SAMPLE)
+    label = f"{name}: {len(rows)} of {n} samples, {split.held_back} held back for the checks"
+    return PtqCalibration(CalibrationSource.FILE, label, rows, check_rows,
+                          f"{len(check_rows)} held-back samples of {name}", Evidence.HELD_OUT)
 
 
 def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> PtqCalibration:
@@ -88,4 +100,5 @@ def synthetic_calibration(specs: tuple[TensorSpec, ...], config: PtqConfig) -> P
     check = draw(config.check_samples)
     label = (f"synthetic: {len(rows)} seeded uniform random inputs in [{lo:g}, {hi:g}] (seed {config.seed}), "
              "not real data: activation ranges and fidelity figures are not those of real inputs")
-    return PtqCalibration(CalibrationSource.SYNTHETIC, label, rows, check, True)
+    return PtqCalibration(CalibrationSource.SYNTHETIC, label, rows, check,
+                          f"{len(check)} more random inputs (seed {config.seed})", Evidence.RANDOM)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..tflite.output_kind import OutputKind
+
 # Synthetic calibration draws uniform inputs over this range: wide enough not to clip a model fed
 # [-1, 1] or [0, 1], with no claim to look like real inputs.
 SYNTHETIC_RANGE = (-1.0, 1.0)
@@ -26,12 +28,19 @@ class IoType(Enum):
 
 @dataclass(frozen=True)
 class PtqConfig:
-    calibration_samples: int = PTQ_CALIBRATION_SAMPLES  # from the file: the first N samples
+    # From a file: at most this many samples calibrate, a seeded part is held back for the check
+    # (toolchain.tflite.holdout, the rewrite's rule: deploy passes the rewrite's count and seed, so both
+    # steps learn from the same samples and check on the same held-back ones).
+    calibration_samples: int = PTQ_CALIBRATION_SAMPLES
     synthetic_samples: int = DEFAULT_SYNTHETIC_SAMPLES
-    check_samples: int = DEFAULT_CHECK_SAMPLES  # inputs of the float-vs-int8 check
+    check_samples: int = DEFAULT_CHECK_SAMPLES  # at most this many inputs of the float-vs-int8 check
     io: IoType = IoType.INT8
-    seed: int = 0  # of the synthetic inputs
+    seed: int = 0  # of the held-back draw and of the synthetic inputs
+    # Output name -> toolchain.tflite.output_kind.OutputKind where the guess from name and shape is wrong
+    # (--output-kind); pairs, so that the config stays hashable.
+    output_kinds: tuple[tuple[str, OutputKind], ...] = ()
 
     def to_json(self) -> dict:
         return {"calibration_samples": self.calibration_samples, "synthetic_samples": self.synthetic_samples,
-                "check_samples": self.check_samples, "io": self.io.value, "seed": self.seed}
+                "check_samples": self.check_samples, "io": self.io.value, "seed": self.seed,
+                "output_kinds": {name: kind.value for name, kind in self.output_kinds}}

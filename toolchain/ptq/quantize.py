@@ -4,7 +4,8 @@ Prepare (tflite.float_prep: fold float16 and sparse constants, add a signature),
 user's samples (or synthetic ones when asked for), quantize with the static int8 recipe, set the I/O
 type, check the result as any int8 input is checked, and measure float vs int8 on the check samples.
 The quantizer runs LiteRT with its default delegate (XNNPACK), which also runs MediaPipe's
-Convolution2DTransposeBias; the check runs the toolchain's own LiteRT wrapper, which does not.
+Convolution2DTransposeBias; the check runs the toolchain's own LiteRT wrapper, which does not: then the
+check is "not run: custom operator NAME", as the rewrite's verification says it.
 """
 from __future__ import annotations
 
@@ -133,24 +134,33 @@ def _float_operators(model) -> tuple[str, ...]:
     return tuple(f"{k} x{v}" for k, v in sorted(counts.items()))
 
 
-def _fidelity(prepared: bytes, int8: bytes, calibration: PtqCalibration):
-    """Float vs int8 on the check samples, in the int8 outputs' steps; (None, reason) when LiteRT's wrapper
-    cannot run one of them."""
+def _output_kinds(config: PtqConfig, float_specs, int8_specs) -> dict:
+    """--output-kind overrides by the float model's output names; a name of the int8 model's output at the
+    same position counts too (the quantizer may rename the tensors it makes)."""
+    given = dict(config.output_kinds)
+    kinds = {}
+    for f, q in zip(float_specs, int8_specs):
+        kind = given.get(f.name, given.get(q.name))
+        if kind is not None:
+            kinds[f.name] = kind
+    return kinds
+
+
+def _fidelity(prepared: bytes, int8: bytes, calibration: PtqCalibration, config: PtqConfig):
+    """Float vs int8 on the check samples, per output by its kind (each side in its own units: the int8
+    outputs dequantized); (None, "custom operator NAME") when LiteRT's wrapper cannot run one of them."""
     try:
+        why = rt.litert_cannot_run(prepared) or rt.litert_cannot_run(int8)
+        if why is not None:
+            return None, why
+        float_specs, int8_specs = rt.output_specs(prepared), rt.output_specs(int8)
         ref = rt.run_model(prepared, calibration.check_rows)
         specs_in = rt.input_specs(int8)
         rows = [[rt.quantize_input(x, s) for x, s in zip(row, specs_in)] for row in calibration.check_rows]
         new = rt.run_model(int8, rows)
-        specs_out = rt.output_specs(int8)
-    except ModelFormatError as exc:
-        msg = str(exc)
-        if "unresolved custom op" in msg.lower():
-            op = msg.split("custom op:", 1)[-1].strip().split()[0].rstrip(".")
-            return None, f"custom operator {op}: LiteRT cannot run it here"
-        return None, msg
-    new_real = [[rt.dequantize_output(y, s) for y, s in zip(row, specs_out)] for row in new]
-    specs = tuple(rt.TensorSpec(s.name, s.shape, np.dtype(np.float32), s.scale, 0, s.index) for s in specs_out)
-    return compare_outputs(ref, new_real, specs), None
+    except ModelFormatError as exc:  # the quantizer ran it with its own delegate: say why the check could not
+        return None, str(exc)
+    return compare_outputs(ref, new, float_specs, int8_specs, _output_kinds(config, float_specs, int8_specs)), None
 
 
 def quantize_tflite(data: bytes, name: str, calibration_file: str | os.PathLike[str] | None, synthetic: bool,
@@ -175,7 +185,7 @@ def quantize_tflite(data: bytes, name: str, calibration_file: str | os.PathLike[
         require_int8_model(checked, name)
     except ModelFormatError as exc:
         raise ToolError(f"{QUANTIZER} did not make an int8 model of {name}: {exc}") from None
-    fidelity, not_run = _fidelity(prepared, out, calibration)
+    fidelity, not_run = _fidelity(prepared, out, calibration, config) if config.check_samples else (None, None)
     report = PtqReport(version(QUANTIZER), prep, calibration, config.io, _float_operators(checked), fidelity, not_run,
                        len(data), len(out))
     return out, report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tflite.agreement import Agreement
+from ..tflite.agreement import Agreement, figures_json
 from ..tflite.float_prep import FloatPrep
 from .calibration import PtqCalibration
 from .config import QUANTIZER, RECIPE, IoType
@@ -17,8 +17,8 @@ class PtqReport:
     calibration: PtqCalibration
     io: IoType
     float_operators: tuple[str, ...]  # operators the quantizer left float (they run on the CPU), "OP xN"
-    fidelity: Agreement | None  # float vs int8; None when not run
-    fidelity_not_run: str | None  # why not ("custom operator NAME: LiteRT cannot run it")
+    fidelity: Agreement | None  # float vs int8, per output by its kind; None when not run or not asked for
+    fidelity_not_run: str | None  # why not ("custom operator NAME": LiteRT has no kernel for it)
     float_bytes: int
     int8_bytes: int
 
@@ -26,26 +26,28 @@ class PtqReport:
     def synthetic(self) -> bool:
         return self.calibration.source.value == "synthetic"
 
+    def fidelity_json(self) -> dict | None:
+        """Float vs int8 in the form of the rewrite's verification (``Verification.to_json``): what the check
+        ran on, what that is worth as evidence, and per output its kind, metric, agreement, SQNR and errors
+        (in the output's own units, and in int8 output steps), so that every report shows both alike.
+        None: no check was asked for (no check samples)."""
+        c = self.calibration
+        if self.fidelity is None and self.fidelity_not_run is None:
+            return None
+        return {"inputs": c.check_source, "evidence": c.evidence.value, "stateful": False,
+                "not_run": self.fidelity_not_run} | figures_json(self.fidelity)
+
     def to_json(self) -> dict:
-        f = self.fidelity
-        fidelity = None if f is None else {
-            "samples": f.samples, "inputs": "held-out calibration samples" if self.calibration.held_out
-            else "the calibration samples (none held back)",
-            "sqnr_db": f.sqnr_db, "max_abs_diff_steps": f.max_abs_diff_steps,
-            "mean_abs_diff_steps": f.mean_abs_diff_steps, "top1_agreement": f.top1_agreement,
-            "outputs": [{"name": o.name, "sqnr_db": o.sqnr_db, "max_abs_diff_steps": o.max_abs_diff_steps,
-                         "mean_abs_diff_steps": o.mean_abs_diff_steps, "top1_agreement": o.top1_agreement,
-                         "informative": o.informative} for o in f.outputs],
-        }
         return {
             "tool": QUANTIZER, "tool_version": self.tool_version, "recipe": RECIPE,
             "prepared": self.prep.to_json(), "calibration": self.calibration.to_json(),
             "synthetic_calibration": self.synthetic, "io": self.io.value,
-            "float_operators": list(self.float_operators), "fidelity": fidelity,
-            "fidelity_not_run": self.fidelity_not_run, "float_bytes": self.float_bytes, "int8_bytes": self.int8_bytes,
+            "float_operators": list(self.float_operators), "fidelity": self.fidelity_json(),
+            "float_bytes": self.float_bytes, "int8_bytes": self.int8_bytes,
         }
 
     def summary_lines(self) -> list[str]:
+        """How it was quantized (the fidelity is worded by toolchain.reporting.fidelity, as the rewrite's)."""
         lines = [f"quantized with {QUANTIZER} {self.tool_version} ({RECIPE}), {self.io.value} inputs and outputs",
                  f"calibration: {self.calibration.label}"]
         p = self.prep
@@ -55,13 +57,4 @@ class PtqReport:
                          f"{', signature added' if p.signature_added else ''} (outputs bit-identical)")
         if self.float_operators:
             lines.append(f"left float (CPU): {', '.join(self.float_operators)}")
-        if self.fidelity is None:
-            lines.append(f"float vs int8: not run: {self.fidelity_not_run}")
-        else:
-            f = self.fidelity
-            where = "held-out samples" if self.calibration.held_out else "calibration samples"
-            for o in f.outputs:
-                sq = "identical" if o.sqnr_db is None else f"SQNR {o.sqnr_db:.1f} dB"
-                lines.append(f"float vs int8, output '{o.name}' ({f.samples} {where}): {sq}, max |diff| "
-                             f"{o.max_abs_diff_steps:.1f} / mean {o.mean_abs_diff_steps:.2f} int8 steps")
         return lines

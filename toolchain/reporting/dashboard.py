@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.version import __version__
 from ..targets.op_placement import split_label, vela_count_label
-from .fidelity import OUTPUT_HEADER, output_rows
+from .fidelity import OUTPUT_HEADER, fidelity_of, output_rows, quantization_text
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .markdown import LABELS_NOTE, summary_table_rows, title
 from .report import Variant
@@ -181,18 +181,20 @@ def _synthetic_banner(docs: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _quantization_block(q: dict[str, Any]) -> list[str]:
+    """The quantize step's own fidelity (float vs int8), per output by its kind, as the rewrite's is shown."""
     head = f"Quantized by {q['tool']} {q['tool_version']} ({q['recipe']}) on {q['calibration']['label']}"
     out = [f"<p>{escape(head)}.</p>"]
     if q["float_operators"]:
         out.append(f"<p>Left float (CPU): {escape(', '.join(q['float_operators']))}.</p>")
-    f = q["fidelity"]
-    if f is None:
-        return [*out, f"<p>Float vs int8: not run: {escape(q['fidelity_not_run'] or '')}.</p>"]
-    rows = [[o["name"], "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
-             f"{o['max_abs_diff_steps']:.1f}", f"{o['mean_abs_diff_steps']:.2f}"] for o in f["outputs"]]
-    where = f"Float vs int8 on {f['samples']} {f['inputs']}, in int8 output steps:"
-    out.append(f"<p>{escape(where)}</p>")
-    return [*out, _table(["output", "SQNR dB", "max abs diff", "mean abs diff"], rows)]
+    fid = q["fidelity"]
+    status = fidelity_of(fid).value
+    bad = status in BAD_FIDELITY
+    out.append(f'<p class="{_fidelity_class(status)}" data-quantization-fidelity="{escape(status)}">'
+               f'{"WARNING: " if bad else ""}Float vs int8: {escape(quantization_text(fid))}</p>')
+    rows = output_rows(fid)
+    if rows:
+        out.append(_table(OUTPUT_HEADER, rows))
+    return out
 
 
 def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -> str:

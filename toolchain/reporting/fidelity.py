@@ -1,5 +1,6 @@
 """How faithful the reclustered model is to the model it came from, in words: one wording for the
-recluster command, the deploy summary, report.json, report.md and the dashboards.
+recluster command, the deploy summary, report.json, report.md and the dashboards; and the same for a
+float model's quantize step (float vs int8, ``quantization_text``), shown apart from the rewrite's.
 
 Works on the verification as JSON (``Verification.to_json``): what the check ran on and what that
 is worth as evidence, and per output its kind, its kind's agreement, SQNR and errors. A check that
@@ -111,6 +112,40 @@ def verification_text(ver: dict[str, Any] | None, min_top1: float | None = None,
         text = f"{weak}: {text}; {hint(ver)}"
     warning = fidelity_warning(ver, min_top1, min_sqnr_db)
     return f"{text}. WARNING: {warning}" if state is Fidelity.LOW and warning else text
+
+
+def quantization_text(fid: dict[str, Any] | None) -> str:
+    """The quantize step's own fidelity (float vs int8, ``PtqReport.fidelity_json``) in one line, worded as
+    the rewrite's check: the figures and the inputs, or why they mean little, plus a warning when low."""
+    if fid is None:
+        return "not checked"
+    state = fidelity_of(fid)
+    if state is Fidelity.NOT_RUN:
+        why = fid["not_run"]
+        return f"not run: {why}{' (LiteRT has no kernel for it)' if why.startswith('custom operator') else ''}, " \
+               "so nothing was compared"
+    if state is Fidelity.NOT_INFORMATIVE:
+        return not_measurable_text(fid)
+    text = f"{figures_text(fid)} on {_inputs(fid)}"
+    weak = WEAK.get(fid.get("evidence", ""))
+    if weak:
+        text = f"{weak}: {text}"
+    if state is Fidelity.LOW:
+        text += (f". WARNING: the int8 model agrees with the float model on only {fmt_ratio(fid['top1_agreement'])} "
+                 f"of top-1 answers (below {WARN_BELOW_TOP1:g}): check accuracy with labelled data")
+    return text
+
+
+def quantization_terminal_lines(fid: dict[str, Any] | None) -> list[str]:
+    """The terminal's float-vs-int8 lines (escaped): the one-line verdict, then a row per output."""
+    from ..core.escape import terminal_text
+    from .formatting import table
+
+    lines = [terminal_text(f"float vs int8 (quantization): {quantization_text(fid)}")]
+    rows = output_rows(fid)
+    if rows:
+        lines.append(table(OUTPUT_HEADER, [[terminal_text(c) for c in r] for r in rows], right={3, 4, 5, 6, 7}))
+    return lines
 
 
 def fidelity_warning(ver: dict[str, Any] | None, min_top1: float | None = None,

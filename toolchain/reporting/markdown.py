@@ -7,7 +7,7 @@ from typing import Any
 
 from ..core.escape import markdown_cell, markdown_text
 from ..targets.op_placement import split_label, vela_count_label
-from .fidelity import OUTPUT_HEADER, output_rows, verification_text
+from .fidelity import OUTPUT_HEADER, output_rows, quantization_text, verification_text
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .report import Variant
 
@@ -112,19 +112,20 @@ def title(doc: dict[str, Any]) -> str:
 
 
 def quantization_markdown(q: dict[str, Any]) -> list[str]:
-    """The quantize stage of a float .tflite: how it was calibrated and its own fidelity, per output."""
+    """The quantize stage of a float .tflite: how it was calibrated and its own fidelity (float vs int8), per
+    output by the measure of its kind, as the rewrite's fidelity is shown."""
     head = "**SYNTHETIC CALIBRATION** (not real data): " if q["synthetic_calibration"] else "Calibration: "
-    lines = [markdown_text(f"{head}{q['calibration']['label']}. Quantized by {q['tool']} {q['tool_version']} "
-                           f"({q['recipe']}), {q['io']} inputs and outputs."), ""]
+    lines = [head + markdown_text(f"{q['calibration']['label']}. Quantized by {q['tool']} {q['tool_version']} "
+                                  f"({q['recipe']}), {q['io']} inputs and outputs."), ""]
     if q["float_operators"]:
         lines += [markdown_text(f"Left float (CPU): {', '.join(q['float_operators'])}."), ""]
-    f = q["fidelity"]
-    if f is None:
-        return [*lines, markdown_text(f"Float vs int8: not run: {q['fidelity_not_run']}.")]
-    lines += [markdown_text(f"Float vs int8 on {f['samples']} {f['inputs']}, per output, in int8 output steps:"), ""]
-    rows = [[o["name"], "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
-             f"{o['max_abs_diff_steps']:.1f}", f"{o['mean_abs_diff_steps']:.2f}"] for o in f["outputs"]]
-    return lines + _md_table(["output", "SQNR dB", "max abs diff", "mean abs diff"], rows)
+    fid = q["fidelity"]
+    lines.append(markdown_text(f"Float vs int8: {quantization_text(fid)}."))
+    rows = output_rows(fid)
+    if rows:
+        lines += ["", ("Per output, each by the measure of its kind (SQNR and errors in the output's own units, "
+                  "steps of the int8 output):"), "", *_md_table(OUTPUT_HEADER, rows)]
+    return lines
 
 
 def report_markdown(doc: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from ..core.errors import ConfigError, ToolError
 from ..core.fileio import sha256_bytes
 from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
-from .fidelity import fidelity_section, fidelity_warning
+from .fidelity import Fidelity, fidelity_of, fidelity_section, fidelity_warning, quantization_text
 
 # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary; 3: Vela's operator counts,
 # the check's evidence and fidelity per output by kind, not-run verifications, data notes, a float model's quantization
@@ -316,6 +316,8 @@ def _quantization_warnings(q: dict[str, Any] | None) -> list[str]:
         out.append(f"SYNTHETIC CALIBRATION: the float model was quantized on {q['calibration']['label']}")
     if q["float_operators"]:
         out.append(f"{q['tool']} left these operators float (they run on the CPU): {', '.join(q['float_operators'])}")
+    if fidelity_of(q["fidelity"]) in (Fidelity.LOW, Fidelity.NOT_INFORMATIVE, Fidelity.NOT_RUN):
+        out.append(f"float vs int8 (quantization): {quantization_text(q['fidelity'])}")
     return out
 
 

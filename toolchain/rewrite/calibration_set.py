@@ -1,9 +1,8 @@
 """The data of one rewrite: what the fit may learn from, and what the check runs on that the fit never saw.
 
-A check on the samples a fit was tuned on flatters it (a K=8 MobileNetV2-style net printed agreement
-1.000 on its calibration samples and 0.966 on a test split), so a calibration file is split: a
-seeded part is held back (at least ``MIN_HELD_BACK`` samples, one in ``HOLD_BACK_ONE_IN``, and every
-sample the fit would not use anyway) and only the rest reaches the output-aware fit, the K planner
+A calibration file is split by ``toolchain.tflite.holdout.split_samples`` (the quantizer of a float model
+splits it the same way): a seeded part is held back (at least MIN_HELD_BACK samples, one in eight, and
+every sample the fit would not use anyway) and only the rest reaches the output-aware fit, the K planner
 and bias correction. A separate check file (``--verify-data``) or a labelled test split replaces the
 held-back part. When nothing learns from the data (the weight-space fit), all of it is the check.
 
@@ -12,18 +11,15 @@ K planner can take to judge candidates on samples the fit never saw (``Calibrati
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..tflite.holdout import MIN_HELD_BACK, Evidence, split_samples
 from .output_aware import INVOKE_OVERHEAD_S, LITERT_MACS_PER_S, Calibration
-from .result import Evidence
 
-MIN_HELD_BACK = 32  # a held-back check smaller than this says little: below 2x, the check is in-sample
-HOLD_BACK_ONE_IN = 8
 # How many check samples to run by default: as many as about CHECK_BUDGET_S of LiteRT time for both models
 # (estimated from the model's multiply-accumulates, not timed, so the same input gives the same report).
 CHECK_BUDGET_S = 20.0
@@ -81,20 +77,19 @@ def hold_back(rows: list, source: str, fit_samples: int, seed: int = 0, labels: 
     check runs on the same samples, labelled in-sample (weak evidence).
     """
     n = len(rows)
-    if n < 2 * MIN_HELD_BACK:
+    split = split_samples(n, fit_samples, seed)
+    if split.evidence is Evidence.IN_SAMPLE:
         return CalibrationSet(
             Calibration(rows, source),
             CheckSet(rows, f"{n} samples of {source}, the same the fit used (in-sample: {2 * MIN_HELD_BACK} or more "
                            f"samples let {MIN_HELD_BACK} be held back)", Evidence.IN_SAMPLE, labels),
             warnings)
-    held = max(MIN_HELD_BACK, math.ceil(n / HOLD_BACK_ONE_IN), n - fit_samples)
-    order = np.random.default_rng(seed).permutation(n)
-    check_idx, fit_idx = np.sort(order[:held]), np.sort(order[held:])
-    fit_rows, _ = _take(rows, None, fit_idx)
-    check_rows, check_labels = _take(rows, labels, check_idx)
+    fit_rows, _ = _take(rows, None, split.fit)
+    check_rows, check_labels = _take(rows, labels, split.check)
     return CalibrationSet(
         Calibration(fit_rows, f"{len(fit_rows)} of {n} samples of {source}, the rest held back for the check"),
-        CheckSet(check_rows, f"{held} held-back samples of {source}", Evidence.HELD_OUT, check_labels), warnings)
+        CheckSet(check_rows, f"{split.held_back} held-back samples of {source}", Evidence.HELD_OUT, check_labels),
+        warnings)
 
 
 def check_only(rows: list, source: str, labels: np.ndarray | None = None, stream: bool = False,

@@ -5,6 +5,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
+from ..tflite.holdout import Evidence
 from .config import Objective, ReclusterConfig
 
 
@@ -100,14 +101,6 @@ class ReclusterReport:
         }
 
 
-class Evidence(Enum):
-    """What a check's inputs can show about the model's behaviour on real data."""
-
-    HELD_OUT = "held_out"  # real inputs the rewrite never saw (held back, a separate file, a test split)
-    IN_SAMPLE = "in_sample"  # the very inputs the fit used: flatters the rewrite
-    RANDOM = "random"  # seeded random inputs: weak evidence
-
-
 @dataclass(frozen=True)
 class Verification:
     """The original and the rewritten model run side by side in LiteRT, or why that could not run."""
@@ -121,10 +114,9 @@ class Verification:
     accuracy_after: float | None = None
 
     def to_json(self) -> dict:
-        a = self.agreement
-        figures = a.to_json() if a is not None else {  # type: ignore[attr-defined]
-            "samples": 0, "top1_agreement": None, "top1_not_measurable": None, "sqnr_db": None,
-            "max_abs_diff_steps": None, "mean_abs_diff_steps": None, "informative": False, "outputs": []}
+        from ..tflite.agreement import figures_json
+
+        figures = figures_json(self.agreement)  # type: ignore[arg-type]
         return {"inputs": self.inputs, "evidence": self.evidence.value, "stateful": self.stateful,
                 "not_run": self.not_run, "accuracy_before": self.accuracy_before,
                 "accuracy_after": self.accuracy_after} | figures

@@ -115,6 +115,14 @@ class Agreement:
                 "informative": self.informative, "outputs": [o.to_json() for o in self.outputs]}
 
 
+def figures_json(agreement: Agreement | None) -> dict:
+    """``agreement.to_json()``, or the same keys with nothing measured (a check that could not run)."""
+    if agreement is not None:
+        return agreement.to_json()
+    return {"samples": 0, "top1_agreement": None, "top1_not_measurable": None, "sqnr_db": None,
+            "max_abs_diff_steps": None, "mean_abs_diff_steps": None, "informative": False, "outputs": []}
+
+
 def _real(x: np.ndarray, s: TensorSpec) -> np.ndarray:
     if np.issubdtype(s.dtype, np.integer) and s.scale > 0:
         return (x - s.zero_point) * s.scale
