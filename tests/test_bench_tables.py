@@ -724,12 +724,17 @@ def test_float_tflite_table():
     doc = {"clusters": 16, "goal_points": 0.6, "rows": [
         {"model": "net", "accuracy": {"float": 0.9051, "tf_int8": 0.905, "aeq_int8": 0.9043, "aeq_k16": 0.9011},
          "points_below_tf_int8": 0.39, "within_goal": True, "encoded_weight_bytes": {"aeq_int8": 40000,
-                                                                                    "aeq_k16": 22000}},
+                                                                                    "aeq_k16": 22000},
+         "quantize_fidelity": {"inputs": "64 held-back samples of calibration.npz", "top1_agreement": 0.984375},
+         "rewrite_fidelity": {"inputs": "64 held-back samples of calibration.npz", "top1_agreement": 1.0}},
         {"model": "m", "accuracy": {"float": 0.9, "tf_int8": 0.9, "aeq_int8": 0.89, "aeq_k16": 0.88},
-         "points_below_tf_int8": 2.0, "within_goal": False, "encoded_weight_bytes": {"aeq_int8": 10, "aeq_k16": 9}}]}
+         "points_below_tf_int8": 2.0, "within_goal": False, "encoded_weight_bytes": {"aeq_int8": 10, "aeq_k16": 9},
+         "quantize_fidelity": {"inputs": "x", "top1_agreement": None},
+         "rewrite_fidelity": {"inputs": "x", "top1_agreement": 0.5}}]}
     assert tables.float_tflite_table(doc).splitlines()[2:] == [
-        "| `net` | 90.51% | 90.50% | 90.43% | 90.11% | 0.39 | yes | 40,000 -> 22,000 |",
-        "| `m` | 90.00% | 90.00% | 89.00% | 88.00% | 2.00 | NO | 10 -> 9 |",
+        ("| `net` | 90.51% | 90.50% | 90.43% | 90.11% | 0.39 | yes | 40,000 -> 22,000 | 0.984 / 1.000 (64 held-back "
+         "samples of calibration.npz) |"),
+        "| `m` | 90.00% | 90.00% | 89.00% | 88.00% | 2.00 | NO | 10 -> 9 | - / 0.500 (x) |",
     ]
 
 

@@ -9,16 +9,23 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.2f}%"
 
 
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 def float_tflite_table(doc: Doc) -> str:
     """Per network: float, TF converter int8, ai-edge-quantizer int8 and its K rewrite, on the test set."""
     header = ["network", "float", "TF converter int8", "ai-edge-quantizer int8", f"+ rewrite K={doc['clusters']}",
-              "points below TF int8", f"within {doc['goal_points']:g}", "encoded weights B int8 -> K"]
+              "points below TF int8", f"within {doc['goal_points']:g}", "encoded weights B int8 -> K",
+              "top-1 agreement: float vs int8 / int8 vs K (held back)"]
     rows = []
     for r in doc["rows"]:
         a, e = r["accuracy"], r["encoded_weight_bytes"]
+        q, w = r["quantize_fidelity"], r["rewrite_fidelity"]
         rows.append([f"`{r['model']}`", _pct(a["float"]), _pct(a["tf_int8"]), _pct(a["aeq_int8"]), _pct(a["aeq_k16"]),
                      f"{r['points_below_tf_int8']:.2f}", "yes" if r["within_goal"] else "NO",
-                     f"{e['aeq_int8']:,} -> {e['aeq_k16']:,}"])
+                     f"{e['aeq_int8']:,} -> {e['aeq_k16']:,}",
+                     f"{_ratio(q['top1_agreement'])} / {_ratio(w['top1_agreement'])} ({q['inputs']})"])
     return table(header, rows)
 
 
