@@ -6,5 +6,6 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["toolchain", "toolchain.*"]) + ["toolchain.schemas", "toolchain.hw_profiles"],
     package_dir={"toolchain.schemas": "schemas", "toolchain.hw_profiles": "hw_profiles"},
-    package_data={"toolchain.schemas": ["*.schema.json"], "toolchain.hw_profiles": ["*.toml"]},
+    package_data={"toolchain.schemas": ["*.schema.json"], "toolchain.hw_profiles": ["*.toml"],
+                  "toolchain.targets": ["ethos_n_bridge.cpp"]},
 )
