@@ -25,15 +25,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import RESULTS, machine, write_result
+from common import RESULTS, machine
 
 from toolchain.core.errors import ToolError
-from toolchain.targets.ethos_n_arm import arm_estimate
-from toolchain.targets.ethos_n_calibration import compare, summarise
+from toolchain.targets.ethos_n_arm import PASS_COLUMNS, arm_estimate, pass_row
+from toolchain.targets.ethos_n_calibration import CALIBRATION_FILE, compare, packaged_calibration, summarise
 from toolchain.targets.ethos_n_grid import GridKind, GridPoint, network_of
 from toolchain.targets.ethos_n_variants import EthosNVariant
 
 NAME = "ethos_n_calibration"
+PACKAGED = HERE.parent / "toolchain" / "targets" / CALIBRATION_FILE  # each variant's worst errors, cited at run time
 DISTINCT = (2, 4, 8, 16, 32, 64, 256)
 # (kind, kernel, stride, [(H = W, input channels, output channels)]): the layers of the usual mobile nets
 WEIGHTED = [
@@ -93,15 +94,26 @@ def measure(library: str, out: dict) -> None:
             a = arm_estimate(r).layers.get(0)
             if a is None:  # no pass names the layer: keep the passes, leave it out of the comparison
                 print(f"{v.value} {p.label} {p.to_json()}: no pass of the layer", flush=True)
-            points.append({"variant": v.value, "point": p.to_json(), "passes": r["passes"],
+            points.append({"variant": v.value, "point": p.to_json(), "passes": [pass_row(x) for x in r["passes"]],
                            "not_supported": r["not_supported"],
                            "arm": a and {"cycles": a.cycles, "mce_cycles": a.mce_cycles, "ple_cycles": a.ple_cycles,
                                          "weight_bytes": a.weight_bytes, "dram_bytes": a.dram_bytes,
                                          "passes": a.passes}})
         print(f"{v.value}: {sum(1 for q in points if q['variant'] == v.value)} points, "
               f"{time.monotonic() - started:.0f} s", flush=True)
-    out["variants"], out["points"] = variants, points
+    out["variants"], out["pass_columns"], out["points"] = variants, list(PASS_COLUMNS), points
     out["measure_time_s"] = round(time.monotonic() - started, 1)
+
+
+def write(out: dict) -> Path:
+    """The results, one grid point per line (a few thousand lines rather than a hundred thousand)."""
+    head = {k: v for k, v in out.items() if k != "points"}
+    text = json.dumps(head, indent=1, sort_keys=True)[:-2] + ',\n "points": [\n'
+    text += ",\n".join("  " + json.dumps(q, sort_keys=True) for q in out["points"]) + "\n ]\n}\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{NAME}.json"
+    path.write_text(text)
+    return path
 
 
 def main() -> int:
@@ -113,14 +125,15 @@ def main() -> int:
     if args.library:
         out["machine"] = machine()
         measure(args.library, out)
-        write_result(NAME, out)  # Arm's figures are kept even if the comparison below fails
+        write(out)  # Arm's figures are kept even if the comparison below fails
     if "points" not in out:
         print(f"no Arm figures in {path}: run with --library PATH first", file=sys.stderr)
         return 2
     for q in out["points"]:
         q["model"], q["error"] = compare(EthosNVariant(q["variant"]), GridPoint.from_json(q["point"]), q["arm"])
     out["summary"] = summarise(out["points"])
-    write_result(NAME, out)
+    write(out)
+    PACKAGED.write_text(json.dumps(packaged_calibration(out["summary"], out["arm"]), indent=2, sort_keys=True) + "\n")
     print(json.dumps(out["summary"], indent=1))
     return 0
 

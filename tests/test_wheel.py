@@ -79,7 +79,7 @@ def test_core_wheel_runs_every_post_training_verb(core_venv, conv_bn_int8, tmp_p
 
     profiles = _run([str(toolchain), "profiles", "--json"], tmp_path)
     assert profiles.returncode == 0, profiles.stderr
-    assert {p["name"] for p in json.loads(profiles.stdout)} >= {"ethos-u55-128", "ethos-u85-256", "ethos-n78-1tops"}
+    assert {p["name"] for p in json.loads(profiles.stdout)} >= {"ethos-u55-128", "ethos-u85-256", "ethos-n78-1tops-4ple"}
 
     model = tmp_path / "m.tflite"
     model.write_bytes(conv_bn_int8.read_bytes())

@@ -10,6 +10,8 @@ from ..core.escape import file_name_component, terminal_text
 from .common import add_output_options, say
 
 HELP = "compile an int8 .tflite with Vela for an Ethos-U target (or estimate it for Ethos-N78); writes compile.json"
+LIBRARY_HELP = ("Arm's Ethos-N support library (libEthosNSupport.so, its build folder or the driver stack checkout): "
+                "its estimator prices Ethos-N78 targets (default: $ETHOSN_SUPPORT_LIBRARY; else the calibrated model)")
 
 
 def _timeout(text: str) -> float:
@@ -30,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-budget", action="store_true", help="report SRAM/flash over the profile's budget but do not fail (exit 0)")
     p.add_argument("--allow-cpu", action="store_true", help="accept a model that runs mostly on the CPU (otherwise exit 2)")
     p.add_argument("--timeout", type=_timeout, default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
+    p.add_argument("--ethosn-support-library", metavar="PATH", help=LIBRARY_HELP)
     add_output_options(p, "print compile.json instead of the summary")
 
 
@@ -60,17 +63,18 @@ def _placement_line(r: dict) -> str:
             f"({p['cpu_compute_operators']} compute on the CPU)")
     if p["init_operators"]:
         line += f", {p['init_operators']} init (CALL_ONCE)"
-    if r["estimate_kind"] == "analytical":
-        line += " (analytical estimate)"
+    if r["estimate_kind"] != "vela":
+        line += " (estimate)"
     return line
 
 
 def format_summary(result, model: str) -> str:
     r = result.report
     b = r["budget"]
-    analytical = r["estimate_kind"] == "analytical"
+    analytical = r["estimate_kind"] != "vela"
     if analytical:
-        head = f"ANALYTICAL ESTIMATE (not a compile) of {model} for {r['target']} at {r['clock_hz'] / 1e6:g} MHz"
+        head = (f"ESTIMATE (not a compile) of {model} for {r['target']} at {r['clock_hz'] / 1e6:g} MHz: "
+                f"{r['estimate_label']}")
     else:
         head = (
             f"{model} compiled for {r['target']} by Vela {r['vela_version']} "
@@ -109,16 +113,23 @@ def format_summary(result, model: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..core.paths import check_paths
     from ..targets.compile import COMPILE_JSON, compile_model
+    from ..targets.ethos_n_bridge import library_from_option
     from ..targets.vela_run import vela_output_files
 
     profile = resolve_profile(args.target, args.profile)
+    if args.ethosn_support_library and profile.family.compiled_by_vela:
+        from ..core.errors import ConfigError
+
+        raise ConfigError(f"--ethosn-support-library applies to Ethos-N78 targets only, not {profile.name}")
+    library = library_from_option(args.ethosn_support_library) if not profile.family.compiled_by_vela else None
     model = Path(args.model)
     out = Path(args.output_dir) if args.output_dir else \
         Path("build") / file_name_component(model.stem) / profile.name / "compile"
     written = (COMPILE_JSON, *(vela_output_files(model, profile) if profile.family.compiled_by_vela else ()))
     check_paths(inputs=[model, args.profile], outputs=[out / f for f in written], output_dirs=[out])
     result = compile_model(
-        model, profile, out, enforce_budget=not args.no_budget, allow_cpu=args.allow_cpu, timeout_s=args.timeout
+        model, profile, out, enforce_budget=not args.no_budget, allow_cpu=args.allow_cpu, timeout_s=args.timeout,
+        ethosn_library=library,
     )
     if not args.quiet:
         for w in result.warnings:

@@ -173,7 +173,7 @@ def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model
         c = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
         b = c["budget"]
         over = "" if b["within_budget"] else ", OVER BUDGET"
-        estimate = " (analytical estimate)" if c["estimate_kind"] == "analytical" else ""
+        estimate = f" ({c['estimate_label']})" if c["estimate_kind"] != "vela" else ""
         return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
                f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), NPU/CPU ops " \
                f"{split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}{over}{estimate}"
@@ -192,7 +192,7 @@ def firmware_stage(run: StageRunner, tdir: Path, profile, name: str, config: Pip
     cdir = tdir / "compile" / Variant.AFTER.value
     if not profile.family.compiled_by_vela:
         run.record(StageRecord(f"firmware {profile.name}", StageStatus.SKIPPED, 0.0,
-                               "analytical estimate: no Vela model to embed"))
+                               "Ethos-N estimate: no Vela model to embed"))
         return None
     ident = c_identifier(name, fallback="model").lower()
     ident = (ident if ident[0].isalpha() else f"model_{ident.lstrip('_')}")[:MAX_NAME_CHARS]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from ..core.escape import terminal_text
 from ..reporting.fidelity import Fidelity, verification_text
 from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
+from ..reporting.markdown import label_of
 from ..reporting.report import Variant
 from ..targets.op_placement import split_label
 from .progress import StageStatus
 from .result import DeployResult
 
-ESTIMATE_MARK = " *"  # after a target's name: an analytical estimate (Ethos-N78), not a compile
+ESTIMATE_MARK = " *"  # after a target's name: an Ethos-N78 estimate, not a compile
 
 # ----------------------------------------------------------------------------- summary
 
@@ -18,7 +19,7 @@ ESTIMATE_MARK = " *"  # after a target's name: an analytical estimate (Ethos-N78
 def summary_table(result: DeployResult) -> str:
     rows = []
     for t in result.targets:
-        estimate = t.report["target"]["estimate_kind"] == "analytical"
+        estimate = t.report["target"]["estimate_kind"] != "vela"
         for v in Variant:
             m = t.report["models"][v.value]
             if m is None:
@@ -32,8 +33,9 @@ def summary_table(result: DeployResult) -> str:
                          "yes" if m["within_budget"] else "NO"])
     lines = [table(["target", "model", "accuracy", "file B", "deflate B", "encoded B", "flash B", "SRAM B", "cycles",
                     "time us", "NPU/CPU ops", "fits"], rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10})]
-    if any(t.report["target"]["estimate_kind"] == "analytical" for t in result.targets):
-        lines.append(f"{ESTIMATE_MARK.strip()} analytical estimate (Ethos-N78): modelled, not compiled")
+    estimated = [t for t in result.targets if t.report["target"]["estimate_kind"] != "vela"]
+    for label in dict.fromkeys(label_of(t.report) for t in estimated):
+        lines.append(f"{ESTIMATE_MARK.strip()} Ethos-N78 {label}: estimated, not compiled")
     lines.append(fidelity_line(result))
     lines += target_notes(result)
     return "\n".join(lines)

@@ -42,6 +42,7 @@ class OpEstimate:
     ple_cycles: int
     dram_bytes: int
     encoded_weight_bytes: int
+    sram_bytes: int  # the largest SRAM working set of its passes' plans
     passes: int
 
 
@@ -124,20 +125,46 @@ def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int) -
         ple_cycles=sum(f.ple_cycles for f in figures),
         dram_bytes=sum(f.dram_bytes for f in figures),
         encoded_weight_bytes=sum(f.weight_bytes for f in figures),  # the identity passes' weights too
+        sram_bytes=max(f.sram_bytes for f in figures),
         passes=len(figures),
     )
 
 
+# What Arm's library (25.03, SupportQueries.cpp) estimates only, with "zero performance impact", in its words
+_CONV_KERNELS = {1, 2, 3, 5, 7, 9}
+
+
+def unsupported_reason(layer: Layer) -> str | None:
+    """Why the support library would not run a mapped layer on the NPU (its own reason), or None."""
+    op = layer.main
+    if op.kind is OpKind.FULLY_CONNECTED and op.weights is not None and len(op.weights.scales) > 1:
+        return "Multiple quantization scales is not supported for FullyConnected operation"
+    if op.kind in (OpKind.CONV, OpKind.DEPTHWISE):
+        kh, kw = op.kernel_hw
+        if kh not in _CONV_KERNELS or kw not in _CONV_KERNELS:
+            return f"Unsupported kernel size. Width({kw})/height({kh}) must be in {{ 1, 2, 3, 5, 7, 9 }}"
+        if op.stride_hw[0] != op.stride_hw[1] or op.stride_hw[0] not in (1, 2):
+            return "Unsupported stride. Stride X and Y must be equal and in { 1, 2 }"
+    if op.kind is OpKind.POOL and not op.pool_max:
+        glob = op.out.shape[1:3] == (1, 1) and op.padding == (0, 0, 0, 0)
+        if not ((glob and op.kernel_hw in ((7, 7), (8, 8))) or
+                (op.kernel_hw == (3, 3) and op.stride_hw == (1, 1) and op.padding == (1, 1, 1, 1))):
+            return "Unsupported configuration in AVG pooling"
+    return None
+
+
 def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_bytes: int) -> OpEstimate | None:
-    """The layer's passes summed; None for a layer the library has no operation for (it runs on the CPU).
+    """The layer's passes summed; None for a layer that does not run on the NPU (``unsupported_reason``, or no
+    library operation at all).
 
     A fused activation (a ReLU after a convolution) runs in the convolution's PLE: it costs nothing more.
     """
-    if not layer.mapped:
+    if not layer.mapped or unsupported_reason(layer):
         return None
     hw = variant.hardware
     parts = [estimate_op(op, net, hw, sram_bytes) for op in layer.ops
              if not (op.kind is OpKind.RELU and op is not layer.main) and op.kind is not OpKind.RESHAPE]
     if not parts:
-        return OpEstimate(0, 0, 0, 0, 0, 0)
-    return OpEstimate(*(sum(getattr(p, f) for p in parts) for f in OpEstimate.__dataclass_fields__))
+        return OpEstimate(0, 0, 0, 0, 0, 0, 0)
+    return OpEstimate(*((max if f == "sram_bytes" else sum)(getattr(p, f) for p in parts)
+                        for f in OpEstimate.__dataclass_fields__))

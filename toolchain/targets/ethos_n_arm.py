@@ -56,6 +56,32 @@ def pass_cost(p: dict[str, Any]) -> PassCost:
     return PassCost(non + max(read, write, mce, ple), mce, ple, in_par + in_non + w_par + w_non, out_par + out_non, non)
 
 
+# A pass as one row of numbers (how benchmarks/results/ethos_n_calibration.json keeps Arm's passes)
+_STREAM_KEYS = ("dram_parallel_bytes", "dram_non_parallel_bytes", "sram_bytes", "central_stripes", "boundary_stripes",
+                "reloads")
+PASS_COLUMNS = ("layers", *(f"{s}.{k}" for s in ("input", "output", "weights") for k in _STREAM_KEYS),
+                "weights.compression_savings", "mce.operations", "mce.cycles", "ple.operation", "ple.patches",
+                "ple.cycles")
+
+
+def pass_row(p: dict[str, Any]) -> list[Any]:
+    row: list[Any] = [list(p["layers"])]
+    for s in ("input", "output", "weights"):
+        row += [p[s][k] for k in _STREAM_KEYS]
+    return row + [p["weights"]["compression_savings"], p["mce"]["operations"], p["mce"]["cycles"],
+                  p["ple"]["operation"], p["ple"]["patches"], p["ple"]["cycles"]]
+
+
+def pass_from_row(row: list[Any]) -> dict[str, Any]:
+    p: dict[str, Any] = {"layers": row[0]}
+    for i, s in enumerate(("input", "output", "weights")):
+        p[s] = dict(zip(_STREAM_KEYS, row[1 + 6 * i:7 + 6 * i]))
+    p["weights"]["compression_savings"] = row[19]
+    p["mce"] = {"operations": row[20], "cycles": row[21]}
+    p["ple"] = {"operation": row[22], "patches": row[23], "cycles": row[24]}
+    return p
+
+
 def encoded_weight_bytes(p: dict[str, Any]) -> int:
     """The pass's encoded weights: its weight DRAM traffic over the times they are loaded."""
     w = p["weights"]

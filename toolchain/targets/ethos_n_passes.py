@@ -107,7 +107,8 @@ class PassFigures:
     dram_bytes: int
     weight_bytes: int  # encoded, loaded once
     winograd: bool
-    stripes: tuple[int, int] = (1, 1)  # the plan: stripes in height, in depth
+    sram_bytes: int = 0  # the plan's stripes in SRAM
+    stripes: tuple[int, int] = (1, 1)  # the plan: stripes in height and width, in depth
     block: tuple[int, int] = (16, 16)  # the plan: the block configuration (width, height)
 
 
@@ -271,5 +272,5 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
         o_par, o_non = stream_cycles(out_bytes, last_out, n_out)
         cycles = i_non + w_non + o_non + max(i_par + w_par, o_par, mce, ple)
         out.append((need <= sram_bytes, PassFigures(cycles, mce, ple, in_bytes + w_bytes + out_bytes, w_bytes,
-                                                    winograd, (n_space, n_depth), block)))
+                                                    winograd, need, (n_space, n_depth), block)))
     return out

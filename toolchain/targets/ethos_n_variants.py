@@ -3,9 +3,9 @@
 Figures from ``driver/support_library/src/CapabilitiesInternal.cpp`` (``GetEthosN78FwHwCapabilities``):
 compute engines, input and output groups per engine, SRAM controllers (EMCs) per engine, PLE lanes
 and the default SRAM size; 8 MAC units per output group. The int8 MACs per cycle follow as
-engines x IGs x OGs x 8 (the direct-convolution rate of ``MceEstimationUtils.cpp``): 512, 1024,
-2048 and 4096, so the variant names' 1, 2, 4 and 8 TOPS hold at a 1 GHz clock
-(2 x MACs x clock = 1.02 to 8.19 TOPS).
+(engines x IGs) input channels x 8 MAC units x (engines x OGs) output channels (the direct-convolution
+rate of ``MceEstimationUtils.cpp``): 512, 1024, 2048 and 4096, so the variant names' 1, 2, 4 and 8
+TOPS hold at a 1 GHz clock (2 x MACs x clock = 1.02 to 8.19 TOPS).
 
 The library's PLE kernel database (``PleKernelDatabaseGenerated.hpp``, the same in every release
 from 23.11 to 25.03) holds kernels for four of the seven hardware configurations only; for the
@@ -68,7 +68,7 @@ class VariantHardware:
 
     @property
     def macs_per_cycle(self) -> int:
-        return self.engines * self.igs_per_engine * self.ogs_per_engine * MAC_UNITS_PER_OG
+        return self.input_channels_per_cycle * MAC_UNITS_PER_OG * self.output_channels_per_cycle
 
     @property
     def input_channels_per_cycle(self) -> int:
