@@ -16,10 +16,10 @@ CONFIG ?=
 BUILD ?= build
 PYTEST_ARGS ?=
 
-# Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc make cmake
+# Debian packages the tests use: Arm cross compiler, headless browser, Fashion-MNIST, g++ (the Ethos-N bridge).
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi chromium dataset-fashion-mnist gcc g++ make cmake
 
-.PHONY: setup system-deps lint test deploy sweep bench docs clean help
+.PHONY: setup system-deps lint test deploy sweep bench docs clean help ethos-n-calibration
 
 help:
 	@echo "make setup | lint | test | deploy TARGET=ethos-u55 [MODEL=..] | sweep | bench | docs | clean"
@@ -85,8 +85,16 @@ bench: setup system-deps
 	$(PY) benchmarks/sweep_scaling.py
 	$(PY) benchmarks/corpus_deploy.py
 	$(PY) benchmarks/fuzz_models.py
+	$(PY) benchmarks/ethos_n_calibration.py
 	$(PY) benchmarks/bad_inputs_table.py --write
 	$(PY) benchmarks/render_docs.py
+
+# The Ethos-N78 calibration (docs/targets.md): with Arm's support library (ETHOSN_LIBRARY=PATH, built from
+# ARM-software/ethos-n-driver-stack) measure Arm's figures on the grid again; without it, re-run the model on
+# the stored grid and check every point (the test suite checks a sample).
+ethos-n-calibration: setup
+	$(PY) benchmarks/ethos_n_calibration.py $(if $(ETHOSN_LIBRARY),--library $(ETHOSN_LIBRARY))
+	ETHOSN_CALIBRATION_FULL=1 $(PY) -m pytest -q tests/test_ethos_n_calibration.py
 
 # Re-render the generated blocks of README.md and docs/*.md from benchmarks/results/*.json
 # (standard library only; tests/test_docs.py fails when a block is stale).
