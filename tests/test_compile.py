@@ -17,7 +17,6 @@ from toolchain.cli import main
 from toolchain.core.errors import BudgetExceeded, ToolError
 from toolchain.core.fileio import sha256_file
 from toolchain.core.schemas import validate
-from toolchain.palettes.table import PalettiseConfig, build_palette_set
 from toolchain.targets import vela_csv
 from toolchain.targets.compile import compile_model
 from toolchain.targets.compile_result import CompileStatus, EstimateKind
