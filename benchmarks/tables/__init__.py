@@ -15,6 +15,7 @@ write ``tables.NAME`` whichever module holds it:
   deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
   robustness   fuzzing, bad inputs
   rfc          the clustering RFC's table, the cascade, centroid initialisation
+  ethos_n      the Ethos-N78 model against Arm's own estimator
   summary      the README's results summary, the machines each results file was measured on
 """
 from __future__ import annotations
@@ -29,6 +30,12 @@ from .deploy import (
     deploy_time_verdict,
     stage_is_training,
     sweep_scaling_table,
+)
+from .ethos_n import (
+    ethos_n_calibration_table,
+    ethos_n_calibration_verdict,
+    ethos_n_networks_table,
+    ethos_n_variants_table,
 )
 from .fashion import (
     base_models_table,
@@ -62,7 +69,9 @@ from .summary import results_machines, results_summary
 __all__ = [
     "bad_inputs_table", "base_models_table", "cascade_table", "cascade_verdict", "centroid_init_table",
     "compile_speed_table", "corpus_table", "deploy_models", "deploy_output", "deploy_time_runs", "deploy_time_stages",
-    "deploy_time_verdict", "fashion_mnist_cost", "fashion_mnist_largest_layer", "fashion_mnist_models",
+    "deploy_time_verdict", "ethos_n_calibration_table", "ethos_n_calibration_verdict", "ethos_n_networks_table",
+    "ethos_n_variants_table",
+    "fashion_mnist_cost", "fashion_mnist_largest_layer", "fashion_mnist_models",
     "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict", "fuzz_figures",
     "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
     "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",

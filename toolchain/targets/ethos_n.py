@@ -8,10 +8,11 @@ identity MCE pass with the PLE's 2x2 interleave), pooling and activations run as
 MCE pass with their PLE kernel, additions on the PLE alone. Each pass is planned and priced by
 ``ethos_n_passes``; the weights are sized by ``ethos_n_weights``, the encoder's own choices.
 
-Each layer is priced as it stands alone: its input read from DRAM and its output written
-back. In a network Arm's compiler keeps many intermediate tensors in SRAM, so the sum over
-layers is an upper bound on the network's cycles (see the "whole network" comparison in
-docs/targets.md).
+On the calibration grid each layer stands alone: its input is read from DRAM and its output
+written back. In a network Arm's compiler keeps tensors in SRAM between layers where it can;
+``estimate_network`` does the same, crudely: a tensor passed between two NPU layers stays in SRAM
+when its bricks take at most ``CASCADE_SRAM_SHARE`` of it. That share was chosen on three networks
+against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .ethos_n_weights import (
 )
 
 FC_INPUT_MULTIPLE = 1024
+CASCADE_SRAM_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,16 @@ def op_passes(op: NpuOp, net: Network, hw: VariantHardware) -> list[tuple[PassSh
     return [(PassShape(Mce.DEPTHWISE, ple, x, out, x, weight_codes=_identity_codes(x[2], hw)), None)]
 
 
-def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int) -> OpEstimate:
+def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
+                in_sram: bool = False, out_sram: bool = False) -> OpEstimate:
+    """``in_sram``/``out_sram``: the input is already in, or the output stays in, SRAM (a cascade)."""
     figures: list[PassFigures] = []
-    for shape, weighted in op_passes(op, net, hw):
+    passes = op_passes(op, net, hw)
+    if in_sram:
+        passes[0] = (replace(passes[0][0], input_in_dram=False), passes[0][1])
+    if out_sram:
+        passes[-1] = (replace(passes[-1][0], output_in_dram=False), passes[-1][1])
+    for shape, weighted in passes:
         if weighted is None:
             figures.append(plan_pass(shape, hw, sram_bytes))
             continue
@@ -153,7 +162,8 @@ def unsupported_reason(layer: Layer) -> str | None:
     return None
 
 
-def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_bytes: int) -> OpEstimate | None:
+def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_bytes: int,
+                   in_sram: bool = False, out_sram: bool = False) -> OpEstimate | None:
     """The layer's passes summed; None for a layer that does not run on the NPU (``unsupported_reason``, or no
     library operation at all).
 
@@ -162,9 +172,38 @@ def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_byte
     if not layer.mapped or unsupported_reason(layer):
         return None
     hw = variant.hardware
-    parts = [estimate_op(op, net, hw, sram_bytes) for op in layer.ops
-             if not (op.kind is OpKind.RELU and op is not layer.main) and op.kind is not OpKind.RESHAPE]
+    ops = [op for op in layer.ops if not (op.kind is OpKind.RELU and op is not layer.main) and op.kind is not OpKind.RESHAPE]
+    parts = [estimate_op(op, net, hw, sram_bytes, in_sram and i == 0, out_sram and i == len(ops) - 1)
+             for i, op in enumerate(ops)]
     if not parts:
         return OpEstimate(0, 0, 0, 0, 0, 0, 0)
     return OpEstimate(*((max if f == "sram_bytes" else sum)(getattr(p, f) for p in parts)
                         for f in OpEstimate.__dataclass_fields__))
+
+
+def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
+                     keep_fraction: float = CASCADE_SRAM_SHARE) -> dict[int, OpEstimate | None]:
+    """Each layer's estimate (None: not on the NPU), a tensor passed between two NPU layers staying in SRAM when
+    its bricks take at most ``keep_fraction`` of it (0: every layer standing alone)."""
+    on_npu = {layer.index for layer in net.layers if layer.mapped and not unsupported_reason(layer)}
+    producer = {op.output: layer.index for layer in net.layers for op in layer.ops}
+    consumers: dict[int, list[int]] = {}
+    for layer in net.layers:
+        for op in layer.ops:
+            for t in op.inputs:
+                consumers.setdefault(t, []).append(layer.index)
+    tensors = net.tensors()
+    outputs = set(net.outputs)
+
+    def small(t: int) -> bool:
+        h, w, c = tensors[t].shape[1:]
+        return -(-h // 8) * 8 * -(-w // 8) * 8 * -(-c // 16) * 16 <= keep_fraction * sram_bytes
+
+    out = {}
+    for layer in net.layers:
+        first, last = layer.ops[0], layer.ops[-1]
+        in_sram = all(producer.get(t) in on_npu and small(t) for t in first.inputs)
+        out_sram = (last.output not in outputs and small(last.output)
+                    and all(c in on_npu for c in consumers.get(last.output, [])))
+        out[layer.index] = estimate_layer(layer, net, variant, sram_bytes, in_sram, out_sram)
+    return out

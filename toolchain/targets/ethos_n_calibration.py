@@ -65,6 +65,7 @@ def summarise(points: list[dict[str, Any]]) -> dict[str, Any]:
             **{f"mean_{k}_error": round(sum(abs(e) for e in v) / len(v), 4) for k, v in sorted(errs.items())},
             **{f"{k}_within_tolerance": sum(abs(e) <= (WEIGHT_TOLERANCE if k == "weight_bytes" else CYCLE_TOLERANCE)
                                               for e in v) for k, v in sorted(errs.items())},
+            **({"weight_bytes_points": len(errs["weight_bytes"])} if "weight_bytes" in errs else {}),
         }
     return out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .compile_result import EstimateKind
-from .ethos_n import OpEstimate, estimate_layer, unsupported_reason
+from .ethos_n import CASCADE_SRAM_SHARE, OpEstimate, estimate_network, unsupported_reason
 from .ethos_n_arm import ArmEstimate, arm_estimate
 from .ethos_n_bridge import SupportLibrary, run_bridge
 from .ethos_n_calibration import estimate_label
@@ -39,8 +39,8 @@ def _assumptions(profile: HardwareProfile, arm: ArmEstimate | None, label: str) 
     if arm is not None:
         return [f"{label}: the library's figures for the whole network", *common]
     return [
-        (f"{label}: each layer priced as the passes Arm's compiler makes of it, standing alone (its input read from "
-         "and its output written to DRAM), so the total is an upper bound where Arm keeps tensors in SRAM"),
+        (f"{label}: each layer priced as the passes Arm's compiler makes of it; a tensor passed between two NPU "
+         f"layers stays in SRAM when its bricks take at most {CASCADE_SRAM_SHARE:.0%} of it, else goes through DRAM"),
         ("weights sized by Arm's encoder's own choices (palette of up to 32 values per output channel, Golomb-Rice "
          "or raw, zero runs), streams padded as the encoder pads them"),
         *common,
@@ -92,7 +92,7 @@ def ethos_n_report(model_path: Path, model, data: bytes, profile: HardwareProfil
     sram = profile.sram_budget_bytes
     net, cpu_reasons = network_from_tflite(model)
     by_index = {layer.index: layer for layer in net.layers}
-    estimates = {layer.index: estimate_layer(layer, net, variant, sram) for layer in net.layers}
+    estimates = estimate_network(net, variant, sram)
     arm = arm_estimate(run_bridge(library, net, variant, sram, timeout_s)) if library is not None else None
     label = library.label if library is not None else estimate_label(variant)
 
