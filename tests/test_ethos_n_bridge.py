@@ -17,7 +17,7 @@ from toolchain.core.errors import InputError, ToolError
 from toolchain.targets.ethos_n_arm import arm_estimate
 from toolchain.targets.ethos_n_bridge import bridge_executable, find_support_library, request_text, run_bridge
 from toolchain.targets.ethos_n_grid import GridPoint, network_of
-from toolchain.targets.ethos_n_network import Layer, Network, NpuOp, OpKind, TensorDesc, Weights
+from toolchain.targets.ethos_n_network import EthosNOpKind, Layer, Network, NpuOp, TensorDesc, Weights
 from toolchain.targets.ethos_n_variants import EthosNVariant
 
 SUPPORT_H = "#define ETHOSN_SUPPORT_LIBRARY_VERSION_MAJOR {0}\n#define ETHOSN_SUPPORT_LIBRARY_VERSION_MINOR {1}\n" \
@@ -40,8 +40,8 @@ def test_request_format():
     w = Weights(values=np.array([1, -2, 3, -4], np.int8).reshape(1, 1, 2, 2), scales=(0.5, 0.25), zero_point=0,
                 bias=np.array([7, -8], np.int32))
     x = TensorDesc((1, 4, 4, 2), 3, 0.125)
-    conv = NpuOp(OpKind.CONV, (0,), 1, TensorDesc((1, 4, 4, 2), -1, 0.5), w, (1, 1), (1, 1), (0, 0, 0, 0))
-    relu = NpuOp(OpKind.RELU, (1,), 2, TensorDesc((1, 4, 4, 2), -1, 0.5), relu_bounds=(-1, 127))
+    conv = NpuOp(EthosNOpKind.CONV, (0,), 1, TensorDesc((1, 4, 4, 2), -1, 0.5), w, (1, 1), (1, 1), (0, 0, 0, 0))
+    relu = NpuOp(EthosNOpKind.RELU, (1,), 2, TensorDesc((1, 4, 4, 2), -1, 0.5), relu_bounds=(-1, 127))
     net = Network(((0, x),), (Layer(5, "c", "CONV_2D", (conv, relu)),), (2,))
     text, blob = request_text(net, EthosNVariant.N78_4TOPS_2PLE, 1 << 20)
     assert text == (

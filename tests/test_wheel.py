@@ -54,6 +54,8 @@ def test_wheel_carries_schemas_and_profiles(wheel):
         assert f"toolchain/schemas/{path.name}" in names
     for path in (REPO / "hw_profiles").glob("*.toml"):
         assert f"toolchain/hw_profiles/{path.name}" in names
+    # the Ethos-N bridge's source (built against a user's Arm library) and the calibration's worst errors
+    assert {"toolchain/targets/ethos_n_bridge.cpp", "toolchain/targets/ethos_n_calibration.json"} <= names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
 
 

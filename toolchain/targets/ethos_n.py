@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .ethos_n_network import Layer, Network, NpuOp, OpKind
+from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp
 from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_pass
 from .ethos_n_variants import EthosNVariant, VariantHardware
 from .ethos_n_weights import (
@@ -60,9 +60,9 @@ def _identity_codes(channels: int, hw: VariantHardware) -> tuple[OfmCode, ...]:
 def _weight_codes(op: NpuOp, hw: VariantHardware, winograd: bool) -> tuple[OfmCode, ...]:
     w = op.weights
     assert w is not None
-    if op.kind is OpKind.DEPTHWISE:
+    if op.kind is EthosNOpKind.DEPTHWISE:
         streams = depthwise_streams(w.values, op.stride_hw, op.padding[::2])
-    elif op.kind is OpKind.FULLY_CONNECTED:
+    elif op.kind is EthosNOpKind.FULLY_CONNECTED:
         streams = fully_connected_streams(w.values, w.zero_point, hw)
     elif winograd:
         streams = winograd_streams(w.values, w.zero_point)
@@ -83,26 +83,26 @@ def op_passes(op: NpuOp, net: Network, hw: VariantHardware) -> list[tuple[PassSh
     x = _hwc(net.input_of(op).shape)
     out = _hwc(op.out.shape)
     k = op.kind
-    if k in (OpKind.CONV, OpKind.DEPTHWISE):
-        mce = Mce.CONV if k is OpKind.CONV else Mce.DEPTHWISE
+    if k in (EthosNOpKind.CONV, EthosNOpKind.DEPTHWISE):
+        mce = Mce.CONV if k is EthosNOpKind.CONV else Mce.DEPTHWISE
         strided = op.stride_hw != (1, 1)
         first = [(_interleave(x, hw), None)] if strided else []
         main = PassShape(mce, PleOp.PASSTHROUGH, x, out, out, op.kernel_hw, input_in_dram=not strided)
         return [*first, (main, op)]
-    if k is OpKind.FULLY_CONNECTED:
+    if k is EthosNOpKind.FULLY_CONNECTED:
         # The input, padded to 1024, is read as 8x8 bricks: a 1x1 convolution over 1/64 of the channels
         padded = -(-x[2] // FC_INPUT_MULTIPLE) * FC_INPUT_MULTIPLE
         return [(PassShape(Mce.FULLY_CONNECTED, PleOp.PASSTHROUGH, (1, 1, padded), out, out), op)]
-    if k is OpKind.ADD:
+    if k is EthosNOpKind.ADD:
         same = len({net.input_of(op, i).scale for i in range(2)} | {op.out.scale}) == 1
         ple = PleOp.ADDITION if same else PleOp.ADDITION_RESCALE
         return [(PassShape(Mce.NONE, ple, x, out, x, inputs=2), None)]
-    if k is OpKind.POOL and not op.pool_max and op.kernel_hw == (3, 3) and op.stride_hw == (1, 1):
+    if k is EthosNOpKind.POOL and not op.pool_max and op.kernel_hw == (3, 3) and op.stride_hw == (1, 1):
         return [(PassShape(Mce.NONE, PleOp.AVGPOOL_3X3, x, out, x), None)]
-    ple = {OpKind.POOL: PleOp.MAXPOOL_2X2 if op.kernel_hw == (2, 2) else PleOp.MAXPOOL_3X3,
-           OpKind.MEAN_XY: PleOp.MEAN_XY, OpKind.SIGMOID: PleOp.SIGMOID, OpKind.TANH: PleOp.SIGMOID,
-           OpKind.LEAKY_RELU: PleOp.LEAKY_RELU}.get(k, PleOp.PASSTHROUGH)
-    if k is OpKind.POOL and not op.pool_max:  # the global average: the library's MEAN kernel
+    ple = {EthosNOpKind.POOL: PleOp.MAXPOOL_2X2 if op.kernel_hw == (2, 2) else PleOp.MAXPOOL_3X3,
+           EthosNOpKind.MEAN_XY: PleOp.MEAN_XY, EthosNOpKind.SIGMOID: PleOp.SIGMOID, EthosNOpKind.TANH: PleOp.SIGMOID,
+           EthosNOpKind.LEAKY_RELU: PleOp.LEAKY_RELU}.get(k, PleOp.PASSTHROUGH)
+    if k is EthosNOpKind.POOL and not op.pool_max:  # the global average: the library's MEAN kernel
         ple = PleOp.MEAN_XY
     return [(PassShape(Mce.DEPTHWISE, ple, x, out, x, weight_codes=_identity_codes(x[2], hw)), None)]
 
@@ -122,7 +122,7 @@ def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
             continue
         # The encoding follows the algorithm: price direct and Winograd plans with their own weights
         per_channel = len(weighted.weights.scales) > 1  # type: ignore[union-attr]
-        algorithms = (False, True) if weighted.kind is OpKind.CONV and weighted.stride_hw == (1, 1) \
+        algorithms = (False, True) if weighted.kind is EthosNOpKind.CONV and weighted.stride_hw == (1, 1) \
             and weighted.kernel_hw != (1, 1) else (False,)
         best = min((plan_pass(replace(shape, weight_codes=_weight_codes(weighted, hw, w), per_channel=per_channel),
                               hw, sram_bytes, winograd=w)
@@ -146,15 +146,15 @@ _CONV_KERNELS = {1, 2, 3, 5, 7, 9}
 def unsupported_reason(layer: Layer) -> str | None:
     """Why the support library would not run a mapped layer on the NPU (its own reason), or None."""
     op = layer.main
-    if op.kind is OpKind.FULLY_CONNECTED and op.weights is not None and len(op.weights.scales) > 1:
+    if op.kind is EthosNOpKind.FULLY_CONNECTED and op.weights is not None and len(op.weights.scales) > 1:
         return "Multiple quantization scales is not supported for FullyConnected operation"
-    if op.kind in (OpKind.CONV, OpKind.DEPTHWISE):
+    if op.kind in (EthosNOpKind.CONV, EthosNOpKind.DEPTHWISE):
         kh, kw = op.kernel_hw
         if kh not in _CONV_KERNELS or kw not in _CONV_KERNELS:
             return f"Unsupported kernel size. Width({kw})/height({kh}) must be in {{ 1, 2, 3, 5, 7, 9 }}"
         if op.stride_hw[0] != op.stride_hw[1] or op.stride_hw[0] not in (1, 2):
             return "Unsupported stride. Stride X and Y must be equal and in { 1, 2 }"
-    if op.kind is OpKind.POOL and not op.pool_max:
+    if op.kind is EthosNOpKind.POOL and not op.pool_max:
         glob = op.out.shape[1:3] == (1, 1) and op.padding == (0, 0, 0, 0)
         if not ((glob and op.kernel_hw in ((7, 7), (8, 8))) or
                 (op.kernel_hw == (3, 3) and op.stride_hw == (1, 1) and op.padding == (1, 1, 1, 1))):
@@ -172,7 +172,7 @@ def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_byte
     if not layer.mapped or unsupported_reason(layer):
         return None
     hw = variant.hardware
-    ops = [op for op in layer.ops if not (op.kind is OpKind.RELU and op is not layer.main) and op.kind is not OpKind.RESHAPE]
+    ops = [op for op in layer.ops if not (op.kind is EthosNOpKind.RELU and op is not layer.main) and op.kind is not EthosNOpKind.RESHAPE]
     parts = [estimate_op(op, net, hw, sram_bytes, in_sram and i == 0, out_sram and i == len(ops) - 1)
              for i, op in enumerate(ops)]
     if not parts:

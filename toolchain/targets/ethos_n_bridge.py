@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import InputError, ToolError
-from .ethos_n_network import Network, NpuOp, OpKind, TensorDesc, Weights
+from .ethos_n_network import EthosNOpKind, Network, NpuOp, TensorDesc, Weights
 from .ethos_n_variants import EthosNVariant
 from .vela_memory import machine_share_bytes
 
@@ -38,7 +38,7 @@ KNOWN_VERSIONS = {"6.0.0": "25.03"}
 LIBRARY_NAMES = ("libEthosNSupport.so", "libEthosNSupport.a")
 HEADER = Path("ethosn_support_library") / "Support.hpp"
 BRIDGE_SOURCE = "ethos_n_bridge.cpp"
-DEFAULT_TIMEOUT_S = 600.0
+ESTIMATOR_TIMEOUT_S = 600.0
 _VERSION = re.compile(r"#define\s+ETHOSN_SUPPORT_LIBRARY_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)")
 
 
@@ -195,37 +195,37 @@ def _op_line(layer: int, op: NpuOp, blob: list[bytes], offset: list[int]) -> str
     k = op.kind
     ins = " ".join(str(i) for i in op.inputs)
     head = f"{k.value} {layer} "
-    if k is OpKind.UNMAPPED:
+    if k is EthosNOpKind.UNMAPPED:
         reason = op.reason.encode("utf-8").hex() or "-"
         return head + f"{len(op.inputs)} {ins} 1 {op.output} {_tensor(op.out)} {reason}"
     if k.has_weights:
         w = op.weights
         assert w is not None
-        text = _weights(w, k is OpKind.DEPTHWISE, offset[0])
+        text = _weights(w, k is EthosNOpKind.DEPTHWISE, offset[0])
         data = np.ascontiguousarray(w.values, dtype=np.int8).tobytes() + \
             np.ascontiguousarray(w.bias, dtype="<i4").tobytes()
         blob.append(data)
         offset[0] += len(data)
-        if k is OpKind.FULLY_CONNECTED:
+        if k is EthosNOpKind.FULLY_CONNECTED:
             body = f"{ins} {op.output} {text} {_quant(op.out)}"
         else:
             sy, sx = op.stride_hw
             body = f"{ins} {op.output} {text} {_pad(op.padding)} {sx} {sy} {_quant(op.out)}"
-    elif k is OpKind.POOL:
+    elif k is EthosNOpKind.POOL:
         (kh, kw), (sy, sx) = op.kernel_hw, op.stride_hw
         body = f"{ins} {op.output} {kw} {kh} {sx} {sy} {_pad(op.padding)} {'max' if op.pool_max else 'avg'}"
-    elif k in (OpKind.ADD, OpKind.MUL, OpKind.LEAKY_RELU, OpKind.REQUANTIZE):
-        alpha = f"{op.alpha!r} " if k is OpKind.LEAKY_RELU else ""
+    elif k in (EthosNOpKind.ADD, EthosNOpKind.MUL, EthosNOpKind.LEAKY_RELU, EthosNOpKind.REQUANTIZE):
+        alpha = f"{op.alpha!r} " if k is EthosNOpKind.LEAKY_RELU else ""
         body = f"{ins} {op.output} {alpha}{_quant(op.out)}"
-    elif k is OpKind.RELU:
+    elif k is EthosNOpKind.RELU:
         body = f"{ins} {op.output} {op.relu_bounds[0]} {op.relu_bounds[1]}"
-    elif k is OpKind.RESHAPE:
+    elif k is EthosNOpKind.RESHAPE:
         body = f"{ins} {op.output} " + " ".join(str(d) for d in op.out.shape)
-    elif k is OpKind.CONCAT:
+    elif k is EthosNOpKind.CONCAT:
         body = f"{len(op.inputs)} {ins} {op.output} {op.axis} {_quant(op.out)}"
-    elif k is OpKind.PAD:
+    elif k is EthosNOpKind.PAD:
         body = f"{ins} {op.output} {_pad(op.padding)}"
-    elif k is OpKind.RESIZE:
+    elif k is EthosNOpKind.RESIZE:
         h, w = op.out.shape[1:3]
         body = f"{ins} {op.output} {'bilinear' if op.resize_bilinear else 'nearest'} {h} {w} {_quant(op.out)}"
     else:  # SIGMOID, TANH, MEAN_XY
@@ -249,7 +249,7 @@ def request_text(network: Network, variant: EthosNVariant, sram_bytes: int) -> t
 
 
 def run_bridge(lib: SupportLibrary, network: Network, variant: EthosNVariant, sram_bytes: int,
-               timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+               timeout_s: float = ESTIMATOR_TIMEOUT_S) -> dict[str, Any]:
     """Arm's estimate of ``network``: the bridge's JSON (passes, issues, not_supported, library_version)."""
     exe = bridge_executable(lib)
     text, blob = request_text(network, variant, sram_bytes)

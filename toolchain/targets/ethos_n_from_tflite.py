@@ -18,11 +18,11 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ..tflite.graph import BuiltinOp, TensorType, buffer_bytes, op_code, op_name, tensor_name, tensor_values
-from .ethos_n_network import DataType, Layer, Network, NpuOp, OpKind, Shape4, TensorDesc, Weights
+from .ethos_n_network import DataType, EthosNOpKind, Layer, Network, NpuOp, Shape4, TensorDesc, Weights
 
 _ACT = schema.ActivationFunctionType
 _DTYPES = {TensorType.INT8: (DataType.INT8, -128, 127), TensorType.UINT8: (DataType.UINT8, 0, 255)}
-_SIMPLE = {BuiltinOp.LOGISTIC: OpKind.SIGMOID, BuiltinOp.TANH: OpKind.TANH}
+_SIMPLE = {BuiltinOp.LOGISTIC: EthosNOpKind.SIGMOID, BuiltinOp.TANH: EthosNOpKind.TANH}
 _RESHAPES = (BuiltinOp.RESHAPE, BuiltinOp.SQUEEZE, BuiltinOp.EXPAND_DIMS)
 _RELUS = {BuiltinOp.RELU: (0.0, None), BuiltinOp.RELU6: (0.0, 6.0), BuiltinOp.RELU_N1_TO_1: (-1.0, 1.0),
           BuiltinOp.RELU_0_TO_1: (0.0, 1.0)}
@@ -122,7 +122,7 @@ class _Mapper:
         mid = self.fresh()
         last = ops[-1]
         ops[-1] = replace(last, output=mid)
-        return ops + [NpuOp(OpKind.RELU, (mid,), out_id, out, relu_bounds=_relu_bounds(out, *bounds))]
+        return ops + [NpuOp(EthosNOpKind.RELU, (mid,), out_id, out, relu_bounds=_relu_bounds(out, *bounds))]
 
     def map(self, code: int, op: schema.OperatorT, ins: list[int], acts: list[int], out_id: int,
             out: TensorDesc, descs: dict[int, TensorDesc]) -> list[NpuOp] | str:
@@ -137,7 +137,7 @@ class _Mapper:
             if w is None:
                 return "weights are not constant int8"
             kh, kw = w.values.shape[:2]
-            kind = OpKind.DEPTHWISE if depthwise else OpKind.CONV
+            kind = EthosNOpKind.DEPTHWISE if depthwise else EthosNOpKind.CONV
             first = NpuOp(kind, (acts[0],), out_id, out, w, (kh, kw), (opts.strideH, opts.strideW),
                           _padding(opts, x, out, kh, kw))
             return self.activation([first], opts.fusedActivationFunction, out_id, out)
@@ -149,44 +149,44 @@ class _Mapper:
             flat = (1, 1, 1, w.values.shape[2])
             if x.shape != flat:
                 src = self.fresh()
-                ops.append(NpuOp(OpKind.RESHAPE, (acts[0],), src, TensorDesc(flat, x.zero_point, x.scale, x.dtype)))
-            ops.append(NpuOp(OpKind.FULLY_CONNECTED, (src,), out_id, out, w))
+                ops.append(NpuOp(EthosNOpKind.RESHAPE, (acts[0],), src, TensorDesc(flat, x.zero_point, x.scale, x.dtype)))
+            ops.append(NpuOp(EthosNOpKind.FULLY_CONNECTED, (src,), out_id, out, w))
             return self.activation(ops, opts.fusedActivationFunction, out_id, out)
         if code in (BuiltinOp.MAX_POOL_2D, BuiltinOp.AVERAGE_POOL_2D):
             kh, kw = opts.filterHeight, opts.filterWidth
-            first = NpuOp(OpKind.POOL, (acts[0],), out_id, out, None, (kh, kw), (opts.strideH, opts.strideW),
+            first = NpuOp(EthosNOpKind.POOL, (acts[0],), out_id, out, None, (kh, kw), (opts.strideH, opts.strideW),
                           _padding(opts, x, out, kh, kw), pool_max=code == BuiltinOp.MAX_POOL_2D)
             return self.activation([first], opts.fusedActivationFunction, out_id, out)
         if code in (BuiltinOp.ADD, BuiltinOp.MUL) and len(acts) == 2:
-            kind = OpKind.ADD if code == BuiltinOp.ADD else OpKind.MUL
+            kind = EthosNOpKind.ADD if code == BuiltinOp.ADD else EthosNOpKind.MUL
             return self.activation([NpuOp(kind, tuple(acts), out_id, out)], opts.fusedActivationFunction, out_id, out)
         if code in _RELUS:
-            return [NpuOp(OpKind.RELU, (acts[0],), out_id, out, relu_bounds=_relu_bounds(out, *_RELUS[code]))]
+            return [NpuOp(EthosNOpKind.RELU, (acts[0],), out_id, out, relu_bounds=_relu_bounds(out, *_RELUS[code]))]
         if code == BuiltinOp.LEAKY_RELU:
-            return [NpuOp(OpKind.LEAKY_RELU, (acts[0],), out_id, out, alpha=float(opts.alpha))]
+            return [NpuOp(EthosNOpKind.LEAKY_RELU, (acts[0],), out_id, out, alpha=float(opts.alpha))]
         if code in _SIMPLE:
             return [NpuOp(_SIMPLE[code], (acts[0],), out_id, out)]
         if code in _RESHAPES:
-            return [NpuOp(OpKind.RESHAPE, (acts[0],), out_id, out)]
+            return [NpuOp(EthosNOpKind.RESHAPE, (acts[0],), out_id, out)]
         if code == BuiltinOp.QUANTIZE:
-            return [NpuOp(OpKind.REQUANTIZE, (acts[0],), out_id, out)]
+            return [NpuOp(EthosNOpKind.REQUANTIZE, (acts[0],), out_id, out)]
         if code == BuiltinOp.CONCATENATION:
             rank = len(self.sg.tensors[op.outputs[0]].shape)
-            first = NpuOp(OpKind.CONCAT, tuple(acts), out_id, out, axis=_axis4(opts.axis, rank))
+            first = NpuOp(EthosNOpKind.CONCAT, tuple(acts), out_id, out, axis=_axis4(opts.axis, rank))
             return self.activation([first], opts.fusedActivationFunction, out_id, out)
         if code == BuiltinOp.MEAN:
             axes = sorted(int(a) % 4 for a in tensor_values(self.model, self.sg.tensors[ins[1]]).ravel())
             if axes == [1, 2] and out.shape == (1, 1, 1, x.shape[3]):
-                return [NpuOp(OpKind.MEAN_XY, (acts[0],), out_id, out)]
+                return [NpuOp(EthosNOpKind.MEAN_XY, (acts[0],), out_id, out)]
             return "MEAN over other axes than height and width"
         if code == BuiltinOp.PAD:
             pads = tensor_values(self.model, self.sg.tensors[ins[1]]).reshape(-1, 2)
             if pads.shape[0] == 4 and not pads[0].any() and not pads[3].any():
                 padding = (int(pads[1][0]), int(pads[1][1]), int(pads[2][0]), int(pads[2][1]))
-                return [NpuOp(OpKind.PAD, (acts[0],), out_id, out, padding=padding)]
+                return [NpuOp(EthosNOpKind.PAD, (acts[0],), out_id, out, padding=padding)]
             return "PAD of the batch or channel dimension"
         if code in (BuiltinOp.RESIZE_BILINEAR, BuiltinOp.RESIZE_NEAREST_NEIGHBOR):
-            return [NpuOp(OpKind.RESIZE, (acts[0],), out_id, out, resize_bilinear=code == BuiltinOp.RESIZE_BILINEAR)]
+            return [NpuOp(EthosNOpKind.RESIZE, (acts[0],), out_id, out, resize_bilinear=code == BuiltinOp.RESIZE_BILINEAR)]
         return f"{op_name(self.model, op)} has no Ethos-N support library operation the toolchain maps it to"
 
 
@@ -223,7 +223,7 @@ def network_from_tflite(model: schema.ModelT) -> tuple[Network, dict[int, str]]:
                 inputs[i] = d  # type: ignore[assignment]  # a model input, a CPU layer's output or a constant
         mapped = m.map(code, op, ins, acts, outs[0], out_desc, descs)
         if isinstance(mapped, str):
-            mapped = [NpuOp(OpKind.UNMAPPED, tuple(acts), outs[0], out_desc, reason=mapped)]
+            mapped = [NpuOp(EthosNOpKind.UNMAPPED, tuple(acts), outs[0], out_desc, reason=mapped)]
         descs[outs[0]] = out_desc
         produced.add(outs[0])
         layers.append(Layer(index, name, op_name(model, op), tuple(mapped)))

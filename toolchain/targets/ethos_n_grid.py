@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .ethos_n_network import Layer, Network, NpuOp, OpKind, TensorDesc, Weights
+from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp, TensorDesc, Weights
 
 INPUT_SCALE = 0.05
 OUTPUT_SCALE = 0.1
@@ -100,29 +100,29 @@ def network_of(p: GridPoint) -> Network:
     if p.kind is GridKind.CONV:
         out = TensorDesc((1, oh, ow, p.out_channels), 0, OUTPUT_SCALE)
         w = _weights(p, (k, k, p.in_channels, p.out_channels), p.out_channels, rng)
-        op = NpuOp(OpKind.CONV, (0,), 1, out, w, (k, k), (s, s), pad)
+        op = NpuOp(EthosNOpKind.CONV, (0,), 1, out, w, (k, k), (s, s), pad)
     elif p.kind is GridKind.DEPTHWISE:
         out = TensorDesc((1, oh, ow, p.in_channels), 0, OUTPUT_SCALE)
         w = _weights(p, (k, k, p.in_channels, 1), p.in_channels, rng)
-        op = NpuOp(OpKind.DEPTHWISE, (0,), 1, out, w, (k, k), (s, s), pad)
+        op = NpuOp(EthosNOpKind.DEPTHWISE, (0,), 1, out, w, (k, k), (s, s), pad)
     elif p.kind is GridKind.FULLY_CONNECTED:
         x = TensorDesc((1, 1, 1, p.in_channels), 0, INPUT_SCALE)
         inputs = [(0, x)]
         out = TensorDesc((1, 1, 1, p.out_channels), 0, OUTPUT_SCALE)
         w = _weights(p, (1, 1, p.in_channels, p.out_channels), p.out_channels, rng)
-        op = NpuOp(OpKind.FULLY_CONNECTED, (0,), 1, out, w)
+        op = NpuOp(EthosNOpKind.FULLY_CONNECTED, (0,), 1, out, w)
     elif p.kind is GridKind.MAX_POOL:  # VALID windows, as the usual 2x2 /2 and 3x3 /2; pooling keeps the input's scale
         oh, ow = (p.height - k) // s + 1, (p.width - k) // s + 1
         out = TensorDesc((1, oh, ow, p.in_channels), 0, INPUT_SCALE)
-        op = NpuOp(OpKind.POOL, (0,), 1, out, None, (k, k), (s, s), (0, 0, 0, 0), pool_max=True)
+        op = NpuOp(EthosNOpKind.POOL, (0,), 1, out, None, (k, k), (s, s), (0, 0, 0, 0), pool_max=True)
     elif p.kind is GridKind.AVG_POOL:  # the library's two: 3x3 /1 SAME, and the global mean (window = input)
         glob = k == p.height
         out = TensorDesc((1, 1, 1, p.in_channels) if glob else x.shape, 0, INPUT_SCALE)
-        op = NpuOp(OpKind.POOL, (0,), 1, out, None, (k, k), (s, s), (0, 0, 0, 0) if glob else pad)
+        op = NpuOp(EthosNOpKind.POOL, (0,), 1, out, None, (k, k), (s, s), (0, 0, 0, 0) if glob else pad)
     elif p.kind is GridKind.ADD:
         inputs.append((2, TensorDesc(x.shape, 0, INPUT_SCALE * 1.5)))
         out = TensorDesc(x.shape, 0, OUTPUT_SCALE)
-        op = NpuOp(OpKind.ADD, (0, 2), 1, out)
+        op = NpuOp(EthosNOpKind.ADD, (0, 2), 1, out)
     else:  # pragma: no cover - GridKind is closed
         raise AssertionError(p.kind)
     layer = Layer(index=0, name=p.label, op=p.kind.value.upper(), ops=(op,))

@@ -22,7 +22,7 @@ class DataType(Enum):
     UINT8 = "u8"
 
 
-class OpKind(Enum):
+class EthosNOpKind(Enum):
     """The support library operations the toolchain maps to (the bridge's request keywords)."""
 
     CONV = "conv"
@@ -45,7 +45,7 @@ class OpKind(Enum):
 
     @property
     def has_weights(self) -> bool:
-        return self in (OpKind.CONV, OpKind.DEPTHWISE, OpKind.FULLY_CONNECTED)
+        return self in (EthosNOpKind.CONV, EthosNOpKind.DEPTHWISE, EthosNOpKind.FULLY_CONNECTED)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Weights:
 
 @dataclass(frozen=True)
 class NpuOp:
-    kind: OpKind
+    kind: EthosNOpKind
     inputs: tuple[int, ...]  # operand ids
     output: int  # operand id
     out: TensorDesc
@@ -119,7 +119,7 @@ class Layer:
 
     @property
     def mapped(self) -> bool:
-        return self.main.kind is not OpKind.UNMAPPED
+        return self.main.kind is not EthosNOpKind.UNMAPPED
 
 
 @dataclass(frozen=True)

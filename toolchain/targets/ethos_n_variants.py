@@ -20,7 +20,7 @@ from enum import Enum
 from ..core.errors import ConfigError
 
 MAC_UNITS_PER_OG = 8
-KIB = 1024
+_KIB = 1024
 
 
 class EthosNVariant(Enum):
@@ -85,13 +85,13 @@ class VariantHardware:
 
 
 HARDWARE: dict[EthosNVariant, VariantHardware] = {
-    EthosNVariant.N78_1TOPS_2PLE: VariantHardware(2, 4, 4, 4, 1, 448 * KIB, False),
-    EthosNVariant.N78_1TOPS_4PLE: VariantHardware(2, 4, 4, 4, 2, 448 * KIB, True),
-    EthosNVariant.N78_2TOPS_2PLE: VariantHardware(4, 2, 4, 2, 1, 768 * KIB, False),
-    EthosNVariant.N78_2TOPS_4PLE: VariantHardware(4, 2, 4, 2, 2, 768 * KIB, False),
-    EthosNVariant.N78_4TOPS_2PLE: VariantHardware(4, 4, 4, 4, 2, 1024 * KIB, True),
-    EthosNVariant.N78_4TOPS_4PLE: VariantHardware(8, 2, 2, 2, 2, 1024 * KIB, True),
-    EthosNVariant.N78_8TOPS_2PLE: VariantHardware(8, 2, 4, 2, 2, 2048 * KIB, True),
+    EthosNVariant.N78_1TOPS_2PLE: VariantHardware(2, 4, 4, 4, 1, 448 * _KIB, False),
+    EthosNVariant.N78_1TOPS_4PLE: VariantHardware(2, 4, 4, 4, 2, 448 * _KIB, True),
+    EthosNVariant.N78_2TOPS_2PLE: VariantHardware(4, 2, 4, 2, 1, 768 * _KIB, False),
+    EthosNVariant.N78_2TOPS_4PLE: VariantHardware(4, 2, 4, 2, 2, 768 * _KIB, False),
+    EthosNVariant.N78_4TOPS_2PLE: VariantHardware(4, 4, 4, 4, 2, 1024 * _KIB, True),
+    EthosNVariant.N78_4TOPS_4PLE: VariantHardware(8, 2, 2, 2, 2, 1024 * _KIB, True),
+    EthosNVariant.N78_8TOPS_2PLE: VariantHardware(8, 2, 4, 2, 2, 2048 * _KIB, True),
 }
 
 
@@ -104,7 +104,7 @@ def sram_size_problem(variant: EthosNVariant, sram_bytes: int) -> str | None:
     controllers = variant.hardware.sram_controllers
     per = sram_bytes // controllers
     allowed = "32 to 128 KiB in steps of 16 KiB, or 56 or 256 KiB"
-    if not ((32 * KIB <= per <= 128 * KIB and per % (16 * KIB) == 0) or per in (56 * KIB, 256 * KIB)):
+    if not ((32 * _KIB <= per <= 128 * _KIB and per % (16 * _KIB) == 0) or per in (56 * _KIB, 256 * _KIB)):
         return (f"{sram_bytes} bytes of SRAM is not a size {variant.value} can have: Arm's support library "
                 f"allows {allowed} for each of its {controllers} SRAM controllers")
     return None
