@@ -43,8 +43,10 @@ def _shape4(shape: list[int]) -> Shape4 | None:
 
 
 def _axis4(axis: int, rank: int) -> int:
+    """A TFLite axis of a tensor of ``rank`` dimensions as the NHWC axis ``_shape4`` puts it on."""
+    dims = {4: [0, 1, 2, 3], 3: [0, 2, 3], 2: [0, 3]}.get(rank, [3])
     axis = axis + rank if axis < 0 else axis
-    return {4: [0, 1, 2, 3], 3: [0, 2, 3], 2: [0, 3], 1: [3]}.get(rank, [3])[min(axis, rank - 1)]
+    return dims[max(0, min(axis, len(dims) - 1))]
 
 
 def _desc(t: schema.TensorT) -> TensorDesc | None:
@@ -66,10 +68,10 @@ def _same_padding(size: int, out: int, kernel: int, stride: int, dilation: int =
 
 
 def _padding(opts, x: TensorDesc, out: TensorDesc, kh: int, kw: int) -> tuple[int, int, int, int]:
-    if opts.padding != schema.Padding.SAME:
+    if _o(opts, "padding", schema.Padding.VALID) != schema.Padding.SAME:
         return 0, 0, 0, 0
-    top, bottom = _same_padding(x.shape[1], out.shape[1], kh, opts.strideH)
-    left, right = _same_padding(x.shape[2], out.shape[2], kw, opts.strideW)
+    top, bottom = _same_padding(x.shape[1], out.shape[1], kh, _o(opts, "strideH", 1))
+    left, right = _same_padding(x.shape[2], out.shape[2], kw, _o(opts, "strideW", 1))
     return top, bottom, left, right
 
 
@@ -80,28 +82,50 @@ def _relu_bounds(out: TensorDesc, lower: float, upper: float | None) -> tuple[in
     return int(lo), int(hi)
 
 
-def _weights(model: schema.ModelT, sg: schema.SubGraphT, inputs: list[int], layout: str) -> Weights | None:
+def _o(opts, name: str, default):
+    """An option of the operator; its default when the options are missing or of another operator's type."""
+    value = getattr(opts, name, None) if opts is not None else None
+    return default if value is None else value
+
+
+def _weights(model: schema.ModelT, sg: schema.SubGraphT, inputs: list[int], layout: str,
+             x: TensorDesc) -> Weights | str:
+    """The operator's weights in the library's layout, or why they cannot be."""
+    if len(inputs) < 2 or inputs[1] < 0:
+        return "no weights"
     w_t = sg.tensors[inputs[1]]
     if int(w_t.type) != TensorType.INT8 or buffer_bytes(model, w_t) is None or w_t.quantization is None:
-        return None
+        return "weights are not constant int8"
     raw = tensor_values(model, w_t)
-    if layout == "conv":  # TFLite OHWI -> HWIO
+    h, w, c = x.shape[1:]
+    if layout == "conv" and raw.ndim == 4 and raw.shape[3] == c:  # TFLite OHWI -> HWIO
         values = raw.transpose(1, 2, 3, 0)
-    elif layout == "fc":  # [O, I] -> [1, 1, I, O]
+    elif layout == "fc" and raw.ndim == 2 and raw.shape[1] == h * w * c:  # [O, I] -> [1, 1, I, O]
         values = raw.T.reshape(1, 1, raw.shape[1], raw.shape[0])
-    else:  # depthwise [1, H, W, C*M] -> HWIM needs the multiplier: callers pass layout "dw<C>"
-        channels = int(layout[2:])
-        values = raw.reshape(raw.shape[1], raw.shape[2], channels, raw.shape[3] // channels)
+    elif layout == "dw" and raw.ndim == 4 and raw.shape[0] == 1 and raw.shape[3] % c == 0:  # [1,H,W,C*M] -> HWIM
+        values = raw.reshape(raw.shape[1], raw.shape[2], c, raw.shape[3] // c)
+    else:
+        return f"weights of shape {tuple(raw.shape)} do not fit the input {x.shape}"
+    if values.size == 0:
+        return "empty weights"
     q = w_t.quantization
-    scales = tuple(float(s) for s in (q.scale if q.scale is not None else [1.0]))
+    scales = tuple(float(s) for s in (q.scale if q.scale is not None and len(q.scale) else [1.0]))
     zp = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
-    out_channels = values.shape[2] * values.shape[3] if layout.startswith("dw") else values.shape[3]
+    out_channels = values.shape[2] * values.shape[3] if layout == "dw" else values.shape[3]
     bias = np.zeros(out_channels, np.int32)
     if len(inputs) > 2 and inputs[2] >= 0 and buffer_bytes(model, sg.tensors[inputs[2]]) is not None:
         b = tensor_values(model, sg.tensors[inputs[2]]).ravel()
         if b.size == out_channels:
             bias = b.astype(np.int32)
     return Weights(values=np.ascontiguousarray(values), scales=scales, zero_point=zp, bias=bias)
+
+
+def _constant(model: schema.ModelT, sg: schema.SubGraphT, inputs: list[int], pos: int) -> np.ndarray | None:
+    """A constant integer parameter tensor (MEAN's axes, PAD's paddings), or None."""
+    if pos >= len(inputs) or inputs[pos] < 0 or buffer_bytes(model, sg.tensors[inputs[pos]]) is None:
+        return None
+    values = tensor_values(model, sg.tensors[inputs[pos]])
+    return values.astype(np.int64).ravel() if values.dtype.kind in "iu" else None
 
 
 class _Mapper:
@@ -128,42 +152,43 @@ class _Mapper:
             out: TensorDesc, descs: dict[int, TensorDesc]) -> list[NpuOp] | str:
         """The operations for one operator, or the reason there are none."""
         opts = op.builtinOptions
-        x = descs[acts[0]] if acts else None
+        x = descs[acts[0]]
+        fused = _o(opts, "fusedActivationFunction", _ACT.NONE)
+        stride = (int(_o(opts, "strideH", 1)), int(_o(opts, "strideW", 1)))
         if code in (BuiltinOp.CONV_2D, BuiltinOp.DEPTHWISE_CONV_2D):
-            if (opts.dilationHFactor, opts.dilationWFactor) != (1, 1):
+            if (_o(opts, "dilationHFactor", 1), _o(opts, "dilationWFactor", 1)) != (1, 1):
                 return "dilated convolution: the toolchain does not map it"
             depthwise = code == BuiltinOp.DEPTHWISE_CONV_2D
-            w = _weights(self.model, self.sg, ins, f"dw{x.shape[3]}" if depthwise else "conv")
-            if w is None:
-                return "weights are not constant int8"
+            w = _weights(self.model, self.sg, ins, "dw" if depthwise else "conv", x)
+            if isinstance(w, str):
+                return w
             kh, kw = w.values.shape[:2]
             kind = EthosNOpKind.DEPTHWISE if depthwise else EthosNOpKind.CONV
-            first = NpuOp(kind, (acts[0],), out_id, out, w, (kh, kw), (opts.strideH, opts.strideW),
-                          _padding(opts, x, out, kh, kw))
-            return self.activation([first], opts.fusedActivationFunction, out_id, out)
+            first = NpuOp(kind, (acts[0],), out_id, out, w, (kh, kw), stride, _padding(opts, x, out, kh, kw))
+            return self.activation([first], fused, out_id, out)
         if code == BuiltinOp.FULLY_CONNECTED:
-            w = _weights(self.model, self.sg, ins, "fc")
-            if w is None:
-                return "weights are not constant int8"
+            w = _weights(self.model, self.sg, ins, "fc", x)
+            if isinstance(w, str):
+                return w
             src, ops = acts[0], []
             flat = (1, 1, 1, w.values.shape[2])
             if x.shape != flat:
                 src = self.fresh()
                 ops.append(NpuOp(EthosNOpKind.RESHAPE, (acts[0],), src, TensorDesc(flat, x.zero_point, x.scale, x.dtype)))
             ops.append(NpuOp(EthosNOpKind.FULLY_CONNECTED, (src,), out_id, out, w))
-            return self.activation(ops, opts.fusedActivationFunction, out_id, out)
+            return self.activation(ops, fused, out_id, out)
         if code in (BuiltinOp.MAX_POOL_2D, BuiltinOp.AVERAGE_POOL_2D):
-            kh, kw = opts.filterHeight, opts.filterWidth
-            first = NpuOp(EthosNOpKind.POOL, (acts[0],), out_id, out, None, (kh, kw), (opts.strideH, opts.strideW),
+            kh, kw = int(_o(opts, "filterHeight", 1)), int(_o(opts, "filterWidth", 1))
+            first = NpuOp(EthosNOpKind.POOL, (acts[0],), out_id, out, None, (kh, kw), stride,
                           _padding(opts, x, out, kh, kw), pool_max=code == BuiltinOp.MAX_POOL_2D)
-            return self.activation([first], opts.fusedActivationFunction, out_id, out)
+            return self.activation([first], fused, out_id, out)
         if code in (BuiltinOp.ADD, BuiltinOp.MUL) and len(acts) == 2:
             kind = EthosNOpKind.ADD if code == BuiltinOp.ADD else EthosNOpKind.MUL
-            return self.activation([NpuOp(kind, tuple(acts), out_id, out)], opts.fusedActivationFunction, out_id, out)
+            return self.activation([NpuOp(kind, tuple(acts), out_id, out)], fused, out_id, out)
         if code in _RELUS:
             return [NpuOp(EthosNOpKind.RELU, (acts[0],), out_id, out, relu_bounds=_relu_bounds(out, *_RELUS[code]))]
         if code == BuiltinOp.LEAKY_RELU:
-            return [NpuOp(EthosNOpKind.LEAKY_RELU, (acts[0],), out_id, out, alpha=float(opts.alpha))]
+            return [NpuOp(EthosNOpKind.LEAKY_RELU, (acts[0],), out_id, out, alpha=float(_o(opts, "alpha", 0.2)))]
         if code in _SIMPLE:
             return [NpuOp(_SIMPLE[code], (acts[0],), out_id, out)]
         if code in _RESHAPES:
@@ -171,23 +196,38 @@ class _Mapper:
         if code == BuiltinOp.QUANTIZE:
             return [NpuOp(EthosNOpKind.REQUANTIZE, (acts[0],), out_id, out)]
         if code == BuiltinOp.CONCATENATION:
-            rank = len(self.sg.tensors[op.outputs[0]].shape)
-            first = NpuOp(EthosNOpKind.CONCAT, tuple(acts), out_id, out, axis=_axis4(opts.axis, rank))
-            return self.activation([first], opts.fusedActivationFunction, out_id, out)
+            rank = len(self.sg.tensors[out_id].shape if self.sg.tensors[out_id].shape is not None else [])
+            first = NpuOp(EthosNOpKind.CONCAT, tuple(acts), out_id, out, axis=_axis4(int(_o(opts, "axis", 0)), rank))
+            return self.activation([first], fused, out_id, out)
         if code == BuiltinOp.MEAN:
-            axes = sorted(int(a) % 4 for a in tensor_values(self.model, self.sg.tensors[ins[1]]).ravel())
-            if axes == [1, 2] and out.shape == (1, 1, 1, x.shape[3]):
+            axes = _constant(self.model, self.sg, ins, 1)
+            if axes is not None and sorted(int(a) % 4 for a in axes) == [1, 2] and out.shape == (1, 1, 1, x.shape[3]):
                 return [NpuOp(EthosNOpKind.MEAN_XY, (acts[0],), out_id, out)]
             return "MEAN over other axes than height and width"
         if code == BuiltinOp.PAD:
-            pads = tensor_values(self.model, self.sg.tensors[ins[1]]).reshape(-1, 2)
-            if pads.shape[0] == 4 and not pads[0].any() and not pads[3].any():
+            flat = _constant(self.model, self.sg, ins, 1)
+            if flat is None or flat.size != 8:
+                return "PAD without constant 4-D paddings"
+            pads = flat.reshape(4, 2)
+            if not pads[0].any() and not pads[3].any() and (pads >= 0).all():
                 padding = (int(pads[1][0]), int(pads[1][1]), int(pads[2][0]), int(pads[2][1]))
                 return [NpuOp(EthosNOpKind.PAD, (acts[0],), out_id, out, padding=padding)]
             return "PAD of the batch or channel dimension"
         if code in (BuiltinOp.RESIZE_BILINEAR, BuiltinOp.RESIZE_NEAREST_NEIGHBOR):
             return [NpuOp(EthosNOpKind.RESIZE, (acts[0],), out_id, out, resize_bilinear=code == BuiltinOp.RESIZE_BILINEAR)]
         return f"{op_name(self.model, op)} has no Ethos-N support library operation the toolchain maps it to"
+
+
+def _cpu_reason(tensors: list, acts: list[int], outs: list[int], act_descs: dict, out_desc) -> str:
+    """Why an operator is not given to the library: which of its tensors the library cannot hold."""
+    if len(outs) != 1 or not acts:
+        return "not one output and at least one input tensor: the toolchain maps no such operator"
+    bad = next((i for i in acts if act_descs[i] is None), outs[0])
+    t = tensors[bad]
+    kind = TensorType(int(t.type)).name if int(t.type) in TensorType._value2member_map_ else str(t.type)
+    dims = len(t.shape) if t.shape is not None else 0
+    return (f"tensor '{tensor_name(t)}' is {kind}, {dims}-D: the support library holds per-tensor quantized int8 "
+            "or uint8 tensors of up to 4 dimensions only")
 
 
 def network_from_tflite(model: schema.ModelT) -> tuple[Network, dict[int, str]]:
@@ -214,7 +254,7 @@ def network_from_tflite(model: schema.ModelT) -> tuple[Network, dict[int, str]]:
         out_desc = _desc(tensors[outs[0]]) if len(outs) == 1 else None
         act_descs = {i: _desc(tensors[i]) for i in acts}
         if out_desc is None or not acts or any(d is None for d in act_descs.values()):
-            cpu[index] = "float, int16 or more than 4-D tensors: not an Ethos-N operation"
+            cpu[index] = _cpu_reason(tensors, acts, outs, act_descs, out_desc)
             consumed_by_cpu.update(i for i in acts if i in produced)
             continue
         for i, d in act_descs.items():

@@ -91,6 +91,7 @@ def ethos_n_report(model_path: Path, model, data: bytes, profile: HardwareProfil
     variant = profile.ethos_n.variant  # type: ignore[union-attr]
     sram = profile.sram_budget_bytes
     net, cpu_reasons = network_from_tflite(model)
+    facts_by_index = {o.index: o for o in facts.operators if o.subgraph == 0}
     by_index = {layer.index: layer for layer in net.layers}
     estimates = estimate_network(net, variant, sram)
     arm = arm_estimate(run_bridge(library, net, variant, sram, timeout_s)) if library is not None else None
@@ -114,6 +115,10 @@ def ethos_n_report(model_path: Path, model, data: bytes, profile: HardwareProfil
                 not_supported.append({"index": index, "name": layer.name, "op": layer.op, "reason": reason,
                                       "source": SOURCE_LIBRARY})
                 named.add(index)
+    for i, reason in cpu_reasons.items():  # operators on tensors the library cannot hold
+        o = facts_by_index.get(i)
+        not_supported.append({"index": i, "name": o.name if o else "", "op": o.op if o else "", "reason": reason,
+                              "source": SOURCE_TOOLCHAIN})
     not_supported.sort(key=lambda n: n["index"])
 
     refused = {n["index"] for n in not_supported}
@@ -133,9 +138,7 @@ def ethos_n_report(model_path: Path, model, data: bytes, profile: HardwareProfil
     dram_model_bytes = len(data) - raw_on_npu + encoded
     sram_used = max((e.sram_bytes for e in estimates.values() if e is not None), default=0)
     t = cycles_total / profile.clock_hz
-    cpu_fallback = [{"op": by_index[n["index"]].op, "name": n["name"], "reason": n["reason"]} for n in not_supported]
-    cpu_fallback += [{"op": facts.operators[i].op, "name": facts.operators[i].name, "reason": reason}
-                     for i, reason in sorted(cpu_reasons.items())]
+    cpu_fallback = [{"op": n["op"], "name": n["name"], "reason": n["reason"]} for n in not_supported]
     report = {
         "estimate_kind": (EstimateKind.ARM if arm is not None else EstimateKind.ANALYTICAL).value,
         "estimate_label": label,
