@@ -74,7 +74,8 @@ BLOCKS: dict[str, Renderer] = {
     "ethos-n-networks": Renderer(("ethos_n_networks",), tables.ethos_n_networks_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
-                                  "sweep_scaling", "base_models", "rfc_table"),
+                                  "sweep_scaling", "base_models", "rfc_table", "ethos_n_calibration",
+                                  "ethos_n_networks"),
                                  tables.results_machines),
 }
 

@@ -58,13 +58,18 @@ def _grc(symbols: np.ndarray, freqs: np.ndarray, uncompressed_bits: int, slice3d
     if divisors.size == 0:
         return best
     q = symbols[None, :] >> divisors[:, None]  # [divisor, symbol]
-    quots = ((q + 1) * freqs).sum(axis=1)
-    unary1 = (((q + 1) // 2) * freqs).sum(axis=1)
-    truncate = (symbols.size <= 3) & (q.max(axis=1) < 3)
-    quots = np.where(truncate, (np.where(q > 0, 2, 1) * freqs).sum(axis=1), quots)
-    unary1 = np.where(truncate, ((q > 0) * freqs).sum(axis=1), unary1)
-    bits = -(-(quots - unary1) // slice3d4) * slice3d4 + unary1 + divisors * int(freqs.sum())
-    bits = np.where(q.max(axis=1) > 31, np.iinfo(np.int64).max, bits)
+    qmax = int(symbols.max()) >> divisors  # the largest quotient per divisor
+    total = int(freqs.sum())
+    if symbols.size <= 3 and (qmax < 3).any():  # truncated unary codes: at most three symbols, quotients below 3
+        truncate = qmax < 3
+        quots = np.where(truncate, (np.where(q > 0, 2, 1) * freqs).sum(axis=1), ((q + 1) * freqs).sum(axis=1))
+        unary1 = np.where(truncate, ((q > 0) * freqs).sum(axis=1), (((q + 1) // 2) * freqs).sum(axis=1))
+    else:
+        truncate = np.zeros(divisors.size, bool)
+        quots = q @ freqs + total
+        unary1 = ((q + 1) // 2) @ freqs
+    bits = -(-(quots - unary1) // slice3d4) * slice3d4 + unary1 + divisors * total
+    bits = np.where(qmax > 31, np.iinfo(np.int64).max, bits)
     i = int(np.argmin(bits))
     if bits[i] < best[0]:
         best = (int(bits[i]), int(divisors[i]), bool(truncate[i]))
