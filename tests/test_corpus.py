@@ -12,6 +12,7 @@ Checked against what the files themselves say, counted here independently:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,11 @@ def test_placement_is_counted_per_subgraph_from_vela_output(corpus_dir, name):
             m = report["models"][variant]
             assert (m["npu_operators"], m["cpu_operators"], m["init_operators"]) == \
                 (c["npu_operators"], c["cpu_operators"], c["init_operators"])
+            # Vela's own count: its stdout's lines, for the last subgraph it compiled
+            log = (cdir / c["files"]["log"]).read_text()
+            vela = {k.lower(): int(n) for k, n in re.findall(r"^(NPU|CPU) operators = (\d+)", log, re.MULTILINE)}
+            multi = len(input_model.subgraphs) > 1
+            assert c["vela_operator_counts"] == m["vela_operator_counts"] == {**vela, "last_subgraph_only": multi}
             # never judged by state operators: nothing in the corpus runs mostly on the CPU
             assert c["status"] == ("ok" if c["cpu_operators"] == 0 else "partial_cpu")
 
@@ -203,7 +209,10 @@ def test_deploy_summary_shows_npu_cpu_init_and_fidelity(corpus_dir):
     run = deploy(str(corpus_dir / "streaming_kws.tflite"), *[a for t in TARGETS for a in ("--target", t)],
                  "--build-dir", str(corpus_dir / "b"), "--verify-samples", str(VERIFY_SAMPLES))
     assert run.rc == 0 and "nothing to do" in run.stdout
-    assert f"{c['npu_operators']} / {c['cpu_operators']} (+{c['init_operators']} init)" in run.stdout
+    assert f"NPU {c['npu_operators']} / CPU {c['cpu_operators']} (+{c['init_operators']} init)" in run.stdout
+    # Vela's own count beside it, said to cover its last subgraph only (here the initialiser)
+    vela = c["vela_operator_counts"]
+    assert vela["last_subgraph_only"] and f"NPU {vela['npu']} / CPU {vela['cpu']} (last subgraph only)" in run.stdout
     fidelity = next(ln for ln in run.stdout.splitlines() if ln.startswith("after vs before: "))
     assert "top-1 agreement" in fidelity and "state carried" in fidelity and "output steps" in fidelity
     assert "before (input)" in run.stdout and "tfmot" not in run.stdout

@@ -77,11 +77,14 @@ def test_low_agreement_is_warned_and_gated_after_the_reports(conv_bn_int8, tmp_p
     gated = deploy(*base, "--min-top1-agreement", "0.99", "--json")
     assert gated.rc == 5 and "below verify.min_top1_agreement" in gated.stderr
     assert gated.json["exit_code"] == 5
-    written = json.loads((rdir / "report.json").read_text())  # the report is written before the gate
-    assert written["fidelity"]["min_top1_agreement"] == 0.99
+    # the recluster stage refuses it (up to date, but below the stricter gate): no stage after it runs
+    assert [(s["name"], s["status"]) for s in gated.json["stages"]][-1] == ("recluster (K=2)", "rejected")
+    assert not (rdir / "report.json").exists()
     cfg = tmp_path / "gate.toml"
     cfg.write_text(f"[verify]\nmin_top1_agreement = {top1}\n")
     assert deploy(*base, "--config", str(cfg)).rc == 0  # at the threshold: passes
+    written = json.loads((rdir / "report.json").read_text())
+    assert written["fidelity"]["min_top1_agreement"] == top1
 
 
 def test_deploy_allow_cpu(hybrid_int8, tmp_path):

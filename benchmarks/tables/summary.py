@@ -12,7 +12,8 @@ from .robustness import fuzz_summary_line
 
 def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, compile_: Doc, fuzz: Doc,
                      bad: Doc, corpus: Doc, output_aware: Doc | None = None, sweep: Doc | None = None,
-                     base: Doc | None = None, rfc: Doc | None = None, ethos_n: Doc | None = None,
+                     base: Doc | None = None, rfc: Doc | None = None, executors: Doc | None = None,
+                     strategies: Doc | None = None, ethos_n: Doc | None = None,
                      ethos_n_networks: Doc | None = None) -> str:
     """Where each results file was measured: the machine, and the load on it when recorded."""
     named = [("converged base models", "base_models", base),
@@ -24,6 +25,8 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
              ("fuzzing", "fuzz_models", fuzz), ("bad inputs", "bad_inputs", bad),
              ("real architectures through deploy", "corpus_deploy", corpus),
              ("the output-aware fit", "output_aware", output_aware),
+             ("the sweep on make and on Ray", "sweep_executors", executors),
+             ("the fine-tune under tf.distribute strategies", "finetune_strategies", strategies),
              ("Ethos-N78: the model against Arm's estimator", "ethos_n_calibration", ethos_n),
              ("Ethos-N78: whole networks", "ethos_n_networks", ethos_n_networks)]
     rows = []

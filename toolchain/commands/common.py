@@ -27,6 +27,14 @@ def fraction(text: str) -> float:
     return v
 
 
+def default_output_dir(model: str | os.PathLike[str], *parts: str) -> Path:
+    """Where ``deploy`` puts a stage's directory for MODEL (build/<model>/...): a verb's default ``-o DIR``, so a
+    verb run by hand fills the tree a deploy would."""
+    from ..core.escape import file_name_component
+
+    return Path("build", file_name_component(Path(model).stem), *parts)
+
+
 def add_output_options(p: argparse.ArgumentParser, json_help: str = "print JSON instead of the summary") -> None:
     """``--quiet/-q`` and ``--json``, the same on every verb that prints."""
     out = p.add_mutually_exclusive_group()

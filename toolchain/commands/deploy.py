@@ -1,6 +1,6 @@
 """``toolchain deploy [MODEL] [--data DATA] [--clusters K] [--target T]... [--profile FILE] [--config FILE]``.
 
-The whole pipeline into ``--build-dir`` (default build): see toolchain.pipeline.runner.
+The whole pipeline into ``-o/--output-dir`` (default build): see toolchain.pipeline.runner.
 Imports no TensorFlow itself: only a Keras MODEL (or the example) loads it, inside the training stages.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .common import add_output_options, fraction, positive_int
+from .finetune import DATA_METAVAR
 
 HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compile, firmware, report) incrementally"
 
@@ -27,11 +28,18 @@ def _clusters(text: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="a float Keras model (.keras/.h5: the full pipeline, needs --data) or an int8 .tflite "
-                        "(starts at recluster, no data needed); default: the bundled example trained on MNIST")
-    p.add_argument("--data", metavar="DATA",
+                   help="a float Keras model (.keras/.h5: the full pipeline, needs --data), an int8 .tflite "
+                        "(starts at recluster, no data needed) or a float .tflite (quantized first: needs "
+                        "--calibration); default: the bundled example trained on MNIST")
+    p.add_argument("--data", metavar=DATA_METAVAR,
                    help="an .npz (x_train, y_train, x_test, y_test) or a bundled dataset: mnist, fashion-mnist, "
                         "digits (default for the example: mnist); with an int8 .tflite it only adds accuracy")
+    p.add_argument("--calibration", metavar="FILE.npz",
+                   help="unlabelled representative inputs ('x', or one array per input name): a float .tflite MODEL "
+                        "is quantized on them (ai-edge-quantizer), and without DATA the rewrite fits on them")
+    p.add_argument("--synthetic-calibration", action="store_true",
+                   help="quantize a float .tflite MODEL on seeded random inputs instead (activation ranges then do "
+                        "not come from real data; every report and the dashboard say so)")
     p.add_argument("--clusters", "-k", type=_clusters, metavar="K",
                    help="distinct values per weight tensor, for finetune and recluster (default 16)")
     p.add_argument("--target", action="append", default=[], metavar="NAME",
@@ -39,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline settings, TOML or JSON (schemas/pipeline.schema.json); unknown keys are refused")
-    p.add_argument("--build-dir", default="build", metavar="DIR", help="where build/<model>/ goes (default build)")
+    p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
+                   help="the build directory: DIR/<model>/... (default build; --build-dir is its older name)")
     p.add_argument("--example-dir", metavar="DIR",
                    help="where the bundled example is trained and cached (default BUILD/example)")
     add_output_options(p, "print one JSON document (stages, reports, key figures) on stdout, for CI")
@@ -98,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
+        calibration=Path(args.calibration) if args.calibration else None,
+        synthetic_calibration=args.synthetic_calibration,
         settings=tuple((*CONFIG_OF_FLAG[dest], getattr(args, dest)) for dest in CONFIG_OF_FLAG
                        if getattr(args, dest) is not None),
     )

@@ -5,15 +5,15 @@ import json
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from ..core.fileio import atomic_write_bytes, atomic_write_json, read_input_bytes
+from ..core.fileio import canonical_json, read_input_bytes
 from .common import add_output_options, clusters_or_auto, finite_number, fraction, positive_int, say, whole_number
 
 HELP = "rewrite weight tensors to at most K distinct int8 values each (shared palette), and verify"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a full-int8 .tflite model (never modified)")
-    p.add_argument("-o", "--output", required=True, help="the rewritten .tflite")
+    p.add_argument("model", metavar="MODEL.tflite", help="a full-int8 .tflite model (never modified)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the rewritten .tflite")
     p.add_argument("--clusters", "-k", type=clusters_or_auto, metavar="K|auto",
                    help="distinct values per tensor, 2..256 (default 16); 'auto' picks the smallest K per tensor "
                         "(<= --max-clusters) keeping top-1 agreement >= 99.5%% on --calibration data, or meeting "
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bias-correction", action="store_true",
                    help="fold the mean output shift into the biases (uses --calibration inputs)")
     p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
-    p.add_argument("--min-weights", type=positive_int, help="leave tensors with fewer weights alone (default 64)")
+    p.add_argument("--min-weights", type=positive_int, metavar="N", help="leave tensors with fewer weights alone (default 64)")
     p.add_argument("--refit-iterations", type=positive_int, metavar="N",
                    help="alternating least-squares rounds of the scale refit, 0..1000 (default 10)")
     p.add_argument("--include-depthwise", action="store_true", default=None, help="also recluster DEPTHWISE_CONV_2D")
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-tensor override by name pattern (fnmatch), repeatable")
     p.add_argument("--op-rule", action="append", default=[], metavar="OP=K|skip",
                    help="per-op-type override, e.g. FULLY_CONNECTED=32 or CONV_2D=skip, repeatable")
-    p.add_argument("--config", help="TOML/JSON file (schemas/recluster.schema.json); flags override it")
+    p.add_argument("--config", metavar="FILE", help="TOML/JSON file (schemas/recluster.schema.json); flags override it")
     p.add_argument("--calibration", metavar="FILE.npz",
                    help="representative inputs (training data, never the test split): the fit then minimises each "
                         "layer's output error on them, K planners rank by it, and verification runs on them "
@@ -66,12 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "reaches this (default 15)")
     p.add_argument("--calibration-seed", type=positive_int, metavar="N",
                    help="which calibration samples and positions the output-aware fit uses (default 0)")
-    p.add_argument("--samples", type=whole_number(0, 100_000), default=32, help="verification samples (default 32)")
-    p.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0, help="seed of the random verification inputs")
+    p.add_argument("--samples", type=whole_number(0, 100_000), default=32, metavar="N", help="verification samples (default 32)")
+    p.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0, metavar="N", help="seed of the random verification inputs")
     p.add_argument("--no-verify", action="store_true", help="skip running both models in LiteRT")
     p.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
                    help="exit 5 when top-1 agreement with the original falls below this")
-    p.add_argument("--report", help="write the JSON report here (default: OUTPUT with .json suffix)")
+    p.add_argument("--report", metavar="FILE.json", help="write the JSON report here (default: FILE with its suffix changed to .json)")
     add_output_options(p, "print the JSON report instead of a table")
 
 
@@ -108,14 +108,18 @@ def plan_request(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.last_good import rejected_path, write_unless_rejected
     from ..core.paths import check_paths
+    from ..pipeline.progress import OutputMode, Progress
     from ..pipeline.target_sizer import sizer_for
     from ..reporting.fidelity import check_top1_gate
     from ..reporting.recluster_text import recluster_text
     from ..rewrite.job import ReclusterJob, VerifyOptions, run_job
 
     report_path = Path(args.report) if args.report else Path(args.output).with_suffix(".json")
-    check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=[args.output, report_path])
+    outputs = [Path(args.output), report_path]
+    gated = [rejected_path(p) for p in outputs] if args.min_top1_agreement is not None else []
+    check_paths(inputs=[args.model, args.config, args.calibration, args.profile], outputs=outputs + gated)
     job = ReclusterJob(build_config(args), plan_request(args),
                        Path(args.calibration) if args.calibration else None, args.bias_correction,
                        VerifyOptions(not args.no_verify, args.samples, args.seed))
@@ -124,12 +128,15 @@ def run(args: argparse.Namespace) -> int:
         from ..targets.profiles import load_profile
 
         profile = load_profile(args.profile or args.target)
-    rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile))
-    atomic_write_bytes(args.output, rewritten)
-    atomic_write_json(report_path, report.to_json())
+    with Progress(OutputMode.QUIET if args.quiet or args.json else OutputMode.NORMAL).step_bar("recluster") as bar:
+        rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile), bar)
+    # a candidate that misses the gate goes beside OUTPUT as OUTPUT.rejected.tflite: OUTPUT keeps the last good one
+    outcome = write_unless_rejected(
+        {outputs[0]: rewritten, report_path: canonical_json(report.to_json()).encode()},
+        lambda: check_top1_gate(report.verification.to_json() if report.verification else None,
+                                args.min_top1_agreement, "--min-top1-agreement"))
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
-    say(args, recluster_text(report, args.output, report_path, args.min_top1_agreement, args.bias_correction))
-    check_top1_gate(report.verification.to_json() if report.verification else None, args.min_top1_agreement,
-                    "--min-top1-agreement")
+    say(args, recluster_text(report, *outcome.written, args.min_top1_agreement, args.bias_correction))
+    outcome.raise_if_rejected()
     return 0

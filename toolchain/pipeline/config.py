@@ -135,6 +135,9 @@ def config_from_mapping(raw: dict[str, Any], clusters: int | None, what: str = "
         raise ConfigError(f"CLUSTERS (--clusters) must be an integer from 2 to 256, got {k!r}")
     finetune = dict(raw.get("finetune", {}))
     finetune.setdefault("clusters", k)
+    quantize = dict(raw.get("quantize", {}))
+    if "strategy" in finetune:  # cluster-preserving QAT trains where the fine-tune did, unless told otherwise
+        quantize.setdefault("strategy", finetune["strategy"])
     rc_raw = dict(raw.get("recluster", {}))
     rc_raw.setdefault("clusters", k)
     recluster = config_from_dict(rc_raw, f"{what} [recluster]")
@@ -147,7 +150,7 @@ def config_from_mapping(raw: dict[str, Any], clusters: int | None, what: str = "
         clusters=k,
         data=DataSubset(d.get("train_samples"), d.get("test_samples"), d.get("seed", 0)),
         finetune=finetune,
-        quantize=dict(raw.get("quantize", {})),
+        quantize=quantize,
         recluster=recluster,
         verify=VerifySettings(v.get("samples", DEFAULT_VERIFY_SAMPLES), v.get("min_top1_agreement")),
         palettise=PalettiseSettings(p.get("bits"), tuple(p.get("exclude", ())), p.get("tflm", True)),

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core.fileio import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     canonical_json,
@@ -48,7 +47,8 @@ def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dic
     return run.stage("evaluate input model", edir, key, body, lambda r: f"accuracy {fmt_pct(r['accuracy'])}")
 
 
-def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data) -> dict[str, Any]:
+def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data,
+                    calibration_file: Path | None = None) -> dict[str, Any]:
     from ..core.escape import terminal_text
     from ..rewrite.config import Objective
     from ..rewrite.outcome_text import rewrite_summary
@@ -57,20 +57,28 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
     from ..rewrite.result import TensorAction
 
     rdir = mdir / "recluster"
-    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data)},
+    # without DATA, the --calibration samples (unlabelled) drive the output-aware fit
+    cal_file = calibration_file if data is None else None
+    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data),
+                                 "calibration": None if cal_file is None else file_digest(cal_file)},
                    {"recluster": config.recluster_dict(), "verify_samples": config.verify.samples},
                    package_versions(*POST_TOOLS))
 
-    def body():
+    def compute():
         original = read_input_bytes(before, "model")
         calibration = None
         if data is not None and config.recluster.objective_for(True) is Objective.OUTPUTS:
             # the output-aware fit learns from training samples; the test split only measures
             calibration = calibration_from_training(original, data.x_train, data_label(data), config.recluster)
-        rewritten, rep = recluster_model(original, config.recluster, calibration)
+        elif cal_file is not None and config.recluster.objective_for(True) is Objective.OUTPUTS:
+            from ..rewrite.output_aware import calibration_from_file
+
+            calibration = calibration_from_file(original, cal_file, config.recluster)
+        with run.progress.step_bar("recluster") as bar:
+            rewritten, rep = recluster_model(original, config.recluster, calibration, bar)
         ver = _verify(original, rewritten, data, config.verify.samples)
-        atomic_write_bytes(rdir / "model.tflite", rewritten)
-        atomic_write_json(rdir / "recluster.json", replace(rep, verification=ver).to_json())
+        files = {"model.tflite": rewritten,
+                 "recluster.json": canonical_json(replace(rep, verification=ver).to_json()).encode()}
         acc = None
         if data is not None:
             from ..tflite.accuracy import evaluate_tflite
@@ -85,17 +93,23 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
             "calibration": rep.to_json()["calibration"],
             "verification": ver.to_json(),
             "accuracy": acc,
-        }
+        }, files
+
+    def gate(r):
+        from ..reporting.fidelity import check_top1_gate
+
+        check_top1_gate(r["verification"], config.verify.min_top1_agreement,
+                        "verify.min_top1_agreement (--min-top1-agreement)")
 
     def note(r):
         acc = f", accuracy {fmt_pct(r['accuracy'])}" if r.get("accuracy") is not None else ""
         cal = r.get("calibration") or {}
-        fit = (f"; fitted to layer outputs on {cal['samples']} training samples" if cal.get("checked_on_data") else
+        fit = (f"; fitted to layer outputs on {cal['samples']} calibration samples" if cal.get("checked_on_data") else
                "; weight-space fit, not checked on data")
         return terminal_text(f"{r['summary']}{acc}{fit}")
 
-    # the top-1 gate (verify.min_top1_agreement) is checked once the reports are written: see DeployResult
-    return run.stage(f"recluster (K={config.recluster.clusters})", rdir, key, body, note)
+    # the top-1 gate (verify.min_top1_agreement) rejects a candidate here: the last good output stays in place
+    return run.gated_stage(f"recluster (K={config.recluster.clusters})", rdir, key, compute, gate, note)
 
 
 def _verify(original: bytes, rewritten: bytes, data, samples: int):
@@ -157,7 +171,7 @@ def palettise_stage(run: StageRunner, mdir: Path, after: Path, config: PipelineC
 
 def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model: Path, config: PipelineConfig) -> dict[str, Any]:
     from ..targets.compile import COMPILE_JSON, compile_model
-    from ..targets.op_placement import split_label
+    from ..targets.op_placement import split_label, vela_count_label
 
     cdir = tdir / "compile" / variant.value
     key = StageKey("compile", {"model": file_digest(model)},
@@ -173,10 +187,15 @@ def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model
         c = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
         b = c["budget"]
         over = "" if b["within_budget"] else ", OVER BUDGET"
-        estimate = f" ({c['estimate_label']})" if c["estimate_kind"] != "vela" else ""
-        return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
-               f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), NPU/CPU ops " \
-               f"{split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}{over}{estimate}"
+        ops = f"operators in the model: {split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}"
+        if c["estimate_kind"] != "vela":  # an Ethos-N78 estimate, labelled with its estimator
+            return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
+                   f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), {ops}{over} " \
+                   f"({c['estimate_label']})"
+        return f"flash: model file {fmt_int(b['flash_used_bytes'])} B / Vela off-chip {fmt_int(c['off_chip_flash_bytes'])} " \
+               f"B, SRAM {fmt_int(b['sram_used_bytes'])} B, {fmt_int(c['cycles_total'])} cycles " \
+               f"({fmt_us(c['inference_time_s'])} us), {ops}, Vela's count: " \
+               f"{vela_count_label(c['vela_operator_counts'])}{over}"
 
     run.stage(f"compile {profile.name} {variant.value}", cdir, key, body, note)
     return json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ from ..reporting.fidelity import Fidelity, verification_text
 from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
 from ..reporting.markdown import label_of
 from ..reporting.report import Variant
-from ..targets.op_placement import split_label
+from ..targets.op_placement import split_label, vela_count_label
 from .progress import StageStatus
 from .result import DeployResult
 
@@ -27,12 +27,16 @@ def summary_table(result: DeployResult) -> str:
             first = v is Variant.PLAIN or (v is Variant.BEFORE and t.report["models"]["plain"] is None)
             rows.append([t.target + (ESTIMATE_MARK if estimate else "") if first else "", m["short_label"],
                          fmt_pct(m["accuracy"]), fmt_int(m["file_bytes"]), fmt_int(m["deflate_bytes"]),
-                         fmt_int(m["encoded_weight_bytes"]), fmt_int(m["flash_bytes"]), fmt_int(m["sram_bytes"]),
+                         fmt_int(m["encoded_weight_bytes"]), fmt_int(m["flash_bytes"]),
+                         "-" if estimate else fmt_int(m["off_chip_flash_bytes"]), fmt_int(m["sram_bytes"]),
                          fmt_int(m["cycles_total"]), fmt_us(m["inference_time_s"]),
                          split_label(m["npu_operators"], m["cpu_operators"], m["init_operators"]),
-                         "yes" if m["within_budget"] else "NO"])
-    lines = [table(["target", "model", "accuracy", "file B", "deflate B", "encoded B", "flash B", "SRAM B", "cycles",
-                    "time us", "NPU/CPU ops", "fits"], rows, right={2, 3, 4, 5, 6, 7, 8, 9, 10})]
+                         vela_count_label(m["vela_operator_counts"]), "yes" if m["within_budget"] else "NO"])
+    lines = [table(["target", "model", "accuracy", "file B", "deflate B", "encoded B", "flash: compiled file B",
+                    "Vela off-chip flash B", "SRAM B", "cycles", "time us", "ops in the model", "Vela's op count",
+                    "fits"], rows, right=set(range(2, 11)))]
+    lines.append("flash: the firmware embeds the model file; Vela's off-chip flash counts its command stream and "
+                 "weights. Ops: the model's operators per inference (NPU / CPU); Vela counts its own operations.")
     estimated = [t for t in result.targets if t.report["target"]["estimate_kind"] != "vela"]
     for label in dict.fromkeys(label_of(t.report) for t in estimated):
         lines.append(f"{ESTIMATE_MARK.strip()} Ethos-N78 {label}: estimated, not compiled")

@@ -24,7 +24,8 @@ from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
 from .fidelity import fidelity_section, fidelity_warning
 
-SCHEMA_VERSION = 2  # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary
+# 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary; 3: Vela's operator counts
+SCHEMA_VERSION = 3
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 SCHEMA = "report"
@@ -75,6 +76,7 @@ class ReportInput:
     firmware: dict[str, Any] | None = None
     enforce_budget: bool = True
     min_top1_agreement: float | None = None  # the gate on after vs before ([verify] / --min-top1-agreement)
+    quantization: dict[str, Any] | None = None  # a float .tflite's quantize stage (pipeline.ptq_stage)
 
 
 # ----------------------------------------------------------------------------- models
@@ -139,12 +141,13 @@ def _model_entry(v: VariantInput, float_model: dict[str, Any] | None, finetuned:
         "cpu_operators": c["cpu_operators"],
         "cpu_compute_operators": c["placement"]["cpu_compute_operators"],
         "init_operators": c["init_operators"],
+        "vela_operator_counts": c["vela_operator_counts"],  # Vela's own operations: beside the model's, labelled
         "within_budget": b["within_budget"],
     }
 
 
-COMPARED = ("file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "sram_bytes", "cycles_total",
-            "inference_time_s")
+COMPARED = ("file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "off_chip_flash_bytes", "sram_bytes",
+            "cycles_total", "inference_time_s")
 
 
 def _comparison(after: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -290,13 +293,27 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "within_budget": after["within_budget"],
             "enforced": inp.enforce_budget,
         },
-        "warnings": ([f"after vs before: {warning}"] if warning else []) + list(after_c.get("warnings", [])),
+        "warnings": (_quantization_warnings(inp.quantization) + ([f"after vs before: {warning}"] if warning else [])
+                     + list(after_c.get("warnings", []))),
     }
+    if inp.quantization is not None:
+        doc["quantization"] = inp.quantization
     try:
         validate(doc, SCHEMA, REPORT_JSON)
     except ConfigError as exc:  # our own output: a bug, not bad user input
         raise ToolError(f"refusing to write an invalid {REPORT_JSON}: {exc}") from None
     return doc
+
+
+def _quantization_warnings(q: dict[str, Any] | None) -> list[str]:
+    if q is None:
+        return []
+    out = []
+    if q["synthetic_calibration"]:
+        out.append(f"SYNTHETIC CALIBRATION: the float model was quantized on {q['calibration']['label']}")
+    if q["float_operators"]:
+        out.append(f"{q['tool']} left these operators float (they run on the CPU): {', '.join(q['float_operators'])}")
+    return out
 
 
 def key_metrics(doc: dict[str, Any]) -> dict[str, Any]:

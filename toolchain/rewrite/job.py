@@ -6,6 +6,7 @@ and print. The target's sizes come in as a ``TargetSizer`` (``toolchain.pipeline
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,8 +40,14 @@ class ReclusterJob:
             raise ConfigError("--bias-correction needs --calibration data (representative inputs)")
 
 
-def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None) -> tuple[bytes, ReclusterReport]:
-    """The rewritten model and its report (plan, fits, bias corrections, verification); ``original`` is not modified."""
+def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
+    """The rewritten model and its report (plan, fits, bias corrections, verification); ``original`` is not modified.
+    ``progress(what, done, total)`` hears of the steps that take seconds (total 0: a step of unknown length)."""
+    def step(what: str) -> None:
+        if progress is not None:
+            progress(what, 0, 0)
+
     from .recluster import recluster_model
     from .verify import calibration_inputs, verify, with_verification
 
@@ -49,9 +56,10 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
     if job.calibration_file is not None and config.objective_for(True) is Objective.OUTPUTS:
         from .output_aware import calibration_from_file
 
+        step("reading the calibration data")
         calibration = calibration_from_file(original, job.calibration_file, config)
     config, plan = plan_sizes(original, config, job.request, calibration, sizer)
-    rewritten, report = recluster_model(original, config, calibration)
+    rewritten, report = recluster_model(original, config, calibration, progress)
     report = replace(report, plan=plan)
     if job.bias_correction and report.calibration is None:  # the output-aware fit's bias is already optimal
         from .bias_correction import correct_biases
@@ -60,6 +68,7 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
         rewritten, corrections = correct_biases(original, rewritten, inputs)
         report = replace(report, bias_corrections=corrections)
     if job.verify.enabled:
+        step("verifying in LiteRT")
         calibration_path: str | os.PathLike[str] | None = job.calibration_file
         report = with_verification(report, verify(original, rewritten, calibration_path, job.verify.samples,
                                                   job.verify.seed))

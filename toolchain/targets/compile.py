@@ -27,7 +27,8 @@ from .op_placement import Placement, describe_cpu_work, describe_init
 from .profile import HardwareProfile
 from .vela_report import vela_compile_report
 
-SCHEMA_VERSION = 2  # 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph
+# 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph; 3: vela_operator_counts
+SCHEMA_VERSION = 3
 COMPILE_JSON = "compile.json"
 DEFAULT_TIMEOUT_S = 600.0
 

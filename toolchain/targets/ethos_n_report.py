@@ -163,6 +163,7 @@ def ethos_n_report(model_path: Path, model, data: bytes, profile: HardwareProfil
         "cpu_operators": placement.cpu_operators,
         "init_operators": placement.init_operators,
         "placement": placement.to_json(),
+        "vela_operator_counts": None,  # no Vela run
         "cpu_fallback": cpu_fallback,
         "layers": layers,
         "vela_version": None,

@@ -81,7 +81,8 @@ def vela_compile_report(model_path: Path, model, profile: HardwareProfile, out_d
     """compile.json's body for a Vela target, the SRAM and flash it uses, and where each operator runs."""
     run = run_vela(model_path, profile, out_dir, timeout_s, vela_memory(model, model_path.name))
     s = vela_csv.parse_summary_csv(out_dir / run.summary_csv)
-    # Vela's own NPU/CPU counts describe its last subgraph only (see op_placement): only its reasons are used.
+    # Vela's own NPU/CPU counts are of its own operations (it splits and adds some) and describe the last
+    # subgraph it compiles only (see op_placement): reported beside the model's counts, never instead of them.
     counts = vela_csv.parse_operator_counts(run.stdout)
     placement = placement_from_vela(model, facts, read_model((out_dir / run.vela_model).read_bytes()))
     if not _same_accelerator(s.accelerator_configuration, profile.accelerator):
@@ -130,6 +131,8 @@ def vela_compile_report(model_path: Path, model, profile: HardwareProfile, out_d
         "cpu_operators": placement.cpu_operators,
         "init_operators": placement.init_operators,
         "placement": placement.to_json(),
+        "vela_operator_counts": {"npu": counts.npu, "cpu": counts.cpu,
+                                 "last_subgraph_only": len(model.subgraphs or []) > 1},
         "cpu_fallback": [{"op": op, "name": run.names.original(name), "reason": why}
                          for op, name, why in counts.cpu_fallback],
         "layers": _vela_layers(run, out_dir, facts, tuple(len(sg.operators or []) for sg in model.subgraphs or [])),

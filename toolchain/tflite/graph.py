@@ -229,14 +229,34 @@ def is_quantized_int_model(model: schema.ModelT) -> bool:
     return False
 
 
+def int4_tensor(model: schema.ModelT) -> str | None:
+    """The name of the first INT4 tensor (int4 weights), or None."""
+    int4 = getattr(TensorType, "INT4", None)
+    for sg in model.subgraphs or []:
+        for t in sg.tensors or []:
+            if int4 is not None and int(t.type) == int4:
+                return tensor_name(t)
+    return None
+
+
+def is_float_model(model: schema.ModelT) -> bool:
+    """A float model a quantizer can take: operators, no int8/int16 quantized tensor, no int4 tensor."""
+    return (any(sg.operators for sg in model.subgraphs or []) and not is_quantized_int_model(model)
+            and int4_tensor(model) is None)
+
+
 def require_int8_model(model: schema.ModelT, path_hint: str = "model") -> None:
-    """Refuse float-only and operator-less models with a message that says what to do."""
+    """Refuse float-only, int4 and operator-less models with a message that says what to do."""
     if not any(sg.operators for sg in model.subgraphs or []):
         raise ModelFormatError(f"{path_hint} has no operators")
+    int4 = int4_tensor(model)
+    if int4 is not None:
+        raise ModelFormatError(f"{path_hint}: int4 weights are not supported (tensor '{int4[:60]}'); Ethos-U takes "
+                               "int8 weights: quantize the float model to int8 instead")
     if not is_quantized_int_model(model):
         raise ModelFormatError(
             f"{path_hint} is a float model (no int8 tensors): quantize it to full int8 first "
-            "('toolchain quantize')"
+            "('toolchain quantize MODEL.tflite --calibration X.npz -o OUT.tflite', or deploy it with --calibration)"
         )
     for sg in model.subgraphs or []:
         for op in sg.operators or []:

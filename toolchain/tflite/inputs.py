@@ -33,35 +33,46 @@ def random_inputs(specs: tuple[TensorSpec, ...], samples: int, seed: int) -> lis
     return batches
 
 
-def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int) -> list[list[np.ndarray]]:
-    """Inputs from an .npz: one array per model input (by tensor name, or the only array / x / x_test).
-
-    Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8.
-    """
+def read_calibration_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of a calibration .npz by name; DataError for a file numpy cannot read."""
     import io
 
     raw = read_input_bytes(path, "calibration file")
     try:
         npz = np.load(io.BytesIO(raw), allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
+        return {k: npz[k] for k in npz.files}
     # numpy and zipfile raise many types on a corrupt file (ValueError, BadZipFile, EOFError, zlib.error,
     # RuntimeError for an encrypted member...): each is the user's bad file, never a bug of ours
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"calibration file {path} is not a readable .npz ({type(exc).__name__})") from None
+
+
+def calibration_array(arrays: dict[str, np.ndarray], spec: TensorSpec, position: int, inputs: int,
+                      path) -> np.ndarray:
+    """The array for one model input: by tensor name, or (one input only) 'x', 'x_test', the only array..."""
+    if spec.name in arrays:
+        return arrays[spec.name]
+    if inputs == 1:
+        key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
+        if key is None and len(arrays) == 1:
+            key = next(iter(arrays))
+        if key is None:
+            raise DataError(f"calibration file {path}: no array named '{spec.name}', 'x' or 'x_test' "
+                            f"(it holds {', '.join(sorted(arrays)) or 'no array'})")
+        return arrays[key]
+    raise DataError(f"calibration file {path}: no array named '{spec.name}' for input {position} "
+                    f"(one array per input, named after it)")
+
+
+def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int) -> list[list[np.ndarray]]:
+    """Inputs from an .npz: one array per model input (by tensor name, or the only array / x / x_test).
+
+    Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8.
+    """
+    arrays = read_calibration_arrays(path)
     columns = []
     for i, s in enumerate(specs):
-        if s.name in arrays:
-            a = arrays[s.name]
-        elif len(specs) == 1:
-            key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
-            if key is None and len(arrays) == 1:
-                key = next(iter(arrays))
-            if key is None:
-                raise DataError(f"calibration file {path}: no array named '{s.name}', 'x' or 'x_test'")
-            a = arrays[key]
-        else:
-            raise DataError(f"calibration file {path}: no array named '{s.name}' for input {i}")
-        columns.append(_fit_input(a, s, path))
+        columns.append(_fit_input(calibration_array(arrays, s, i, len(specs), path), s, path))
     n = min(len(c) for c in columns)
     n = min(n, limit)
     if n == 0:
