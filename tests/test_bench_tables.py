@@ -335,10 +335,10 @@ def test_deploy_models_in_plain_before_after_order():
 def test_compile_speed_table():
     run = {"model": "a.tflite", "model_bytes": 123456, "target": "ethos-u55-128", "estimate_kind": "vela", "repeats": 5,
            "median_s": 1.23456, "min_s": 1.2, "max_s": 1.5, "cycles_total": 987654, "sram_bytes": 4096}
-    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops", "estimate_kind": "analytical"}]}
+    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops-4ple", "estimate_kind": "analytical"}]}
     assert tables.compile_speed_table(doc).splitlines()[2:] == [
         "| `a.tflite` | 123,456 | ethos-u55-128 | Vela compile | 5 | 1.235 | 1.200 | 1.500 | 987,654 | 4,096 |",
-        ("| `b.tflite` | 123,456 | ethos-n78-1tops | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
+        ("| `b.tflite` | 123,456 | ethos-n78-1tops-4ple | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
          "| 4,096 |"),
     ]
 

@@ -48,9 +48,13 @@ def test_the_network_is_the_models_operators_with_their_weights_rearranged(fixtu
         if main.weights is None:
             continue
         raw = interp.get_tensor(op["inputs"][1])  # LiteRT's copy of the TFLite weights
-        expected = {"CONV_2D": lambda: raw.transpose(1, 2, 3, 0),  # OHWI -> HWIO
-                    "DEPTHWISE_CONV_2D": lambda: raw.reshape(raw.shape[1], raw.shape[2], raw.shape[3], 1),  # HWIM
-                    "FULLY_CONNECTED": lambda: raw.T.reshape(1, 1, *raw.T.shape)}[layer.op]()
+        if layer.op == "CONV_2D":
+            expected = raw.transpose(1, 2, 3, 0)  # OHWI -> HWIO
+        elif layer.op == "DEPTHWISE_CONV_2D":
+            expected = raw.reshape(raw.shape[1], raw.shape[2], raw.shape[3], 1)  # HWIM
+        else:
+            assert layer.op == "FULLY_CONNECTED", layer.op
+            expected = raw.T.reshape(1, 1, *raw.T.shape)
         np.testing.assert_array_equal(main.weights.values, expected)
         assert len(main.weights.scales) == len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"])
 
