@@ -74,11 +74,15 @@ BLOCKS: dict[str, Renderer] = {
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
+    "ethos-n-calibration": Renderer(("ethos_n_calibration",), tables.ethos_n_calibration_table),
+    "ethos-n-variants": Renderer(("ethos_n_calibration",), tables.ethos_n_variants_table),
+    "ethos-n-calibration-verdict": Renderer(("ethos_n_calibration",), tables.ethos_n_calibration_verdict),
+    "ethos-n-networks": Renderer(("ethos_n_networks",), tables.ethos_n_networks_table),
     "wild-corpus": Renderer(("wild_corpus",), tables.wild_corpus_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
                                   "sweep_scaling", "base_models", "rfc_table", "sweep_executors",
-                                  "finetune_strategies", "verdict"),
+                                  "finetune_strategies", "verdict", "ethos_n_calibration", "ethos_n_networks"),
                                  tables.results_machines),
 }
 

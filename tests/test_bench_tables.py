@@ -335,10 +335,10 @@ def test_deploy_models_in_plain_before_after_order():
 def test_compile_speed_table():
     run = {"model": "a.tflite", "model_bytes": 123456, "target": "ethos-u55-128", "estimate_kind": "vela", "repeats": 5,
            "median_s": 1.23456, "min_s": 1.2, "max_s": 1.5, "cycles_total": 987654, "sram_bytes": 4096}
-    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops", "estimate_kind": "analytical"}]}
+    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops-4ple", "estimate_kind": "analytical"}]}
     assert tables.compile_speed_table(doc).splitlines()[2:] == [
         "| `a.tflite` | 123,456 | ethos-u55-128 | Vela compile | 5 | 1.235 | 1.200 | 1.500 | 987,654 | 4,096 |",
-        ("| `b.tflite` | 123,456 | ethos-n78-1tops | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
+        ("| `b.tflite` | 123,456 | ethos-n78-1tops-4ple | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
          "| 4,096 |"),
     ]
 
@@ -719,6 +719,62 @@ def test_results_machines_skips_missing_results_and_unknown_machines():
          "Python ? | - |"),
     ]
 
+
+# --------------------------------------------------------------------------- the Ethos-N78 calibration
+
+ETHOS_N = {
+    "arm": {"support_library": "6.0.0", "driver_stack": "25.03"},
+    "variants": {"ETHOS_N78_1TOPS_2PLE_RATIO": {"sram_bytes": 458752, "message": "Arm's Ethos-N support library "
+                                                "6.0.0 refused the network for X: Estimation failed"},
+                 "ETHOS_N78_1TOPS_4PLE_RATIO": {"sram_bytes": 458752, "message": None}},
+    "summary": {
+        "all": {"add": {"points": 2, "max_cycles_error": 0.1, "mean_cycles_error": 0.05, "cycles_within_tolerance": 2},
+                "conv 1x1": {"points": 4, "max_cycles_error": 0.2, "mean_cycles_error": 0.1,
+                             "cycles_within_tolerance": 3, "max_weight_bytes_error": 0.5,
+                             "mean_weight_bytes_error": 0.125, "weight_bytes_within_tolerance": 3,
+                             "weight_bytes_points": 4},
+                "all": {"points": 6, "max_cycles_error": 0.2, "mean_cycles_error": 0.0833, "cycles_within_tolerance": 5,
+                        "max_weight_bytes_error": 0.5, "mean_weight_bytes_error": 0.125,
+                        "weight_bytes_within_tolerance": 3, "weight_bytes_points": 4}},
+        "ETHOS_N78_1TOPS_4PLE_RATIO": {"all": {"points": 6, "max_cycles_error": 0.2, "mean_cycles_error": 0.0833,
+                                               "cycles_within_tolerance": 5, "max_weight_bytes_error": 0.5,
+                                               "mean_weight_bytes_error": 0.125, "weight_bytes_within_tolerance": 3,
+                                               "weight_bytes_points": 4}},
+    },
+}
+
+
+def test_ethos_n_calibration_tables():
+    assert tables.ethos_n_calibration_table(ETHOS_N) == (
+        "| layer type | grid points | cycles: max error | mean | within 15% | weight bytes: max error | mean | "
+        "within 5% |\n|---|---|---|---|---|---|---|---|\n"
+        "| conv 1x1 | 4 | 20.0% | 10.0% | 3 of 4 | 50.0% | 12.5% | 3 of 4 |\n"
+        "| add | 2 | 10.0% | 5.0% | 2 of 2 | - | - | - |\n"
+        "| **all layers** | 6 | 20.0% | 8.3% | 5 of 6 | 50.0% | 12.5% | 3 of 4 |")
+    assert tables.ethos_n_variants_table(ETHOS_N) == (
+        "| variant | SRAM | grid points | cycles: max error | mean | within 15% | weight bytes: max error | mean | "
+        "within 5% |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| `ETHOS_N78_1TOPS_2PLE_RATIO` | 448 KiB | 0 | Arm's library estimates nothing (\"Estimation failed\") "
+        "|  |  |  |  |  |\n"
+        "| `ETHOS_N78_1TOPS_4PLE_RATIO` | 448 KiB | 6 | 20.0% | 8.3% | 5 of 6 | 50.0% | 12.5% | 3 of 4 |")
+    assert tables.ethos_n_calibration_verdict(ETHOS_N) == (
+        "On 6 grid points (layers standing alone, 6.0.0 of Arm's support library, driver stack 25.03) the model's "
+        "cycles are within 15% of Arm's on 5 (83.3%) and its weight bytes within 5% on 3 of the 4 layers with "
+        "weights (75.0%); mean errors 8.3% and 12.5%. The largest: cycles conv 1x1 20.0%, add 10.0%; weight bytes "
+        "conv 1x1 50.0%.")
+
+
+def test_ethos_n_networks_table():
+    doc = {"rows": [{"network": "net", "variant": "V", "layers": 5, "layers_compared": 4, "arm_cycles": 1000,
+                     "model_cycles": 1100, "model_standalone_cycles": 2000, "arm_weight_bytes": 400,
+                     "model_weight_bytes": 380}]}
+    assert tables.ethos_n_networks_table(doc) == (
+        "| network | variant | layers compared | Arm: cycles | model: cycles | model, layers standing alone | "
+        "Arm: weight bytes | model: weight bytes |\n|---|---|---|---|---|---|---|---|\n"
+        "| `net` | `V` | 4 of 5 | 1,000 | 1,100 (1.10x) | 2,000 (2.00x) | 400 | 380 (0.95x) |")
+
+
+# --------------------------------------------------------------------------- the wild corpus
 
 def test_float_tflite_table():
     doc = {"clusters": 16, "goal_points": 0.6, "rows": [
