@@ -26,6 +26,7 @@ from ..algorithms.output_fit import (
     least_squares_bias,
     output_errors,
 )
+from ..core.threads import one_blas_thread
 from ..tflite.activations import ActivationCapture, capture_batches, choose_batch
 from ..tflite.editor import ModelEditor
 from ..tflite.graph import (
@@ -128,7 +129,7 @@ def sqnr_from_relative_error(relative_error: float) -> float | None:
 
 def cache_fits(model_bytes: bytes, tensors: list[int], samples: int) -> bool:
     """Whether every sample's activations of ``tensors`` fit ORIGINAL_CACHE_BYTES."""
-    details = {d["index"]: d for d in ActivationCapture(model_bytes).interp.get_tensor_details()}
+    details = {d["index"]: d for d in ActivationCapture(model_bytes, validated=True).interp.get_tensor_details()}
     need = sum(int(np.prod(details[t]["shape"], dtype=np.float64)) * np.dtype(details[t]["dtype"]).itemsize
                for t in tensors) * samples
     return need <= ORIGINAL_CACHE_BYTES
@@ -138,7 +139,7 @@ def original_activations(model_bytes: bytes, rows: list, tensors: list[int], bat
     """Every sample's activations of ``tensors`` in the original model: kept, later segments need one LiteRT
     pass each instead of two."""
     parts: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
-    for _, got in capture_batches(model_bytes, rows, tensors, batch):
+    for _, got in capture_batches(model_bytes, rows, tensors, batch, validated=True):
         for t in tensors:
             parts[t].append(got[t])
     return {t: np.concatenate(p) for t, p in parts.items()}
@@ -149,10 +150,19 @@ def collect_statistics(original: bytes, current: bytes, rows: list, layers: list
                        cache: dict[int, np.ndarray] | None = None) -> tuple[dict[int, LayerStatistics], int]:
     """Statistics of every layer in ``layers``, and the LiteRT passes run for them: one pass of the original
     (none with ``cache``, its kept activations) and, when ``current`` differs from it, one of ``current``.
+    Both models were read (validated) by the caller. LiteRT runs the next batch while numpy, on one BLAS
+    thread, takes this one's rows.
 
     Layers in ``independent`` (operator indices) are fitted on the original model's inputs even when
     ``current`` differs: a fitted layer of their own segment upstream already corrects the drift.
     """
+    with one_blas_thread():
+        return _collect_statistics(original, current, rows, layers, config, batch, v_orig, independent, cache)
+
+
+def _collect_statistics(original: bytes, current: bytes, rows: list, layers: list[FitLayer], config: ReclusterConfig,
+                        batch: int, v_orig: dict[int, np.ndarray], independent: frozenset[int],
+                        cache: dict[int, np.ndarray] | None) -> tuple[dict[int, LayerStatistics], int]:
     tensors = sorted({la.input_index for la in layers})
     stats = {la.op_index: LayerStatistics(v_orig[la.op_index], la.per_channel_hessian) for la in layers}
     per_sample = {la.op_index: max(1, -(-rows_per_layer(la, config.max_rows_per_layer) // len(rows))) for la in layers}
@@ -160,8 +170,8 @@ def collect_statistics(original: bytes, current: bytes, rows: list, layers: list
     if cache is not None:
         originals = ((start, {t: cache[t][start:start + batch] for t in tensors}) for start in range(0, len(rows), batch))
     else:
-        originals = capture_batches(original, rows, tensors, batch)
-    new_batches = None if same else capture_batches(current, rows, tensors, batch)
+        originals = capture_batches(original, rows, tensors, batch, validated=True)
+    new_batches = None if same else capture_batches(current, rows, tensors, batch, validated=True)
     for start, orig in originals:
         new = orig if new_batches is None else next(new_batches)[1]
         for la in layers:
@@ -252,7 +262,14 @@ def auto_segments(model_bytes: bytes, samples: int, layers: int, cached: bool) -
 
 def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
                       calibration: Calibration) -> tuple[bytes, ReclusterReport]:
-    """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified."""
+    """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified.
+    numpy's BLAS runs on one thread throughout (core.threads): the fits' reductions in one order."""
+    with one_blas_thread():
+        return _recluster_on_data(model_bytes, config, calibration)
+
+
+def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
+                       calibration: Calibration) -> tuple[bytes, ReclusterReport]:
     from .recluster import rewrite_on_weights
 
     t0 = time.perf_counter()
@@ -288,7 +305,7 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
                 results[w.tensor_index] = replace(r, objective=Objective.WEIGHTS.value, method=f"weights: {layer}")
             else:
                 to_fit.append((layer, k))
-    batch = choose_batch(model_bytes, rows, sorted({la.input_index for la, _ in to_fit})) if to_fit else 1
+    batch = choose_batch(model_bytes, rows, sorted({la.input_index for la, _ in to_fit}), validated=True) if to_fit else 1
     inputs = sorted({la.input_index for la, _ in to_fit})
     cacheable = bool(to_fit) and cache_fits(model_bytes, inputs, len(rows))
     n_seg = config.segments or (auto_segments(model_bytes, len(rows), len(to_fit), cacheable) if to_fit else 1)
