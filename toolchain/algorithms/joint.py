@@ -147,7 +147,7 @@ def joint_fit(
     sol = solve_palette(x, w, k, keep_zero=keep_zero)
     codes = apply_lut(ints.astype(np.int8), value_lut(sol, x))
     start = float_error(f, new_scales, codes.astype(np.float64))
-    r = refit_scales(f, codes, new_scales, sol.palette, keep_zero=keep_zero, max_iterations=iterations)
+    r = refit_scales(f, codes, new_scales, sol.palette, keep_zero=keep_zero, max_iterations=iterations, values=q)
     best = r if r.error <= start else RefitResult(codes, new_scales, sol.palette, start, 0)
     # Alternate: best scale per channel for the current palette (a discrete search: the
     # error is not convex in the scale), then the exact palette for the new scales.
@@ -157,7 +157,8 @@ def joint_fit(
         x, w = value_weights(ints, searched**2, 0)
         sol = solve_palette(x, w, k, keep_zero=keep_zero)
         codes = apply_lut(ints, value_lut(sol, x))
-        cand = refit_scales(f, codes, searched, sol.palette, keep_zero=keep_zero, max_iterations=iterations)
+        cand = refit_scales(f, codes, searched, sol.palette, keep_zero=keep_zero, max_iterations=iterations,
+                            values=q)
         if not cand.error < best.error * (1 - 1e-4):
             break
         best = cand
