@@ -76,7 +76,8 @@ def refit_scales(
     codes = np.asarray(codes, np.float64)
     scales = np.asarray(scales, np.float64).copy()
     palette = np.unique(np.asarray(palette, np.int64))
-    zero_locked = keep_zero and bool(np.any(f == 0.0)) and 0 in palette
+    zeros = f == 0.0
+    zero_locked = keep_zero and bool(np.any(zeros)) and 0 in palette
     best = float_error(f, scales, codes)
     best_state = (codes.copy(), scales.copy(), palette.copy())
     it = 0
@@ -93,14 +94,15 @@ def refit_scales(
         else:
             targets, idx = lookup.assign(new_scales, palette.astype(np.float64))
         if zero_locked:
-            idx = np.where(f == 0.0, int(np.searchsorted(palette, 0)), idx)
+            idx = np.where(zeros, int(np.searchsorted(palette, 0)), idx)
         # 3. integer centroid per entry, weighted by the channel scale squared
         w = np.broadcast_to((new_scales**2)[:, None], f.shape)
         new_palette = palette.copy()
         flat_idx = idx.ravel()
+        wt = w * targets
         sw = np.bincount(flat_idx, weights=w.ravel(), minlength=palette.size)
-        swt = np.bincount(flat_idx, weights=(w * targets).ravel(), minlength=palette.size)
-        swtt = np.bincount(flat_idx, weights=(w * targets * targets).ravel(), minlength=palette.size)
+        swt = np.bincount(flat_idx, weights=wt.ravel(), minlength=palette.size)
+        swtt = np.bincount(flat_idx, weights=(wt * targets).ravel(), minlength=palette.size)
         for k in range(palette.size):
             if sw[k] <= 0 or (zero_locked and palette[k] == 0):
                 continue
