@@ -151,3 +151,28 @@ def test_output_aware_bytes_do_not_depend_on_blas_threads(depthwise_int8):
         digests.add(r.stdout.strip())
     assert len(digests) == 1
     assert len(next(iter(digests))) == len(hashlib.sha256().hexdigest())
+
+
+@pytest.mark.tf
+def test_weight_space_fits_two_at_a_time_write_what_one_at_a_time_writes(conv_bn_int8, depthwise_int8):
+    from toolchain.rewrite.config import ReclusterConfig, clusters_for
+    from toolchain.rewrite.recluster import recluster_model, rewrite_on_weights
+    from toolchain.tflite.editor import ModelEditor
+    from toolchain.tflite.graph import find_weight_tensors, tensor_values
+    from toolchain.tflite.model_io import read_model, write_model
+
+    for path in (conv_bn_int8, depthwise_int8):
+        data = path.read_bytes()
+        config = ReclusterConfig(clusters=4, include_depthwise=True, min_weights=0)
+        model = read_model(data)
+        editor = ModelEditor(model)
+        fitted = 0
+        for w in find_weight_tensors(model):  # the plain loop: fit and write each tensor in turn
+            q = tensor_values(model, model.subgraphs[0].tensors[w.tensor_index])
+            k, _ = clusters_for(w, config)
+            if k is not None and np.unique(q).size > k:
+                base = {"name": w.name, "op": w.op, "shape": w.shape, "granularity": "", "distinct_before": 0}
+                rewrite_on_weights(editor, w, q, k, config, base)
+                fitted += 1
+        assert fitted >= 2
+        assert recluster_model(data, config)[0] == write_model(model)

@@ -1,4 +1,4 @@
-"""How many threads numpy's BLAS may use: one, while the output-aware fit runs LiteRT beside numpy.
+"""Threads: how many fits run at once, and one BLAS thread while the output-aware fit runs LiteRT beside numpy.
 
 ``tflite.activations.capture_batches`` runs the next batch in LiteRT in a worker thread while the
 caller accumulates statistics with numpy: on two cores those two threads fill the machine. BLAS's own
@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# Independent fits (tensors, layers of a segment) run this many at a time: the machines the benchmarks and
+# CI run on have 2 cores, and numpy releases the GIL in its large array operations, BLAS and LAPACK.
+FIT_THREADS = 2
 
 
 @contextmanager

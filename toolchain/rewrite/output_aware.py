@@ -27,7 +27,7 @@ from ..algorithms.output_fit import (
     least_squares_bias,
     output_errors,
 )
-from ..core.threads import one_blas_thread
+from ..core.threads import FIT_THREADS, one_blas_thread
 from ..tflite.activations import ActivationCapture, capture_batches, choose_batch
 from ..tflite.editor import ModelEditor
 from ..tflite.graph import (
@@ -58,7 +58,6 @@ AUTO_SEGMENT_BUDGET_S = 30.0  # LiteRT time the automatic number of segments may
 LITERT_MACS_PER_S = 5e9
 INVOKE_OVERHEAD_S = 0.002
 ORIGINAL_CACHE_BYTES = 256 << 20  # the original model's layer inputs kept across segments (else re-captured)
-FIT_THREADS = 2  # layers fitted at once (the benchmark machines have 2 cores)
 
 
 @dataclass(frozen=True)
