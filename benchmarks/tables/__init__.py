@@ -12,6 +12,7 @@ write ``tables.NAME`` whichever module holds it:
   markdown     the shared pieces: the table, cell escaping, number formats
   fashion      compression on Fashion-MNIST, the converged base models
   rewriter     solver speed, restoring the cluster count, the output-aware fit
+  scale        the output-aware fit at MobileNet scale, before and after
   deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
   robustness   fuzzing, bad inputs
   rfc          the clustering RFC's table, the cascade, centroid initialisation
@@ -57,13 +58,15 @@ from .rfc import (
     rfc_vela_verdict,
 )
 from .robustness import bad_inputs_table, fuzz_figures, fuzz_input_figures
+from .scale import fit_speed_table, fit_speed_verdict
 from .summary import results_machines, results_summary
 
 __all__ = [
     "bad_inputs_table", "base_models_table", "cascade_table", "cascade_verdict", "centroid_init_table",
     "compile_speed_table", "corpus_table", "deploy_models", "deploy_output", "deploy_time_runs", "deploy_time_stages",
     "deploy_time_verdict", "fashion_mnist_cost", "fashion_mnist_largest_layer", "fashion_mnist_models",
-    "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict", "fuzz_figures",
+    "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict", "fit_speed_table",
+    "fit_speed_verdict", "fuzz_figures",
     "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
     "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",
     "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_scaling_table",
