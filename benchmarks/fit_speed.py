@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import resource
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -51,12 +53,30 @@ def _phase_timers(ns: dict) -> dict:
         if fn is None:
             return
 
+        def add(t0: float) -> None:
+            ns[key] = ns.get(key, 0.0) + time.perf_counter() - t0
+
+        def timed_items(gen):
+            # a generator (this checkout's fit_layers yields each fit in layer order): the time spent
+            # waiting for its items, not the caller's work between them
+            with closing(gen):
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        item = next(gen)
+                    except StopIteration:
+                        return
+                    finally:
+                        add(t0)
+                    yield item
+
         def wrapper(*a, **k):
             t0 = time.perf_counter()
             try:
-                return fn(*a, **k)
+                out = fn(*a, **k)
             finally:
-                ns[key] = ns.get(key, 0.0) + time.perf_counter() - t0
+                add(t0)
+            return timed_items(out) if inspect.isgenerator(out) else out
         setattr(owner, name, wrapper)
 
     timed(oa, "collect_statistics", "statistics_s")

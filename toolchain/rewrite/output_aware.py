@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -214,17 +216,23 @@ def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray
 
 
 def fit_layers(layers: list[FitLayer], ks: dict[int, int], stats: dict[int, LayerStatistics], weights: dict,
-               config: ReclusterConfig) -> dict[int, LayerFit]:
-    """fit_layer of every layer (op index -> LayerFit), FIT_THREADS at a time, largest first. The fits are
-    independent of each other and numpy releases the GIL in BLAS, LAPACK and large array operations; with
-    BLAS on one thread each fit computes exactly what it computes alone."""
-    def one(la: FitLayer) -> tuple[int, LayerFit]:
+               config: ReclusterConfig) -> Iterator[tuple[FitLayer, LayerFit]]:
+    """fit_layer of every layer, FIT_THREADS at a time, largest first; yielded in the order of ``layers`` as
+    each is done (the caller applies and reports them in layer order). The fits are independent of each
+    other and numpy releases the GIL in BLAS, LAPACK and large array operations; with BLAS on one thread
+    each fit computes exactly what it computes alone. Closed early, the fits not started are cancelled."""
+    def one(la: FitLayer) -> LayerFit:
         codes, scales, bias = weights[la.op_index]
-        return la.op_index, fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config)
+        return fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config)
 
-    largest_first = sorted(layers, key=lambda la: (-la.weight.size, la.op_index))
-    with ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit") as pool:
-        return dict(pool.map(one, largest_first))
+    pool = ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit")
+    try:
+        futures = {la.op_index: pool.submit(one, la)
+                   for la in sorted(layers, key=lambda la: (-la.weight.size, la.op_index))}
+        for la in layers:
+            yield la, futures[la.op_index].result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_layer(editor: ModelEditor, layer: FitLayer, fit: LayerFit) -> None:
@@ -275,16 +283,17 @@ def auto_segments(model_bytes: bytes, samples: int, layers: int, cached: bool) -
     return max(1, min(layers, affordable))
 
 
-def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
-                      calibration: Calibration) -> tuple[bytes, ReclusterReport]:
+def recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration,
+                      progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
     """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified.
-    numpy's BLAS runs on one thread throughout (core.threads): the fits' reductions in one order."""
+    ``progress(what, layers done, layers)`` is told of each segment's LiteRT pass and each fitted layer, in
+    layer order. numpy's BLAS runs on one thread throughout (core.threads): the fits' reductions in one order."""
     with one_blas_thread():
-        return _recluster_on_data(model_bytes, config, calibration)
+        return _recluster_on_data(model_bytes, config, calibration, progress)
 
 
-def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
-                       calibration: Calibration) -> tuple[bytes, ReclusterReport]:
+def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration,
+                       progress: Callable[[str, int, int], None] | None) -> tuple[bytes, ReclusterReport]:
     from .recluster import rewrite_on_weights
 
     t0 = time.perf_counter()
@@ -332,6 +341,7 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         cache = original_activations(model_bytes, rows, inputs, batch)
         passes += 1
     added: list[float] = []  # output noise each non-depthwise layer's rewrite added, in fitting order
+    fitted: list[int] = []  # operator indices of the layers fitted so far (for progress)
     for group in groups:
         weights = {la.op_index: layer_weights(model, la) for la in group}
         v_orig = {o: stacked_weights(c, s, s * b) for o, (c, s, b) in weights.items()}
@@ -340,17 +350,21 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         # corrects the drift of the earlier segments, and correcting it twice overshoots.
         ops = {la.op_index for la in group}
         independent = frozenset(la.op_index for la in group if nearest_fitted_upstream(model, la.op_index, ops))
+        if progress is not None:
+            progress(f"activations of {len(group)} layer(s) on {len(rows)} samples", len(fitted), len(to_fit))
         stats, used = collect_statistics(model_bytes, current, rows, group, config, batch, v_orig, independent, cache)
         passes += used
-        fits = fit_layers(group, ks, stats, weights, config)
-        for la in group:
-            codes, scales, _ = weights[la.op_index]
-            fit = fits[la.op_index]
-            skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None
-            if la.kind is not LayerKind.DEPTHWISE:
-                added.append(max(fit.relative_error - fit.before_relative_error, 0.0))
-            results[la.weight.tensor_index] = _apply(editor, la, fit, codes, scales, ks[la.op_index], skip)
-            modified = modified or results[la.weight.tensor_index].action is TensorAction.REWRITTEN
+        with closing(fit_layers(group, ks, stats, weights, config)) as fits:
+            for la, fit in fits:
+                codes, scales, _ = weights[la.op_index]
+                skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None
+                if la.kind is not LayerKind.DEPTHWISE:
+                    added.append(max(fit.relative_error - fit.before_relative_error, 0.0))
+                results[la.weight.tensor_index] = _apply(editor, la, fit, codes, scales, ks[la.op_index], skip)
+                fitted.append(la.op_index)
+                if progress is not None:
+                    progress(f"fitted {la.weight.name}", len(fitted), len(to_fit))
+                modified = modified or results[la.weight.tensor_index].action is TensorAction.REWRITTEN
     ordered = tuple(results[w.tensor_index] for w in find_weight_tensors(model))
     summary = CalibrationSummary(Objective.OUTPUTS, len(rows), calibration.source, len(groups), passes, batch,
                                  time.perf_counter() - t0)
