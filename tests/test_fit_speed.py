@@ -176,3 +176,29 @@ def test_weight_space_fits_two_at_a_time_write_what_one_at_a_time_writes(conv_bn
                 fitted += 1
         assert fitted >= 2
         assert recluster_model(data, config)[0] == write_model(model)
+
+
+@pytest.mark.tf
+def test_progress_hears_each_layer_once_in_layer_order_while_fits_run_two_at_a_time(depthwise_int8):
+    """The fits of a segment run FIT_THREADS at a time, largest first; progress still hears of each layer
+    once, in operator order, as done counts 1, 2, ... n (the step bar never goes back or skips)."""
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.layers import FitLayer, describe_layer
+    from toolchain.rewrite.output_aware import Calibration
+    from toolchain.rewrite.recluster import recluster_model
+    from toolchain.tflite.graph import find_weight_tensors
+    from toolchain.tflite.inputs import random_inputs
+    from toolchain.tflite.model_io import read_model
+
+    data = depthwise_int8.read_bytes()
+    model = read_model(data)
+    layers = [la for w in find_weight_tensors(model) if isinstance(la := describe_layer(model, w), FitLayer)]
+    in_op_order = [la.weight.name for la in sorted(layers, key=lambda la: la.op_index)]
+    assert len(in_op_order) >= 3
+    heard = []
+    config = ReclusterConfig(clusters=4, include_depthwise=True, segments=1, min_weights=0)
+    recluster_model(data, config, Calibration(random_inputs(rt.input_specs(data), 16, 0), "r"),
+                    lambda what, done, total: heard.append((what, done, total)))
+    fitted = [(what.removeprefix("fitted "), done, total) for what, done, total in heard if what.startswith("fitted ")]
+    n = len(in_op_order)
+    assert fitted == [(name, i + 1, n) for i, name in enumerate(in_op_order)]
