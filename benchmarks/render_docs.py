@@ -46,6 +46,8 @@ BLOCKS: dict[str, Renderer] = {
     "fashion-mnist-verdict": Renderer(("compression_fashion_mnist",), tables.fashion_mnist_verdict),
     "fashion-mnist-notes": Renderer(("compression_fashion_mnist",), tables.fashion_mnist_notes),
     "recluster-speed": Renderer(("recluster_speed",), tables.recluster_speed_table),
+    "fit-speed": Renderer(("fit_speed",), tables.fit_speed_table),
+    "fit-speed-verdict": Renderer(("fit_speed",), tables.fit_speed_verdict),
     "restore-clusters": Renderer(("restore_clusters",), tables.restore_clusters_table),
     "restore-clusters-verdict": Renderer(("restore_clusters",), tables.restore_clusters_verdict),
     "deploy-output": Renderer(("deploy_time",), tables.deploy_output),

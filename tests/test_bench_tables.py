@@ -195,6 +195,69 @@ def test_recluster_speed_table():
     ]
 
 
+def _fit_runs(total: float, load: float, stats: float, litert: float, fits: float | None, cpu: float, rss: float,
+              shas: list[str]) -> dict:
+    return {"runs": 3, "segments": 1, "litert_passes": 1, "batch": 12, "output_sha256": shas,
+            "median": {"total_s": total, "load_s": load, "statistics_s": stats, "litert_s": litert, "fits_s": fits,
+                       "cpu_s": cpu, "peak_rss_mib": rss}}
+
+
+FIT_SPEED = {
+    "machine": {"cpus": 2, "python": "3.11.7", "load_average_start": [3.04, 1.0]}, "baseline_commit": "abcdef0123456",
+    "output_aware": {"before": _fit_runs(52.5, 6.04, 28.0, 14.0, None, 47.0, 2200.4, ["a"]),
+                     "after": _fit_runs(21.0, 1.0, 12.0, 10.5, 6.0, 24.0, 716.6, ["b", "c"])},
+    "weight_space_fit_s": {"before": {"median": 1.38, "runs": 5}, "after": {"median": 0.6, "runs": 5, "cpu_median": 0.91}},
+    "thread_settings": {"before": {"same": True}, "after": {"same": False}},
+    "accuracy": [{"model": "ds_cnn", "clusters": 8, "calibration_samples": 512, "test_images": 10000,
+                  "int8_accuracy": 0.9134, "before": {"accuracy": 0.9056, "fit_s": 23.51},
+                  "after": {"accuracy": 0.9049, "fit_s": 13.2}, "accuracy_change_points": -0.07,
+                  "top1_agreement_before_after": 0.99871}],
+}
+
+
+def test_fit_speed_table_marks_missing_phases_and_differing_bytes():
+    assert tables.fit_speed_table(FIT_SPEED).splitlines() == [
+        "| MobileNetV2 224x224, K=16, 512 samples | before | after | before / after |",
+        "|---|---|---|---|",
+        "| output-aware fit, wall s | 52.5 | 21.0 | 2.5x |",
+        "| of which: reading and quantising the calibration file | 6.0 | 1.0 | 6.0x |",
+        "| statistics (LiteRT and Hessians) | 28.0 | 12.0 | 2.3x |",
+        "| LiteRT invokes (any thread) | 14.0 | 10.5 | 1.3x |",
+        "| per-layer fits | - | 6.0 | - |",
+        "| CPU s (all threads) | 47.0 | 24.0 | 2.0x |",
+        "| peak RSS MiB | 2200 | 717 | 3.1x |",
+        "| weight-space fit s (median of 5) | 1.38 | 0.60 | 2.3x |",
+        "| weight-space fit, CPU s | - | 0.91 | - |",
+        "| same bytes in every run / with OPENBLAS_NUM_THREADS=1 and 2 | yes / yes | no / no |  |",
+        "",
+        ("Medians of 3 runs per version, alternating in one session, each in its own process; before: commit "
+         "abcdef0123. 1 segment, 1 LiteRT pass, batches of 12. Machine: 2 cores, Python 3.11.7, load average 3.0 at "
+         "the start."),
+        "",
+        ("| net | K | int8 | before | after | change (points) | top-1 agreement before/after | fit s before "
+         "| fit s after |"),
+        "|---|---|---|---|---|---|---|---|---|",
+        "| ds_cnn | 8 | 91.34% | 90.56% | 90.49% | -0.07 | 0.9987 | 23.5 | 13.2 |",
+        "",
+        ("Fashion-MNIST nets of benchmarks/output_aware_models.py, depthwise included, 512 seeded training images, "
+         "accuracy on the 10,000 test images; one run per version."),
+    ]
+
+
+def test_fit_speed_verdict_against_the_targets():
+    assert tables.fit_speed_verdict(FIT_SPEED).splitlines() == [
+        ("- Output-aware fit: 52.5 s -> 21.0 s wall (2.5x faster), 47.0 -> 24.0 s CPU, peak 2200 -> 717 MiB; "
+         "target < 25 s met, < 1 GB met on this machine."),
+        "- Weight-space fit: 1.38 s -> 0.60 s; target < 1 s met.",
+        "- `ds_cnn` K=8: 90.56% before, 90.49% after (-0.07 points), fit 23.5 s -> 13.2 s.",
+    ]
+    slow = {**FIT_SPEED, "accuracy": None,
+            "output_aware": {**FIT_SPEED["output_aware"], "after": _fit_runs(30.0, 1, 2, 3, 4, 5, 1500.0, ["b"])},
+            "weight_space_fit_s": {"before": {"median": 1.38}, "after": {"median": 1.0}}}
+    assert tables.fit_speed_verdict(slow).splitlines()[0].endswith("target < 25 s not met, < 1 GB not met on this machine.")
+    assert tables.fit_speed_verdict(slow).splitlines()[1].endswith("target < 1 s not met.")
+
+
 def _restore_row(variant: str, distinct: list[int], error: float, accuracy: float, delta: float, encoded: int) -> dict:
     return {"clusters": 8, "variant": variant, "distinct_per_tensor": distinct, "squared_error_vs_float": error,
             "int8_accuracy": accuracy, "accuracy_delta_points": delta, "vela_encoded_weight_bytes": encoded}
