@@ -16,11 +16,12 @@ CONFIG ?=
 BUILD ?= build
 PYTEST_ARGS ?=
 
-# Debian packages the tests use: Arm cross compiler, QEMU (a Cortex-M55 board), headless browser, Fashion-MNIST.
+# Debian packages the tests use: Arm cross compiler, QEMU (a Cortex-M55 board), headless browser, Fashion-MNIST,
+# g++ (the Ethos-N bridge).
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm chromium \
-  dataset-fashion-mnist gcc make cmake
+  dataset-fashion-mnist gcc g++ make cmake
 
-.PHONY: setup system-deps lint test deploy firmware-check sweep bench docs clean help corpus-wild
+.PHONY: setup system-deps lint test deploy firmware-check sweep bench docs clean help corpus-wild ethos-n-calibration
 
 help:
 	@echo "make setup | lint | test | deploy TARGET=ethos-u55 [MODEL=..] | firmware-check | sweep | bench | docs | clean"
@@ -122,8 +123,16 @@ bench: setup system-deps
 	$(call bench_step,finetune_strategies.py)
 	$(call bench_step,corpus_deploy.py)
 	$(call bench_step,fuzz_models.py)
+	$(call bench_step,ethos_n_calibration.py)
 	$(call bench_step,bad_inputs_table.py --write)
 	$(PY) benchmarks/render_docs.py
+
+# The Ethos-N78 calibration (docs/targets.md): with Arm's support library (ETHOSN_LIBRARY=PATH, built from
+# ARM-software/ethos-n-driver-stack) measure Arm's figures on the grid again; without it, re-run the model on
+# the stored grid and check every point (the test suite checks a sample).
+ethos-n-calibration: setup
+	$(PY) benchmarks/ethos_n_calibration.py $(if $(ETHOSN_LIBRARY),--library $(ETHOSN_LIBRARY))
+	ETHOSN_CALIBRATION_FULL=1 $(PY) -m pytest -q tests/test_ethos_n_calibration.py
 
 # Third-party models: downloads the mediapipe 0.10.21 wheel (pip download --no-deps, nothing installed) into
 # $(BUILD)/corpus-wild, deploys its 14 float .tflite files for ethos-u55-128 and ethos-u85-256 with synthetic

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import tables
 from common import machine, mobilenet_v2_int8, progress, write_result
 
-TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "ethos-n78-2tops")
+TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "ethos-n78-4tops-2ple")
 GOAL_S = 2.0
 
 

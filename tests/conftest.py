@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Arm's Ethos-N support library, when the machine has one (tests/test_ethos_n_bridge.py). Every other test runs
+# without it, so Ethos-N figures are the calibrated model's wherever the suite runs.
+ETHOSN_SUPPORT_LIBRARY = os.environ.pop("ETHOSN_SUPPORT_LIBRARY", None)
 
 
 def need_system(what: str, ok: bool, install_hint: str) -> None:

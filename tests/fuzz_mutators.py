@@ -639,7 +639,7 @@ def _worker_stages(data: bytes, scratch: Path):
     yield "palettise", lambda: build_palette_set(data, PalettiseConfig(tflm=False))
     # The analytical target runs compile's whole in-process path (validation, model facts,
     # report, schema check) without Vela; Vela itself always runs in a subprocess.
-    yield "compile", lambda: compile_model(path, load_profile("ethos-n78-1tops"), scratch / "compile", allow_cpu=True,
+    yield "compile", lambda: compile_model(path, load_profile("ethos-n78-1tops-4ple"), scratch / "compile", allow_cpu=True,
                                            enforce_budget=False)
     yield "recluster", recluster
     yield "verify", lambda: verify(data, rewritten[0], None, VerifyOptions(samples=2))

@@ -442,8 +442,9 @@ def _profile(body: str):
 
 CUSTOM_SYSTEM = ('base = "ethos-u55-128"\n[system]\ncore_clock_hz = 250_000_000\naxi0_port = "Sram"\n'
                  'axi1_port = "OffChipFlash"\n[system.Sram]\nclock_scale = 1.0\n[system.OffChipFlash]\n')
-ETHOS_N = ('accelerator = "ethos-n78-1tops"\npalette_limit = 32\n[budget]\nsram_bytes = 1048576\nflash_bytes = 4194304\n'
-           "[ethos_n]\ntops = 1\nmacs_per_cycle = 512\nclock_hz = 1_000_000_000\n")
+def _ethos_n(sram: str = "1048576", clock: str = "1_000_000_000") -> str:
+    return (f'accelerator = "ethos-n78-1tops-4ple"\npalette_limit = 32\n[budget]\nsram_bytes = {sram}\n'
+            f"flash_bytes = 4194304\n[ethos_n]\nclock_hz = {clock}\n")
 DEEP_TOML = "a = " + "[" * 5000 + "]" * 5000 + "\n"
 COMPILE = ("--target", "ethos-u55-128", "-o", "out")
 
@@ -499,15 +500,22 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
     BadInput("nan-clock-scale", "profile with clock_scale = nan", ("compile", MODEL, "--profile", "board.toml", "-o",
              "out"), 2, "not a finite number", _both(_copy(MODEL, "int8"), _write("board.toml", _profile(
                  CUSTOM_SYSTEM + "clock_scale = nan\n")))),
-    BadInput("ethos-n-bandwidth-inf", "Ethos-N profile with DRAM bandwidth inf", ("compile", MODEL, "--profile",
+    BadInput("ethos-n-clock-inf", "Ethos-N profile with clock_hz = inf", ("compile", MODEL, "--profile",
              "board.toml", "-o", "out"), 2, "not a finite number", _both(_copy(MODEL, "int8"), _write(
-                 "board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = inf\n")))),
-    BadInput("ethos-n-bandwidth-tiny", "Ethos-N profile with DRAM bandwidth 1e-300", ("compile", MODEL, "--profile",
-             "board.toml", "-o", "out"), 2, "less than the minimum", _both(_copy(MODEL, "int8"), _write(
-                 "board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = 1e-300\n")))),
-    BadInput("ethos-n-utilisation-tiny", "Ethos-N profile with utilisation 1e-320", ("compile", MODEL, "--profile",
-             "board.toml", "-o", "out"), 2, "utilisation: 1e-320 is less than the minimum", _both(_copy(MODEL, "int8"),
-             _write("board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = 1e10\nutilisation = 1e-320\n")))),
+                 "board.toml", _profile(_ethos_n(clock="inf"))))),
+    BadInput("ethos-n-sram-size", "Ethos-N profile with an SRAM size its variant cannot have (1,000,000 bytes)",
+             ("compile", MODEL, "--profile", "board.toml", "-o", "out"), 2, "8 SRAM controllers",
+             _both(_copy(MODEL, "int8"), _write("board.toml", _profile(_ethos_n(sram="1000000"))))),
+    BadInput("ethos-n-library-missing", "--ethosn-support-library naming no file",
+             ("compile", MODEL, "--target", "ethos-n78", "-o", "out", "--ethosn-support-library", "nowhere.so"), 2,
+             "nowhere.so: no such file or directory", _copy(MODEL, "int8")),
+    BadInput("ethos-n-library-not-a-library", "--ethosn-support-library naming a text file called libEthosNSupport.so",
+             ("compile", MODEL, "--target", "ethos-n78", "-o", "out", "--ethosn-support-library", "libEthosNSupport.so"),
+             2, r"libEthosNSupport.so is not an Ethos-N support library \(not a shared or static library\)",
+             _both(_copy(MODEL, "int8"), _write("libEthosNSupport.so", lambda m: "not a library\n"))),
+    BadInput("ethos-n-library-for-vela-target", "--ethosn-support-library with an Ethos-U target",
+             ("compile", MODEL, "--target", "ethos-u55-128", "-o", "out", "--ethosn-support-library", "lib.so"), 2,
+             "applies to Ethos-N78 targets", _copy(MODEL, "int8")),
     BadInput("float-for-integer", "profile with budget sram_bytes = 1e30 (a float)", ("compile", MODEL, "--profile",
              "board.toml", "-o", "out"), 2, "not a whole number", _both(_copy(MODEL, "int8"), _write(
                  "board.toml", _profile('base = "ethos-u55-128"\n[budget]\nsram_bytes = 1e30\n')))),

@@ -195,6 +195,69 @@ def test_recluster_speed_table():
     ]
 
 
+def _fit_runs(total: float, load: float, stats: float, litert: float, fits: float | None, cpu: float, rss: float,
+              shas: list[str]) -> dict:
+    return {"runs": 3, "segments": 1, "litert_passes": 1, "batch": 12, "output_sha256": shas,
+            "median": {"total_s": total, "load_s": load, "statistics_s": stats, "litert_s": litert, "fits_s": fits,
+                       "cpu_s": cpu, "peak_rss_mib": rss}}
+
+
+FIT_SPEED = {
+    "machine": {"cpus": 2, "python": "3.11.7", "load_average_start": [3.04, 1.0]}, "baseline_commit": "abcdef0123456",
+    "output_aware": {"before": _fit_runs(52.5, 6.04, 28.0, 14.0, None, 47.0, 2200.4, ["a"]),
+                     "after": _fit_runs(21.0, 1.0, 12.0, 10.5, 6.0, 24.0, 716.6, ["b", "c"])},
+    "weight_space_fit_s": {"before": {"median": 1.38, "runs": 5}, "after": {"median": 0.6, "runs": 5, "cpu_median": 0.91}},
+    "thread_settings": {"before": {"same": True}, "after": {"same": False}},
+    "accuracy": [{"model": "ds_cnn", "clusters": 8, "calibration_samples": 512, "test_images": 10000,
+                  "int8_accuracy": 0.9134, "before": {"accuracy": 0.9056, "fit_s": 23.51},
+                  "after": {"accuracy": 0.9049, "fit_s": 13.2}, "accuracy_change_points": -0.07,
+                  "top1_agreement_before_after": 0.99871}],
+}
+
+
+def test_fit_speed_table_marks_missing_phases_and_differing_bytes():
+    assert tables.fit_speed_table(FIT_SPEED).splitlines() == [
+        "| MobileNetV2 224x224, K=16, 512 samples | before | after | before / after |",
+        "|---|---|---|---|",
+        "| output-aware fit, wall s | 52.5 | 21.0 | 2.5x |",
+        "| of which: reading and quantising the calibration file | 6.0 | 1.0 | 6.0x |",
+        "| statistics (LiteRT and Hessians) | 28.0 | 12.0 | 2.3x |",
+        "| LiteRT invokes (any thread) | 14.0 | 10.5 | 1.3x |",
+        "| per-layer fits | - | 6.0 | - |",
+        "| CPU s (all threads) | 47.0 | 24.0 | 2.0x |",
+        "| peak RSS MiB | 2200 | 717 | 3.1x |",
+        "| weight-space fit s (median of 5) | 1.38 | 0.60 | 2.3x |",
+        "| weight-space fit, CPU s | - | 0.91 | - |",
+        "| same bytes in every run / with OPENBLAS_NUM_THREADS=1 and 2 | yes / yes | no / no |  |",
+        "",
+        ("Medians of 3 runs per version, alternating in one session, each in its own process; before: commit "
+         "abcdef0123. 1 segment, 1 LiteRT pass, batches of 12. Machine: 2 cores, Python 3.11.7, load average 3.0 at "
+         "the start."),
+        "",
+        ("| net | K | int8 | before | after | change (points) | top-1 agreement before/after | fit s before "
+         "| fit s after |"),
+        "|---|---|---|---|---|---|---|---|---|",
+        "| ds_cnn | 8 | 91.34% | 90.56% | 90.49% | -0.07 | 0.9987 | 23.5 | 13.2 |",
+        "",
+        ("Fashion-MNIST nets of benchmarks/output_aware_models.py, depthwise included, 512 seeded training images, "
+         "accuracy on the 10,000 test images; one run per version."),
+    ]
+
+
+def test_fit_speed_verdict_against_the_targets():
+    assert tables.fit_speed_verdict(FIT_SPEED).splitlines() == [
+        ("- Output-aware fit: 52.5 s -> 21.0 s wall (2.5x faster), 47.0 -> 24.0 s CPU, peak 2200 -> 717 MiB; "
+         "target < 25 s met, < 1 GB met on this machine."),
+        "- Weight-space fit: 1.38 s -> 0.60 s; target < 1 s met.",
+        "- `ds_cnn` K=8: 90.56% before, 90.49% after (-0.07 points), fit 23.5 s -> 13.2 s.",
+    ]
+    slow = {**FIT_SPEED, "accuracy": None,
+            "output_aware": {**FIT_SPEED["output_aware"], "after": _fit_runs(30.0, 1, 2, 3, 4, 5, 1500.0, ["b"])},
+            "weight_space_fit_s": {"before": {"median": 1.38}, "after": {"median": 1.0}}}
+    assert tables.fit_speed_verdict(slow).splitlines()[0].endswith("target < 25 s not met, < 1 GB not met on this machine.")
+    assert tables.fit_speed_verdict(slow).splitlines()[1].endswith("target < 1 s not met.")
+
+
 def _restore_row(variant: str, distinct: list[int], error: float, accuracy: float, delta: float, encoded: int) -> dict:
     return {"clusters": 8, "variant": variant, "distinct_per_tensor": distinct, "squared_error_vs_float": error,
             "int8_accuracy": accuracy, "accuracy_delta_points": delta, "vela_encoded_weight_bytes": encoded}
@@ -335,10 +398,10 @@ def test_deploy_models_in_plain_before_after_order():
 def test_compile_speed_table():
     run = {"model": "a.tflite", "model_bytes": 123456, "target": "ethos-u55-128", "estimate_kind": "vela", "repeats": 5,
            "median_s": 1.23456, "min_s": 1.2, "max_s": 1.5, "cycles_total": 987654, "sram_bytes": 4096}
-    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops", "estimate_kind": "analytical"}]}
+    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops-4ple", "estimate_kind": "analytical"}]}
     assert tables.compile_speed_table(doc).splitlines()[2:] == [
         "| `a.tflite` | 123,456 | ethos-u55-128 | Vela compile | 5 | 1.235 | 1.200 | 1.500 | 987,654 | 4,096 |",
-        ("| `b.tflite` | 123,456 | ethos-n78-1tops | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
+        ("| `b.tflite` | 123,456 | ethos-n78-1tops-4ple | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
          "| 4,096 |"),
     ]
 
@@ -719,6 +782,62 @@ def test_results_machines_skips_missing_results_and_unknown_machines():
          "Python ? | - |"),
     ]
 
+
+# --------------------------------------------------------------------------- the Ethos-N78 calibration
+
+ETHOS_N = {
+    "arm": {"support_library": "6.0.0", "driver_stack": "25.03"},
+    "variants": {"ETHOS_N78_1TOPS_2PLE_RATIO": {"sram_bytes": 458752, "message": "Arm's Ethos-N support library "
+                                                "6.0.0 refused the network for X: Estimation failed"},
+                 "ETHOS_N78_1TOPS_4PLE_RATIO": {"sram_bytes": 458752, "message": None}},
+    "summary": {
+        "all": {"add": {"points": 2, "max_cycles_error": 0.1, "mean_cycles_error": 0.05, "cycles_within_tolerance": 2},
+                "conv 1x1": {"points": 4, "max_cycles_error": 0.2, "mean_cycles_error": 0.1,
+                             "cycles_within_tolerance": 3, "max_weight_bytes_error": 0.5,
+                             "mean_weight_bytes_error": 0.125, "weight_bytes_within_tolerance": 3,
+                             "weight_bytes_points": 4},
+                "all": {"points": 6, "max_cycles_error": 0.2, "mean_cycles_error": 0.0833, "cycles_within_tolerance": 5,
+                        "max_weight_bytes_error": 0.5, "mean_weight_bytes_error": 0.125,
+                        "weight_bytes_within_tolerance": 3, "weight_bytes_points": 4}},
+        "ETHOS_N78_1TOPS_4PLE_RATIO": {"all": {"points": 6, "max_cycles_error": 0.2, "mean_cycles_error": 0.0833,
+                                               "cycles_within_tolerance": 5, "max_weight_bytes_error": 0.5,
+                                               "mean_weight_bytes_error": 0.125, "weight_bytes_within_tolerance": 3,
+                                               "weight_bytes_points": 4}},
+    },
+}
+
+
+def test_ethos_n_calibration_tables():
+    assert tables.ethos_n_calibration_table(ETHOS_N) == (
+        "| layer type | grid points | cycles: max error | mean | within 15% | weight bytes: max error | mean | "
+        "within 5% |\n|---|---|---|---|---|---|---|---|\n"
+        "| conv 1x1 | 4 | 20.0% | 10.0% | 3 of 4 | 50.0% | 12.5% | 3 of 4 |\n"
+        "| add | 2 | 10.0% | 5.0% | 2 of 2 | - | - | - |\n"
+        "| **all layers** | 6 | 20.0% | 8.3% | 5 of 6 | 50.0% | 12.5% | 3 of 4 |")
+    assert tables.ethos_n_variants_table(ETHOS_N) == (
+        "| variant | SRAM | grid points | cycles: max error | mean | within 15% | weight bytes: max error | mean | "
+        "within 5% |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| `ETHOS_N78_1TOPS_2PLE_RATIO` | 448 KiB | 0 | Arm's library estimates nothing (\"Estimation failed\") "
+        "|  |  |  |  |  |\n"
+        "| `ETHOS_N78_1TOPS_4PLE_RATIO` | 448 KiB | 6 | 20.0% | 8.3% | 5 of 6 | 50.0% | 12.5% | 3 of 4 |")
+    assert tables.ethos_n_calibration_verdict(ETHOS_N) == (
+        "On 6 grid points (layers standing alone, 6.0.0 of Arm's support library, driver stack 25.03) the model's "
+        "cycles are within 15% of Arm's on 5 (83.3%) and its weight bytes within 5% on 3 of the 4 layers with "
+        "weights (75.0%); mean errors 8.3% and 12.5%. The largest: cycles conv 1x1 20.0%, add 10.0%; weight bytes "
+        "conv 1x1 50.0%.")
+
+
+def test_ethos_n_networks_table():
+    doc = {"rows": [{"network": "net", "variant": "V", "layers": 5, "layers_compared": 4, "arm_cycles": 1000,
+                     "model_cycles": 1100, "model_standalone_cycles": 2000, "arm_weight_bytes": 400,
+                     "model_weight_bytes": 380}]}
+    assert tables.ethos_n_networks_table(doc) == (
+        "| network | variant | layers compared | Arm: cycles | model: cycles | model, layers standing alone | "
+        "Arm: weight bytes | model: weight bytes |\n|---|---|---|---|---|---|---|---|\n"
+        "| `net` | `V` | 4 of 5 | 1,000 | 1,100 (1.10x) | 2,000 (2.00x) | 400 | 380 (0.95x) |")
+
+
+# --------------------------------------------------------------------------- the wild corpus
 
 def test_float_tflite_table():
     doc = {"clusters": 16, "goal_points": 0.6, "rows": [

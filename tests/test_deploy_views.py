@@ -111,21 +111,24 @@ def test_model_page_lists_every_target_and_marks_the_estimate(conv_bn_int8, tmp_
     assert u55.rc == 0, u55.stderr
     n78 = deploy(str(conv_bn_int8), "--target", "ethos-n78", "--build-dir", str(build))
     assert n78.rc == 0, n78.stderr
-    row = next(ln for ln in n78.stdout.splitlines() if ln.startswith("ethos-n78-1tops"))
-    assert row.startswith("ethos-n78-1tops *") and "* analytical estimate (Ethos-N78)" in n78.stdout
+    row = next(ln for ln in n78.stdout.splitlines() if ln.startswith("ethos-n78-1tops-4ple"))
+    assert row.startswith("ethos-n78-1tops-4ple *")
+    assert "* Ethos-N78 calibrated analytical estimate (max error on the grid: " in n78.stdout
     assert re.search(r"\bcycles\s+time us\b", n78.stdout)  # microseconds next to cycles
 
     page = (mdir / "index.html").read_text()
     assert "2 target(s)" in page  # the u55 target of the earlier run is still listed
-    for name in ("ethos-u55-128", "ethos-n78-1tops"):
+    for name in ("ethos-u55-128", "ethos-n78-1tops-4ple"):
         assert f'href="{name}/report/index.html"' in page
-    assert '<a href="ethos-n78-1tops/report/index.html">ethos-n78-1tops</a> <span class="estimate">' \
+    assert '<a href="ethos-n78-1tops-4ple/report/index.html">ethos-n78-1tops-4ple</a> <span class="estimate">' \
            "(analytical estimate)</span>" in page
-    assert "Cycles per inference (Ethos-N78: analytical estimate)" in page and "time after (us)" in page
-    n78_page = (mdir / "ethos-n78-1tops" / "report" / "index.html").read_text()
+    assert "Cycles per inference (Ethos-N78: estimate)" in page and "time after (us)" in page
+    n78_page = (mdir / "ethos-n78-1tops-4ple" / "report" / "index.html").read_text()
+    assert "ESTIMATE (not a Vela compile): calibrated analytical estimate (max error on the grid:" in n78_page
     assert "Cycles per inference (analytical estimate)" in n78_page
     assert "Time per inference (analytical estimate)" in n78_page
-    n78_md = (mdir / "ethos-n78-1tops" / "report" / "report.md").read_text()
+    n78_md = (mdir / "ethos-n78-1tops-4ple" / "report" / "report.md").read_text()
+    assert "ESTIMATE, not a Vela compile: calibrated analytical estimate (max error on the grid:" in n78_md
     assert "| cycles (analytical estimate) |" in n78_md and "| inference time (us) (analytical estimate) |" in n78_md
     u55_doc = json.loads((mdir / "ethos-u55-128" / "report" / "report.json").read_text())
     u55_us = f"{u55_doc['models']['after']['inference_time_s'] * 1e6:,.1f}"

@@ -55,6 +55,8 @@ def test_wheel_carries_schemas_and_profiles(wheel):
         assert f"toolchain/schemas/{path.name}" in names
     for path in (REPO / "hw_profiles").glob("*.toml"):
         assert f"toolchain/hw_profiles/{path.name}" in names
+    # the Ethos-N bridge's source (built against a user's Arm library) and the calibration's worst errors
+    assert {"toolchain/targets/ethos_n_bridge.cpp", "toolchain/targets/ethos_n_calibration.json"} <= names
     for path in (REPO / "toolchain" / "firmware" / "m55_check").iterdir():  # toolchain firmware-check's program
         assert f"toolchain/firmware/m55_check/{path.name}" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
@@ -83,7 +85,7 @@ def test_core_wheel_runs_every_post_training_verb(core_venv, core_dense_int8, tm
 
     profiles = _run([str(toolchain), "profiles", "--json"], tmp_path)
     assert profiles.returncode == 0, profiles.stderr
-    assert {p["name"] for p in json.loads(profiles.stdout)} >= {"ethos-u55-128", "ethos-u85-256", "ethos-n78-1tops"}
+    assert {p["name"] for p in json.loads(profiles.stdout)} >= {"ethos-u55-128", "ethos-u85-256", "ethos-n78-1tops-4ple"}
 
     model = tmp_path / "m.tflite"
     model.write_bytes(core_dense_int8.read_bytes())

@@ -13,7 +13,8 @@ from .robustness import fuzz_summary_line
 def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, compile_: Doc, fuzz: Doc,
                      bad: Doc, corpus: Doc, output_aware: Doc | None = None, sweep: Doc | None = None,
                      base: Doc | None = None, rfc: Doc | None = None, executors: Doc | None = None,
-                     strategies: Doc | None = None, verdict: Doc | None = None) -> str:
+                     strategies: Doc | None = None, verdict: Doc | None = None, ethos_n: Doc | None = None,
+                     ethos_n_networks: Doc | None = None) -> str:
     """Where each results file was measured: the machine, and the load on it when recorded."""
     named = [("converged base models", "base_models", base),
              ("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
@@ -26,7 +27,9 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
              ("the output-aware fit", "output_aware", output_aware),
              ("the sweep on make and on Ray", "sweep_executors", executors),
              ("the fine-tune under tf.distribute strategies", "finetune_strategies", strategies),
-             ("the held-back check against a test split", "verdict", verdict)]
+             ("the held-back check against a test split", "verdict", verdict),
+             ("Ethos-N78: the model against Arm's estimator", "ethos_n_calibration", ethos_n),
+             ("Ethos-N78: whole networks", "ethos_n_networks", ethos_n_networks)]
     rows = []
     for label, stem, doc in named:
         if doc is None:

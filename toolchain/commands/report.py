@@ -54,7 +54,7 @@ def _show_build(directory: Path, args: argparse.Namespace) -> int:
         return 0
     rows = []
     for d in docs:
-        estimate = d["target"]["estimate_kind"] == "analytical"
+        estimate = d["target"]["estimate_kind"] != "vela"
         for v in Variant:
             m = d["models"][v.value]
             if m is not None:
@@ -64,8 +64,10 @@ def _show_build(directory: Path, args: argparse.Namespace) -> int:
                              "yes" if m["within_budget"] else "NO"])
     lines = [table(["target", "K", "model", "accuracy", "deflate B", "flash: compiled file B", "SRAM B", "cycles", "time us", "fits"],
                    rows, right={1, 3, 4, 5, 6, 7, 8})]
-    if any(d["target"]["estimate_kind"] == "analytical" for d in docs):
-        lines.append("* analytical estimate (Ethos-N78): not a compile")
+    from ..reporting.markdown import label_of
+
+    for label in dict.fromkeys(label_of(d) for d in docs if d["target"]["estimate_kind"] != "vela"):
+        lines.append(f"* Ethos-N78 {label}: not a compile")
     lines.append(terminal_text(f"{len(history)} build(s) in {directory / HISTORY}; dashboard: {directory / INDEX_HTML}"))
     say(args, "\n".join(lines))
     return 0

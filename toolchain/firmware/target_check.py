@@ -234,7 +234,7 @@ def check_firmware(inputs: FirmwareCheckInputs, work_dir: Path | None = None) ->
         raise InputError(f"{inputs.firmware_dir / FIRMWARE_JSON}: model.section: {exc}") from None
     vela_file = compiled.get("vela_model")
     if not isinstance(vela_file, str) or Path(vela_file).name != vela_file:
-        raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: no Vela model (an analytical estimate has no firmware)")
+        raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: no Vela model (an Ethos-N78 estimate has no firmware)")
     vela_model = read_input_bytes(inputs.compile_dir / vela_file, "Vela-compiled model")
     if _field(fw, "inputs", "vela_model", "sha256") != sha256_bytes(vela_model):
         raise InputError(f"the firmware sources in {inputs.firmware_dir} were not made from {vela_file} of "

@@ -170,10 +170,10 @@ def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model
         b = c["budget"]
         over = "" if b["within_budget"] else ", OVER BUDGET"
         ops = f"operators in the model: {split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}"
-        if c["estimate_kind"] == "analytical":
+        if c["estimate_kind"] != "vela":  # an Ethos-N78 estimate, labelled with its estimator
             return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
                    f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), {ops}{over} " \
-                   "(analytical estimate)"
+                   f"({c['estimate_label']})"
         return f"flash: model file {fmt_int(b['flash_used_bytes'])} B / Vela off-chip {fmt_int(c['off_chip_flash_bytes'])} " \
                f"B, SRAM {fmt_int(b['sram_used_bytes'])} B, {fmt_int(c['cycles_total'])} cycles " \
                f"({fmt_us(c['inference_time_s'])} us), {ops}, Vela's count: " \
@@ -193,7 +193,7 @@ def firmware_stage(run: StageRunner, tdir: Path, profile, name: str, config: Pip
     cdir = tdir / "compile" / Variant.AFTER.value
     if not profile.family.compiled_by_vela:
         run.record(StageRecord(f"firmware {profile.name}", StageStatus.SKIPPED, 0.0,
-                               "analytical estimate: no Vela model to embed"))
+                               "Ethos-N estimate: no Vela model to embed"))
         return None
     ident = c_identifier(name, fallback="model").lower()
     ident = (ident if ident[0].isalpha() else f"model_{ident.lstrip('_')}")[:MAX_NAME_CHARS]

@@ -11,12 +11,13 @@ from ..reporting.fidelity import (
     verification_text,
 )
 from ..reporting.formatting import fmt_int, fmt_pct, fmt_us, table
+from ..reporting.markdown import label_of
 from ..reporting.report import Variant
 from ..targets.op_placement import split_label, vela_count_label
 from .progress import StageStatus
 from .result import DeployResult
 
-ESTIMATE_MARK = " *"  # after a target's name: an analytical estimate (Ethos-N78), not a compile
+ESTIMATE_MARK = " *"  # after a target's name: an Ethos-N78 estimate, not a compile
 
 # ----------------------------------------------------------------------------- summary
 
@@ -24,7 +25,7 @@ ESTIMATE_MARK = " *"  # after a target's name: an analytical estimate (Ethos-N78
 def summary_table(result: DeployResult) -> str:
     rows = []
     for t in result.targets:
-        estimate = t.report["target"]["estimate_kind"] == "analytical"
+        estimate = t.report["target"]["estimate_kind"] != "vela"
         for v in Variant:
             m = t.report["models"][v.value]
             if m is None:
@@ -42,8 +43,9 @@ def summary_table(result: DeployResult) -> str:
                     "fits"], rows, right=set(range(2, 11)))]
     lines.append("flash: the firmware embeds the model file; Vela's off-chip flash counts its command stream and "
                  "weights. Ops: the model's operators per inference (NPU / CPU); Vela counts its own operations.")
-    if any(t.report["target"]["estimate_kind"] == "analytical" for t in result.targets):
-        lines.append(f"{ESTIMATE_MARK.strip()} analytical estimate (Ethos-N78): modelled, not compiled")
+    estimated = [t for t in result.targets if t.report["target"]["estimate_kind"] != "vela"]
+    for label in dict.fromkeys(label_of(t.report) for t in estimated):
+        lines.append(f"{ESTIMATE_MARK.strip()} Ethos-N78 {label}: estimated, not compiled")
     q = result.targets[0].report.get("quantization") if result.targets else None
     if q is not None:  # the quantize step's own fidelity, apart from the rewrite's
         lines += quantization_terminal_lines(q["fidelity"])

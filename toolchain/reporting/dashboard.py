@@ -14,7 +14,7 @@ from ..core.version import __version__
 from ..targets.op_placement import split_label, vela_count_label
 from .fidelity import OUTPUT_HEADER, fidelity_of, output_rows, quantization_text
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
-from .markdown import LABELS_NOTE, summary_table_rows, title
+from .markdown import LABELS_NOTE, estimate_tag, label_of, summary_table_rows, title
 from .report import Variant
 from .svg_charts import Series, bar_chart, grouped_bar_chart, line_chart
 
@@ -66,7 +66,7 @@ def _variants(doc: dict[str, Any]) -> list[Variant]:
     return [v for v in Variant if doc["models"][v.value] is not None]
 
 
-ESTIMATE = "analytical estimate"
+ESTIMATE = "estimate"  # across targets: Ethos-N figures of either estimator
 # what the Ethos-N78 estimate models (file sizes and accuracy are measured on the files themselves)
 MODELLED = frozenset({"flash_bytes", "sram_bytes", "cycles_total", "inference_time_s", "encoded_weight_bytes"})
 FLASH_TITLE = "Flash: compiled model file (what the firmware embeds)"
@@ -74,7 +74,7 @@ VELA_FLASH_TITLE = "Vela's off-chip flash used (command stream and weights)"
 
 
 def _analytical(doc: dict[str, Any]) -> bool:
-    return doc["target"]["estimate_kind"] == "analytical"
+    return doc["target"]["estimate_kind"] != "vela"
 
 
 def _short(doc: dict[str, Any], v: Variant) -> str:
@@ -87,7 +87,7 @@ def _metric_bars(doc: dict[str, Any], key: str, chart_title: str, unit: str, sca
         x = doc["models"][v.value][key]
         bars.append((_short(doc, v), v.value, COLORS[v], None if x is None else x * scale))
     if _analytical(doc) and key in MODELLED:
-        chart_title = f"{chart_title} ({ESTIMATE})"
+        chart_title = f"{chart_title} ({estimate_tag(doc)})"
     return f'<div class="card">{bar_chart(chart_title, unit, bars)}</div>'
 
 
@@ -122,7 +122,7 @@ def _layer_chart(doc: dict[str, Any]) -> str:
     for v in _variants(doc):
         vals = tuple(None if la["models"][v.value] is None else la["models"][v.value]["encoded_weight_bytes"] for la in rows)
         series.append(Series(_short(doc, v), v.value, COLORS[v], vals))
-    name = f"Palettised weights per layer ({ESTIMATE})" if _analytical(doc) else "Vela encoded weights per layer"
+    name = f"Encoded weights per layer ({estimate_tag(doc)})" if _analytical(doc) else "Vela encoded weights per layer"
     return grouped_bar_chart(name, "bytes", [la["label"] for la in rows], series)
 
 
@@ -132,7 +132,7 @@ def _history_for(entries: Sequence[dict[str, Any]], target: str) -> list[dict[st
 
 def _history_charts(entries: Sequence[dict[str, Any]], target: str, doc: dict[str, Any]) -> list[str]:
     hist = _history_for(entries, target)
-    estimate = f" ({ESTIMATE})" if _analytical(doc) else ""
+    estimate = f" ({estimate_tag(doc)})" if _analytical(doc) else ""
     if not hist:
         return ['<p class="note">No history yet.</p>']
     labels = [f"#{e['build']}" for e in hist]
@@ -204,7 +204,7 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     facts = [f"K = {doc['clusters']}", f"entry: {doc['entry']}",
              f"data: {data['name']} ({data['test_samples']} test samples)" if data else "no data: accuracy not measured",
              f"Vela {t['vela_version']}" if t["estimate_kind"] == "vela"
-             else "ANALYTICAL ESTIMATE (not a Vela compile): every figure of this page is modelled"]
+             else f"ESTIMATE (not a Vela compile): {label_of(doc)}; every figure of this page is estimated"]
     budget = ('<span class="ok">within budget</span>' if b["within_budget"] else '<span class="over">OVER BUDGET</span>')
     body = [
         f"<h1>{escape(title(doc))}</h1>",
@@ -259,7 +259,7 @@ def _scaled(x: float | None, scale: float) -> float | None:
 def _target_cell(d: dict[str, Any]) -> str:
     name = d["target"]["name"]
     link = f'<a href="{escape(name)}/report/index.html">{escape(name)}</a>'
-    return link + (f' <span class="estimate">({ESTIMATE})</span>' if _analytical(d) else "")
+    return link + (f' <span class="estimate">({estimate_tag(d)})</span>' if _analytical(d) else "")
 
 
 def _agreement_cell(d: dict[str, Any]) -> str:

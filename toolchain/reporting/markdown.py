@@ -11,6 +11,8 @@ from .fidelity import OUTPUT_HEADER, output_rows, quantization_text, verificatio
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
 from .report import Variant
 
+# The short mark after an estimated figure, by compile.json's estimate_kind (Vela compiles carry none)
+ESTIMATE_TAGS = {"analytical": "analytical estimate", "arm": "Arm estimate"}
 # The firmware embeds the whole compiled model file; Vela's "off-chip flash used" counts its command stream and
 # weights only. Both are right; each row says which it is.
 FLASH_ROW = "flash: compiled model file (bytes)"
@@ -20,6 +22,18 @@ LABELS_NOTE = ("Flash: the firmware embeds the whole compiled model file; Vela's
                "operations (it splits some operators and adds others), for the last subgraph it compiles.")
 OPERATORS_ROW = "operators in the model: NPU / CPU per inference"
 VELA_OPERATORS_ROW = "Vela's operator count (its own operations): NPU / CPU"
+
+
+def estimate_tag(doc: dict[str, Any]) -> str | None:
+    return ESTIMATE_TAGS.get(doc["target"]["estimate_kind"])
+
+
+def label_of(doc: dict[str, Any]) -> str:
+    """compile.json's estimate_label (reports written before it was carried: the short tag)."""
+    t = doc["target"]
+    return t.get("estimate_label") or ESTIMATE_TAGS.get(t["estimate_kind"], "Vela compile")
+
+
 RATIO_OF_ROW = {
     "file size (bytes)": "file_bytes_ratio", "deflate size (bytes)": "deflate_bytes_ratio",
     "Vela encoded weights (bytes)": "encoded_weight_bytes_ratio", "SRAM (bytes)": "sram_bytes_ratio",
@@ -49,7 +63,8 @@ def summary_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
             return "-"
         return f"{fmt_ratio(c['file_ratio'])} / {fmt_ratio(c['deflate_ratio'])}"
 
-    estimate = " (analytical estimate)" if doc["target"]["estimate_kind"] == "analytical" else ""
+    tag = estimate_tag(doc)
+    estimate = f" ({tag})" if tag else ""
     return [
         row("accuracy (top-1)", lambda m: fmt_pct(m["accuracy"])),
         row("file size (bytes)", lambda m: fmt_int(m["file_bytes"])),
@@ -74,7 +89,9 @@ def summary_table_rows(doc: dict[str, Any], shown: Sequence[Variant]) -> list[li
     ab = doc["comparison"]["after_vs_before"]
     rows = []
     for label, cells in summary_rows(doc):
-        key = label.replace(" (analytical estimate)", "")
+        key = label
+        for tag in ESTIMATE_TAGS.values():
+            key = key.replace(f" ({tag})", "")
         extra = fmt_ratio(ab[RATIO_OF_ROW[key]]) if key in RATIO_OF_ROW else ""
         if label == "accuracy (top-1)" and ab["accuracy_change"] is not None:
             extra = f"{ab['accuracy_change'] * 100:+.2f} points"
@@ -107,7 +124,7 @@ def fidelity_markdown(doc: dict[str, Any]) -> str:
 
 def title(doc: dict[str, Any]) -> str:
     t = doc["target"]
-    how = f"{t['system_config']}, {t['memory_mode']}, " if t["system_config"] else "analytical estimate, "
+    how = f"{t['system_config']}, {t['memory_mode']}, " if t["system_config"] else f"{label_of(doc)}, "
     return f"{doc['model']} on {t['name']} ({how}{t['clock_hz'] / 1e6:g} MHz)"
 
 
@@ -137,7 +154,7 @@ def report_markdown(doc: dict[str, Any]) -> str:
     if t["estimate_kind"] == "vela":
         facts.append(f"Vela {t['vela_version']}")
     else:
-        facts.append("ANALYTICAL ESTIMATE, not a Vela compile")
+        facts.append(f"ESTIMATE, not a Vela compile: {label_of(doc)}")
     lines += [markdown_text("; ".join(facts) + "."), ""]
     fm = doc["float_model"]
     if fm:

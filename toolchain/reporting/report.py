@@ -249,6 +249,7 @@ def _target(c: dict[str, Any]) -> dict[str, Any]:
         "memory_mode": c["memory_mode"],
         "clock_hz": c["clock_hz"],
         "estimate_kind": c["estimate_kind"],
+        "estimate_label": c["estimate_label"],
         "vela_version": c.get("vela_version"),
         "sram_budget_bytes": p["budget"]["sram_bytes"],
         "flash_budget_bytes": p["budget"]["flash_bytes"],

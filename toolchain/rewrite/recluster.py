@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ..algorithms import metrics
 from ..algorithms.channels import channels_first, from_channels_first
 from ..core.errors import ConfigError
+from ..core.threads import FIT_THREADS
 from ..tflite.editor import ModelEditor
 from ..tflite.graph import (
     Granularity,
@@ -100,7 +102,8 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Ca
     model = read_model(model_bytes)
     require_int8_model(model)
     editor = ModelEditor(model)
-    results = []
+    results: list[TensorResult | None] = []
+    jobs = []  # (position in results, tensor, its codes, K, report fields) of the tensors to fit
     for w in find_weight_tensors(model):
         tensor = model.subgraphs[w.subgraph].tensors[w.tensor_index]
         q = tensor_values(model, tensor)
@@ -116,8 +119,15 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Ca
             results.append(TensorResult(**base, action=TensorAction.UNCHANGED, reason=f"already {before} <= {k} values",
                                         clusters=k, distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
             continue
-        result = rewrite_on_weights(editor, w, q, k, config, base)
-        results.append(result)
+        jobs.append((len(results), w, q, k, base))
+        results.append(None)
+    # The fits read the model and write nothing (copy-on-write edits never change another tensor's codes): they
+    # run FIT_THREADS at a time, largest first; the edits follow one by one, in model order.
+    with ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit") as pool:
+        fits = dict(pool.map(lambda job: (job[0], fit_on_weights(model, job[1], job[2], job[3], config)),
+                             sorted(jobs, key=lambda job: (-job[2].size, job[0]))))
+    for i, w, q, k, base in jobs:
+        results[i] = apply_weight_fit(editor, w, q, k, base, fits[i])
     out = write_model(model)
     return out, ReclusterReport(config=config, tensors=tuple(results))
 
@@ -140,15 +150,28 @@ def write_weights(editor: ModelEditor, w: WeightTensor, new_qc: np.ndarray, old_
             _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
 
 
-def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
-    model = editor.model
+def fit_on_weights(model: schema.ModelT, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig):
+    """The weight-space fit of one tensor, (error, new codes, new scales, how): reads the model, writes nothing."""
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
     qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
     scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
+    may_refit = not _bias_shared_elsewhere(model, w, _bias_tensors(model, w))
+    return best_weight_fit(qc, scales, k, config, may_refit)
+
+
+def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
+    return apply_weight_fit(editor, w, q, k, base, fit_on_weights(editor.model, w, q, k, config))
+
+
+def apply_weight_fit(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, base: dict, fit) -> TensorResult:
+    """Write a fit_on_weights result (codes, scales, rescaled biases) and describe it."""
+    model = editor.model
+    per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
+    qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
+    scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
     biases = _bias_tensors(model, w)
-    may_refit = not _bias_shared_elsewhere(model, w, biases)
-    err, new_qc, new_scales, how = best_weight_fit(qc, scales, k, config, may_refit)
+    err, new_qc, new_scales, how = fit
     f = scales[:, None] * qc.astype(np.float64)
     sq = metrics.sqnr_db(f, new_scales[:, None] * new_qc)
     write_weights(editor, w, new_qc, scales, new_scales, biases)
