@@ -46,6 +46,7 @@ def measure(base: base_models.Base, data, work: Path) -> dict:
 
     base_models.ensure(base, data)
     float_path, tf_int8 = base_models.float_tflite(base), base_models.int8_tflite(base)
+    work.mkdir(parents=True, exist_ok=True)
     model = work / f"{base.value}.tflite"
     model.write_bytes(float_path.read_bytes())
     idx = representative_indices(len(data.x_train), CALIBRATION_IMAGES, CALIBRATION_SEED)

@@ -35,7 +35,8 @@ class Renderer:
 
 BLOCKS: dict[str, Renderer] = {
     "results-summary": Renderer(("compression_fashion_mnist", "restore_clusters", "recluster_speed", "deploy_time",
-                                 "fuzz_models", "output_aware", "base_models", "rfc_table", "verdict"),
+                                 "fuzz_models", "output_aware", "base_models", "rfc_table", "verdict",
+                                 "float_tflite_in"),
                                 tables.results_summary),
     "fashion-mnist-convnet": Renderer(("compression_fashion_mnist",), partial(tables.fashion_mnist_table, model="convnet")),
     "fashion-mnist-convnet_bn": Renderer(("compression_fashion_mnist",),
@@ -81,10 +82,13 @@ BLOCKS: dict[str, Renderer] = {
     "ethos-n-calibration-verdict": Renderer(("ethos_n_calibration",), tables.ethos_n_calibration_verdict),
     "ethos-n-networks": Renderer(("ethos_n_networks",), tables.ethos_n_networks_table),
     "wild-corpus": Renderer(("wild_corpus",), tables.wild_corpus_table),
+    "float-tflite-in": Renderer(("float_tflite_in",), tables.float_tflite_table),
+    "float-tflite-verdict": Renderer(("float_tflite_in",), tables.float_tflite_verdict),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
                                   "sweep_scaling", "base_models", "rfc_table", "sweep_executors",
-                                  "finetune_strategies", "verdict", "ethos_n_calibration", "ethos_n_networks"),
+                                  "finetune_strategies", "verdict", "ethos_n_calibration", "ethos_n_networks",
+                                  "float_tflite_in", "wild_corpus"),
                                  tables.results_machines),
 }
 

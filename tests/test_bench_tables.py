@@ -885,3 +885,58 @@ def test_wild_corpus_table():
         "",
         "3 of the wheel's 4 models measured so far (`make corpus-wild` runs all).",
     ]
+
+
+def test_wild_corpus_table_counts_the_wheel_apart_from_other_converters():
+    row = {"model": "cnn", "source": "litert-torch 0.10.0", "quantized": "no (int8 given)", "rewritten": "2 tensor(s)",
+           "fidelity": None, "targets": {"u55": {"npu_operators": 7, "cpu_operators": 0, "encoded_before_bytes": 72528,
+                                                 "encoded_after_bytes": 45312, "outcome": "deployed (fits)"}}}
+    wheel = {"model": "palm", "source": "mediapipe 0.10.21", "refused": "x", "exit_code": 2}
+    assert tables.wild_corpus_table({"models_in_wheel": 1, "models": [wheel, row]}).splitlines()[2:] == [
+        "| `palm` | mediapipe 0.10.21 | both | - | - | - | - | - | refused (exit 2): x |",
+        ("| `cnn` | litert-torch 0.10.0 | u55 | no (int8 given) | 2 tensor(s) | 7 / 0 | 72,528 -> 45,312 | - "
+         "| deployed (fits) |")]
+    assert tables.wild_corpus_table({"models_in_wheel": 2, "models": [wheel, row]}).splitlines()[-1] == (
+        "1 of the wheel's 2 models measured so far (`make corpus-wild` runs all).")
+
+
+def test_results_summary_float_tflite_line():
+    float_in = {"calibration_images": 512, "clusters": 16, "target": "ethos-u55-128", "goal_points": 0.6,
+                "test_images": 10000, "rows": [
+                    {"points_below_tf_int8": 0.21, "within_goal": True,
+                     "encoded_weight_bytes": {"aeq_int8": 40000, "aeq_k16": 20000}},
+                    {"points_below_tf_int8": 0.83, "within_goal": False,
+                     "encoded_weight_bytes": {"aeq_int8": 10000, "aeq_k16": 6000}}]}
+    lines = tables.results_summary(COMPRESSION, RESTORE, SPEED, DEPLOY, FUZZ, float_in=float_in).splitlines()
+    assert lines[-2] == (
+        "- **A float `.tflite` in:** deployed from its float file with 512 unlabelled calibration images "
+        "(ai-edge-quantizer int8, then K = 16, ethos-u55-128), 2 Fashion-MNIST networks end 0.21-0.83 points below "
+        "the TF converter's int8 model on the 10,000-image test set (goal: within 0.6, met by 1 of 2), encoded "
+        "weights 0.50-0.60x of the int8 model's "
+        "([float .tflite in](docs/benchmarks.md#a-float-fashion-mnist-tflite-through-ai-edge-quantizer)).")
+
+
+def test_results_machines_reads_the_load_written_beside_the_machine():
+    top = {"machine": {"machine": "x86_64", "cpus": 2, "python": "3.11.7"}, "load_avg_start": [8.75, 9.0],
+           "load_avg_end": [8.21, 8.7]}
+    lines = tables.results_machines({}, {}, {}, {}, {}, {}, {}, {}, float_in=top, wild={"machine": {}}).splitlines()
+    assert lines[-2:] == [
+        ("| a float .tflite through ai-edge-quantizer | `benchmarks/float_tflite_in.py` | `float_tflite_in.json` "
+         "| x86_64, 2 cores, Python 3.11.7 | 8.8 to 8.2 |"),
+        "| MediaPipe's models through deploy | `benchmarks/wild_corpus.py` | `wild_corpus.json` | ?, ? cores, Python ? | - |",
+    ]
+
+
+def test_float_tflite_verdict():
+    def row(tf, aeq, k, gap, within):
+        return {"accuracy": {"tf_int8": tf, "aeq_int8": aeq, "aeq_k16": k}, "points_below_tf_int8": gap,
+                "within_goal": within, "encoded_weight_bytes": {"aeq_int8": 100, "aeq_k16": 50}}
+
+    doc = {"clusters": 16, "goal_points": 0.6, "rows": [row(0.9287, 0.9288, 0.9278, 0.09, True),
+                                                          row(0.9134, 0.9129, 0.9115, 0.19, True)]}
+    assert tables.float_tflite_verdict(doc) == (
+        "On 2 networks the int8 model ai-edge-quantizer makes from the float file lies -0.01 to +0.05 points below "
+        "the TF converter's int8 model, and the K = 16 rewrite costs 0.10-0.14 points more: the goal holds on all 2 "
+        "with 0.41 points or more to spare, at 0.50x of the int8 model's encoded weights.")
+    doc["rows"].append(row(0.9, 0.89, 0.89, 1.0, False))
+    assert "the goal holds on 2 of 3 (worst 1.00 points below)" in tables.float_tflite_verdict(doc)

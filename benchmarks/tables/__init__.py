@@ -76,7 +76,7 @@ from .rfc import (
 from .robustness import bad_inputs_table, fuzz_figures, fuzz_input_figures
 from .scale import fit_speed_table, fit_speed_verdict
 from .summary import results_machines, results_summary
-from .wild import float_tflite_table, wild_corpus_table
+from .wild import float_tflite_table, float_tflite_verdict, wild_corpus_table
 
 __all__ = [
     "bad_inputs_table", "base_models_table", "cascade_table", "cascade_verdict", "centroid_init_table",
@@ -84,8 +84,8 @@ __all__ = [
     "deploy_time_verdict", "ethos_n_calibration_table", "ethos_n_calibration_verdict", "ethos_n_networks_table",
     "ethos_n_variants_table", "fashion_mnist_cost", "fashion_mnist_largest_layer", "fashion_mnist_models",
     "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict",
-    "finetune_strategies_table", "fit_speed_table", "fit_speed_verdict", "float_tflite_table", "fuzz_figures",
-    "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
+    "finetune_strategies_table", "fit_speed_table", "fit_speed_verdict", "float_tflite_table", "float_tflite_verdict",
+    "fuzz_figures", "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
     "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",
     "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_executors_costs",
     "sweep_executors_scale", "sweep_executors_table", "sweep_scaling_table", "verdict_table", "wild_corpus_table",

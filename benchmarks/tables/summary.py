@@ -14,7 +14,8 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
                      bad: Doc, corpus: Doc, output_aware: Doc | None = None, sweep: Doc | None = None,
                      base: Doc | None = None, rfc: Doc | None = None, executors: Doc | None = None,
                      strategies: Doc | None = None, verdict: Doc | None = None, ethos_n: Doc | None = None,
-                     ethos_n_networks: Doc | None = None) -> str:
+                     ethos_n_networks: Doc | None = None, float_in: Doc | None = None,
+                     wild: Doc | None = None) -> str:
     """Where each results file was measured: the machine, and the load on it when recorded."""
     named = [("converged base models", "base_models", base),
              ("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
@@ -29,17 +30,21 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
              ("the fine-tune under tf.distribute strategies", "finetune_strategies", strategies),
              ("the held-back check against a test split", "verdict", verdict),
              ("Ethos-N78: the model against Arm's estimator", "ethos_n_calibration", ethos_n),
-             ("Ethos-N78: whole networks", "ethos_n_networks", ethos_n_networks)]
+             ("Ethos-N78: whole networks", "ethos_n_networks", ethos_n_networks),
+             ("a float .tflite through ai-edge-quantizer", "float_tflite_in", float_in),
+             ("MediaPipe's models through deploy", "wild_corpus", wild)]
     rows = []
     for label, stem, doc in named:
         if doc is None:
             continue
         m = doc.get("machine", {})
-        load = m.get("load_average_start")
+        # the load lives in "machine" for most results files, at the top for those written beside machine()
+        load = m.get("load_average_start", doc.get("load_avg_start"))
+        end = m.get("load_average_end", doc.get("load_avg_end"))
         script = "bad_inputs_table" if stem == "bad_inputs" else stem
         rows.append([label, f"`benchmarks/{script}.py`", f"`{stem}.json`",
                      f"{m.get('machine', '?')}, {m.get('cpus', '?')} cores, Python {m.get('python', '?')}",
-                     "-" if load is None else f"{load[0]:.1f} to {m['load_average_end'][0]:.1f}"])
+                     "-" if load is None or end is None else f"{load[0]:.1f} to {end[0]:.1f}"])
     return table(["benchmark", "script", "results", "machine", "load average (start to end)"], rows)
 
 
@@ -131,9 +136,22 @@ def _verdict_line(doc: Doc) -> str:
             "([held-back check](docs/benchmarks.md#the-held-back-check-against-a-test-split)).")
 
 
+def _float_tflite_line(doc: Doc) -> str:
+    rows = doc["rows"]
+    met = sum(r["within_goal"] for r in rows)
+    gaps = span([r["points_below_tf_int8"] for r in rows], ".2f")
+    enc = span([r["encoded_weight_bytes"]["aeq_k16"] / r["encoded_weight_bytes"]["aeq_int8"] for r in rows], ".2f")
+    return (f"- **A float `.tflite` in:** deployed from its float file with {doc['calibration_images']} unlabelled "
+            f"calibration images (ai-edge-quantizer int8, then K = {doc['clusters']}, {doc['target']}), "
+            f"{len(rows)} Fashion-MNIST networks end {gaps} points below the TF converter's int8 model on the "
+            f"{doc['test_images']:,}-image test set (goal: within {doc['goal_points']:g}, met by {met} of {len(rows)}), "
+            f"encoded weights {enc}x of the int8 model's "
+            "([float .tflite in](docs/benchmarks.md#a-float-fashion-mnist-tflite-through-ai-edge-quantizer)).")
+
+
 def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuzz: Doc,
                     output_aware: Doc | None = None, bases: Doc | None = None, rfc: Doc | None = None,
-                    verdict: Doc | None = None) -> str:
+                    verdict: Doc | None = None, float_in: Doc | None = None) -> str:
     """The front page's results, one line per finding, each from one results document."""
     k = compression["targets_checked_at_clusters"]
     target = compression["vela_targets"][0]
@@ -169,5 +187,6 @@ def results_summary(compression: Doc, restore: Doc, speed: Doc, deploy: Doc, fuz
          f"({fresh['training_s']:.0f} s of it training), {fresh['post_processing_s']:.1f} s of post-processing, "
          f"{again['wall_s']:.1f} s for a second run that does nothing."),
     ] + ([_output_aware_line(output_aware)] if output_aware else []) + (_rfc_lines(rfc) if rfc else []) + (
-        [_verdict_line(verdict)] if verdict else []) + [fuzz_summary_line(fuzz)]
+        [_verdict_line(verdict)] if verdict else []) + ([_float_tflite_line(float_in)] if float_in else []) + [
+        fuzz_summary_line(fuzz)]
     return "\n".join(lines)
