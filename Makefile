@@ -136,9 +136,27 @@ ethos-n-calibration: setup
 
 # Third-party models: downloads the mediapipe 0.10.21 wheel (pip download --no-deps, nothing installed) into
 # $(BUILD)/corpus-wild, deploys its 14 float .tflite files for ethos-u55-128 and ethos-u85-256 with synthetic
-# calibration, writes benchmarks/results/wild_corpus.json and re-renders the docs (docs/benchmarks.md).
-corpus-wild: setup
-	$(PY) benchmarks/wild_corpus.py --cache $(BUILD)/corpus-wild
+# calibration, then the int8 models other converters made (benchmarks/converters/), writes
+# benchmarks/results/wild_corpus.json and re-renders the docs (docs/benchmarks.md).
+# Each converter runs in a virtualenv of its own under CONVERTER_VENVS, installed from its fully pinned list
+# (PyTorch + litert-torch about 1.9 GB; onnx2tf with the TensorFlow 2.19 it pins about 2.6 GB): their pins
+# conflict with constraints.txt, so never into $(VENV), and never for `make test`.
+CONVERTER_VENVS ?= $(BUILD)/converter-venvs
+CONVERTED := $(BUILD)/corpus-wild/converted
+
+$(CONVERTER_VENVS)/%/.installed: benchmarks/converters/%.txt
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install --no-deps -r $<
+	touch $@
+
+$(CONVERTED)/litert_torch_cnn.tflite: benchmarks/converters/litert_torch_cnn.py $(CONVERTER_VENVS)/litert-torch/.installed
+	$(CONVERTER_VENVS)/litert-torch/bin/python $< $@
+
+$(CONVERTED)/onnx2tf_cnn.tflite: benchmarks/converters/onnx2tf_cnn.py $(CONVERTER_VENVS)/onnx2tf/.installed
+	$(CONVERTER_VENVS)/onnx2tf/bin/python $< $@
+
+corpus-wild: setup $(CONVERTED)/litert_torch_cnn.tflite $(CONVERTED)/onnx2tf_cnn.tflite
+	$(PY) benchmarks/wild_corpus.py --cache $(BUILD)/corpus-wild --converted $(CONVERTED)
 	$(PYTHON) benchmarks/render_docs.py
 
 # Re-render the generated blocks of README.md and docs/*.md from benchmarks/results/*.json

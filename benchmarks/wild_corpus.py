@@ -1,6 +1,7 @@
-"""Third-party models through ``toolchain deploy``: the 14 .tflite files of the mediapipe 0.10.21 wheel.
+"""Third-party models through ``toolchain deploy``: the 14 .tflite files of the mediapipe 0.10.21 wheel, and
+other converters' int8 models.
 
-    .venv/bin/python benchmarks/wild_corpus.py [--cache DIR] [MODEL_STEM ...]     (make corpus-wild)
+    .venv/bin/python benchmarks/wild_corpus.py [--cache DIR] [--converted DIR] [MODEL_STEM ...]  (make corpus-wild)
 
 Downloads the wheel with ``pip download --no-deps`` (nothing is installed) into the cache directory
 (default build/corpus-wild), extracts its .tflite files (Apache-2.0), and deploys each float model for
@@ -10,7 +11,9 @@ random inputs, not real images) and --no-budget (a model over a board's SRAM is 
 Each deploy runs in its own process. Per model: quantized or not, rewritten or not, NPU / CPU operators and
 Vela's encoded weight bytes before -> after per target, the quantization step's fidelity per output by the
 output's kind (float vs int8 on more synthetic inputs: kind, metric, agreement, SQNR, errors), or the one-line
-reason deploy refused it. Writes
+reason deploy refused it. Then the int8 models other converters made (benchmarks/converters/: litert-torch
+from PyTorch, onnx2tf from ONNX, each built by `make corpus-wild` in a pinned virtualenv of its own, into
+CACHE/converted), deployed the same way (already int8: no quantize step). Writes
 benchmarks/results/wild_corpus.json; docs/benchmarks.md shows it (tables.wild_corpus_table).
 """
 from __future__ import annotations
@@ -93,10 +96,19 @@ def _outcome(doc: dict) -> str:
     return f"deployed ({fit}; after vs before {checked})"
 
 
-def record(model: Path, build: Path) -> dict:
+def converted_models(directory: Path) -> list[tuple[Path, str]]:
+    """Other converters' int8 models (benchmarks/converters/, built by make corpus-wild in their own venvs),
+    each with the converter and versions its sidecar OUT.json names; none when the directory is absent."""
+    if not directory.is_dir():
+        return []
+    return [(f, json.loads(f.with_name(f.name + ".json").read_text())["source"])
+            for f in sorted(directory.glob("*.tflite"))]
+
+
+def record(model: Path, build: Path, source: str = "mediapipe 0.10.21") -> dict:
     t0 = time.perf_counter()
     rc, error = deploy(model, build)
-    row = {"model": model.stem, "source": "mediapipe 0.10.21", "file_bytes": model.stat().st_size,
+    row = {"model": model.stem, "source": source, "file_bytes": model.stat().st_size,
            "deploy_s": round(time.perf_counter() - t0, 1)}
     if rc != 0:
         return row | {"refused": error or f"exit {rc}", "exit_code": rc}
@@ -126,23 +138,27 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    p.add_argument("models", nargs="*", help="model file stems (default: all 14)")
+    p.add_argument("--converted", type=Path, default=None,
+                   help="other converters' int8 models (default: CACHE/converted, made by make corpus-wild)")
+    p.add_argument("models", nargs="*", help="model file stems (default: all 14, then every converted model)")
     args = p.parse_args()
     files = fetch_mediapipe(args.cache)
     in_wheel = len(files)
+    converted = converted_models(args.converted or args.cache / "converted")
+    runs = [(f, "mediapipe 0.10.21") for f in files] + converted
     if args.models:
-        by_stem = {f.stem: f for f in files}
-        files = [by_stem[m] for m in args.models if m in by_stem]  # in the order given
+        by_stem = {f.stem: (f, source) for f, source in runs}
+        runs = [by_stem[m] for m in args.models if m in by_stem]  # in the order given
     rows: list[dict] = []
     load = list(os.getloadavg())
-    for f in files:  # written after every model: a long run interrupted keeps what it measured (and says so)
-        rows.append(record(f, args.cache / "build"))
+    for f, source in runs:  # written after every model: a long run interrupted keeps what it measured (and says so)
+        rows.append(record(f, args.cache / "build", source))
         print(json.dumps(rows[-1])[:300], flush=True)
         payload = {"benchmark": "wild_corpus", "wheel": MEDIAPIPE, "clusters": CLUSTERS, "targets": list(TARGETS),
                    "output_kinds": OUTPUT_KINDS,
                    "calibration": "synthetic: 64 seeded uniform random inputs in [-1, 1] (--synthetic-calibration)",
-                   "models_in_wheel": in_wheel, "models": rows, "machine": machine(), "load_avg_start": load,
-                   "load_avg_end": list(os.getloadavg())}
+                   "models_in_wheel": in_wheel, "converted_models": len(converted), "models": rows,
+                   "machine": machine(), "load_avg_start": load, "load_avg_end": list(os.getloadavg())}
         write_result("wild_corpus", payload)
     print(tables.wild_corpus_table(payload))
     return 0
