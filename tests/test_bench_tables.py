@@ -923,7 +923,8 @@ def test_results_machines_reads_the_load_written_beside_the_machine():
     assert lines[-2:] == [
         ("| a float .tflite through ai-edge-quantizer | `benchmarks/float_tflite_in.py` | `float_tflite_in.json` "
          "| x86_64, 2 cores, Python 3.11.7 | 8.8 to 8.2 |"),
-        "| MediaPipe's models through deploy | `benchmarks/wild_corpus.py` | `wild_corpus.json` | ?, ? cores, Python ? | - |",
+        ("| models from the wild (MediaPipe, other converters) | `benchmarks/wild_corpus.py` | `wild_corpus.json` "
+         "| ?, ? cores, Python ? | - |"),
     ]
 
 

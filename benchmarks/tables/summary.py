@@ -32,7 +32,7 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
              ("Ethos-N78: the model against Arm's estimator", "ethos_n_calibration", ethos_n),
              ("Ethos-N78: whole networks", "ethos_n_networks", ethos_n_networks),
              ("a float .tflite through ai-edge-quantizer", "float_tflite_in", float_in),
-             ("MediaPipe's models through deploy", "wild_corpus", wild)]
+             ("models from the wild (MediaPipe, other converters)", "wild_corpus", wild)]
     rows = []
     for label, stem, doc in named:
         if doc is None:
