@@ -7,6 +7,7 @@ import numpy as np
 
 from ..core.errors import DataError, InputError
 from ..core.fileio import read_input_bytes
+from ..core.npz import NpzArchive
 from .interpreter import MAX_RUN_BYTES, TensorSpec, quantize_input
 
 
@@ -38,35 +39,36 @@ def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...]
 
     Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8.
     """
-    import io
-
     raw = read_input_bytes(path, "calibration file")
-    try:
-        npz = np.load(io.BytesIO(raw), allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
-    # numpy and zipfile raise many types on a corrupt file (ValueError, BadZipFile, EOFError, zlib.error,
-    # RuntimeError for an encrypted member...): each is the user's bad file, never a bug of ours
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"calibration file {path} is not a readable .npz ({type(exc).__name__})") from None
-    columns = []
-    for i, s in enumerate(specs):
-        if s.name in arrays:
-            a = arrays[s.name]
-        elif len(specs) == 1:
-            key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
-            if key is None and len(arrays) == 1:
-                key = next(iter(arrays))
-            if key is None:
-                raise DataError(f"calibration file {path}: no array named '{s.name}', 'x' or 'x_test'")
-            a = arrays[key]
-        else:
-            raise DataError(f"calibration file {path}: no array named '{s.name}' for input {i}")
-        columns.append(_fit_input(a, s, path))
+    with NpzArchive(raw, f"calibration file {path}") as npz:  # bounded: only the samples used are inflated
+        arrays = npz.names
+        columns = []
+        for i, s in enumerate(specs):
+            if s.name in arrays:
+                key = s.name
+            elif len(specs) == 1:
+                key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
+                if key is None and len(arrays) == 1:
+                    key = next(iter(arrays))
+                if key is None:
+                    raise DataError(f"calibration file {path}: no array named '{s.name}', 'x' or 'x_test'")
+            else:
+                raise DataError(f"calibration file {path}: no array named '{s.name}' for input {i}")
+            columns.append(_fit_input(_first_samples(npz, key, s, limit), s, path))
     n = min(len(c) for c in columns)
     n = min(n, limit)
     if n == 0:
         raise DataError(f"calibration file {path} holds no samples")
     return [[c[j] for c in columns] for j in range(n)]
+
+
+def _first_samples(npz: NpzArchive, key: str, spec: TensorSpec, limit: int) -> np.ndarray:
+    """The first ``limit`` samples of array ``key`` (its shape checked on the header: nothing else is inflated)."""
+    m = npz.member(key)
+    per_sample = int(np.prod(spec.shape))
+    if not m.shape or per_sample == 0 or m.size % per_sample != 0 or m.dtype.kind not in "iuf":
+        raise DataError(f"calibration array for input '{spec.name}' has shape {m.shape}, model expects samples of {spec.shape}")
+    return npz.read(key, max_elements=min(m.size // per_sample, max(limit, 0)) * per_sample)
 
 
 def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> np.ndarray:
