@@ -15,6 +15,8 @@ HELP = "convert a Keras model to full-int8 .tflite and measure it with LiteRT (t
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="Keras classifier, .keras or .h5 (e.g. the output of 'toolchain finetune')")
     p.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load a model holding Lambda layers or custom objects: Python code that runs on loading")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="int8 model, .tflite; a JSON summary is written to OUT.json")
     p.add_argument("--representative-samples", type=int, default=200, metavar="N",
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data)
     with training_output(args):
         result = quantize_file(args.model, data, args.output, config,
-                               quiet=args.epoch_lines or args.quiet or args.json)
+                               quiet=args.epoch_lines or args.quiet or args.json, trust_model_code=args.trust_model_code)
     if args.json:
         print_json_file(summary_path(args.output))
     qat = f", QAT float {result.qat_float_accuracy:.2%}" if result.qat_float_accuracy is not None else ""

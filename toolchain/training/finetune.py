@@ -108,7 +108,8 @@ def summary_path(output: str | Path) -> Path:
 
 
 def finetune_file(
-    model_path: str | Path, data: Dataset, output: str | Path, config: FinetuneConfig, quiet: bool = False
+    model_path: str | Path, data: Dataset, output: str | Path, config: FinetuneConfig, quiet: bool = False,
+    trust_model_code: bool = False,
 ) -> FinetuneResult:
     """``toolchain finetune``: load, cluster + fine-tune, save OUT (.keras/.h5) and OUT.json."""
     out = Path(output)
@@ -116,7 +117,7 @@ def finetune_file(
         raise ConfigError(f"output {out} must end in .keras or .h5")
     if out.resolve() == Path(model_path).resolve():
         raise InputError(f"output {out} would overwrite the input model: choose another path")
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, trust_model_code)
     stripped, result = finetune_model(model, data, config, quiet=quiet)
     data_bytes = keras_model_bytes(stripped, out.suffix)
     atomic_write_bytes(out, data_bytes)
