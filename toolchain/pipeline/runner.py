@@ -21,7 +21,7 @@ from pathlib import Path
 from ..core.errors import InputError
 from ..core.escape import terminal_text
 from ..core.fileio import canonical_json, read_input_bytes, sha256_bytes
-from ..core.paths import check_output_dir, check_paths
+from ..core.paths import check_output_dir, check_paths, refuse_links
 from ..reporting.report import (
     ReportInput,
     Variant,
@@ -67,7 +67,7 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
     config = load_pipeline_config(options.config, options.clusters, options.settings)
-    profiles = resolve_targets(options.targets, options.profile)
+    profiles = resolve_targets(options.targets, options.profile, options.replace_builtin)
     if entry is Entry.TFLITE:
         from ..targets.npu_model import load_npu_model
 
@@ -78,12 +78,18 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
         if entry is Entry.KERAS:
             check_keras_file(options.model)  # type: ignore[arg-type]
         require_training_stack()  # a Keras model or the example: fine-tuning needs the training extra
+        if entry is Entry.KERAS and not options.trust_model_code:
+            from ..training.keras_io import check_model_code
+
+            check_model_code(options.model)  # type: ignore[arg-type]  # code in the model: refused before any work
     name = "example" if entry is Entry.EXAMPLE else model_name(options.model)  # type: ignore[arg-type]
     mdir = options.build_dir / name
     data_file = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
-    # build/<model>/ is this command's own: no input may live there, and one deploy at a time writes it
+    # build/<model>/ is this command's own: no input may live there, no link is followed there (a restored
+    # cache could point a stage directory at the input's folder), and one deploy at a time writes it
     check_output_dir(options.build_dir, "--build-dir")
     check_paths(inputs=[options.model, options.config, options.profile, data_file], owned_dirs=[mdir])
+    refuse_links(mdir, "deploy")  # (the example's cache, build/example, is its model directory)
     with model_dir_lock(mdir):
         return _run_stages(options, progress, entry, config, profiles, name, mdir)
 
