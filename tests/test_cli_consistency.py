@@ -74,9 +74,10 @@ DEPLOY_FLAG_OF_KEY = {
 CONFIG_ONLY_SECTIONS = {"finetune", "quantize", "recluster"}
 CONFIG_ONLY_KEYS = {("schema_version",)}
 # Deliberate exceptions, flags only: what deploy works on (MODEL, DATA, targets, the config file itself),
-# where it writes, and how it prints; none of them is a setting of a stage.
+# where it writes, and how it prints; none of them is a setting of a stage. The user's word on trusting
+# inputs (code in a Keras model, a profile replacing a built-in) is never a setting a config file can give.
 DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--target", "--profile", "--config", "--build-dir", "--example-dir",
-                    "--quiet", "-q", "--json", "-k"}
+                    "--quiet", "-q", "--json", "-k", "--trust-model-code", "--replace-builtin"}
 
 
 def _pipeline_keys() -> set[tuple[str, ...]]:
@@ -142,10 +143,11 @@ VERB_FLAG_ONLY = {
     "recluster": {"-h", "--help", "-o", "--output", "--report", "--config", "--quiet", "-q", "--json", "-k",
                   "--calibration", "--samples", "--seed", "--no-verify", "--min-top1-agreement",
                   "--min-sqnr", "--max-clusters", "--weight-budget", "--flash-budget", "--target", "--profile",
-                  "--bias-correction", "--op-rule"},
+                  "--bias-correction", "--op-rule", "--replace-builtin"},
     "finetune": {"-h", "--help", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
-                 "--no-per-channel", "--no-preserve-sparsity"},
-    "quantize": {"-h", "--help", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines"},
+                 "--no-per-channel", "--no-preserve-sparsity", "--trust-model-code"},
+    "quantize": {"-h", "--help", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines",
+                 "--trust-model-code"},
 }
 
 

@@ -111,6 +111,7 @@ def real_dir(root: PathLike, directory: PathLike) -> Path:
     if rel is None:  # not under root: nothing of ours to protect
         d.mkdir(parents=True, exist_ok=True)
         return d
+    base.mkdir(parents=True, exist_ok=True)  # the user's directory (--build-dir): theirs to be a link
     current = base
     for part in rel.parts:
         current = current / part

@@ -90,17 +90,17 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     check_output_dir(options.build_dir, "--build-dir")
     check_paths(inputs=[options.model, options.config, options.profile, data_file], owned_dirs=[mdir])
     refuse_links(mdir, "deploy")  # (the example's cache, build/example, is its model directory)
-    with model_dir_lock(mdir):
-        return _run_stages(options, progress, entry, config, profiles, name, mdir)
-
-
-def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config, profiles, name: str,
-                mdir: Path) -> DeployResult:
     data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)
     if entry is Entry.KERAS and data_spec is None:
         raise InputError(f"MODEL {options.model} is a Keras model: fine-tuning needs DATA (--data: an .npz or "
                          "mnist, fashion-mnist, digits); or give an int8 .tflite to start at recluster without data")
-    data = None if data_spec is None else load_data(data_spec, config)
+    data = None if data_spec is None else load_data(data_spec, config)  # bad data: refused before the build dir
+    with model_dir_lock(mdir):
+        return _run_stages(options, progress, entry, config, profiles, name, mdir, data)
+
+
+def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config, profiles, name: str,
+                mdir: Path, data) -> DeployResult:
     run = StageRunner(options, progress)
     progress.line(f"deploy {name} ({entry.value}) for {', '.join(p.name for p in profiles)}, "
                   f"K = {config.clusters}, into {terminal_text(str(mdir))}")

@@ -246,7 +246,9 @@ def _check_operator(model: schema.ModelT, sg: schema.SubGraphT, op: schema.Opera
         raise _malformed(where, f"({op_name(model, op)}) has a missing output (outputs {outputs})")
     if code != BuiltinOp.CUSTOM:  # custom operators (TFLM's DECODE) read packed data under the original scales
         for t in (i for i in inputs + outputs if i >= 0):
-            _check_scale_count(sg.tensors[t], f"tensor {t} ('{tensor_name(sg.tensors[t])[:60]}') of {where}")
+            q = sg.tensors[t].quantization
+            if q is not None and q.scale is not None and len(q.scale) > 1:  # (the message costs: only then)
+                _check_scale_count(sg.tensors[t], f"tensor {t} ('{tensor_name(sg.tensors[t])[:60]}') of {where}")
     if code not in ANY_OPTIONAL_INPUT and code != BuiltinOp.CUSTOM:
         allowed = OPTIONAL_INPUTS.get(code, frozenset())
         for pos, i in enumerate(inputs):
