@@ -66,6 +66,10 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     """
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
+    data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)
+    if entry is Entry.KERAS and data_spec is None:
+        raise InputError(f"MODEL {options.model} is a Keras model: fine-tuning needs DATA (--data: an .npz or "
+                         "mnist, fashion-mnist, digits); or give an int8 .tflite to start at recluster without data")
     config = load_pipeline_config(options.config, options.clusters, options.settings)
     profiles = resolve_targets(options.targets, options.profile, options.replace_builtin)
     if entry is Entry.TFLITE:
@@ -90,10 +94,6 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     check_output_dir(options.build_dir, "--build-dir")
     check_paths(inputs=[options.model, options.config, options.profile, data_file], owned_dirs=[mdir])
     refuse_links(mdir, "deploy")  # (the example's cache, build/example, is its model directory)
-    data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)
-    if entry is Entry.KERAS and data_spec is None:
-        raise InputError(f"MODEL {options.model} is a Keras model: fine-tuning needs DATA (--data: an .npz or "
-                         "mnist, fashion-mnist, digits); or give an int8 .tflite to start at recluster without data")
     data = None if data_spec is None else load_data(data_spec, config)  # bad data: refused before the build dir
     with model_dir_lock(mdir):
         return _run_stages(options, progress, entry, config, profiles, name, mdir, data)
