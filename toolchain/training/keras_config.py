@@ -65,7 +65,7 @@ def read_model_config(path: str | os.PathLike[str]) -> Any:
     except KeyError:
         text = None
     except Exception as exc:  # noqa: BLE001  zipfile and h5py raise many types on a damaged file
-        raise ModelFormatError(f"cannot read {what}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise ModelFormatError(f"cannot load {what}: {type(exc).__name__}: {str(exc)[:200]}") from None
     if text is None:
         raise ModelFormatError(f"{what} holds no model config (weights only?): save the whole model")
     if isinstance(text, bytes):
