@@ -35,7 +35,8 @@ class Renderer:
 
 BLOCKS: dict[str, Renderer] = {
     "results-summary": Renderer(("compression_fashion_mnist", "restore_clusters", "recluster_speed", "deploy_time",
-                                 "fuzz_models", "output_aware", "base_models", "rfc_table"), tables.results_summary),
+                                 "fuzz_models", "output_aware", "base_models", "rfc_table", "verdict"),
+                                tables.results_summary),
     "fashion-mnist-convnet": Renderer(("compression_fashion_mnist",), partial(tables.fashion_mnist_table, model="convnet")),
     "fashion-mnist-convnet_bn": Renderer(("compression_fashion_mnist",),
                                          partial(tables.fashion_mnist_table, model="convnet_bn")),
@@ -63,14 +64,21 @@ BLOCKS: dict[str, Renderer] = {
     "centroid-init": Renderer(("compression_fashion_mnist", "rfc_table"), tables.centroid_init_table),
     "base-models": Renderer(("base_models",), tables.base_models_table),
     "sweep-scaling": Renderer(("sweep_scaling",), tables.sweep_scaling_table),
+    "sweep-executors": Renderer(("sweep_executors",), tables.sweep_executors_table),
+    "sweep-executors-costs": Renderer(("sweep_executors",), tables.sweep_executors_costs),
+    "sweep-executors-scale": Renderer(("sweep_executors",), tables.sweep_executors_scale),
+    "finetune-strategies": Renderer(("finetune_strategies",), tables.finetune_strategies_table),
     "output-aware": Renderer(("output_aware",), tables.output_aware_table),
     "output-aware-summary": Renderer(("output_aware",), tables.output_aware_summary),
+    "verdict": Renderer(("verdict",), tables.verdict_table),
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
+    "wild-corpus": Renderer(("wild_corpus",), tables.wild_corpus_table),
     "results-machines": Renderer(("compression_fashion_mnist", "recluster_speed", "restore_clusters", "deploy_time",
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
-                                  "sweep_scaling", "base_models", "rfc_table"),
+                                  "sweep_scaling", "base_models", "rfc_table", "sweep_executors",
+                                  "finetune_strategies", "verdict"),
                                  tables.results_machines),
 }
 

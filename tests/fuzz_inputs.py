@@ -385,7 +385,8 @@ def input_seeds(dense_int8: bytes) -> dict[str, bytes]:
 
 
 def run_input_cases(count: int, seeds: dict[str, bytes], first_seed: int = 0, deadline_s: float | None = None,
-                    families: tuple[str, ...] = FAMILIES) -> list[InputResult]:
+                    families: tuple[str, ...] = FAMILIES,
+                    on_result: Callable[[int], None] | None = None) -> list[InputResult]:
     results = []
     t_end = None if deadline_s is None else time.monotonic() + deadline_s
     with tempfile.TemporaryDirectory(prefix="fuzz-inputs-") as tmp:
@@ -394,6 +395,8 @@ def run_input_cases(count: int, seeds: dict[str, bytes], first_seed: int = 0, de
                 break
             case = InputCase(families[i % len(families)], first_seed + i)
             results.append(run_input_case(case, seeds, Path(tmp)))
+            if on_result is not None:
+                on_result(len(results))
     return results
 
 

@@ -108,6 +108,39 @@ def _edit(attr: str, edit: Callable[[bytes], bytes]):
     return lambda m: edit(getattr(m, attr).read_bytes())
 
 
+def _npz_uint8(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.arange(8 * 256, dtype=np.int64).reshape(8, 16, 16, 1).__mod__(256).astype(np.uint8))
+    return buf.getvalue()
+
+
+def _npz_bad_labels(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((4, 16, 16, 1), np.float32), y=np.zeros((4, 10), np.float32))
+    return buf.getvalue()
+
+
+def _npz(dtype: str, **shapes: tuple[int, ...]) -> Callable[[Models], bytes]:
+    """An .npz of zero arrays of the given shapes and dtype."""
+    def make(m: Models) -> bytes:
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.zeros(v, dtype) for k, v in shapes.items()})
+        return buf.getvalue()
+    return make
+
+
 def _npz_bad_shape(m: Models) -> bytes:
     import io
 
@@ -165,6 +198,28 @@ CASES: tuple[BadInput, ...] = (
     # ---- models the toolchain does not process
     BadInput("float-model", "float32 model", ("recluster", "float.tflite", "-o", "out.tflite"), 2,
              "float model.*toolchain quantize", _copy("float.tflite", "float")),
+    BadInput("float-no-calibration", "float32 model to quantize without calibration data",
+             ("quantize", "float.tflite", "-o", "out.tflite"), 2,
+             "float model.*--calibration.*random inputs give meaningless activation ranges",
+             _copy("float.tflite", "float")),
+    BadInput("float-unquantizable", "float32 model whose custom operator LiteRT lacks (the quantizer cannot "
+             "calibrate it)", ("quantize", "custom.tflite", "--synthetic-calibration", "-o", "out.tflite"), 3,
+             "ai-edge-quantizer cannot quantize custom.tflite: LiteRT cannot run its MyUnknownOp",
+             _write("custom.tflite", _edit("float", fm.custom_op))),
+    BadInput("float-calibration-shape", "calibration .npz whose samples do not fit the float model's input",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             r"calibration array for input '.*' has shape \[4, 7\]; the model expects samples of shape",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz_bad_shape))),
+    BadInput("float-calibration-dtype", "calibration .npz of uint8 images for a float model",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             "calibration array for input '.*' holds uint8 values; this float model expects float samples",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz("uint8", x=(4, 64))))),
+    BadInput("calibration-key", "calibration .npz with two arrays, neither named after the input nor 'x'",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             "no array named '.*', 'x' or 'x_test' \\(it holds a, b\\)",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz("float32", a=(1, 64), b=(1, 64))))),
+    BadInput("int4-weights", "model with int4 weight tensors", ("recluster", "int4.tflite", "-o", "out.tflite"), 2,
+             "int4 weights are not supported", _write("int4.tflite", _edit("dense", fm.weights_as_int4))),
     BadInput("hybrid-model", "dynamic-range model (int8 weights, float activations)",
              ("compile", "hybrid.tflite", "--target", "ethos-u55-128", "-o", "out"), 2, "runs mostly on the CPU",
              _copy("hybrid.tflite", "hybrid"), diagnostics=("out/*",),
@@ -178,8 +233,13 @@ CASES: tuple[BadInput, ...] = (
              ("recluster", "stripped.tflite", "-o", "out.tflite"), 2, "holds no data.*weights missing",
              _write("stripped.tflite", _edit("dense", fm.weights_stripped))),
     BadInput("unknown-custom-op", "custom operator LiteRT cannot resolve",
-             ("recluster", "custom.tflite", "-o", "out.tflite"), 2, "unresolved custom op",
-             _write("custom.tflite", _edit("dense", fm.custom_op))),
+             ("recluster", "custom.tflite", "-o", "out.tflite"), 0, "",
+             _write("custom.tflite", _edit("dense", fm.custom_op)), diagnostics=("out.tflite", "out.json"),
+             note="rewritten by the weight-space fit; the verification says `not run: custom operator MyUnknownOp`"),
+    BadInput("custom-op-gate", "custom operator LiteRT cannot resolve, with a top-1 gate",
+             ("recluster", "custom.tflite", "-o", "out.tflite", "--min-top1-agreement", "0.9"), 5,
+             "verification not run: custom operator MyUnknownOp", _write("custom.tflite", _edit("dense", fm.custom_op)),
+             diagnostics=("out*",)),
     BadInput("writes-input", "operator writing the model's input (crashes LiteRT)",
              ("recluster", "cyclic.tflite", "-o", "out.tflite"), 2, "an input of the subgraph",
              _write("cyclic.tflite", _edit("dense", fm.op_writes_model_input))),
@@ -221,6 +281,28 @@ CASES: tuple[BadInput, ...] = (
     BadInput("calibration-shape", "calibration samples of the wrong shape",
              ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2, "has shape",
              _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_bad_shape))),
+    BadInput("calibration-uint8", "uint8 pixels (0-255) as calibration data of an int8 input (was cast: 200 -> -56)",
+             ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2,
+             r"takes int8 and the data is uint8 \(values 0 to 255\).*divided by 255",
+             _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_uint8))),
+    BadInput("deploy-calibration-uint8", "the same uint8 file given to deploy --calibration",
+             ("deploy", MODEL, "--calibration", "calib.npz", "--target", "ethos-u55-128", "--build-dir", "b"), 2,
+             "takes int8 and the data is uint8", _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_uint8)),
+             diagnostics=("b/*",)),
+    BadInput("deploy-calibration-keras", "deploy --calibration with a Keras model (its fit calibrates on --data)",
+             ("deploy", "model.keras", "--calibration", "calib.npz", "--data", "mnist", "--build-dir", "b"), 2,
+             "--calibration is for a .tflite MODEL",
+             _both(_write("model.keras", lambda m: "not looked at\n"), _write("calib.npz", _npz_uint8))),
+    BadInput("verify-data-labels", "--verify-data whose labels are not one class per sample",
+             ("recluster", MODEL, "-o", "out.tflite", "--verify-data", "check.npz"), 2,
+             "labels 'y' must be one integer class per sample", _both(_copy(MODEL, "int8"),
+                                                                       _write("check.npz", _npz_bad_labels))),
+    BadInput("output-kind-unknown", "--output-kind with a kind that does not exist",
+             ("recluster", MODEL, "-o", "out.tflite", "--output-kind", "Identity=boxes"), 2,
+             "unknown output kind 'boxes'", _copy(MODEL, "int8")),
+    BadInput("output-kind-no-such-output", "--output-kind naming an output the model does not have",
+             ("recluster", MODEL, "-o", "out.tflite", "--output-kind", "nosuch=values"), 2,
+             "no output named 'nosuch'", _copy(MODEL, "int8")),
     # ---- outputs
     BadInput("output-dir-blocked", "output directory that cannot be created (a file is in the way)",
              ("recluster", MODEL, "-o", "blocker/out.tflite"), 2, "cannot create output directory",
@@ -239,6 +321,16 @@ CASES: tuple[BadInput, ...] = (
     BadInput("firmware-wrong-target", "firmware for another target than the one compiled for",
              ("firmware", "--target", "ethos-u85-256", "--compile-dir", "compiled", "-o", "fw"), 2,
              "does not match the compile directory's target", _copytree("compiled", "compile_dir")),
+    BadInput("firmware-check-no-build", "firmware-check of a model that was never deployed",
+             ("firmware-check", MODEL, "--build-dir", "nowhere"), 2, "no deploy build at nowhere/model"),
+    BadInput("firmware-check-some-dirs", "firmware-check given some of the four directories",
+             ("firmware-check", "--firmware-dir", "fw"), 2, "give all of --firmware-dir, --compile-dir"),
+    BadInput("firmware-check-other-model", "firmware-check of palettes and a model other than the compiled one",
+             ("firmware-check", "--firmware-dir", "build/model/ethos-u55-128/firmware", "--compile-dir",
+              "build/model/ethos-u55-128/compile/after", "--palettes", "palettes", "--model-file", "reclustered.tflite"),
+             2, "was compiled from another model than reclustered.tflite",
+             _both(_copytree("build", "build"), lambda d, m: shutil.copytree(m.tflm.parent, d / "palettes"),
+                   _copy("reclustered.tflite", "reclustered"))),
 )
 
 
@@ -483,6 +575,22 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
     BadInput("concurrent-deploy", "a second deploy into a model directory another deploy is using",
              ("deploy", MODEL, "--build-dir", "build"), 2, "another deploy is using build/model",
              _both(_copy(MODEL, "dense"), _deploy_running("build/model")), cleanup=_stop_deploy),
+    # ---- sweeps beyond one machine, distributed fine-tunes
+    BadInput("sweep-ray-unreachable", "RAY_ADDRESS where no Ray cluster listens (Ray itself retried for minutes)",
+             ("sweep", MODEL, "--clusters", "4", "--executor", "ray"), 2,
+             r"cannot reach the Ray cluster at 127\.0\.0\.1:1 \(--ray-address / RAY_ADDRESS\)", _copy(MODEL, "dense"),
+             env=(("RAY_ADDRESS", "127.0.0.1:1"),)),
+    BadInput("sweep-address-without-ray", "--ray-address without --executor ray",
+             ("sweep", MODEL, "--ray-address", "10.0.0.1:6379"), 2, "--ray-address goes with --executor ray",
+             _copy(MODEL, "dense")),
+    BadInput("sweep-k-twice", "the same K twice in a sweep", ("sweep", MODEL, "--clusters", "8", "8"), 2,
+             "K given twice in --clusters 8 8", _copy(MODEL, "dense")),
+    BadInput("sweep-models-same-name", "two models of a sweep with the same file name (one build directory)",
+             ("sweep", MODEL, f"sub/{MODEL}", "--clusters", "8"), 2, "would share build directory 'model'",
+             _both(_copy(MODEL, "dense"), _copy_to(f"sub/{MODEL}", "dense"))),
+    BadInput("tf-config-not-json", "finetune --strategy multiworker with a TF_CONFIG that is not JSON",
+             ("finetune", "m.keras", "--data", "digits", "-o", "out.keras", "--strategy", "multiworker"), 2,
+             "TF_CONFIG is not valid JSON", env=(("TF_CONFIG", "{cluster: worker}"),)),
 )
 from bad_inputs_third import THIRD_CASES  # after the helpers above, which its rows use
 

@@ -343,6 +343,24 @@ def test_compile_speed_table():
     ]
 
 
+def test_verdict_table():
+    doc = {**MACHINE, "target_gap": 0.01, "dataset": {"calibration": "1536 seeded images"}, "rows": [
+        {"model": "mobilenet_v2", "clusters": 8, "printed_top1_agreement": 0.96875, "printed_samples": 1024,
+         "test_top1_agreement": 0.9712, "test_samples": 10000, "gap": 0.0025, "in_sample_top1_agreement": 1.0,
+         "in_sample_samples": 32, "random_top1_agreement": None, "accuracy_int8": 0.925, "accuracy_after": 0.9189},
+        {"model": "ds_cnn", "clusters": 16, "printed_top1_agreement": 0.95, "printed_samples": 1024,
+         "test_top1_agreement": 0.9712, "test_samples": 10000, "gap": 0.0212, "in_sample_top1_agreement": 0.96875,
+         "in_sample_samples": 32, "random_top1_agreement": 0.625, "accuracy_int8": 0.9, "accuracy_after": 0.8}]}
+    lines = tables.verdict_table(doc).splitlines()
+    assert lines[2:4] == [
+        "| `mobilenet_v2` | 8 | 0.9688 (1,024) | 0.9712 (10,000) | 0.0025 | 1.000 (32) | not measurable | 92.50% -> 91.89% |",
+        "| `ds_cnn` | 16 | 0.9500 (1,024) | 0.9712 (10,000) | 0.0212 | 0.969 (32) | 0.625 | 90.00% -> 80.00% |",
+    ]
+    assert lines[5].startswith("Target, printed agreement within 0.01 of the test split's: met on 1 of 2 rewrites "
+                               "(largest gap 0.0212). The held-back figure is above the test split's on 0 of 2: ")
+    assert "Calibration: 1536 seeded images" in lines[5]
+
+
 def test_corpus_table():
     doc = {"results": [
         {"model": "kws", "verification": {"informative": True, "top1_agreement": 0.99876, "sqnr_db": None,
@@ -369,6 +387,71 @@ def test_sweep_scaling_table():
         "| speed-up of 2 jobs |  | 1.78x |  |",
         "",
         "3 sweep points (K) x 2 targets (u55, u85), the example trained once beforehand; 2 cores, Python 3.11.7.",
+    ]
+
+
+# --------------------------------------------------------------------------- beyond one machine
+
+EXECUTORS = {**MACHINE, "jobs": 2, "points": 3, "targets": ["u55", "u85"],
+             "wall_s": {"make": [100.0, 110.0], "ray": [120.0, 118.0]}, "median_s": {"make": 105.0, "ray": 119.0},
+             "same_pareto": True, "same_reports": False, "ray_connect_s": [8.0, 10.0, 12.0],
+             "point_deploy_s": [40.0, 48.0, 60.0], "point_in_task_overhead_s": [0.25, 0.75],
+             "ray_noop": {"fresh_worker_s_per_task": 1.5, "reused_worker_s_per_task": 0.01}}
+
+
+def test_sweep_executors_table():
+    assert tables.sweep_executors_table(EXECUTORS).splitlines()[2:] == [
+        "| default: `make -j2 sweep` | 2 | 105.0 s | 100.0, 110.0 |",
+        "| Ray: `toolchain sweep --executor ray --jobs 2` | 2 | 119.0 s | 120.0, 118.0 |",
+        "| Ray / default |  | 1.13x |  |",
+        "",
+        ("3 sweep points (K) x 2 targets (u55, u85), the example trained once beforehand; 2 points at a time on "
+         "both. Same pareto.json, pareto.md and pareto.png bytes: yes; same report.json bytes: **no**. 2 cores, "
+         "Python 3.11.7."),
+    ]
+
+
+def test_sweep_executors_costs():
+    assert tables.sweep_executors_costs(EXECUTORS).splitlines()[2:] == [
+        "| starting the local Ray cluster (once per sweep) | 10.0 s |",
+        "| Ray's cost of one task on a fresh worker (no-op task; the points run this way) | 1.50 s |",
+        "| the same on a reused worker (for comparison) | 0.010 s |",
+        "| inside a point, besides the deploy: version and input checks, reading the reports (mean) | 0.50 s |",
+        "| **Ray's cost per point** (the two above) | **2.00 s** |",
+        "| a point's deploy (median of 3, 2 at a time) | 48.0 s |",
+    ]
+
+
+def test_sweep_executors_scale():
+    # one machine: ceil(P/2) rounds of 48 s; Ray on M machines: 10 s + ceil(P/(2M)) rounds of 48 + 2 s
+    lines = tables.sweep_executors_scale(EXECUTORS).splitlines()
+    assert lines[0] == "| points | one machine, `make -j2` | Ray, 2 machines | Ray, 4 machines | Ray, 8 machines |"
+    assert lines[2:6] == [
+        "| 6 | 2.4 min | 1.8 min | 1.0 min | 1.0 min |",
+        "| 24 | 9.6 min | 5.2 min | 2.7 min | 1.8 min |",
+        "| 96 | 38.4 min | 20.2 min | 10.2 min | 5.2 min |",
+        "| 384 | 153.6 min | 80.2 min | 40.2 min | 20.2 min |",
+    ]
+    # 2 points: 48 s on one machine, 60 s on Ray; 3 points: 96 s against 60 s
+    assert "Ray on 2 machines is ahead from 3 points on: as soon as a sweep does not fit one machine's 2 slots" in lines[7]
+
+
+def test_finetune_strategies_table():
+    run = {"accuracy_before": 0.99, "clustered_layers": {"a": 16, "b": 16}}
+    doc = {**MACHINE, "model": "m", "clusters": 16, "epochs": 2, "logical_cpu_devices": 2, "gpu": None, "runs": {
+        "default": [{**run, "wall_s": 100.0, "accuracy_after": 0.985, "replicas": 1},
+                    {**run, "wall_s": 110.0, "accuracy_after": 0.98, "replicas": 1}],
+        "mirrored": [{**run, "wall_s": 130.0, "accuracy_after": 0.983, "replicas": 2,
+                      "clustered_layers": {"a": 16, "b": 15}}]}}
+    assert tables.finetune_strategies_table(doc).splitlines()[2:] == [
+        "| `--strategy default` | CPU, 1 replica(s) | 2 | 105.0 s | 98.50%, 98.00% | 16 |",
+        "| `--strategy mirrored` | CPU, 2 replica(s) | 1 | 130.0 s | 98.30% | 15, 16 |",
+        "| `--strategy default` | GPU | - | not measured (no GPU lent to this work) | - | - |",
+        "| `--strategy mirrored` | GPU | - | not measured (no GPU lent to this work) | - | - |",
+        "",
+        ("`toolchain finetune` of m, K = 16, 2 epochs, batch 32 (the global batch under every strategy), each run "
+         "in a fresh process whose CPU is split into 2 logical devices; wall time includes starting TensorFlow and "
+         "loading the data. 2 cores, Python 3.11.7."),
     ]
 
 
@@ -582,6 +665,17 @@ def test_results_summary_without_the_optional_results():
     ]
 
 
+def test_results_summary_verdict_line():
+    verdict = {"rows": [
+        {"model": "a", "clusters": 16, "gap": 0.0015, "in_sample_top1_agreement": 1.0, "test_samples": 10000},
+        {"model": "b", "clusters": 8, "gap": 0.0071, "in_sample_top1_agreement": 0.96875, "test_samples": 10000}]}
+    lines = tables.results_summary(COMPRESSION, RESTORE, SPEED, DEPLOY, FUZZ, verdict=verdict).splitlines()
+    assert lines[-2] == ("- **The agreement printed is measured on samples the fit never saw:** on 2 Fashion-MNIST "
+                         "networks at K = 8 and 16 it lies within 0.0015-0.0071 of the agreement on the 10,000-image "
+                         "test split, where the old in-sample check printed 0.969-1.000 ([held-back check]"
+                         "(docs/benchmarks.md#the-held-back-check-against-a-test-split)).")
+
+
 def test_results_summary_optional_lines():
     lines = tables.results_summary(COMPRESSION, RESTORE, SPEED, DEPLOY, FUZZ, OUTPUT_AWARE, BASES, RFC).splitlines()
     assert lines[0] == (
@@ -623,4 +717,35 @@ def test_results_machines_skips_missing_results_and_unknown_machines():
         "| bad inputs | `benchmarks/bad_inputs_table.py` | `bad_inputs.json` | ?, ? cores, Python ? | - |",
         ("| real architectures through deploy | `benchmarks/corpus_deploy.py` | `corpus_deploy.json` | ?, ? cores, "
          "Python ? | - |"),
+    ]
+
+
+def test_float_tflite_table():
+    doc = {"clusters": 16, "goal_points": 0.6, "rows": [
+        {"model": "net", "accuracy": {"float": 0.9051, "tf_int8": 0.905, "aeq_int8": 0.9043, "aeq_k16": 0.9011},
+         "points_below_tf_int8": 0.39, "within_goal": True, "encoded_weight_bytes": {"aeq_int8": 40000,
+                                                                                    "aeq_k16": 22000}},
+        {"model": "m", "accuracy": {"float": 0.9, "tf_int8": 0.9, "aeq_int8": 0.89, "aeq_k16": 0.88},
+         "points_below_tf_int8": 2.0, "within_goal": False, "encoded_weight_bytes": {"aeq_int8": 10, "aeq_k16": 9}}]}
+    assert tables.float_tflite_table(doc).splitlines()[2:] == [
+        "| `net` | 90.51% | 90.50% | 90.43% | 90.11% | 0.39 | yes | 40,000 -> 22,000 |",
+        "| `m` | 90.00% | 90.00% | 89.00% | 88.00% | 2.00 | NO | 10 -> 9 |",
+    ]
+
+
+def test_wild_corpus_table():
+    doc = {"models_in_wheel": 3, "models": [
+        {"model": "palm", "source": "mediapipe 0.10.21", "quantized": "ai-edge-quantizer (synthetic)",
+         "rewritten": "30 tensor(s)", "fidelity": {"outputs": [{"name": "a", "sqnr_db": 9.84}, {"name": "b|c",
+                                                                                                 "sqnr_db": None}]},
+         "fidelity_not_run": None,
+         "targets": {"u55": {"npu_operators": 97, "cpu_operators": 78, "encoded_before_bytes": 887152,
+                             "encoded_after_bytes": 513504, "outcome": "deployed (fits; after vs before verified)"}}},
+        {"model": "selfie", "source": "mediapipe 0.10.21", "refused": "LiteRT cannot load the model", "exit_code": 2}]}
+    assert tables.wild_corpus_table(doc).splitlines()[2:] == [
+        ("| `palm` | mediapipe 0.10.21 | u55 | ai-edge-quantizer (synthetic) | 30 tensor(s) | 97 / 78 | "
+         "887,152 -> 513,504 | a: 9.8 dB; b\\|c: identical | deployed (fits; after vs before verified) |"),
+        "| `selfie` | mediapipe 0.10.21 | both | - | - | - | - | - | refused (exit 2): LiteRT cannot load the model |",
+        "",
+        "2 of the wheel's 3 models measured so far (`make corpus-wild` runs all).",
     ]

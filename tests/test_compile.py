@@ -96,6 +96,9 @@ def test_summary_units_agree_with_vela_stdout(compiled, target):
         else:
             assert abs(d[key] / 1024 - kib) <= 0.006, label
             assert d[key] > 0
+    # Vela's own operator count, beside the model's: the lines of its stdout, one subgraph here
+    vela_counts = {k.lower(): int(n) for k, n in re.findall(r"^(NPU|CPU) operators = (\d+)", log, re.MULTILINE)}
+    assert d["vela_operator_counts"] == {**vela_counts, "last_subgraph_only": False}
     assert f"Accelerator clock {d['clock_hz'] // 1_000_000:>33} MHz".split() == re.search(
         r"^Accelerator clock.*$", log, re.MULTILINE
     ).group(0).split()
@@ -230,7 +233,7 @@ def test_partly_cpu_model_is_reported_not_hidden(gather_int8, tmp_path, capsys):
     ops = [op_name(m, op) for m in [read_model(gather_int8.read_bytes())] for op in m.subgraphs[0].operators]
     assert len(ops) == 6 and ops.count("GATHER") == 1
     assert "WARNING: 1 of 6 operators per inference run on the CPU (1 compute: GATHER)" in err
-    assert "partial_cpu: 5 NPU / 1 CPU operators per inference (1 compute on the CPU)" in out
+    assert "partial_cpu" in out and "in the model: NPU 5 / CPU 1 per inference (1 compute on the CPU)" in out
     d = json.loads((tmp_path / "compile.json").read_text())
     assert d["status"] == "partial_cpu" and d["cpu_operators"] == 1 and d["init_operators"] == 0
     rc, out, err = _cli(["compile", str(gather_int8), "--target", "ethos-u55", "-o", str(tmp_path), "-q"], capsys)
@@ -249,7 +252,7 @@ def test_mostly_cpu_model_fails_loudly(hybrid_int8, tmp_path, capsys):
     assert d["status"] == "mostly_cpu" and d["npu_operators"] == 0 and d["cycles_total"] == 0
     assert d["placement"]["cpu_macs"] > 0 == d["placement"]["npu_macs"]
     rc, out, _ = _cli(["compile", str(hybrid_int8), "--target", "ethos-u65", "-o", str(tmp_path), "--allow-cpu"], capsys)
-    assert rc == 0 and "mostly_cpu: 0 NPU / 3 CPU" in out
+    assert rc == 0 and "mostly_cpu" in out and "in the model: NPU 0 / CPU 3" in out
 
 
 # --------------------------------------------------------------------------- bad input: exit 2, one line, nothing written
@@ -340,7 +343,7 @@ def test_budget_gate(conv_bn_int8, tmp_path, capsys):
     assert rc == 4 and stdout == ""
     d = json.loads((out / "compile.json").read_text())
     sram, flash = d["budget"]["sram_used_bytes"], d["budget"]["flash_used_bytes"]
-    assert f"SRAM {sram:,} B > budget 4,096 B" in err and f"flash {flash:,} B > budget 2,000 B" in err
+    assert f"SRAM {sram:,} B > budget 4,096 B" in err and f"flash (compiled model file) {flash:,} B > budget 2,000 B" in err
     assert not d["budget"]["within_budget"] and d["budget"]["enforced"]
     rc, stdout, _ = _cli(["compile", str(conv_bn_int8), "--profile", str(prof), "-o", str(out), "--no-budget"], capsys)
     assert rc == 0 and "OVER BUDGET" in stdout

@@ -23,7 +23,7 @@ def _timeout(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a full-int8 .tflite model (not yet compiled by Vela)")
+    p.add_argument("model", metavar="MODEL.tflite", help="a full-int8 .tflite model (not yet compiled by Vela)")
     p.add_argument("--target", metavar="NAME", help="a built-in target or alias (see 'toolchain profiles'), e.g. ethos-u55-128")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own (.toml or .json)")
     p.add_argument("--replace-builtin", action="store_true",
@@ -56,15 +56,26 @@ def _bytes(n: int | None) -> str:
 
 
 def _placement_line(r: dict) -> str:
-    """'42 NPU / 19 CPU operators per inference (0 compute on the CPU), 12 init (CALL_ONCE)'."""
+    """'in the model: NPU 42 / CPU 19 per inference (0 compute on the CPU), 12 init (CALL_ONCE); Vela's count: ...'."""
+    from ..targets.op_placement import vela_count_label
+
     p = r["placement"]
-    line = (f"{p['npu_operators']} NPU / {p['cpu_operators']} CPU operators per inference "
+    line = (f"in the model: NPU {p['npu_operators']} / CPU {p['cpu_operators']} per inference "
             f"({p['cpu_compute_operators']} compute on the CPU)")
     if p["init_operators"]:
         line += f", {p['init_operators']} init (CALL_ONCE)"
     if r["estimate_kind"] == "analytical":
-        line += " (analytical estimate)"
-    return line
+        return line + " (analytical estimate)"
+    return line + f"; Vela's count (its own operations): {vela_count_label(r['vela_operator_counts'])}"
+
+
+def _flash_line(r: dict) -> str:
+    """The compiled model file (what the firmware embeds) beside Vela's off-chip flash figure."""
+    b = r["budget"]
+    if r["estimate_kind"] == "analytical":
+        return f"{_bytes(b['flash_used_bytes'])} model, weights palettised (estimate); budget {_bytes(b['flash_bytes'])}"
+    return (f"model file {_bytes(b['flash_used_bytes'])} (what the firmware embeds); Vela's off-chip flash used "
+            f"{_bytes(r['off_chip_flash_bytes'])}; budget {_bytes(b['flash_bytes'])} (model file)")
 
 
 def format_summary(result, model: str) -> str:
@@ -85,12 +96,12 @@ def format_summary(result, model: str) -> str:
     lines = [
         head,
         f"  output          {terminal_text(str(result.out_dir))}",
-        f"  status          {r['status']}: {_placement_line(r)}",
+        f"  status          {r['status']}",
+        f"  operators       {_placement_line(r)}",
         f"  SRAM            {_bytes(b['sram_used_bytes']):>16}   budget {_bytes(b['sram_bytes'])}",
-        f"  flash           {_bytes(b['flash_used_bytes']):>16}   budget {_bytes(b['flash_bytes'])}"
-        + ("  (the Vela model)" if not analytical else "  (model, weights palettised)"),
+        f"  flash           {_flash_line(r)}",
     ]
-    for key, label in (("off_chip_flash_bytes", "off-chip flash"), ("on_chip_flash_bytes", "on-chip flash"), ("dram_bytes", "DRAM")):
+    for key, label in (("on_chip_flash_bytes", "on-chip flash"), ("dram_bytes", "DRAM")):
         if r[key]:
             lines.append(f"  {label:<15} {_bytes(r[key]):>16}")
     lines += [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -250,9 +251,10 @@ def auto_segments(model_bytes: bytes, samples: int, layers: int, cached: bool) -
     return max(1, min(layers, affordable))
 
 
-def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
-                      calibration: Calibration) -> tuple[bytes, ReclusterReport]:
-    """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified."""
+def recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration,
+                      progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
+    """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified.
+    ``progress(what, layers done, layers)`` is told of each segment's LiteRT pass and each fitted layer."""
     from .recluster import rewrite_on_weights
 
     t0 = time.perf_counter()
@@ -300,6 +302,7 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         cache = original_activations(model_bytes, rows, inputs, batch)
         passes += 1
     added: list[float] = []  # output noise each non-depthwise layer's rewrite added, in fitting order
+    fitted: list[int] = []  # operator indices of the layers fitted so far (for progress)
     for group in groups:
         weights = {la.op_index: layer_weights(model, la) for la in group}
         v_orig = {o: stacked_weights(c, s, s * b) for o, (c, s, b) in weights.items()}
@@ -308,6 +311,8 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         # corrects the drift of the earlier segments, and correcting it twice overshoots.
         ops = {la.op_index for la in group}
         independent = frozenset(la.op_index for la in group if nearest_fitted_upstream(model, la.op_index, ops))
+        if progress is not None:
+            progress(f"activations of {len(group)} layer(s) on {len(rows)} samples", len(fitted), len(to_fit))
         stats, used = collect_statistics(model_bytes, current, rows, group, config, batch, v_orig, independent, cache)
         passes += used
         for la in group:
@@ -317,6 +322,9 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
             if la.kind is not LayerKind.DEPTHWISE:
                 added.append(max(fit.relative_error - fit.before_relative_error, 0.0))
             results[la.weight.tensor_index] = _apply(editor, la, fit, codes, scales, ks[la.op_index], skip)
+            fitted.append(la.op_index)
+            if progress is not None:
+                progress(f"fitted {la.weight.name}", len(fitted), len(to_fit))
             modified = modified or results[la.weight.tensor_index].action is TensorAction.REWRITTEN
     ordered = tuple(results[w.tensor_index] for w in find_weight_tensors(model))
     summary = CalibrationSummary(Objective.OUTPUTS, len(rows), calibration.source, len(groups), passes, batch,

@@ -8,6 +8,7 @@ weight (and, after a refit, its bias) is left as it was.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,11 +79,12 @@ def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: 
         q.scale = [float(q.scale[0] / r[0])]
 
 
-def recluster_model(model_bytes: bytes, config: ReclusterConfig,
-                    calibration: Calibration | None = None) -> tuple[bytes, ReclusterReport]:
+def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration | None = None,
+                    progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
     """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified.
 
-    With ``calibration`` (output_aware.Calibration) the objective defaults to the layers' outputs.
+    With ``calibration`` (output_aware.Calibration) the objective defaults to the layers' outputs, and
+    ``progress(what, done, total)`` hears of each layer fitted (the weight-space fit takes milliseconds).
     """
     if config.objective is Objective.OUTPUTS and calibration is None:
         raise ConfigError("the output objective needs calibration data (--calibration FILE.npz)")
@@ -94,7 +96,7 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig,
             raise ConfigError("the output-aware fit needs independent samples; this model keeps state between "
                               "invocations: use --objective weights")
 
-        return recluster_on_data(model_bytes, config, calibration)
+        return recluster_on_data(model_bytes, config, calibration, progress)
     model = read_model(model_bytes)
     require_int8_model(model)
     editor = ModelEditor(model)

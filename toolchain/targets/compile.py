@@ -25,7 +25,8 @@ from .op_placement import Placement, describe_cpu_work, describe_init
 from .profile import HardwareProfile
 from .vela_report import vela_compile_report
 
-SCHEMA_VERSION = 2  # 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph
+# 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph; 3: vela_operator_counts
+SCHEMA_VERSION = 3
 COMPILE_JSON = "compile.json"
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -172,11 +173,14 @@ def _warnings(profile: HardwareProfile, body: dict, facts: ModelFacts, placement
     init = describe_init(placement)
     if init:
         out.append(init)
-    per_layer = {la.get("subgraph") for la in body["layers"]}
+    vela_rows = {la.get("subgraph") for la in body["layers"] if la.get("cycles") is not None}
+    added = sorted({la["subgraph"] for la in body["layers"] if la.get("cycles") is None})
     if len(placement.subgraphs) > 1 and body["estimate_kind"] == EstimateKind.VELA.value and body["layers"]:
-        which = ", ".join("?" if s is None else str(s) for s in sorted(per_layer, key=lambda s: (s is None, s)))
+        which = ", ".join("?" if s is None else str(s) for s in sorted(vela_rows, key=lambda s: (s is None, s)))
+        more = (f"; the weight-holding operators of subgraph {', '.join(map(str, added))} are listed with their "
+                "weights and encoded sizes from Vela's weight encoder, without cycles") if added else ""
         out.append(f"the model has {len(placement.subgraphs)} subgraphs and Vela writes per-layer figures for the last "
-                   f"one it compiles only: the per-layer table covers subgraph {which}")
+                   f"one it compiles only (subgraph {which}){more}")
     if body["estimate_kind"] == EstimateKind.ANALYTICAL.value:
         out.append(f"analytical estimate for {profile.name}: not a compile; see 'assumptions'")
         over = [w for w in facts.weights if not w.within_palette(profile.palette_limit)]

@@ -48,7 +48,7 @@ class Budget:
         return "; ".join(
             (
                 part("SRAM", self.sram_used_bytes, self.sram_budget_bytes),
-                part("flash", self.flash_used_bytes, self.flash_budget_bytes),
+                part("flash (compiled model file)", self.flash_used_bytes, self.flash_budget_bytes),
             )
         )
 

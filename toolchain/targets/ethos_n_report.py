@@ -60,6 +60,7 @@ def analytical_report(model_path: Path, model, data: bytes, profile: HardwarePro
         "cpu_operators": placement.cpu_operators,
         "init_operators": placement.init_operators,
         "placement": placement.to_json(),
+        "vela_operator_counts": None,  # no Vela run
         "cpu_fallback": [
             {"op": la.op, "name": la.name, "reason": "float activations (analytical model: CPU)"}
             for la in est.layers

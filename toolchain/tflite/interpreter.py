@@ -55,6 +55,27 @@ def make_interpreter(model_bytes: bytes, *, keep_intermediates: bool = False, va
     return interp
 
 
+def litert_cannot_run(model_bytes: bytes) -> str | None:
+    """Why LiteRT cannot run the model: "custom operator NAME" for a custom operator it has no kernel for
+    (Vela still compiles such a model, with the operator on the CPU), else None.
+
+    Any other reason LiteRT refuses a model stays an error (ModelFormatError) where the model is run.
+    """
+    from .graph import custom_operator_names
+
+    names = custom_operator_names(read_model(bytes(model_bytes)))
+    if not names:
+        return None
+    try:
+        make_interpreter(model_bytes, validated=True)
+    except ModelFormatError as exc:
+        if "unresolved custom op" not in str(exc):
+            raise
+        named = [n for n in names if n in str(exc)] or list(names)
+        return f"custom operator{'s' if len(named) > 1 else ''} {', '.join(named)}"
+    return None
+
+
 def quantize_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Float samples -> the tensor's dtype: affine quantisation (round, clip) when it is a quantized integer."""
     if spec.dtype.kind in "iu" and spec.scale > 0:
