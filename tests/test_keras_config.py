@@ -71,15 +71,20 @@ def keras_files(tmp_path_factory) -> dict[str, Path]:
     keras = import_keras()
     d = tmp_path_factory.mktemp("keras_files")
     out = {}
-    for kind in ("plain", "lambda"):
-        inp = keras.Input((8, 8, 1))
-        x = keras.layers.Flatten()(inp)
-        if kind == "lambda":
-            x = keras.layers.Lambda(lambda t: (__import__("pathlib").Path("pwned").touch(), t)[1])(x)
-        model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
-        for suffix in (".h5", ".keras"):
-            out[kind + suffix] = d / f"{kind}{suffix}"
-            model.save(out[kind + suffix])
+    cwd = os.getcwd()
+    os.chdir(d)  # building the Lambda layer calls it once: its ./pwned lands here, not in the checkout
+    try:
+        for kind in ("plain", "lambda"):
+            inp = keras.Input((8, 8, 1))
+            x = keras.layers.Flatten()(inp)
+            if kind == "lambda":
+                x = keras.layers.Lambda(lambda t: (__import__("pathlib").Path("pwned").touch(), t)[1])(x)
+            model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
+            for suffix in (".h5", ".keras"):
+                out[kind + suffix] = d / f"{kind}{suffix}"
+                model.save(out[kind + suffix])
+    finally:
+        os.chdir(cwd)
     return out
 
 
