@@ -268,5 +268,13 @@ THIRD_CASES: tuple[BadInput, ...] = (
              "board.toml", "-o", "out", "--replace-builtin"), 0, "",
              _both(_copy(MODEL, "int8"), _write("board.toml", lambda m: SHADOW_PROFILE)), diagnostics=("out/*",),
              note="the user's word: the file replaces the built-in target"),
+    BadInput("sweep-profile-shadows-builtin", "the same profile given to sweep (every point would have failed on it)",
+             ("sweep", MODEL, "--clusters", "8", "--profile", "board.toml"), 2,
+             "named 'ethos-u55-128', like a built-in target.*--replace-builtin",
+             _both(_copy(MODEL, "int8"), _write("board.toml", lambda m: SHADOW_PROFILE))),
+    BadInput("sweep-planted-link", "build/sweep/k8 planted as a link outside the build (the points and the Pareto "
+             "files would be written through it)", ("sweep", MODEL, "--clusters", "8"), 2,
+             "build/sweep/k8 is a symbolic link",
+             _both(_copy(MODEL, "int8"), _dirs("elsewhere", "build/sweep"), _symlink("build/sweep/k8", "../../elsewhere"))),
 )
 

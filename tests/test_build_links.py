@@ -102,3 +102,28 @@ def test_read_input_bytes_can_refuse_links(tmp_path):
     assert read_input_bytes(tmp_path / "link") == b"mine\n"  # a user's input may be a link
     with pytest.raises(InputError, match="is a symbolic link, which is never followed here"):
         read_input_bytes(tmp_path / "link", "stage manifest", follow_links=False)
+
+
+def test_sweep_driver_writes_returned_reports_only_below_its_directory(tmp_path):
+    """A sweep point (a Ray worker on another machine) names where its report.json goes: the driver writes it only
+    below BUILD/sweep, never through a link there."""
+    from toolchain.core.errors import ToolError
+    from toolchain.pipeline.result import DeployOptions
+    from toolchain.pipeline.sweep_points import PointOutcome, PointSpec, SweepOptions
+    from toolchain.pipeline.sweep_runner import _write_pareto
+
+    options = SweepOptions(build_dir=tmp_path / "build")
+    point = PointSpec("m K=8", DeployOptions(build_dir=options.sweep_dir / "k8"), ())
+    victim = _victim(tmp_path)
+    climbing = PointOutcome("m K=8", "node", None, 0, reports=(("../../victim.txt", b"forged"),))
+    with pytest.raises(ToolError, match="returned a report path outside"):
+        _write_pareto(options, [point], [climbing])
+    assert victim.read_text() == "mine\n"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    options.sweep_dir.mkdir(parents=True)
+    (options.sweep_dir / "k8").symlink_to(outside)
+    linked = PointOutcome("m K=8", "node", None, 0, reports=(("k8/m/t/report/report.json", b"{}"),))
+    with pytest.raises(InputError, match="k8 is a symbolic link"):
+        _write_pareto(options, [point], [linked])
+    assert list(outside.iterdir()) == []

@@ -48,6 +48,7 @@ class StageRunner:
         from ..core.last_good import GATE_ERRORS, clear_rejected, write_unless_rejected
 
         t0 = time.perf_counter()
+        real_dir(self.options.build_dir, stage_dir)  # never through a planted link (checked before the manifest)
         stored = manifest.up_to_date(stage_dir, key)
         if stored is not None:
             result = stored["result"]
