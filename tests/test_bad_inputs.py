@@ -64,6 +64,9 @@ class BadInput:
     note: str = ""
     env: tuple[tuple[str, str], ...] = ()  # environment variables the command runs with
     cleanup: Callable[[Path], None] = field(default=lambda d: None, repr=False)  # after the command, pass or fail
+    wrapper: tuple[str, ...] = ()  # a command the toolchain runs under (prlimit, unshare)
+    show_wrapper: bool = True  # the table shows the wrapper in the command
+    shown: str = ""  # the command as the table shows it, where the real one is unreadable (5,000 digits)
 
 
 # --------------------------------------------------------------------------- inputs the cases create
@@ -597,7 +600,9 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
              ("finetune", "m.keras", "--data", "digits", "-o", "out.keras", "--strategy", "multiworker"), 2,
              "TF_CONFIG is not valid JSON", env=(("TF_CONFIG", "{cluster: worker}"),)),
 )
-CASES = CASES + HOSTILE_CASES
+from bad_inputs_third import THIRD_CASES  # after the helpers above, which its rows use
+
+CASES = CASES + HOSTILE_CASES + THIRD_CASES
 
 
 # --------------------------------------------------------------------------- running a case
@@ -624,7 +629,7 @@ def run_case(case: BadInput, models: Models, directory: Path) -> Outcome:
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **dict(case.env))
     env.pop("TOOLCHAIN_DEBUG", None)
     try:
-        proc = subprocess.run([sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True,
+        proc = subprocess.run([*case.wrapper, sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True,
                               text=True, timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
         after = _snapshot(directory)
     finally:
