@@ -31,23 +31,24 @@ MARKER = "pwned"  # what a model's code creates in the case directory when it ru
 def _keras_bytes(kind: str, suffix: str) -> bytes:
     """A small tf_keras classifier (8x8x1 -> 10) whose second layer is code: a Python lambda touching MARKER,
     or a custom layer class."""
+    import contextlib
     import tempfile
 
     from toolchain.training.tf_env import import_keras
 
     keras = import_keras()
-    inp = keras.Input((8, 8, 1))
-    x = keras.layers.Flatten()(inp)
-    if kind == "lambda":
-        x = keras.layers.Lambda(lambda t: (__import__("pathlib").Path(MARKER).touch(), t)[1])(x)
-    else:
-        class Scale(keras.layers.Layer):  # a custom object: code from wherever it was defined
-            def call(self, t):
-                return t * 2.0
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):  # building calls the lambda once: not here
+        inp = keras.Input((8, 8, 1))
+        x = keras.layers.Flatten()(inp)
+        if kind == "lambda":
+            x = keras.layers.Lambda(lambda t: (__import__("pathlib").Path(MARKER).touch(), t)[1], name="lambda")(x)
+        else:
+            class Scale(keras.layers.Layer):  # a custom object: code from wherever it was defined
+                def call(self, t):
+                    return t * 2.0
 
-        x = Scale()(x)
-    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
-    with tempfile.TemporaryDirectory() as tmp:
+            x = Scale()(x)
+        model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
         path = Path(tmp) / f"m{suffix}"
         model.save(path)
         return path.read_bytes()

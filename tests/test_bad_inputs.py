@@ -208,7 +208,7 @@ CASES: tuple[BadInput, ...] = (
              _write("custom.tflite", _edit("float", fm.custom_op))),
     BadInput("float-calibration-shape", "calibration .npz whose samples do not fit the float model's input",
              ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
-             r"calibration array for input '.*' has shape \[4, 7\]; the model expects samples of shape",
+             r"calibration array for input '.*' has shape \(4, 7\), model expects samples of \(1, 64\)",
              _both(_copy("float.tflite", "float"), _write("cal.npz", _npz_bad_shape))),
     BadInput("float-calibration-dtype", "calibration .npz of uint8 images for a float model",
              ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,

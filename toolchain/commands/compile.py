@@ -7,21 +7,11 @@ import sys
 from pathlib import Path
 
 from ..core.escape import terminal_text
-from .common import add_output_options, default_output_dir, say
+from .common import add_output_options, default_output_dir, finite_number, say
 
 HELP = "compile an int8 .tflite with Vela for an Ethos-U target (or estimate it for Ethos-N78); writes compile.json"
 LIBRARY_HELP = ("Arm's Ethos-N support library (libEthosNSupport.so, its build folder or the driver stack checkout): "
                 "its estimator prices Ethos-N78 targets (default: $ETHOSN_SUPPORT_LIBRARY; else the calibrated model)")
-
-
-def _timeout(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
-    if not 0 < v <= 86400:
-        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 86400, got {v:g}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output-dir", metavar="DIR", help="where Vela's files and compile.json go (default build/MODEL/TARGET/compile)")
     p.add_argument("--no-budget", action="store_true", help="report SRAM/flash over the profile's budget but do not fail (exit 0)")
     p.add_argument("--allow-cpu", action="store_true", help="accept a model that runs mostly on the CPU (otherwise exit 2)")
-    p.add_argument("--timeout", type=_timeout, default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
+    p.add_argument("--timeout", type=finite_number(0.001, 86400), default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
     p.add_argument("--ethosn-support-library", metavar="PATH", help=LIBRARY_HELP)
     add_output_options(p, "print compile.json instead of the summary")
 

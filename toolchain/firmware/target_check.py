@@ -246,7 +246,7 @@ def check_firmware(inputs: FirmwareCheckInputs, work_dir: Path | None = None) ->
     if isinstance(reported, bool) or not isinstance(reported, int):
         raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: no budget.flash_used_bytes")
     if not 0 <= reported <= _MAX_UINT32:  # it becomes a uint32_t literal of the check program
-        shown = f"a {len(str(reported))}-digit number" if reported > _MAX_UINT32 else str(reported)
+        shown = str(reported) if reported.bit_length() <= 64 else f"a {len(str(reported))}-digit number"
         raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: budget.flash_used_bytes must be a whole number "
                          f"from 0 to 2**32-1 (a Cortex-M55 address space), got {shown}")
 
