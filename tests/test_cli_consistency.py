@@ -200,9 +200,11 @@ CONFIG_ONLY_KEYS = {("schema_version",)}
 # where it writes, and how it prints; none of them is a setting of a stage.
 # The deploy's inputs (model, data, calibration and check samples, targets, files), where it writes and its output
 # modes are flags and Makefile variables, not config keys: a config describes how to process, not what.
+# The user's word on trusting inputs (code in a Keras model, a profile replacing a built-in) is never a setting
+# a config file can give.
 DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--synthetic-calibration", "--verify-data", "--target",
                     "--profile", "--config", "-o", "--output-dir", "--build-dir", "--example-dir", "--quiet", "-q",
-                    "--json", "-k", "--debug"}
+                    "--json", "-k", "--debug", "--trust-model-code", "--replace-builtin"}
 
 
 def _pipeline_keys() -> set[tuple[str, ...]]:
@@ -274,12 +276,12 @@ VERB_FLAG_ONLY = {
                   "--calibration", "--verify-data", "--samples", "--seed", "--no-verify", "--min-top1-agreement",
                   "--min-output-sqnr", "--output-kind",
                   "--min-sqnr", "--max-clusters", "--weight-budget", "--flash-budget", "--target", "--profile",
-                  "--bias-correction", "--op-rule"},
+                  "--bias-correction", "--op-rule", "--replace-builtin"},
     "finetune": {"-h", "--help", "--debug", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
-                 "--no-per-channel", "--no-preserve-sparsity"},
+                 "--no-per-channel", "--no-preserve-sparsity", "--trust-model-code"},
     # the float .tflite path (ai-edge-quantizer): its calibration input, sample count and I/O type
     "quantize": {"-h", "--help", "--debug", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines",
-                 "--calibration", "--synthetic-calibration", "--calibration-samples", "--float-io"},
+                 "--calibration", "--synthetic-calibration", "--calibration-samples", "--float-io", "--trust-model-code"},
 }
 
 

@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="a built-in target or alias (see 'toolchain profiles'); repeatable (default ethos-u55)")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load a Keras MODEL holding Lambda layers or custom objects: Python code that runs on loading")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline settings, TOML or JSON (schemas/pipeline.schema.json); unknown keys are refused")
     p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
@@ -111,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
+        replace_builtin=args.replace_builtin,
+        trust_model_code=args.trust_model_code,
         synthetic_calibration=args.synthetic_calibration,
         settings=tuple((*CONFIG_OF_FLAG[dest], dict(v) if dest == "output_kind" else v)
                        for dest, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None),

@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(checked by compiling; default budget: the target profile's)")
     p.add_argument("--target", metavar="NAME", help="hardware profile for --flash-budget (e.g. ethos-u55-128)")
     p.add_argument("--profile", metavar="FILE", help="custom hardware profile file for --flash-budget")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
     p.add_argument("--bias-correction", action="store_true",
                    help="fold the mean output shift into the biases (uses --calibration inputs)")
     p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.profile or args.target:
         from ..targets.profiles import load_profile
 
-        profile = load_profile(args.profile or args.target)
+        profile = load_profile(args.profile or args.target, args.replace_builtin)
     with Progress(OutputMode.QUIET if args.quiet or args.json else OutputMode.NORMAL).step_bar("recluster") as bar:
         rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile), bar)
     # a candidate that misses the gate goes beside OUTPUT as OUTPUT.rejected.tflite: OUTPUT keeps the last good one

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tflite.holdout import MIN_HELD_BACK, Evidence, split_samples
+from ..tflite.holdout import MAX_READ_BEYOND_FIT, MIN_HELD_BACK, Evidence, split_samples
 from .output_aware import INVOKE_OVERHEAD_S, LITERT_MACS_PER_S, Calibration
 
 # How many check samples to run by default: as many as about CHECK_BUDGET_S of LiteRT time for both models
@@ -138,7 +138,7 @@ def calibration_set_from_files(model_bytes: bytes, calibration: Path | None, ver
         check = CheckSet(v.rows, f"{what} of {_name(verify)} (--verify-data)", Evidence.HELD_OUT, v.labels)
     if calibration is None:
         return CalibrationSet(None, check, tuple(warnings))
-    c = load_samples(calibration, specs)
+    c = load_samples(calibration, specs, limit=fit_samples + MAX_READ_BEYOND_FIT)
     warnings += c.warnings
     if check is not None:  # the check has its own file: the fit may use the whole calibration file
         fit = Calibration(c.rows[:fit_samples], _name(calibration)) if fit_uses_data else None

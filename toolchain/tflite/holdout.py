@@ -17,6 +17,10 @@ import numpy as np
 
 MIN_HELD_BACK = 32  # a held-back check smaller than this says little: below 2x, the check is in-sample
 HOLD_BACK_ONE_IN = 8
+# A calibration file is read up to this many samples beyond the fit's: more than any check runs by default,
+# and a 3 MB .npz that inflates to gigabytes is not read whole (the rest of the file is never decompressed).
+# The quantizer and the rewrite both read this far, so that they split one file alike.
+MAX_READ_BEYOND_FIT = 8192
 
 
 class Evidence(Enum):
