@@ -69,6 +69,22 @@ def test_the_quantizer_splits_a_file_as_the_rewrite_does(tmp_path, n, fit_sample
                             "for the checks"
 
 
+def test_the_quantizer_reads_as_far_as_the_rewrite_when_it_checks_fewer(tmp_path):
+    """The file is read bounded (tflite.holdout.MAX_READ_BEYOND_FIT past the fit, as the rewrite reads it), not
+    only as far as the quantizer's own samples: a shorter read would split a 1,000-sample file otherwise."""
+    from toolchain.ptq.calibration import calibration_set_from_file
+    from toolchain.ptq.config import PtqConfig
+
+    path = tmp_path / "cal.npz"
+    np.savez(path, x=np.arange(1000, dtype=np.float32)[:, None, None, None] * np.ones((1, 4, 4, 1), np.float32))
+    ptq = calibration_set_from_file(path, (TensorSpec("image", (1, 4, 4, 1), np.dtype(np.float32), 0.0, 0),),
+                                    PtqConfig(calibration_samples=448, check_samples=64, seed=5))
+    rewrite = hold_back(_rows(1000), "cal.npz", 448, seed=5)
+    quantizer_check = {int(r[0][0, 0, 0, 0]) for r in ptq.check_rows}
+    assert {int(r[0][0, 0, 0, 0]) for r in ptq.rows} == _ids(rewrite.fit.rows)
+    assert len(quantizer_check) == 64 and quantizer_check <= _ids(rewrite.check.rows)
+
+
 def test_too_few_samples_are_checked_in_sample_and_said_so():
     split = hold_back(_rows(40), "cal.npz", 512)
     assert split.check.evidence is Evidence.IN_SAMPLE and split.fit.samples == split.check.samples == 40
