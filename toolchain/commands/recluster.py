@@ -23,13 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--calibration the SQNR of each layer's output")
     p.add_argument("--max-clusters", type=positive_int, metavar="K",
                    help="with --clusters auto: the largest K a tensor may get (default 32, Vela's palette)")
+    p.add_argument("--min-agreement", type=fraction, metavar="FRACTION",
+                   help="with --clusters auto and --calibration: the fewest encoded bytes keeping top-1 agreement "
+                        ">= FRACTION on held-back calibration samples (default 0.995)")
+    p.add_argument("--min-output-sqnr", type=finite_number(0.0, 120.0), metavar="DB",
+                   help="with --clusters auto and --calibration: the fewest bytes keeping the output's SQNR >= DB")
     p.add_argument("--weight-budget", type=positive_int, metavar="BYTES",
-                   help="choose K per tensor (2..64) to minimise error with Vela-encoded weights <= BYTES")
+                   help="K and rate price per tensor for the least output error with Vela's encoded weights on "
+                        "--target (default ethos-u55-128) <= BYTES, checked by compiling the result")
     p.add_argument("--flash-budget", type=positive_int, metavar="BYTES",
                    help="choose K per tensor so the Vela-compiled model fits BYTES of flash on --target "
                         "(checked by compiling; default budget: the target profile's)")
-    p.add_argument("--target", metavar="NAME", help="hardware profile for --flash-budget (e.g. ethos-u55-128)")
-    p.add_argument("--profile", metavar="FILE", help="custom hardware profile file for --flash-budget")
+    p.add_argument("--target", metavar="NAME", help="hardware profile whose encoder sizes weights (e.g. "
+                   "ethos-u85-256); alone, a flash budget plan for its profile's budget")
+    p.add_argument("--profile", metavar="FILE", help="custom hardware profile file (as --target)")
+    p.add_argument("--rate-lambda", type=finite_number(0.0, 64.0), metavar="F",
+                   help="price of code bits in the fit, 0..64: a bit is worth F x the palette's mean squared "
+                        "error (default 0; size goals choose it per tensor)")
     p.add_argument("--bias-correction", action="store_true",
                    help="fold the mean output shift into the biases (uses --calibration inputs)")
     p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
@@ -83,7 +93,7 @@ def build_config(args: argparse.Namespace):
     base = load_recluster_config(args.config) if args.config else ReclusterConfig()
     rules = tuple(parse_rule(r, by_op=False) for r in args.rule) + tuple(parse_rule(r, by_op=True) for r in args.op_rule)
     same = ("min_weights", "refit_iterations", "include_depthwise", "keep_zero", "calibration_samples", "segments",
-            "damping", "max_rows_per_layer", "depthwise_min_output_sqnr_db", "calibration_seed")
+            "damping", "max_rows_per_layer", "depthwise_min_output_sqnr_db", "calibration_seed", "rate_lambda")
     return apply_overrides(
         base, clusters=(args.max_clusters or AUTO_MAX_CLUSTERS) if args.clusters == "auto" else args.clusters,
         fit=ScaleFit(args.fit) if args.fit else None, rules=rules,
@@ -93,18 +103,18 @@ def build_config(args: argparse.Namespace):
 def plan_request(args: argparse.Namespace):
     from ..rewrite.planner import PlanRequest, SizeGoal
 
-    goals = [args.clusters == "auto", args.weight_budget is not None,
-             bool(args.flash_budget or args.target or args.profile)]
-    if sum(goals) > 1:
-        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget/--target")
-    if args.max_clusters is not None and args.clusters != "auto":
-        raise ConfigError("--max-clusters goes with --clusters auto")
-    if goals[2] and not (args.profile or args.target):
+    auto = args.clusters == "auto"
+    if sum([auto, args.weight_budget is not None, args.flash_budget is not None]) > 1:
+        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget")
+    flash = args.flash_budget is not None or (bool(args.target or args.profile) and not auto
+                                              and args.weight_budget is None)
+    if flash and not (args.profile or args.target):
         raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
-    goal = (SizeGoal.AUTO if goals[0] else SizeGoal.WEIGHT_BUDGET if goals[1]
-            else SizeGoal.FLASH_BUDGET if goals[2] else SizeGoal.FIXED)
+    goal = (SizeGoal.AUTO if auto else SizeGoal.WEIGHT_BUDGET if args.weight_budget is not None
+            else SizeGoal.FLASH_BUDGET if flash else SizeGoal.FIXED)
     return PlanRequest(goal, min_sqnr_db=args.min_sqnr, weight_budget_bytes=args.weight_budget,
-                       flash_budget_bytes=args.flash_budget)
+                       flash_budget_bytes=args.flash_budget, min_top1_agreement=args.min_agreement,
+                       min_output_sqnr_db=args.min_output_sqnr, max_clusters=args.max_clusters)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from .config import Objective, ReclusterConfig
-from .planner import PlanRequest, TargetSizer, plan_sizes
+from .planner import PlanRequest, TargetSizer, rewrite_with_plan
 from .result import ReclusterReport
 
 
@@ -41,7 +41,6 @@ class ReclusterJob:
 
 def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None) -> tuple[bytes, ReclusterReport]:
     """The rewritten model and its report (plan, fits, bias corrections, verification); ``original`` is not modified."""
-    from .recluster import recluster_model
     from .verify import calibration_inputs, verify, with_verification
 
     config = job.config
@@ -50,9 +49,7 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
         from .output_aware import calibration_from_file
 
         calibration = calibration_from_file(original, job.calibration_file, config)
-    config, plan = plan_sizes(original, config, job.request, calibration, sizer)
-    rewritten, report = recluster_model(original, config, calibration)
-    report = replace(report, plan=plan)
+    rewritten, report = rewrite_with_plan(original, config, job.request, calibration, sizer)
     if job.bias_correction and report.calibration is None:  # the output-aware fit's bias is already optimal
         from .bias_correction import correct_biases
 

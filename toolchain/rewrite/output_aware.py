@@ -35,7 +35,7 @@ from ..tflite.graph import (
     tensor_values,
 )
 from ..tflite.model_io import read_model, write_model
-from .config import Objective, ReclusterConfig, clusters_for
+from .config import Objective, ReclusterConfig, clusters_for, rate_lambda_for
 from .fit import best_weight_fit
 from .layers import (
     FitLayer,
@@ -174,8 +174,13 @@ def collect_statistics(original: bytes, current: bytes, rows: list, layers: list
 
 
 def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray,
-              bias: np.ndarray, config: ReclusterConfig) -> LayerFit:
-    """The output-aware fit and the weight-space fit (with its bias, and with the least-squares bias): the best."""
+              bias: np.ndarray, config: ReclusterConfig, rate_lambda: float = 0.0) -> LayerFit:
+    """The output-aware fit and the weight-space fit (with its bias, and with the least-squares bias): the best.
+    With a rate price, the rate-aware fit (rate_layer) instead."""
+    if rate_lambda > 0:
+        from .rate_layer import fit_layer_rate
+
+        return fit_layer_rate(layer, k, rate_lambda, stats, codes, scales, bias, config)
     w = layer.weight
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR
     beta = scales * bias
@@ -264,6 +269,7 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
     choose_cfg = replace(config, include_depthwise=True) if auto_dw else config
     results: dict[int, TensorResult] = {}
     to_fit: list[tuple[FitLayer, int]] = []
+    lambdas: dict[int, float] = {}  # operator index -> the rate price of its tensor
     modified = False  # the model differs from the original: activations must be captured from both
     for w in find_weight_tensors(model):
         q = tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index])
@@ -283,11 +289,12 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         else:
             layer = describe_layer(model, w)
             if isinstance(layer, str):
-                r = rewrite_on_weights(editor, w, q, k, config, base)
+                r = rewrite_on_weights(editor, w, q, k, config, base, rate_lambda_for(w, choose_cfg))
                 modified = True
                 results[w.tensor_index] = replace(r, objective=Objective.WEIGHTS.value, method=f"weights: {layer}")
             else:
                 to_fit.append((layer, k))
+                lambdas[layer.op_index] = rate_lambda_for(w, choose_cfg)
     batch = choose_batch(model_bytes, rows, sorted({la.input_index for la, _ in to_fit})) if to_fit else 1
     inputs = sorted({la.input_index for la, _ in to_fit})
     cacheable = bool(to_fit) and cache_fits(model_bytes, inputs, len(rows))
@@ -312,7 +319,8 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         passes += used
         for la in group:
             codes, scales, bias = weights[la.op_index]
-            fit = fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config)
+            fit = fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config,
+                            lambdas[la.op_index])
             skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None
             if la.kind is not LayerKind.DEPTHWISE:
                 added.append(max(fit.relative_error - fit.before_relative_error, 0.0))

@@ -25,7 +25,7 @@ from ..tflite.graph import (
     tensor_values,
 )
 from ..tflite.model_io import read_model, write_model
-from .config import Objective, ReclusterConfig, ScaleFit, clusters_for
+from .config import Objective, ReclusterConfig, ScaleFit, clusters_for, rate_lambda_for
 from .fit import best_weight_fit
 from .result import ReclusterReport, TensorAction, TensorResult
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .output_aware import Calibration
 
 
-def _bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
+def bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
     from ..tflite.graph import BIAS_INPUT, op_code
 
     sg = model.subgraphs[w.subgraph]
@@ -47,7 +47,7 @@ def _bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
     return out
 
 
-def _bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: list[int]) -> bool:
+def bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: list[int]) -> bool:
     from ..tflite.graph import BIAS_INPUT, WEIGHT_INPUT, op_code
 
     sg = model.subgraphs[w.subgraph]
@@ -114,7 +114,7 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig,
             results.append(TensorResult(**base, action=TensorAction.UNCHANGED, reason=f"already {before} <= {k} values",
                                         clusters=k, distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
             continue
-        result = rewrite_on_weights(editor, w, q, k, config, base)
+        result = rewrite_on_weights(editor, w, q, k, config, base, rate_lambda_for(w, config))
         results.append(result)
     out = write_model(model)
     return out, ReclusterReport(config=config, tensors=tuple(results))
@@ -138,15 +138,16 @@ def write_weights(editor: ModelEditor, w: WeightTensor, new_qc: np.ndarray, old_
             _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
 
 
-def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
+def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict,
+                       rate_lambda: float = 0.0) -> TensorResult:
     model = editor.model
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
     qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
     scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
-    biases = _bias_tensors(model, w)
-    may_refit = not _bias_shared_elsewhere(model, w, biases)
-    err, new_qc, new_scales, how = best_weight_fit(qc, scales, k, config, may_refit)
+    biases = bias_tensors(model, w)
+    may_refit = not bias_shared_elsewhere(model, w, biases)
+    err, new_qc, new_scales, how = best_weight_fit(qc, scales, k, config, may_refit, rate_lambda)
     f = scales[:, None] * qc.astype(np.float64)
     sq = metrics.sqnr_db(f, new_scales[:, None] * new_qc)
     write_weights(editor, w, new_qc, scales, new_scales, biases)

@@ -1,0 +1,166 @@
+"""Plan, apply, verify for the goals sized by Vela's encoder: a weight budget, a flash budget, a fidelity floor.
+
+Each goal measures the tensors' options once (rate_options), plans (rate_plan), applies the plan with
+the same fit a fixed K uses (each layer fitted in sequence on the rewritten prefix, so the result is
+not exactly the options' independent fits), and verifies what the plan promised on the result itself:
+Vela's encoded bytes of the rewritten model (a compile of it, the figure of Vela's summary), its
+compiled flash, or its fidelity on held-back samples. When the check fails the plan is tightened and
+applied again, a few times at most; a budget that cannot be met raises BudgetExceeded naming the
+smallest size reachable.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..core.errors import BudgetExceeded
+from .choose_k import KPlan, PlanGoal, config_with_plan
+from .config import ReclusterConfig
+from .rate_options import PLAN_CLUSTERS, PLAN_RATE_LAMBDAS, RateModel, RateOptions, measure_options, model_with
+from .rate_plan import budget_picks, plan_from_picks, smallest_passing, tradeoff_path
+
+if TYPE_CHECKING:
+    from .output_aware import Calibration
+    from .result import ReclusterReport
+
+MAX_ATTEMPTS = 3  # the first plan and up to two tightened ones
+HELD_BACK_MIN = 32  # held-back check samples at least (fewer calibration samples: the check is in-sample)
+HELD_BACK_ONE_IN = 8
+AUTO_RATE_LAMBDAS = (0.0, 1.0)  # --clusters auto's candidates: fewer, so that it costs about two fits
+UNIFORM_CLUSTERS = 16  # a fidelity plan is never larger than K=16 everywhere (rate_options.UNIFORM_CLUSTERS)
+
+
+def _apply(original: bytes, config: ReclusterConfig, plan: KPlan, calibration: Calibration | None):
+    from .recluster import recluster_model
+
+    # the plan decides each depthwise tensor itself (its "as it is" option): no second verdict on apply
+    cfg = config_with_plan(replace(config, include_depthwise=True) if config.include_depthwise is None else config,
+                           plan)
+    return recluster_model(original, cfg, calibration)
+
+
+def plan_weight_budget_rate(original: bytes, config: ReclusterConfig, budget_bytes: int, rate: RateModel,
+                            calibration: Calibration | None) -> tuple[bytes, ReclusterReport, KPlan]:
+    """The least output noise whose Vela-encoded weights (the compiled figure of the result) fit ``budget_bytes``."""
+    options = measure_options(original, config, calibration, rate, PLAN_CLUSTERS, PLAN_RATE_LAMBDAS)
+    return fit_budget(original, config, options, budget_bytes, rate.model_bytes_of, calibration)
+
+
+def fit_budget(original: bytes, config: ReclusterConfig, options: RateOptions, budget_bytes: int, measure,
+               calibration: Calibration | None, goal: PlanGoal = PlanGoal.BUDGET):
+    """Plan for ``budget_bytes``, apply, measure the result with ``measure(model) -> bytes``; tighten and
+    retry while over (the fits in sequence differ a little from the options' own)."""
+    asked = budget_bytes
+    smallest_tried = None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        picks = budget_picks(options, asked)
+        plan = plan_from_picks(options, picks, goal, budget_bytes, attempts=attempt)
+        rewritten, report = _apply(original, config, plan, calibration)
+        actual = measure(rewritten)
+        if actual <= budget_bytes:
+            return rewritten, report, replace(plan, actual_encoded_bytes=actual)
+        smallest_tried = actual if smallest_tried is None else min(smallest_tried, actual)
+        asked -= actual - budget_bytes  # the result came out larger than planned: ask for less
+        if asked < options.smallest_bytes:
+            break
+    raise BudgetExceeded(
+        f"weight budget {budget_bytes} bytes on {options.target} is not met: the closest plan compiled to "
+        f"{smallest_tried} bytes after {attempt} attempt(s); the smallest the options reach is about "
+        f"{options.smallest_bytes} bytes")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """A floor on the rewritten model's agreement with the original, on samples the fit never saw."""
+
+    goal: PlanGoal  # AGREEMENT (top-1 agreement) or OUTPUT_SQNR (dB)
+    floor: float
+
+    def measure(self, reference: np.ndarray, outputs: np.ndarray) -> float:
+        if self.goal is PlanGoal.AGREEMENT:
+            return float(np.mean(np.argmax(reference, axis=1) == np.argmax(outputs, axis=1)))
+        noise = float(np.sum((outputs - reference) ** 2))
+        signal = float(np.sum(reference**2)) or 1.0
+        return math.inf if noise == 0 else 10.0 * math.log10(signal / noise)
+
+
+def held_back_split(calibration: Calibration, seed: int) -> tuple[Calibration, list, bool]:
+    """(the fit's samples, the held-back check samples, whether the check is held out): one in HELD_BACK_ONE_IN,
+    at least HELD_BACK_MIN, seeded; with fewer than twice that the check runs on the fit's own samples."""
+    from .output_aware import Calibration
+
+    rows = calibration.rows
+    n = len(rows)
+    if n < 2 * HELD_BACK_MIN:
+        return calibration, rows, False
+    held = max(HELD_BACK_MIN, math.ceil(n / HELD_BACK_ONE_IN))
+    order = np.random.default_rng(seed).permutation(n)
+    check, fit = sorted(order[:held].tolist()), sorted(order[held:].tolist())
+    return (Calibration([rows[i] for i in fit], f"{len(fit)} of {calibration.source} (the rest held back)"),
+            [rows[i] for i in check], True)
+
+
+def _outputs(model_bytes: bytes, rows: list, batch: int) -> np.ndarray:
+    """The first output of every sample, dequantized, flattened (samples, values)."""
+    from ..tflite import interpreter as rt
+    from .sensitivity import model_outputs
+
+    spec = rt.output_specs(model_bytes)[0]
+    raw = model_outputs(model_bytes, rows, batch)
+    return rt.dequantize_output(raw, spec).astype(np.float64).reshape(len(rows), -1)
+
+
+def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: Fidelity, calibration: Calibration,
+                 rate: RateModel, max_clusters: int,
+                 lambdas: tuple[float, ...] = AUTO_RATE_LAMBDAS) -> tuple[bytes, ReclusterReport, KPlan]:
+    """The fewest encoded bytes along the trade-off path whose rewrite keeps ``fidelity`` on held-back samples.
+
+    When even the least noisy plan misses the floor (near-ties of the original flip under any rewrite),
+    the floor becomes what that plan attains, and the plan says so."""
+    from ..tflite import interpreter as rt
+    from ..tflite.activations import choose_batch
+
+    fit_cal, check_rows, held_out = held_back_split(calibration, config.calibration_seed)
+    batch = choose_batch(original, check_rows, [rt.output_specs(original)[0].index])
+    reference = _outputs(original, check_rows, batch)
+    ks = tuple(k for k in PLAN_CLUSTERS if k <= max_clusters)
+    options = measure_options(original, replace(config, clusters=max_clusters), fit_cal, rate, ks, lambdas)
+    path = tradeoff_path(options)
+    scores: dict[int, float] = {}
+
+    def score(i: int) -> float:
+        if i not in scores:
+            scores[i] = fidelity.measure(reference, _outputs(model_with(original, options.tensors, path[i]),
+                                                             check_rows, batch))
+        return scores[i]
+
+    attainable = score(len(path) - 1)
+    floor = min(fidelity.floor, attainable)
+    start = smallest_passing(len(path), lambda i: score(i) >= floor)
+    start = len(path) - 1 if start is None else start
+    extra = {"attainable_top1_agreement": attainable if attainable < fidelity.floor else None,
+             "check_samples": len(check_rows)}
+    for attempt, i in enumerate(range(start, min(start + MAX_ATTEMPTS, len(path))), 1):
+        plan = plan_from_picks(options, path[i], fidelity.goal, fidelity.floor, attempts=attempt, **extra)
+        rewritten, report = _apply(original, config, plan, fit_cal)
+        got = fidelity.measure(reference, _outputs(rewritten, check_rows, batch))
+        if got >= floor or i == len(path) - 1:
+            break
+    actual = rate.model_bytes_of(rewritten)
+    if actual > options.uniform_bytes:  # K=16 everywhere may be smaller: when it keeps the floor, it wins
+        from .recluster import recluster_model
+
+        uniform_model, uniform_report = recluster_model(original, replace(config, clusters=UNIFORM_CLUSTERS), fit_cal)
+        got_u = fidelity.measure(reference, _outputs(uniform_model, check_rows, batch))
+        actual_u = rate.model_bytes_of(uniform_model)
+        if got_u >= floor and actual_u < actual:
+            rewritten, report, got, actual = uniform_model, uniform_report, got_u, actual_u
+            plan = replace(plan, choices=tuple(replace(c, clusters=UNIFORM_CLUSTERS, rate_lambda=0.0)
+                                               for c in plan.choices), attempts=plan.attempts + 1)
+    plan = replace(plan, actual_encoded_bytes=actual, checked_fidelity=got, check_samples=len(check_rows),
+                   predicted_top1_agreement=got if fidelity.goal is PlanGoal.AGREEMENT else None,
+                   held_out=held_out)
+    return rewritten, report, plan
