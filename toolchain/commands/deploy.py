@@ -15,11 +15,13 @@ from .common import add_output_options, fraction, positive_int
 HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compile, firmware, report) incrementally"
 
 
-def _clusters(text: str) -> int:
+def _clusters(text: str) -> int | str:
+    if text == "auto":
+        return text
     try:
         k = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of clusters, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number of clusters or 'auto', got '{text}'") from None
     if not 2 <= k <= 256:
         raise argparse.ArgumentTypeError(f"clusters must be from 2 to 256, got {k}")
     return k
@@ -32,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DATA",
                    help="an .npz (x_train, y_train, x_test, y_test) or a bundled dataset: mnist, fashion-mnist, "
                         "digits (default for the example: mnist); with an int8 .tflite it only adds accuracy")
-    p.add_argument("--clusters", "-k", type=_clusters, metavar="K",
-                   help="distinct values per weight tensor, for finetune and recluster (default 16)")
+    p.add_argument("--clusters", "-k", type=_clusters, metavar="K|auto",
+                   help="distinct values per weight tensor, for finetune and recluster (default 16); 'auto': "
+                        "[plan] auto, the fewest encoded bytes keeping top-1 agreement on held-back samples")
     p.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="a built-in target or alias (see 'toolchain profiles'); repeatable (default ethos-u55)")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
@@ -47,6 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--train-samples", type=positive_int, metavar="N", help="[data] train_samples: a seeded subset")
     s.add_argument("--test-samples", type=positive_int, metavar="N", help="[data] test_samples: a seeded subset")
     s.add_argument("--data-seed", type=positive_int, metavar="N", help="[data] seed of the subsets (default 0)")
+    s.add_argument("--weight-budget", type=positive_int, metavar="BYTES",
+                   help="[plan] weight_budget_bytes: K and rate price per tensor for the least output error with "
+                        "Vela's encoded weights on the first target <= BYTES (checked by compiling)")
+    s.add_argument("--flash-budget", type=positive_int, metavar="BYTES",
+                   help="[plan] flash_budget_bytes: the same for the compiled model's flash on the first target")
+    s.add_argument("--min-agreement", type=fraction, metavar="FRACTION",
+                   help="[plan] min_top1_agreement: with --clusters auto, the floor on held-back samples")
+    s.add_argument("--rate-lambda", type=float, metavar="F",
+                   help="[recluster] rate_lambda: price of code bits in the fit, 0..64 (default 0)")
     s.add_argument("--verify-samples", type=positive_int, metavar="N",
                    help="[verify] samples: inputs of the LiteRT check of after vs before (default 32)")
     s.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
@@ -71,6 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 CONFIG_OF_FLAG = {
     "train_samples": ("data", "train_samples"), "test_samples": ("data", "test_samples"),
     "data_seed": ("data", "seed"), "verify_samples": ("verify", "samples"),
+    "weight_budget": ("plan", "weight_budget_bytes"), "flash_budget": ("plan", "flash_budget_bytes"),
+    "min_agreement": ("plan", "min_top1_agreement"), "rate_lambda": ("recluster", "rate_lambda"),
     "min_top1_agreement": ("verify", "min_top1_agreement"), "bits": ("palettise", "bits"),
     "exclude": ("palettise", "exclude"), "tflm": ("palettise", "tflm"), "allow_cpu": ("compile", "allow_cpu"),
     "enforce_budget": ("compile", "enforce_budget"), "timeout": ("compile", "timeout_s"),
@@ -92,14 +106,15 @@ def run(args: argparse.Namespace) -> int:
     options = DeployOptions(
         model=Path(args.model) if args.model else None,
         data=args.data,
-        clusters=args.clusters,
+        clusters=None if args.clusters == "auto" else args.clusters,
         targets=tuple(args.target),
         profile=Path(args.profile) if args.profile else None,
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
         settings=tuple((*CONFIG_OF_FLAG[dest], getattr(args, dest)) for dest in CONFIG_OF_FLAG
-                       if getattr(args, dest) is not None),
+                       if getattr(args, dest) is not None) + ((("plan", "auto", True),) if args.clusters == "auto"
+                                                               else ()),
     )
     try:
         result = run_pipeline(options, progress)

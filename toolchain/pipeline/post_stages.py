@@ -48,26 +48,45 @@ def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dic
     return run.stage("evaluate input model", edir, key, body, lambda r: f"accuracy {fmt_pct(r['accuracy'])}")
 
 
-def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data) -> dict[str, Any]:
+def _plan_profile(config: PipelineConfig, profiles):
+    """The profile whose encoder sizes the plan's weights: [plan] target, else the first deploy target."""
+    if config.plan.target is None:
+        return profiles[0] if profiles else None
+    match = [p for p in profiles if config.plan.target in (p.name, *p.aliases)]
+    if match:
+        return match[0]
+    from ..targets.profiles import load_profile
+
+    return load_profile(config.plan.target)
+
+
+def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data,
+                    profiles=()) -> dict[str, Any]:
     from ..core.escape import terminal_text
     from ..rewrite.config import Objective
     from ..rewrite.outcome_text import rewrite_summary
     from ..rewrite.output_aware import calibration_from_training
-    from ..rewrite.recluster import recluster_model
+    from ..rewrite.planner import SizeGoal, rewrite_with_plan
     from ..rewrite.result import TensorAction
 
     rdir = mdir / "recluster"
+    request = config.plan.request()
+    profile = _plan_profile(config, profiles) if request.goal is not SizeGoal.FIXED else None
     key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data)},
-                   {"recluster": config.recluster_dict(), "verify_samples": config.verify.samples},
+                   {"recluster": config.recluster_dict(), "verify_samples": config.verify.samples,
+                    "plan": config.plan.to_dict() | {"profile": profile.to_dict() if profile else None}},
                    package_versions(*POST_TOOLS))
 
     def body():
+        from .target_sizer import sizer_for
+
         original = read_input_bytes(before, "model")
         calibration = None
         if data is not None and config.recluster.objective_for(True) is Objective.OUTPUTS:
             # the output-aware fit learns from training samples; the test split only measures
             calibration = calibration_from_training(original, data.x_train, data_label(data), config.recluster)
-        rewritten, rep = recluster_model(original, config.recluster, calibration)
+        sizer = sizer_for(profile) if request.goal is not SizeGoal.FIXED else None
+        rewritten, rep = rewrite_with_plan(original, config.recluster, request, calibration, sizer)
         ver = _verify(original, rewritten, data, config.verify.samples)
         atomic_write_bytes(rdir / "model.tflite", rewritten)
         atomic_write_json(rdir / "recluster.json", replace(rep, verification=ver).to_json())
@@ -85,6 +104,7 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
             "calibration": rep.to_json()["calibration"],
             "verification": ver.to_json(),
             "accuracy": acc,
+            "plan": None if rep.plan is None else rep.plan.to_json(),
         }
 
     def note(r):
@@ -92,10 +112,14 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
         cal = r.get("calibration") or {}
         fit = (f"; fitted to layer outputs on {cal['samples']} training samples" if cal.get("checked_on_data") else
                "; weight-space fit, not checked on data")
-        return terminal_text(f"{r['summary']}{acc}{fit}")
+        plan = r.get("plan") or {}
+        size = (f"; encoded weights {fmt_int(plan['actual_encoded_bytes'])} B on {plan['target_name']}"
+                if plan.get("actual_encoded_bytes") is not None else "")
+        return terminal_text(f"{r['summary']}{acc}{fit}{size}")
 
     # the top-1 gate (verify.min_top1_agreement) is checked once the reports are written: see DeployResult
-    return run.stage(f"recluster (K={config.recluster.clusters})", rdir, key, body, note)
+    label = f"K={config.recluster.clusters}" if request.goal is SizeGoal.FIXED else f"K per tensor: {request.goal.value}"
+    return run.stage(f"recluster ({label})", rdir, key, body, note)
 
 
 def _verify(original: bytes, rewritten: bytes, data, samples: int):

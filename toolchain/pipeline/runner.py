@@ -110,7 +110,7 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
     else:
         float_model, finetune_info = run_keras_stages(run, entry, mdir, config, data, models, accuracies)
 
-    reclustered = recluster_stage(run, mdir, models[Variant.BEFORE][0], config, data)
+    reclustered = recluster_stage(run, mdir, models[Variant.BEFORE][0], config, data, profiles)
     accuracies[Variant.AFTER] = reclustered.get("accuracy")
     after = mdir / "recluster" / "model.tflite"
     models[Variant.AFTER] = (after, "recluster/model.tflite")
