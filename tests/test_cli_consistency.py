@@ -67,6 +67,15 @@ DEPLOY_FLAG_OF_KEY = {
     ("firmware", "arena_overhead_bytes"): "--arena-overhead-bytes",
     ("finetune", "clusters"): "--clusters",  # CLUSTERS: the K of both finetune and recluster
     ("recluster", "clusters"): "--clusters",
+    ("recluster", "rate_lambda"): "--rate-lambda",
+    ("plan", "auto"): "--clusters",  # --clusters auto
+    ("plan", "weight_budget_bytes"): "--weight-budget",  # as on 'toolchain recluster'
+    ("plan", "flash_budget_bytes"): "--flash-budget",
+    ("plan", "min_top1_agreement"): "--min-agreement",
+    ("plan", "min_output_sqnr_db"): "--min-output-sqnr",
+    ("plan", "min_sqnr_db"): "--min-sqnr",
+    ("plan", "max_clusters"): "--max-clusters",
+    ("plan", "target"): "--plan-target",  # --target names the deploy's targets
 }
 # Deliberate exceptions, config only: the format's version is no setting; the finetune, quantize and
 # recluster sections are those stages' own config formats (a section can be copied from a stage's
@@ -142,6 +151,7 @@ VERB_FLAG_ONLY = {
     "recluster": {"-h", "--help", "-o", "--output", "--report", "--config", "--quiet", "-q", "--json", "-k",
                   "--calibration", "--samples", "--seed", "--no-verify", "--min-top1-agreement",
                   "--min-sqnr", "--max-clusters", "--weight-budget", "--flash-budget", "--target", "--profile",
+                  "--min-agreement", "--min-output-sqnr",
                   "--bias-correction", "--op-rule"},
     "finetune": {"-h", "--help", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
                  "--no-per-channel", "--no-preserve-sparsity"},

@@ -50,15 +50,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--train-samples", type=positive_int, metavar="N", help="[data] train_samples: a seeded subset")
     s.add_argument("--test-samples", type=positive_int, metavar="N", help="[data] test_samples: a seeded subset")
     s.add_argument("--data-seed", type=positive_int, metavar="N", help="[data] seed of the subsets (default 0)")
-    s.add_argument("--weight-budget", type=positive_int, metavar="BYTES",
-                   help="[plan] weight_budget_bytes: K and rate price per tensor for the least output error with "
-                        "Vela's encoded weights on the first target <= BYTES (checked by compiling)")
+    s.add_argument("--weight-budget", type=positive_int, metavar="BYTES", help="[plan] weight_budget_bytes: K and "
+                   "rate price per tensor for the least output error with Vela's encoded weights <= BYTES")
     s.add_argument("--flash-budget", type=positive_int, metavar="BYTES",
-                   help="[plan] flash_budget_bytes: the same for the compiled model's flash on the first target")
-    s.add_argument("--min-agreement", type=fraction, metavar="FRACTION",
-                   help="[plan] min_top1_agreement: with --clusters auto, the floor on held-back samples")
-    s.add_argument("--rate-lambda", type=float, metavar="F",
-                   help="[recluster] rate_lambda: price of code bits in the fit, 0..64 (default 0)")
+                   help="[plan] flash_budget_bytes: the same for the compiled model's flash")
+    s.add_argument("--plan-target", metavar="NAME", help="[plan] target: whose encoder sizes them (default: 1st)")
+    s.add_argument("--min-agreement", type=fraction, metavar="F", help="[plan] min_top1_agreement (auto, DATA)")
+    s.add_argument("--min-output-sqnr", type=float, metavar="DB", help="[plan] min_output_sqnr_db (auto, DATA)")
+    s.add_argument("--min-sqnr", type=float, metavar="DB", help="[plan] min_sqnr_db: per-tensor floor (auto)")
+    s.add_argument("--max-clusters", type=positive_int, metavar="K", help="[plan] max_clusters (auto)")
+    s.add_argument("--rate-lambda", type=float, metavar="F", help="[recluster] rate_lambda: bit price, 0..64")
     s.add_argument("--verify-samples", type=positive_int, metavar="N",
                    help="[verify] samples: inputs of the LiteRT check of after vs before (default 32)")
     s.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
@@ -84,7 +85,9 @@ CONFIG_OF_FLAG = {
     "train_samples": ("data", "train_samples"), "test_samples": ("data", "test_samples"),
     "data_seed": ("data", "seed"), "verify_samples": ("verify", "samples"),
     "weight_budget": ("plan", "weight_budget_bytes"), "flash_budget": ("plan", "flash_budget_bytes"),
-    "min_agreement": ("plan", "min_top1_agreement"), "rate_lambda": ("recluster", "rate_lambda"),
+    "plan_target": ("plan", "target"), "min_agreement": ("plan", "min_top1_agreement"),
+    "min_output_sqnr": ("plan", "min_output_sqnr_db"), "min_sqnr": ("plan", "min_sqnr_db"),
+    "max_clusters": ("plan", "max_clusters"), "rate_lambda": ("recluster", "rate_lambda"),
     "min_top1_agreement": ("verify", "min_top1_agreement"), "bits": ("palettise", "bits"),
     "exclude": ("palettise", "exclude"), "tflm": ("palettise", "tflm"), "allow_cpu": ("compile", "allow_cpu"),
     "enforce_budget": ("compile", "enforce_budget"), "timeout": ("compile", "timeout_s"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..rewrite.planner import CompiledSizes, TargetSizer
 from ..targets.profile import HardwareProfile
-from ..targets.weight_encoding import DEFAULT_TARGET, VelaEncoder, encoded_bytes, encoder_for
+from ..targets.weight_encoding import DEFAULT_ENCODER_TARGET, VelaEncoder, encoded_bytes, encoder_for
 
 
 def _compile_sizes(profile: HardwareProfile):
@@ -47,7 +47,7 @@ def sizer_for(profile: HardwareProfile | None) -> TargetSizer:
     from ..targets.profiles import load_profile
 
     if profile is None or not profile.family.compiled_by_vela:
-        default = load_profile(DEFAULT_TARGET)
+        default = load_profile(DEFAULT_ENCODER_TARGET)
         name = None if profile is None else profile.name
         budget = None if profile is None else profile.flash_budget_bytes
         return TargetSizer(name, _rate_model(default), encoded_bytes, None, budget, default.name)

@@ -156,12 +156,12 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
     if sizer is None:
         raise ConfigError(f"the {goal.value} goal needs a target sizer (Vela's encoder)")
     if goal is SizeGoal.FIDELITY:
-        from .rate_goals import Fidelity, fit_fidelity
+        from .rate_goals import FidelityFloor, fit_fidelity
 
         if not with_data:
             raise ConfigError("a fidelity floor is measured on held-back calibration samples: give --calibration")
-        fidelity = (Fidelity(PlanGoal.OUTPUT_SQNR, request.min_output_sqnr_db) if request.min_output_sqnr_db
-                    else Fidelity(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT))
+        fidelity = (FidelityFloor(PlanGoal.OUTPUT_SQNR, request.min_output_sqnr_db) if request.min_output_sqnr_db
+                    else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT))
         rewritten, report, plan = fit_fidelity(original, config, fidelity, calibration, sizer.rate_model(original),
                                                _max_clusters(request))
         return rewritten, replace(report, plan=plan)

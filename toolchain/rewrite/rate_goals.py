@@ -19,7 +19,15 @@ import numpy as np
 from ..core.errors import BudgetExceeded
 from .choose_k import KPlan, PlanGoal, config_with_plan
 from .config import ReclusterConfig
-from .rate_options import PLAN_CLUSTERS, PLAN_RATE_LAMBDAS, RateModel, RateOptions, measure_options, model_with
+from .rate_options import (
+    PLAN_CLUSTERS,
+    PLAN_RATE_LAMBDAS,
+    UNIFORM_CLUSTERS,
+    RateModel,
+    RateOptions,
+    measure_options,
+    model_with,
+)
 from .rate_plan import budget_picks, plan_from_picks, smallest_passing, tradeoff_path
 
 if TYPE_CHECKING:
@@ -30,7 +38,6 @@ MAX_ATTEMPTS = 3  # the first plan and up to two tightened ones
 HELD_BACK_MIN = 32  # held-back check samples at least (fewer calibration samples: the check is in-sample)
 HELD_BACK_ONE_IN = 8
 AUTO_RATE_LAMBDAS = (0.0, 1.0)  # --clusters auto's candidates: fewer, so that it costs about two fits
-UNIFORM_CLUSTERS = 16  # a fidelity plan is never larger than K=16 everywhere (rate_options.UNIFORM_CLUSTERS)
 
 
 def _apply(original: bytes, config: ReclusterConfig, plan: KPlan, calibration: Calibration | None):
@@ -73,7 +80,7 @@ def fit_budget(original: bytes, config: ReclusterConfig, options: RateOptions, b
 
 
 @dataclass(frozen=True)
-class Fidelity:
+class FidelityFloor:
     """A floor on the rewritten model's agreement with the original, on samples the fit never saw."""
 
     goal: PlanGoal  # AGREEMENT (top-1 agreement) or OUTPUT_SQNR (dB)
@@ -113,7 +120,7 @@ def _outputs(model_bytes: bytes, rows: list, batch: int) -> np.ndarray:
     return rt.dequantize_output(raw, spec).astype(np.float64).reshape(len(rows), -1)
 
 
-def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: Fidelity, calibration: Calibration,
+def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFloor, calibration: Calibration,
                  rate: RateModel, max_clusters: int,
                  lambdas: tuple[float, ...] = AUTO_RATE_LAMBDAS) -> tuple[bytes, ReclusterReport, KPlan]:
     """The fewest encoded bytes along the trade-off path whose rewrite keeps ``fidelity`` on held-back samples.

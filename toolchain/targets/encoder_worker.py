@@ -80,7 +80,7 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
             answers.flush()
 
 
-def main() -> int:
+def run_worker() -> int:
     # The protocol keeps the real stdout; everything else written to fd 1 (Vela's C++ core) goes nowhere.
     answers = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -91,4 +91,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_worker())

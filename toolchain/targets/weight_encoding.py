@@ -32,7 +32,7 @@ from .encoder_worker import read_frame, write_frame
 from .profile import HardwareProfile
 from .vela_memory import VelaMemory, base_vela_memory, vela_memory
 
-DEFAULT_TARGET = "ethos-u55-128"  # whose encoder sizes weights when no target is named
+DEFAULT_ENCODER_TARGET = "ethos-u55-128"  # whose encoder sizes weights when no target is named
 CACHE_ENTRIES = 200_000
 
 
