@@ -15,6 +15,7 @@ write ``tables.NAME`` whichever module holds it:
   deploy       `make deploy` time and output, compile speed, real architectures, `make sweep` scaling
   robustness   fuzzing, bad inputs
   rfc          the clustering RFC's table, the cascade, centroid initialisation
+  rate         rate-distortion: accuracy against Vela's encoded weights, the planner's targets
   summary      the README's results summary, the machines each results file was measured on
 """
 from __future__ import annotations
@@ -40,6 +41,12 @@ from .fashion import (
     fashion_mnist_targets,
     fashion_mnist_verdict,
 )
+from .rate import (
+    rate_distortion_summary,
+    rate_distortion_table,
+    rate_distortion_targets,
+    rate_distortion_timing,
+)
 from .rewriter import (
     output_aware_summary,
     output_aware_table,
@@ -64,7 +71,8 @@ __all__ = [
     "compile_speed_table", "corpus_table", "deploy_models", "deploy_output", "deploy_time_runs", "deploy_time_stages",
     "deploy_time_verdict", "fashion_mnist_cost", "fashion_mnist_largest_layer", "fashion_mnist_models",
     "fashion_mnist_notes", "fashion_mnist_table", "fashion_mnist_targets", "fashion_mnist_verdict", "fuzz_figures",
-    "fuzz_input_figures", "output_aware_summary", "output_aware_table", "recluster_speed_table",
+    "fuzz_input_figures", "output_aware_summary", "output_aware_table", "rate_distortion_summary",
+    "rate_distortion_table", "rate_distortion_targets", "rate_distortion_timing", "recluster_speed_table",
     "restore_clusters_table", "restore_clusters_verdict", "results_machines", "results_summary", "rfc_mapping_table",
     "rfc_results_table", "rfc_vela_table", "rfc_vela_verdict", "stage_is_training", "sweep_scaling_table",
 ]

@@ -57,8 +57,8 @@ def plan_flash_budget(model_bytes: bytes, config: ReclusterConfig, sizer: Target
     if budget <= overhead:
         raise BudgetExceeded(
             f"flash budget {budget} bytes is below the model's non-weight flash ({overhead} bytes on {sizer.name})")
-    options = measure_options(model_bytes, config, calibration, sizer.rate_model(model_bytes), PLAN_CLUSTERS,
-                              PLAN_RATE_LAMBDAS)
+    rate = sizer.rate_model(model_bytes)
+    options = measure_options(model_bytes, config, calibration, rate, PLAN_CLUSTERS, PLAN_RATE_LAMBDAS)
     if budget - overhead < options.smallest_bytes:
         raise BudgetExceeded(
             f"flash budget {budget} bytes cannot be met on {sizer.name}: the smallest reachable is about "
@@ -72,7 +72,7 @@ def plan_flash_budget(model_bytes: bytes, config: ReclusterConfig, sizer: Target
 
     try:
         rewritten, report, plan = fit_budget(model_bytes, config, options, budget - overhead, flash_as_weights,
-                                             calibration, PlanGoal.BUDGET)
+                                             calibration, rate, PlanGoal.BUDGET)
     except BudgetExceeded:
         raise BudgetExceeded(f"flash budget {budget} bytes on {sizer.name} is not met by any plan tried; the smallest "
                              f"reachable is about {overhead + options.smallest_bytes} bytes") from None

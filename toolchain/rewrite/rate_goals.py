@@ -27,6 +27,7 @@ from .rate_options import (
     RateOptions,
     measure_options,
     model_with,
+    pareto,
 )
 from .rate_plan import budget_picks, plan_from_picks, smallest_passing, tradeoff_path
 
@@ -53,13 +54,34 @@ def plan_weight_budget_rate(original: bytes, config: ReclusterConfig, budget_byt
                             calibration: Calibration | None) -> tuple[bytes, ReclusterReport, KPlan]:
     """The least output noise whose Vela-encoded weights (the compiled figure of the result) fit ``budget_bytes``."""
     options = measure_options(original, config, calibration, rate, PLAN_CLUSTERS, PLAN_RATE_LAMBDAS)
-    return fit_budget(original, config, options, budget_bytes, rate.model_bytes_of, calibration)
+    return fit_budget(original, config, options, budget_bytes, rate.model_bytes_of, calibration, rate)
+
+
+def rescaled(options: RateOptions, picks: list[int], model_bytes: bytes, rate: RateModel) -> RateOptions:
+    """The options with each fitted tensor's bytes scaled by what its applied fit really took over what its
+    picked option predicted (fitted in sequence, a tensor's codes differ from its own fit's)."""
+    from ..tflite.graph import find_weight_tensors, tensor_values
+    from ..tflite.model_io import read_model
+
+    m = read_model(model_bytes)
+    values = {w.name: tensor_values(m, m.subgraphs[w.subgraph].tensors[w.tensor_index]) for w in find_weight_tensors(m)}
+    tensors = []
+    for t, i in zip(options.tensors, picks):
+        picked = t.options[i]
+        if picked.clusters is None or t.name not in values:
+            tensors.append(t)
+            continue
+        ratio = rate.tensor_bytes(t.name, values[t.name]) / max(picked.encoded_bytes, 1)
+        scaled = [o if o.clusters is None else replace(o, encoded_bytes=math.ceil(o.encoded_bytes * ratio))
+                  for o in t.options]
+        tensors.append(replace(t, options=pareto(scaled)))
+    return replace(options, tensors=tuple(tensors))
 
 
 def fit_budget(original: bytes, config: ReclusterConfig, options: RateOptions, budget_bytes: int, measure,
-               calibration: Calibration | None, goal: PlanGoal = PlanGoal.BUDGET):
-    """Plan for ``budget_bytes``, apply, measure the result with ``measure(model) -> bytes``; tighten and
-    retry while over (the fits in sequence differ a little from the options' own)."""
+               calibration: Calibration | None, rate: RateModel, goal: PlanGoal = PlanGoal.BUDGET):
+    """Plan for ``budget_bytes``, apply, measure the result with ``measure(model) -> bytes``; while over, scale each
+    tensor's options by what its fit in sequence really took, and from the second miss ask for less."""
     asked = budget_bytes
     smallest_tried = None
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -70,7 +92,9 @@ def fit_budget(original: bytes, config: ReclusterConfig, options: RateOptions, b
         if actual <= budget_bytes:
             return rewritten, report, replace(plan, actual_encoded_bytes=actual)
         smallest_tried = actual if smallest_tried is None else min(smallest_tried, actual)
-        asked -= actual - budget_bytes  # the result came out larger than planned: ask for less
+        options = rescaled(options, picks, rewritten, rate)
+        if attempt > 1:
+            asked -= actual - budget_bytes  # still larger than planned: ask for less
         if asked < options.smallest_bytes:
             break
     raise BudgetExceeded(
