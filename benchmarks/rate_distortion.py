@@ -63,6 +63,7 @@ DOOR_BUDGET = 0.40  # also run through toolchain.rewrite_model on the first targ
 PLAN_MAX_CLUSTERS = 32
 CALIBRATION_SAMPLES = 512
 PREDICTIONS = ROOT / "rd_predictions"
+REWRITES = ROOT / "rd_models"  # fixed-K rewrites, cached by model, config and calibration (the fit is deterministic)
 RESULT = Path(__file__).resolve().parent / "results" / "rate_distortion.json"
 
 
@@ -89,6 +90,23 @@ class NetRun:
         self.rates = {t: e.model_rate(self.int8) for t, e in self.encoders.items()}
         self.base = {t: r.model_total_bytes for t, r in self.rates.items()}
         self.int8_accuracy = self.accuracy(self.ref)
+
+    def rewrite(self, config: ReclusterConfig, cal) -> tuple[bytes, float]:
+        """recluster_model's output (cached) and the fit's time (of the run that made it)."""
+        from toolchain.rewrite.result import ReclusterReport
+
+        cfg = ReclusterReport(config=config, tensors=()).to_json()["config"]
+        key = sha256_bytes(self.int8 + json.dumps([cfg, cal.source, len(cal.rows)], sort_keys=True).encode())
+        path = REWRITES / f"{key}.tflite"
+        if path.is_file():
+            return path.read_bytes(), json.loads(path.with_suffix(".json").read_text())["fit_s"]
+        t0 = time.perf_counter()
+        out, _ = recluster_model(self.int8, config, cal)
+        fit_s = round(time.perf_counter() - t0, 2)
+        REWRITES.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(out)
+        path.with_suffix(".json").write_text(json.dumps({"fit_s": fit_s}))
+        return out, fit_s
 
     def accuracy(self, pred: np.ndarray) -> float:
         return float(np.mean(pred == self.data.y_test))
@@ -117,12 +135,10 @@ def run_net(net: Net, data, rows: list[dict], timing: dict) -> None:
     cal = calibration_from_training(n.int8, data.x_train, data.name, ReclusterConfig())
     fit_s = {}
     for k in FIXED_K:
-        t0 = time.perf_counter()
-        out, _ = recluster_model(n.int8, ReclusterConfig(clusters=k), cal)
-        fit_s[k] = round(time.perf_counter() - t0, 2)
+        out, fit_s[k] = n.rewrite(ReclusterConfig(clusters=k), cal)
         n.add("fixed K", out, TARGETS, {"label": f"K={k}", "clusters": k, "fit_s": fit_s[k]})
     for k, lam in RATE_K:
-        out, _ = recluster_model(n.int8, ReclusterConfig(clusters=k, rate_lambda=lam), cal)
+        out, _ = n.rewrite(ReclusterConfig(clusters=k, rate_lambda=lam), cal)
         n.add("fixed K, rate price", out, TARGETS, {"label": f"K={k}, rate_lambda={lam:g}", "clusters": k,
                                                      "rate_lambda": lam})
     cfg = ReclusterConfig(clusters=PLAN_MAX_CLUSTERS)
@@ -138,7 +154,9 @@ def run_net(net: Net, data, rows: list[dict], timing: dict) -> None:
             t0 = time.perf_counter()
             try:
                 out, _, plan = fit_budget(n.int8, cfg, options, budget, rate.model_bytes_of, cal, rate)
+                print(f"    budget {frac:.2f}x met after {plan.attempts} plan(s)", flush=True)
             except BudgetExceeded as exc:
+                print(f"    budget {frac:.2f}x: {exc}", flush=True)
                 n.rows.append({"model": net.value, "target": t, "series": "planner", "budget_fraction": frac,
                                "budget_bytes": budget, "error": str(exc)})
                 continue

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .output_aware import Calibration
     from .result import ReclusterReport
 
-MAX_ATTEMPTS = 3  # the first plan and up to two tightened ones
+MAX_ATTEMPTS = 4  # the first plan and up to three corrected ones
 HELD_BACK_MIN = 32  # held-back check samples at least (fewer calibration samples: the check is in-sample)
 HELD_BACK_ONE_IN = 8
 AUTO_RATE_LAMBDAS = (0.0, 1.0)  # --clusters auto's candidates: fewer, so that it costs about two fits
@@ -57,31 +57,36 @@ def plan_weight_budget_rate(original: bytes, config: ReclusterConfig, budget_byt
     return fit_budget(original, config, options, budget_bytes, rate.model_bytes_of, calibration, rate)
 
 
-def rescaled(options: RateOptions, picks: list[int], model_bytes: bytes, rate: RateModel) -> RateOptions:
-    """The options with each fitted tensor's bytes scaled by what its applied fit really took over what its
-    picked option predicted (fitted in sequence, a tensor's codes differ from its own fit's)."""
+def rescaled(options: RateOptions, picks: list[int], model_bytes: bytes, rate: RateModel,
+             measured_bytes: int) -> RateOptions:
+    """The options corrected by what an applied plan really took: each fitted tensor's bytes scaled by its
+    applied fit's over its picked option's (fitted in sequence, a tensor's codes differ from its own fit's),
+    and the fixed part moved by what the whole model's figure, ``measured_bytes``, holds beyond its tensors
+    (the compiler schedules a whole model's streams a little differently: about 1% measured)."""
     from ..tflite.graph import find_weight_tensors, tensor_values
     from ..tflite.model_io import read_model
 
     m = read_model(model_bytes)
     values = {w.name: tensor_values(m, m.subgraphs[w.subgraph].tensors[w.tensor_index]) for w in find_weight_tensors(m)}
-    tensors = []
+    tensors, applied = [], 0
     for t, i in zip(options.tensors, picks):
         picked = t.options[i]
-        if picked.clusters is None or t.name not in values:
+        actual = rate.tensor_bytes(t.name, values[t.name]) if t.name in values else picked.encoded_bytes
+        applied += actual
+        if picked.clusters is None:
             tensors.append(t)
             continue
-        ratio = rate.tensor_bytes(t.name, values[t.name]) / max(picked.encoded_bytes, 1)
+        ratio = actual / max(picked.encoded_bytes, 1)
         scaled = [o if o.clusters is None else replace(o, encoded_bytes=math.ceil(o.encoded_bytes * ratio))
                   for o in t.options]
         tensors.append(replace(t, options=pareto(scaled)))
-    return replace(options, tensors=tuple(tensors))
+    return replace(options, tensors=tuple(tensors), fixed_bytes=measured_bytes - applied)
 
 
 def fit_budget(original: bytes, config: ReclusterConfig, options: RateOptions, budget_bytes: int, measure,
                calibration: Calibration | None, rate: RateModel, goal: PlanGoal = PlanGoal.BUDGET):
-    """Plan for ``budget_bytes``, apply, measure the result with ``measure(model) -> bytes``; while over, scale each
-    tensor's options by what its fit in sequence really took, and from the second miss ask for less."""
+    """Plan for ``budget_bytes``, apply, measure the result with ``measure(model) -> bytes``; while over, correct the
+    options by what the result really took (``rescaled``), and from the second miss also ask for less."""
     asked = budget_bytes
     smallest_tried = None
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -92,7 +97,7 @@ def fit_budget(original: bytes, config: ReclusterConfig, options: RateOptions, b
         if actual <= budget_bytes:
             return rewritten, report, replace(plan, actual_encoded_bytes=actual)
         smallest_tried = actual if smallest_tried is None else min(smallest_tried, actual)
-        options = rescaled(options, picks, rewritten, rate)
+        options = rescaled(options, picks, rewritten, rate, actual)
         if attempt > 1:
             asked -= actual - budget_bytes  # still larger than planned: ask for less
         if asked < options.smallest_bytes:
