@@ -211,6 +211,12 @@ def main() -> int:
     t0 = time.perf_counter()
     for name in args.nets:
         run_net(Net(name), data, rows, timing)
+    # Another run (another net) may have written meanwhile: keep its rows, not the ones read at the start.
+    latest = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+    rows = [r for r in latest.get("rows", []) if r["model"] not in args.nets] + \
+        [r for r in rows if r["model"] in args.nets]
+    timing = {k: v for k, v in latest.get("timing", {}).items() if k not in args.nets} | \
+        {k: v for k, v in timing.items() if k in args.nets}
     order = [n.value for n in Net]
     rows.sort(key=lambda r: (order.index(r["model"]), TARGETS.index(r["target"])))
     payload = {
