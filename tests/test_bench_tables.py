@@ -673,5 +673,5 @@ def test_rate_distortion_timing_and_summary():
         "| DS-CNN-style | 20.0 | 30.0 (1.50x) | 0.550x, 89.90%, largest K 16 | 50.0 |"
     assert tables.rate_distortion_summary(RATE).startswith(
         "- **Flash as the objective (DS-CNN-style; Vela's own encoder, 512 calibration images, 10,000 test images):** "
-        "`recluster --weight-budget` reaches ethos-u55-128 0.40x of plain int8's encoded weights within 0.5 points, "
-        "0.50x within 0.2; ethos-u85-256 0.43x")
+        "`recluster --weight-budget` keeps plain int8's accuracy with these multiples of its encoded weights: "
+        "ethos-u55-128 0.40x within 0.5 points and 0.50x within 0.2; ethos-u85-256 0.43x")

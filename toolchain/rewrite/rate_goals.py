@@ -165,18 +165,21 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
     the floor becomes what that plan attains, and the plan says so."""
     from ..tflite import interpreter as rt
     from ..tflite.activations import choose_batch
+    from ..tflite.model_io import read_model
 
     fit_cal, check_rows, held_out = held_back_split(calibration, config.calibration_seed)
     batch = choose_batch(original, check_rows, [rt.output_specs(original)[0].index])
     reference = _outputs(original, check_rows, batch)
     ks = tuple(k for k in AUTO_CLUSTERS if k <= max_clusters)
-    options = measure_options(original, replace(config, clusters=max_clusters), fit_cal, rate, ks, lambdas)
+    options = measure_options(original, replace(config, clusters=max_clusters), fit_cal, rate, ks, lambdas,
+                              full_fits=False)
     path = tradeoff_path(options)
+    parsed = read_model(original)
     scores: dict[int, float] = {}
 
     def score(i: int) -> float:
         if i not in scores:
-            scores[i] = fidelity.measure(reference, _outputs(model_with(original, options.tensors, path[i]),
+            scores[i] = fidelity.measure(reference, _outputs(model_with(parsed, options.tensors, path[i]),
                                                              check_rows, batch))
         return scores[i]
 
@@ -186,11 +189,13 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
     start = len(path) - 1 if start is None else start
     extra = {"attainable_top1_agreement": attainable if attainable < fidelity.floor else None,
              "check_samples": len(check_rows)}
-    for attempt, i in enumerate(range(start, min(start + MAX_ATTEMPTS, len(path))), 1):
+    # The applied fits (in sequence) differ a little from the options' own: when the first misses the floor,
+    # the least noisy plan is applied instead (two fits at most; each costs as much as the options together).
+    for attempt, i in enumerate(dict.fromkeys((start, len(path) - 1)), 1):
         plan = plan_from_picks(options, path[i], fidelity.goal, fidelity.floor, attempts=attempt, **extra)
         rewritten, report = _apply(original, config, plan, fit_cal)
         got = fidelity.measure(reference, _outputs(rewritten, check_rows, batch))
-        if got >= floor or i == len(path) - 1:
+        if got >= floor:
             break
     actual = rate.model_bytes_of(rewritten)
     if actual > options.uniform_bytes:  # K=16 everywhere may be smaller: when it keeps the floor, it wins

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
 import struct
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from .vela_memory import VelaMemory, base_vela_memory, vela_memory
 
 DEFAULT_ENCODER_TARGET = "ethos-u55-128"  # whose encoder sizes weights when no target is named
 CACHE_ENTRIES = 200_000
+REQUEST_TIMEOUT_S = 600.0  # one model (a layer, or a whole model) to size: far beyond what a real one takes
 
 
 def encoded_bytes(q: np.ndarray, op: str) -> int:
@@ -121,6 +123,13 @@ class VelaEncoder:
             try:
                 write_frame(proc.stdin, model)
                 proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], REQUEST_TIMEOUT_S)
+                if not ready:
+                    self._proc = None
+                    proc.kill()
+                    proc.wait()
+                    raise ToolError(f"Vela's weight encoder for {self.target.name} did not answer within "
+                                    f"{REQUEST_TIMEOUT_S:g} s")
                 head = proc.stdout.read(8)
             except (BrokenPipeError, OSError):
                 head = b""
