@@ -172,7 +172,7 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
     reference = _outputs(original, check_rows, batch)
     ks = tuple(k for k in AUTO_CLUSTERS if k <= max_clusters)
     options = measure_options(original, replace(config, clusters=max_clusters), fit_cal, rate, ks, lambdas,
-                              full_fits=False)
+                              full_fits=False, keep_original=False)
     path = tradeoff_path(options)
     parsed = read_model(original)
     scores: dict[int, float] = {}

@@ -215,9 +215,10 @@ def _sensitivities(original: bytes, found: list[tuple[WeightTensor, FitLayer | N
 
 def measure_options(original: bytes, config: ReclusterConfig, calibration: Calibration | None, rate: RateModel,
                     ks: tuple[int, ...] = PLAN_CLUSTERS, lambdas: tuple[float, ...] = PLAN_RATE_LAMBDAS,
-                    full_fits: bool = True) -> RateOptions:
+                    full_fits: bool = True, keep_original: bool = True) -> RateOptions:
     """Every tensor the config lets a plan touch (depthwise included unless excluded), with its options.
-    ``full_fits`` False: candidates without a rate price get the GPTQ fit alone (``quick_fit_layer``)."""
+    ``full_fits`` False: candidates without a rate price get the GPTQ fit alone (``quick_fit_layer``).
+    ``keep_original`` False: a tensor with more values than the largest candidate K must take a candidate."""
     from ..tflite.activations import choose_batch
     from .output_aware import collect_statistics, stacked_weights
 
@@ -250,10 +251,12 @@ def measure_options(original: bytes, config: ReclusterConfig, calibration: Calib
         alphas = _sensitivities(original, found, calibration, batch)
     else:
         alphas = [1.0] * len(found)
-    tensors = tuple(TensorOptions(w, la, a, pareto(opts)) for (w, la, opts), a in zip(found, alphas))
-    chosen = {t.name for t in tensors}
+    chosen = {w.name for w, _, _ in found}
     fixed = rate.fixed_bytes + sum(b for n, b in rate.original_bytes.items() if n not in chosen)
     uniform = fixed + sum(_uniform_bytes(opts) for _, _, opts in found)
+    if not keep_original:  # the tensor as it is (options[0] of each list) only where no candidate exists
+        found = [(w, la, opts[1:] if len(opts) > 1 else opts) for w, la, opts in found]
+    tensors = tuple(TensorOptions(w, la, a, pareto(opts)) for (w, la, opts), a in zip(found, alphas))
     return RateOptions(tensors, fixed, Objective.OUTPUTS if use_data else Objective.WEIGHTS, rate.target, uniform)
 
 
