@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +20,19 @@ FASHION_TARGETS = {
     "min_zip_factor_vs_float": 8.0,  # zipped float .tflite / zipped model
     "max_accuracy_loss_vs_float_points": 1.0,
 }
+
+
+def progress(message: str) -> None:
+    """One line per step on stderr, as it happens: a benchmark runs for minutes and its tables (stdout) come last."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def every(n: int, total: int, what: str):
+    """A progress callback for loops of many cases: a line every ``n`` of ``total`` (and at the end)."""
+    def report(done: int) -> None:
+        if done % n == 0 or done == total:
+            progress(f"{done:,} of {total:,} {what}")
+    return report
 
 
 def mobilenet_v2_int8() -> Path:

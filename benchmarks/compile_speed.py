@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import tables
-from common import machine, mobilenet_v2_int8, write_result
+from common import machine, mobilenet_v2_int8, progress, write_result
 
-TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "ethos-n78-2tops")
+TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "ethos-n78-4tops-2ple")
 GOAL_S = 2.0
 
 
@@ -43,6 +43,7 @@ def time_target(model: Path, target: str, repeats: int, work: Path) -> dict:
     from toolchain.targets.profiles import load_profile
 
     profile = load_profile(target)
+    progress(f"compile {model.name} for {target}, {repeats} runs")
     times = []
     result = None
     for i in range(repeats):

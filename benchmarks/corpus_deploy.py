@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import tables
-from common import machine, write_result
+from common import machine, progress, write_result
 
 TARGETS = ("ethos-u55-128", "ethos-u85-256")
 VERIFY_SAMPLES = 32
@@ -44,6 +44,7 @@ def _deploy(model: Path, build: Path, clusters: int) -> None:
 
 
 def measure(name: str, work: Path, clusters: int) -> dict:
+    progress(f"{name}: convert, then deploy for {', '.join(TARGETS)}")
     import corpus_models
 
     t0 = time.perf_counter()

@@ -5,10 +5,15 @@ fetched), so a plain ``--screenshot`` of the file shows exactly what a browser s
 Build the dashboard first (``make deploy TARGET=ethos-u55`` writes build/example/index.html).
 Run: .venv/bin/python benchmarks/dashboard_screenshot.py [--page build/example/index.html]
      [-o docs/images/dashboard.png] [--width 1280] [--height 960]
+
+Next to the PNG it records (docs/images/dashboard.json) the sha256 of the image and of the code that
+draws the dashboard (SOURCES): tests/test_docs_drift.py fails when that code changes after the shot.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -21,6 +26,11 @@ CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
 TIMEOUT_S = 120
+IMAGE = REPO / "docs" / "images" / "dashboard.png"
+RECORD = IMAGE.with_suffix(".json")
+# The code whose change changes what the screenshot shows (the layout, the charts, the number formats).
+SOURCES = ("toolchain/reporting/dashboard.py", "toolchain/reporting/svg_charts.py",
+           "toolchain/reporting/formatting.py")
 
 
 def find_chromium() -> str:
@@ -49,16 +59,31 @@ def screenshot(page: Path, out: Path, width: int, height: int) -> Path:
     return out
 
 
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_record(image: Path) -> Path:
+    """The image's hash and the hashes of SOURCES, beside the image (what tests/test_docs_drift.py compares)."""
+    record = {"image_sha256": sha256_file(image), "sources": {s: sha256_file(REPO / s) for s in SOURCES}}
+    path = image.with_suffix(".json")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--page", type=Path, default=REPO / "build" / "example" / "index.html",
                     help="the dashboard (default build/example/index.html)")
-    ap.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "images" / "dashboard.png")
+    ap.add_argument("-o", "--output", type=Path, default=IMAGE)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=960, help="the page is cut at this height")
     args = ap.parse_args(argv)
     out = screenshot(args.page, args.output, args.width, args.height)
-    print(f"wrote {out} ({out.stat().st_size:,} bytes) from {args.page}")
+    record = write_record(out)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes) from {args.page}, and {record.name}")
     return 0
 
 

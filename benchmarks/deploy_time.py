@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tables
-from common import REPO, machine, write_result
+from common import REPO, machine, progress, write_result
 
 MAX_TOTAL_S = 180.0
 MAX_POST_PROCESSING_S = 10.0
@@ -74,7 +74,9 @@ def main() -> int:
     build = Path(args.keep) if args.keep else Path(tmp) / "build"
     load_start = os.getloadavg()
     try:
+        progress("deploy into a fresh build directory (trains the example: a few minutes)")
         fresh = run_deploy(build, args.target, args.clusters)
+        progress("deploy again (nothing to redo)")
         again = run_deploy(build, args.target, args.clusters)
     finally:
         if tmp:

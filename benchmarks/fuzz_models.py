@@ -32,7 +32,7 @@ import fuzz_inputs as fi
 import fuzz_mutators as fm
 import render_docs
 import tables
-from common import CACHE, machine, write_result
+from common import CACHE, every, machine, write_result
 
 SEEDS_DIR = CACHE / "fuzz_seeds"
 
@@ -65,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = seed_models()
     t0 = time.monotonic()
-    results = fm.run_cases(fm.case_list(args.cases, args.first_seed), seeds, case_timeout_s=args.case_timeout_s,
-                           deadline_s=args.time_limit_s)
+    cases = fm.case_list(args.cases, args.first_seed)
+    results = fm.run_cases(cases, seeds, case_timeout_s=args.case_timeout_s, deadline_s=args.time_limit_s,
+                           on_result=every(500, len(cases), "model cases"))
     elapsed = time.monotonic() - t0
     summary = fm.summarise(results, elapsed)
     t1 = time.monotonic()
     input_results = fi.run_input_cases(args.input_cases, fi.input_seeds((seeds / "dense_int8.tflite").read_bytes()),
-                                       args.first_seed, args.input_time_limit_s)
+                                       args.first_seed, args.input_time_limit_s,
+                                       on_result=every(500, args.input_cases, "input cases"))
     inputs = fi.summarise_inputs(input_results, time.monotonic() - t1) if input_results else None
     mutated = [r for r in results if r.case.case_seed >= 0]
     times = sorted(r.time_s for r in mutated)

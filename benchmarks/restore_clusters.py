@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tables
-from common import CACHE, machine, write_result
+from common import CACHE, machine, progress, write_result
 
 from toolchain.rewrite.bias_correction import correct_biases
 from toolchain.rewrite.config import ReclusterConfig, ScaleFit
@@ -81,6 +81,7 @@ def main() -> int:
     profile = load_profile("ethos-u55-128")
     rows = []
     for k in args.clusters:
+        progress(f"K={k}: fine-tune and quantize (cached in build/bench), then the fits")
         work = CACHE / "restore" / f"k{k}_e{args.epochs}"
         work.mkdir(parents=True, exist_ok=True)
         clustered = work / "clustered.keras"
@@ -108,6 +109,7 @@ def main() -> int:
                 variants.append(("recluster --fit joint --bias-correction", bc))
         with tempfile.TemporaryDirectory() as tmp:
             for label, model in variants:
+                progress(f"K={k}: {label}: accuracy and compile")
                 after = weights_by_order(model, dtype_float=False)
                 distinct = [int(np.unique(q).size) for _, q, _, _ in after]
                 err = sum(float_error(r[1], a[1], a[2], a[3]) for r, a in zip(ref, after))

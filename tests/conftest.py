@@ -1,4 +1,5 @@
-"""Shared fixtures: small real int8 models made once per session with the TFLite converter."""
+"""Shared fixtures: small real int8 models made once per session with the TFLite converter (and one written with
+the flatbuffer object API, for tests the core install runs); skips that fail under CI."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Arm's Ethos-N support library, when the machine has one (tests/test_ethos_n_bridge.py). Every other test runs
+# without it, so Ethos-N figures are the calibrated model's wherever the suite runs.
+ETHOSN_SUPPORT_LIBRARY = os.environ.pop("ETHOSN_SUPPORT_LIBRARY", None)
 
 
 def need_system(what: str, ok: bool, install_hint: str) -> None:
@@ -28,6 +32,18 @@ def need_executable(name: str, package: str) -> str:
     path = shutil.which(name)
     need_system(name, path is not None, f"apt-get install {package}")
     return path  # type: ignore[return-value]
+
+
+def need_module(name: str, extra: str):
+    """The Python module of an extra (``make test`` installs every extra): skip without it, fail under CI."""
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        module = None
+    need_system(name, module is not None, f"pip install -e '.[{extra}]'")
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +85,11 @@ def dense_float(model_dir) -> Path:
     import model_factory as mf
 
     return _cached(model_dir, "dense_float.tflite", lambda: mf.convert_float(mf.dense_model()))
+
+
+@pytest.fixture(scope="session")
+def core_dense_int8(model_dir) -> Path:
+    """An int8 Dense stack like ``dense_int8``, written with the flatbuffer object API (no TensorFlow)."""
+    import flatbuffer_models as fm
+
+    return _cached(model_dir, "core_dense_int8.tflite", fm.dense_int8_model)

@@ -166,7 +166,7 @@ def _paths_case(rng: random.Random, seeds: dict[str, bytes], scratch: Path, case
         "recluster": ["recluster", inp, "-o", choice(), "--no-verify", "-k", "8"]
         + (["--report", choice()] if rng.random() < 0.4 else []),
         "palettise": ["palettise", inp, "-o", rng.choice(("out", ".", choice())), "--no-tflm"],
-        "compile": ["compile", inp, "--target", "ethos-n78-1tops", "-o", rng.choice(("out", choice()))],
+        "compile": ["compile", inp, "--target", "ethos-n78-1tops-4ple", "-o", rng.choice(("out", choice()))],
     }[verb]
     before = {p: p.read_bytes() for p in (model, d / "other.tflite")}
     out, err = io.StringIO(), io.StringIO()
@@ -279,10 +279,9 @@ PROFILE_BASES = (
                 "Sram": {"clock_scale": 1.0, "burst_length_bytes": 32, "read_latency_cycles": 32},
                 "OffChipFlash": {"bandwidth_bytes_per_s": 1e8, "read_latency_cycles": 64}},
      "budget": {"sram_bytes": 1 << 20, "flash_bytes": 4 << 20}},
-    {"schema_version": 1, "name": "n78", "accelerator": "ethos-n78-1tops", "palette_limit": 32,
+    {"schema_version": 1, "name": "n78", "accelerator": "ethos-n78-1tops-4ple", "palette_limit": 32,
      "budget": {"sram_bytes": 1 << 20, "flash_bytes": 4 << 20},
-     "ethos_n": {"tops": 1, "macs_per_cycle": 512, "clock_hz": 1_000_000_000, "dram_bandwidth_bytes_per_s": 1e10,
-                 "utilisation": 0.8}},
+     "ethos_n": {"clock_hz": 1_000_000_000}},
     {"schema_version": 1, "name": "u65", "accelerator": "ethos-u65-256", "system_config": "Ethos_U65_High_End",
      "memory_mode": {"const_mem_area": "Axi1", "arena_mem_area": "Axi1", "cache_mem_area": "Axi0",
                      "arena_cache_size_bytes": 262144}, "palette_limit": 16,
@@ -383,7 +382,8 @@ def input_seeds(dense_int8: bytes) -> dict[str, bytes]:
 
 
 def run_input_cases(count: int, seeds: dict[str, bytes], first_seed: int = 0, deadline_s: float | None = None,
-                    families: tuple[str, ...] = FAMILIES) -> list[InputResult]:
+                    families: tuple[str, ...] = FAMILIES,
+                    on_result: Callable[[int], None] | None = None) -> list[InputResult]:
     results = []
     t_end = None if deadline_s is None else time.monotonic() + deadline_s
     with tempfile.TemporaryDirectory(prefix="fuzz-inputs-") as tmp:
@@ -392,6 +392,8 @@ def run_input_cases(count: int, seeds: dict[str, bytes], first_seed: int = 0, de
                 break
             case = InputCase(families[i % len(families)], first_seed + i)
             results.append(run_input_case(case, seeds, Path(tmp)))
+            if on_result is not None:
+                on_result(len(results))
     return results
 
 

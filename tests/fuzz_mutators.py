@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -545,6 +545,22 @@ def weights_as_int16(seed: bytes) -> bytes:
     return edited_model(seed, edit)
 
 
+def weights_as_int4(seed: bytes) -> bytes:
+    """Every int8 weight tensor stored as INT4 (two values per byte, as int4 models pack them); values clipped."""
+    import numpy as np
+
+    from toolchain.tflite.graph import TensorType, find_weight_tensors
+
+    def edit(m):
+        for w in find_weight_tensors(m):
+            t = m.subgraphs[w.subgraph].tensors[w.tensor_index]
+            v = np.clip(np.asarray(m.buffers[t.buffer].data, np.uint8).view(np.int8), -8, 7).astype(np.uint8) & 0xF
+            v = np.concatenate([v, np.zeros(len(v) % 2, np.uint8)])
+            m.buffers[t.buffer].data = (v[0::2] | (v[1::2] << 4)).astype(np.uint8)
+            t.type = TensorType.INT4
+    return edited_model(seed, edit)
+
+
 def custom_op(seed: bytes, name: bytes = b"MyUnknownOp") -> bytes:
     """The first operator's code replaced by a custom operator LiteRT cannot resolve."""
     from ai_edge_litert import schema_py_generated as schema
@@ -605,7 +621,7 @@ def _worker_stages(data: bytes, scratch: Path):
     from toolchain.rewrite.config import ReclusterConfig
     from toolchain.rewrite.inspect import inspect_model
     from toolchain.rewrite.recluster import recluster_model
-    from toolchain.rewrite.verify import verify
+    from toolchain.rewrite.verify import VerifyOptions, verify
     from toolchain.targets.compile import compile_model
     from toolchain.targets.profiles import load_profile
     from toolchain.tflite.model_io import read_model
@@ -623,10 +639,10 @@ def _worker_stages(data: bytes, scratch: Path):
     yield "palettise", lambda: build_palette_set(data, PalettiseConfig(tflm=False))
     # The analytical target runs compile's whole in-process path (validation, model facts,
     # report, schema check) without Vela; Vela itself always runs in a subprocess.
-    yield "compile", lambda: compile_model(path, load_profile("ethos-n78-1tops"), scratch / "compile", allow_cpu=True,
+    yield "compile", lambda: compile_model(path, load_profile("ethos-n78-1tops-4ple"), scratch / "compile", allow_cpu=True,
                                            enforce_budget=False)
     yield "recluster", recluster
-    yield "verify", lambda: verify(data, rewritten[0], samples=2)
+    yield "verify", lambda: verify(data, rewritten[0], None, VerifyOptions(samples=2))
 
 
 def _run_one(data: bytes, scratch: Path) -> tuple[str, str, str]:
@@ -669,6 +685,18 @@ def _caused_by_memory_error(exc: BaseException) -> bool:
     return False
 
 
+def _peak_rss_bytes() -> int:
+    """This process's own peak RSS (VmHWM of its address space). Not getrusage's ru_maxrss: a child started
+    by vfork/posix_spawn (subprocess without preexec_fn) inherits its parent's peak into ru_maxrss at exec,
+    so a worker of a long test session would report the session's peak as its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # no procfs: the best figure there is
+
+
 def _worker_main() -> int:
     """Read cases (JSON lines) on stdin, print one JSON result line per case, flushed."""
     import resource
@@ -704,7 +732,7 @@ def _worker_main() -> int:
         t0 = time.perf_counter()
         outcome, stage, detail = _run_one(data, scratch)
         dt = time.perf_counter() - t0
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        rss = _peak_rss_bytes()
         print(json.dumps({"outcome": outcome, "stage": stage, "time_s": dt, "rss": rss, "detail": detail}), flush=True)
     return 0
 
@@ -766,8 +794,10 @@ def run_cases(
     case_timeout_s: float = 10.0,
     deadline_s: float | None = None,
     memory_limit_bytes: int = 4 << 30,
+    on_result: Callable[[int], None] | None = None,
 ) -> list[CaseResult]:
-    """Run each case in a worker process; a worker that dies or stalls is replaced.
+    """Run each case in a worker process; a worker that dies or stalls is replaced. ``on_result`` is called with
+    the number of results so far after each case (a benchmark's progress line).
 
     Cases are sent one at a time, so a crash or a hang is attributed to exactly the
     case in flight. ``deadline_s`` bounds the whole run (cases not started are dropped).
@@ -810,6 +840,8 @@ def run_cases(
                 r = json.loads(line)
                 results.append(CaseResult(case, r["outcome"], r["stage"], r["time_s"], r["rss"], r["detail"]))
             i += 1
+            if on_result is not None:
+                on_result(len(results))
     finally:
         if worker is not None:
             worker.proc.stdin.close()

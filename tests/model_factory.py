@@ -101,6 +101,23 @@ def convert_float(model) -> bytes:
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
+def convert_float16_sparse(model, sparsity: float = 0.8, seed: int = 0) -> bytes:
+    """A float model as mobile models ship: most weights zeroed (seeded), stored sparse in float16, so the
+    converter writes DENSIFY and DEQUANTIZE operators in front of the layers."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws and ws[0].ndim >= 2:
+            ws[0] = np.where(rng.random(ws[0].shape) < sparsity, 0.0, ws[0]).astype(ws[0].dtype)
+            layer.set_weights(ws)
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY, tf.lite.Optimize.DEFAULT]
+    c.target_spec.supported_types = [tf.float16]
+    return c.convert()
+
+
 def transpose_conv_model(seed: int = 0):
     """Conv, then a Conv2DTranspose (TRANSPOSE_CONV: weights are input 1, bias input 3)."""
     keras = _keras()

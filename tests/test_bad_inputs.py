@@ -105,6 +105,39 @@ def _edit(attr: str, edit: Callable[[bytes], bytes]):
     return lambda m: edit(getattr(m, attr).read_bytes())
 
 
+def _npz_uint8(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.arange(8 * 256, dtype=np.int64).reshape(8, 16, 16, 1).__mod__(256).astype(np.uint8))
+    return buf.getvalue()
+
+
+def _npz_bad_labels(m: Models) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((4, 16, 16, 1), np.float32), y=np.zeros((4, 10), np.float32))
+    return buf.getvalue()
+
+
+def _npz(dtype: str, **shapes: tuple[int, ...]) -> Callable[[Models], bytes]:
+    """An .npz of zero arrays of the given shapes and dtype."""
+    def make(m: Models) -> bytes:
+        import io
+
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.zeros(v, dtype) for k, v in shapes.items()})
+        return buf.getvalue()
+    return make
+
+
 def _npz_bad_shape(m: Models) -> bytes:
     import io
 
@@ -162,6 +195,28 @@ CASES: tuple[BadInput, ...] = (
     # ---- models the toolchain does not process
     BadInput("float-model", "float32 model", ("recluster", "float.tflite", "-o", "out.tflite"), 2,
              "float model.*toolchain quantize", _copy("float.tflite", "float")),
+    BadInput("float-no-calibration", "float32 model to quantize without calibration data",
+             ("quantize", "float.tflite", "-o", "out.tflite"), 2,
+             "float model.*--calibration.*random inputs give meaningless activation ranges",
+             _copy("float.tflite", "float")),
+    BadInput("float-unquantizable", "float32 model whose custom operator LiteRT lacks (the quantizer cannot "
+             "calibrate it)", ("quantize", "custom.tflite", "--synthetic-calibration", "-o", "out.tflite"), 3,
+             "ai-edge-quantizer cannot quantize custom.tflite: LiteRT cannot run its MyUnknownOp",
+             _write("custom.tflite", _edit("float", fm.custom_op))),
+    BadInput("float-calibration-shape", "calibration .npz whose samples do not fit the float model's input",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             r"calibration array for input '.*' has shape \[4, 7\]; the model expects samples of shape",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz_bad_shape))),
+    BadInput("float-calibration-dtype", "calibration .npz of uint8 images for a float model",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             "calibration array for input '.*' holds uint8 values; this float model expects float samples",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz("uint8", x=(4, 64))))),
+    BadInput("calibration-key", "calibration .npz with two arrays, neither named after the input nor 'x'",
+             ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
+             "no array named '.*', 'x' or 'x_test' \\(it holds a, b\\)",
+             _both(_copy("float.tflite", "float"), _write("cal.npz", _npz("float32", a=(1, 64), b=(1, 64))))),
+    BadInput("int4-weights", "model with int4 weight tensors", ("recluster", "int4.tflite", "-o", "out.tflite"), 2,
+             "int4 weights are not supported", _write("int4.tflite", _edit("dense", fm.weights_as_int4))),
     BadInput("hybrid-model", "dynamic-range model (int8 weights, float activations)",
              ("compile", "hybrid.tflite", "--target", "ethos-u55-128", "-o", "out"), 2, "runs mostly on the CPU",
              _copy("hybrid.tflite", "hybrid"), diagnostics=("out/*",),
@@ -175,8 +230,13 @@ CASES: tuple[BadInput, ...] = (
              ("recluster", "stripped.tflite", "-o", "out.tflite"), 2, "holds no data.*weights missing",
              _write("stripped.tflite", _edit("dense", fm.weights_stripped))),
     BadInput("unknown-custom-op", "custom operator LiteRT cannot resolve",
-             ("recluster", "custom.tflite", "-o", "out.tflite"), 2, "unresolved custom op",
-             _write("custom.tflite", _edit("dense", fm.custom_op))),
+             ("recluster", "custom.tflite", "-o", "out.tflite"), 0, "",
+             _write("custom.tflite", _edit("dense", fm.custom_op)), diagnostics=("out.tflite", "out.json"),
+             note="rewritten by the weight-space fit; the verification says `not run: custom operator MyUnknownOp`"),
+    BadInput("custom-op-gate", "custom operator LiteRT cannot resolve, with a top-1 gate",
+             ("recluster", "custom.tflite", "-o", "out.tflite", "--min-top1-agreement", "0.9"), 5,
+             "verification not run: custom operator MyUnknownOp", _write("custom.tflite", _edit("dense", fm.custom_op)),
+             diagnostics=("out*",)),
     BadInput("writes-input", "operator writing the model's input (crashes LiteRT)",
              ("recluster", "cyclic.tflite", "-o", "out.tflite"), 2, "an input of the subgraph",
              _write("cyclic.tflite", _edit("dense", fm.op_writes_model_input))),
@@ -238,6 +298,28 @@ CASES: tuple[BadInput, ...] = (
     BadInput("calibration-shape", "calibration samples of the wrong shape",
              ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2, "has shape",
              _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_bad_shape))),
+    BadInput("calibration-uint8", "uint8 pixels (0-255) as calibration data of an int8 input (was cast: 200 -> -56)",
+             ("recluster", MODEL, "-o", "out.tflite", "--calibration", "calib.npz"), 2,
+             r"takes int8 and the data is uint8 \(values 0 to 255\).*divided by 255",
+             _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_uint8))),
+    BadInput("deploy-calibration-uint8", "the same uint8 file given to deploy --calibration",
+             ("deploy", MODEL, "--calibration", "calib.npz", "--target", "ethos-u55-128", "--build-dir", "b"), 2,
+             "takes int8 and the data is uint8", _both(_copy(MODEL, "int8"), _write("calib.npz", _npz_uint8)),
+             diagnostics=("b/*",)),
+    BadInput("deploy-calibration-keras", "deploy --calibration with a Keras model (its fit calibrates on --data)",
+             ("deploy", "model.keras", "--calibration", "calib.npz", "--data", "mnist", "--build-dir", "b"), 2,
+             "--calibration is for a .tflite MODEL",
+             _both(_write("model.keras", lambda m: "not looked at\n"), _write("calib.npz", _npz_uint8))),
+    BadInput("verify-data-labels", "--verify-data whose labels are not one class per sample",
+             ("recluster", MODEL, "-o", "out.tflite", "--verify-data", "check.npz"), 2,
+             "labels 'y' must be one integer class per sample", _both(_copy(MODEL, "int8"),
+                                                                       _write("check.npz", _npz_bad_labels))),
+    BadInput("output-kind-unknown", "--output-kind with a kind that does not exist",
+             ("recluster", MODEL, "-o", "out.tflite", "--output-kind", "Identity=boxes"), 2,
+             "unknown output kind 'boxes'", _copy(MODEL, "int8")),
+    BadInput("output-kind-no-such-output", "--output-kind naming an output the model does not have",
+             ("recluster", MODEL, "-o", "out.tflite", "--output-kind", "nosuch=values"), 2,
+             "no output named 'nosuch'", _copy(MODEL, "int8")),
     # ---- outputs
     BadInput("output-dir-blocked", "output directory that cannot be created (a file is in the way)",
              ("recluster", MODEL, "-o", "blocker/out.tflite"), 2, "cannot create output directory",
@@ -256,6 +338,16 @@ CASES: tuple[BadInput, ...] = (
     BadInput("firmware-wrong-target", "firmware for another target than the one compiled for",
              ("firmware", "--target", "ethos-u85-256", "--compile-dir", "compiled", "-o", "fw"), 2,
              "does not match the compile directory's target", _copytree("compiled", "compile_dir")),
+    BadInput("firmware-check-no-build", "firmware-check of a model that was never deployed",
+             ("firmware-check", MODEL, "--build-dir", "nowhere"), 2, "no deploy build at nowhere/model"),
+    BadInput("firmware-check-some-dirs", "firmware-check given some of the four directories",
+             ("firmware-check", "--firmware-dir", "fw"), 2, "give all of --firmware-dir, --compile-dir"),
+    BadInput("firmware-check-other-model", "firmware-check of palettes and a model other than the compiled one",
+             ("firmware-check", "--firmware-dir", "build/model/ethos-u55-128/firmware", "--compile-dir",
+              "build/model/ethos-u55-128/compile/after", "--palettes", "palettes", "--model-file", "reclustered.tflite"),
+             2, "was compiled from another model than reclustered.tflite",
+             _both(_copytree("build", "build"), lambda d, m: shutil.copytree(m.tflm.parent, d / "palettes"),
+                   _copy("reclustered.tflite", "reclustered"))),
 )
 
 
@@ -370,8 +462,9 @@ def _profile(body: str):
 
 CUSTOM_SYSTEM = ('base = "ethos-u55-128"\n[system]\ncore_clock_hz = 250_000_000\naxi0_port = "Sram"\n'
                  'axi1_port = "OffChipFlash"\n[system.Sram]\nclock_scale = 1.0\n[system.OffChipFlash]\n')
-ETHOS_N = ('accelerator = "ethos-n78-1tops"\npalette_limit = 32\n[budget]\nsram_bytes = 1048576\nflash_bytes = 4194304\n'
-           "[ethos_n]\ntops = 1\nmacs_per_cycle = 512\nclock_hz = 1_000_000_000\n")
+def _ethos_n(sram: str = "1048576", clock: str = "1_000_000_000") -> str:
+    return (f'accelerator = "ethos-n78-1tops-4ple"\npalette_limit = 32\n[budget]\nsram_bytes = {sram}\n'
+            f"flash_bytes = 4194304\n[ethos_n]\nclock_hz = {clock}\n")
 DEEP_TOML = "a = " + "[" * 5000 + "]" * 5000 + "\n"
 COMPILE = ("--target", "ethos-u55-128", "-o", "out")
 
@@ -427,15 +520,22 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
     BadInput("nan-clock-scale", "profile with clock_scale = nan", ("compile", MODEL, "--profile", "board.toml", "-o",
              "out"), 2, "not a finite number", _both(_copy(MODEL, "int8"), _write("board.toml", _profile(
                  CUSTOM_SYSTEM + "clock_scale = nan\n")))),
-    BadInput("ethos-n-bandwidth-inf", "Ethos-N profile with DRAM bandwidth inf", ("compile", MODEL, "--profile",
+    BadInput("ethos-n-clock-inf", "Ethos-N profile with clock_hz = inf", ("compile", MODEL, "--profile",
              "board.toml", "-o", "out"), 2, "not a finite number", _both(_copy(MODEL, "int8"), _write(
-                 "board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = inf\n")))),
-    BadInput("ethos-n-bandwidth-tiny", "Ethos-N profile with DRAM bandwidth 1e-300", ("compile", MODEL, "--profile",
-             "board.toml", "-o", "out"), 2, "less than the minimum", _both(_copy(MODEL, "int8"), _write(
-                 "board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = 1e-300\n")))),
-    BadInput("ethos-n-utilisation-tiny", "Ethos-N profile with utilisation 1e-320", ("compile", MODEL, "--profile",
-             "board.toml", "-o", "out"), 2, "utilisation: 1e-320 is less than the minimum", _both(_copy(MODEL, "int8"),
-             _write("board.toml", _profile(ETHOS_N + "dram_bandwidth_bytes_per_s = 1e10\nutilisation = 1e-320\n")))),
+                 "board.toml", _profile(_ethos_n(clock="inf"))))),
+    BadInput("ethos-n-sram-size", "Ethos-N profile with an SRAM size its variant cannot have (1,000,000 bytes)",
+             ("compile", MODEL, "--profile", "board.toml", "-o", "out"), 2, "8 SRAM controllers",
+             _both(_copy(MODEL, "int8"), _write("board.toml", _profile(_ethos_n(sram="1000000"))))),
+    BadInput("ethos-n-library-missing", "--ethosn-support-library naming no file",
+             ("compile", MODEL, "--target", "ethos-n78", "-o", "out", "--ethosn-support-library", "nowhere.so"), 2,
+             "nowhere.so: no such file or directory", _copy(MODEL, "int8")),
+    BadInput("ethos-n-library-not-a-library", "--ethosn-support-library naming a text file called libEthosNSupport.so",
+             ("compile", MODEL, "--target", "ethos-n78", "-o", "out", "--ethosn-support-library", "libEthosNSupport.so"),
+             2, r"libEthosNSupport.so is not an Ethos-N support library \(not a shared or static library\)",
+             _both(_copy(MODEL, "int8"), _write("libEthosNSupport.so", lambda m: "not a library\n"))),
+    BadInput("ethos-n-library-for-vela-target", "--ethosn-support-library with an Ethos-U target",
+             ("compile", MODEL, "--target", "ethos-u55-128", "-o", "out", "--ethosn-support-library", "lib.so"), 2,
+             "applies to Ethos-N78 targets", _copy(MODEL, "int8")),
     BadInput("float-for-integer", "profile with budget sram_bytes = 1e30 (a float)", ("compile", MODEL, "--profile",
              "board.toml", "-o", "out"), 2, "not a whole number", _both(_copy(MODEL, "int8"), _write(
                  "board.toml", _profile('base = "ethos-u55-128"\n[budget]\nsram_bytes = 1e30\n')))),
@@ -500,6 +600,22 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
     BadInput("concurrent-deploy", "a second deploy into a model directory another deploy is using",
              ("deploy", MODEL, "--build-dir", "build"), 2, "another deploy is using build/model",
              _both(_copy(MODEL, "dense"), _deploy_running("build/model")), cleanup=_stop_deploy),
+    # ---- sweeps beyond one machine, distributed fine-tunes
+    BadInput("sweep-ray-unreachable", "RAY_ADDRESS where no Ray cluster listens (Ray itself retried for minutes)",
+             ("sweep", MODEL, "--clusters", "4", "--executor", "ray"), 2,
+             r"cannot reach the Ray cluster at 127\.0\.0\.1:1 \(--ray-address / RAY_ADDRESS\)", _copy(MODEL, "dense"),
+             env=(("RAY_ADDRESS", "127.0.0.1:1"),)),
+    BadInput("sweep-address-without-ray", "--ray-address without --executor ray",
+             ("sweep", MODEL, "--ray-address", "10.0.0.1:6379"), 2, "--ray-address goes with --executor ray",
+             _copy(MODEL, "dense")),
+    BadInput("sweep-k-twice", "the same K twice in a sweep", ("sweep", MODEL, "--clusters", "8", "8"), 2,
+             "K given twice in --clusters 8 8", _copy(MODEL, "dense")),
+    BadInput("sweep-models-same-name", "two models of a sweep with the same file name (one build directory)",
+             ("sweep", MODEL, f"sub/{MODEL}", "--clusters", "8"), 2, "would share build directory 'model'",
+             _both(_copy(MODEL, "dense"), _copy_to(f"sub/{MODEL}", "dense"))),
+    BadInput("tf-config-not-json", "finetune --strategy multiworker with a TF_CONFIG that is not JSON",
+             ("finetune", "m.keras", "--data", "digits", "-o", "out.keras", "--strategy", "multiworker"), 2,
+             "TF_CONFIG is not valid JSON", env=(("TF_CONFIG", "{cluster: worker}"),)),
 )
 CASES = CASES + HOSTILE_CASES
 

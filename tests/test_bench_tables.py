@@ -195,6 +195,69 @@ def test_recluster_speed_table():
     ]
 
 
+def _fit_runs(total: float, load: float, stats: float, litert: float, fits: float | None, cpu: float, rss: float,
+              shas: list[str]) -> dict:
+    return {"runs": 3, "segments": 1, "litert_passes": 1, "batch": 12, "output_sha256": shas,
+            "median": {"total_s": total, "load_s": load, "statistics_s": stats, "litert_s": litert, "fits_s": fits,
+                       "cpu_s": cpu, "peak_rss_mib": rss}}
+
+
+FIT_SPEED = {
+    "machine": {"cpus": 2, "python": "3.11.7", "load_average_start": [3.04, 1.0]}, "baseline_commit": "abcdef0123456",
+    "output_aware": {"before": _fit_runs(52.5, 6.04, 28.0, 14.0, None, 47.0, 2200.4, ["a"]),
+                     "after": _fit_runs(21.0, 1.0, 12.0, 10.5, 6.0, 24.0, 716.6, ["b", "c"])},
+    "weight_space_fit_s": {"before": {"median": 1.38, "runs": 5}, "after": {"median": 0.6, "runs": 5, "cpu_median": 0.91}},
+    "thread_settings": {"before": {"same": True}, "after": {"same": False}},
+    "accuracy": [{"model": "ds_cnn", "clusters": 8, "calibration_samples": 512, "test_images": 10000,
+                  "int8_accuracy": 0.9134, "before": {"accuracy": 0.9056, "fit_s": 23.51},
+                  "after": {"accuracy": 0.9049, "fit_s": 13.2}, "accuracy_change_points": -0.07,
+                  "top1_agreement_before_after": 0.99871}],
+}
+
+
+def test_fit_speed_table_marks_missing_phases_and_differing_bytes():
+    assert tables.fit_speed_table(FIT_SPEED).splitlines() == [
+        "| MobileNetV2 224x224, K=16, 512 samples | before | after | before / after |",
+        "|---|---|---|---|",
+        "| output-aware fit, wall s | 52.5 | 21.0 | 2.5x |",
+        "| of which: reading and quantising the calibration file | 6.0 | 1.0 | 6.0x |",
+        "| statistics (LiteRT and Hessians) | 28.0 | 12.0 | 2.3x |",
+        "| LiteRT invokes (any thread) | 14.0 | 10.5 | 1.3x |",
+        "| per-layer fits | - | 6.0 | - |",
+        "| CPU s (all threads) | 47.0 | 24.0 | 2.0x |",
+        "| peak RSS MiB | 2200 | 717 | 3.1x |",
+        "| weight-space fit s (median of 5) | 1.38 | 0.60 | 2.3x |",
+        "| weight-space fit, CPU s | - | 0.91 | - |",
+        "| same bytes in every run / with OPENBLAS_NUM_THREADS=1 and 2 | yes / yes | no / no |  |",
+        "",
+        ("Medians of 3 runs per version, alternating in one session, each in its own process; before: commit "
+         "abcdef0123. 1 segment, 1 LiteRT pass, batches of 12. Machine: 2 cores, Python 3.11.7, load average 3.0 at "
+         "the start."),
+        "",
+        ("| net | K | int8 | before | after | change (points) | top-1 agreement before/after | fit s before "
+         "| fit s after |"),
+        "|---|---|---|---|---|---|---|---|---|",
+        "| ds_cnn | 8 | 91.34% | 90.56% | 90.49% | -0.07 | 0.9987 | 23.5 | 13.2 |",
+        "",
+        ("Fashion-MNIST nets of benchmarks/output_aware_models.py, depthwise included, 512 seeded training images, "
+         "accuracy on the 10,000 test images; one run per version."),
+    ]
+
+
+def test_fit_speed_verdict_against_the_targets():
+    assert tables.fit_speed_verdict(FIT_SPEED).splitlines() == [
+        ("- Output-aware fit: 52.5 s -> 21.0 s wall (2.5x faster), 47.0 -> 24.0 s CPU, peak 2200 -> 717 MiB; "
+         "target < 25 s met, < 1 GB met on this machine."),
+        "- Weight-space fit: 1.38 s -> 0.60 s; target < 1 s met.",
+        "- `ds_cnn` K=8: 90.56% before, 90.49% after (-0.07 points), fit 23.5 s -> 13.2 s.",
+    ]
+    slow = {**FIT_SPEED, "accuracy": None,
+            "output_aware": {**FIT_SPEED["output_aware"], "after": _fit_runs(30.0, 1, 2, 3, 4, 5, 1500.0, ["b"])},
+            "weight_space_fit_s": {"before": {"median": 1.38}, "after": {"median": 1.0}}}
+    assert tables.fit_speed_verdict(slow).splitlines()[0].endswith("target < 25 s not met, < 1 GB not met on this machine.")
+    assert tables.fit_speed_verdict(slow).splitlines()[1].endswith("target < 1 s not met.")
+
+
 def _restore_row(variant: str, distinct: list[int], error: float, accuracy: float, delta: float, encoded: int) -> dict:
     return {"clusters": 8, "variant": variant, "distinct_per_tensor": distinct, "squared_error_vs_float": error,
             "int8_accuracy": accuracy, "accuracy_delta_points": delta, "vela_encoded_weight_bytes": encoded}
@@ -335,12 +398,30 @@ def test_deploy_models_in_plain_before_after_order():
 def test_compile_speed_table():
     run = {"model": "a.tflite", "model_bytes": 123456, "target": "ethos-u55-128", "estimate_kind": "vela", "repeats": 5,
            "median_s": 1.23456, "min_s": 1.2, "max_s": 1.5, "cycles_total": 987654, "sram_bytes": 4096}
-    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops", "estimate_kind": "analytical"}]}
+    doc = {"results": [run, {**run, "model": "b.tflite", "target": "ethos-n78-1tops-4ple", "estimate_kind": "analytical"}]}
     assert tables.compile_speed_table(doc).splitlines()[2:] == [
         "| `a.tflite` | 123,456 | ethos-u55-128 | Vela compile | 5 | 1.235 | 1.200 | 1.500 | 987,654 | 4,096 |",
-        ("| `b.tflite` | 123,456 | ethos-n78-1tops | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
+        ("| `b.tflite` | 123,456 | ethos-n78-1tops-4ple | analytical estimate | 5 | 1.235 | 1.200 | 1.500 | 987,654 "
          "| 4,096 |"),
     ]
+
+
+def test_verdict_table():
+    doc = {**MACHINE, "target_gap": 0.01, "dataset": {"calibration": "1536 seeded images"}, "rows": [
+        {"model": "mobilenet_v2", "clusters": 8, "printed_top1_agreement": 0.96875, "printed_samples": 1024,
+         "test_top1_agreement": 0.9712, "test_samples": 10000, "gap": 0.0025, "in_sample_top1_agreement": 1.0,
+         "in_sample_samples": 32, "random_top1_agreement": None, "accuracy_int8": 0.925, "accuracy_after": 0.9189},
+        {"model": "ds_cnn", "clusters": 16, "printed_top1_agreement": 0.95, "printed_samples": 1024,
+         "test_top1_agreement": 0.9712, "test_samples": 10000, "gap": 0.0212, "in_sample_top1_agreement": 0.96875,
+         "in_sample_samples": 32, "random_top1_agreement": 0.625, "accuracy_int8": 0.9, "accuracy_after": 0.8}]}
+    lines = tables.verdict_table(doc).splitlines()
+    assert lines[2:4] == [
+        "| `mobilenet_v2` | 8 | 0.9688 (1,024) | 0.9712 (10,000) | 0.0025 | 1.000 (32) | not measurable | 92.50% -> 91.89% |",
+        "| `ds_cnn` | 16 | 0.9500 (1,024) | 0.9712 (10,000) | 0.0212 | 0.969 (32) | 0.625 | 90.00% -> 80.00% |",
+    ]
+    assert lines[5].startswith("Target, printed agreement within 0.01 of the test split's: met on 1 of 2 rewrites "
+                               "(largest gap 0.0212). The held-back figure is above the test split's on 0 of 2: ")
+    assert "Calibration: 1536 seeded images" in lines[5]
 
 
 def test_corpus_table():
@@ -369,6 +450,71 @@ def test_sweep_scaling_table():
         "| speed-up of 2 jobs |  | 1.78x |  |",
         "",
         "3 sweep points (K) x 2 targets (u55, u85), the example trained once beforehand; 2 cores, Python 3.11.7.",
+    ]
+
+
+# --------------------------------------------------------------------------- beyond one machine
+
+EXECUTORS = {**MACHINE, "jobs": 2, "points": 3, "targets": ["u55", "u85"],
+             "wall_s": {"make": [100.0, 110.0], "ray": [120.0, 118.0]}, "median_s": {"make": 105.0, "ray": 119.0},
+             "same_pareto": True, "same_reports": False, "ray_connect_s": [8.0, 10.0, 12.0],
+             "point_deploy_s": [40.0, 48.0, 60.0], "point_in_task_overhead_s": [0.25, 0.75],
+             "ray_noop": {"fresh_worker_s_per_task": 1.5, "reused_worker_s_per_task": 0.01}}
+
+
+def test_sweep_executors_table():
+    assert tables.sweep_executors_table(EXECUTORS).splitlines()[2:] == [
+        "| default: `make -j2 sweep` | 2 | 105.0 s | 100.0, 110.0 |",
+        "| Ray: `toolchain sweep --executor ray --jobs 2` | 2 | 119.0 s | 120.0, 118.0 |",
+        "| Ray / default |  | 1.13x |  |",
+        "",
+        ("3 sweep points (K) x 2 targets (u55, u85), the example trained once beforehand; 2 points at a time on "
+         "both. Same pareto.json, pareto.md and pareto.png bytes: yes; same report.json bytes: **no**. 2 cores, "
+         "Python 3.11.7."),
+    ]
+
+
+def test_sweep_executors_costs():
+    assert tables.sweep_executors_costs(EXECUTORS).splitlines()[2:] == [
+        "| starting the local Ray cluster (once per sweep) | 10.0 s |",
+        "| Ray's cost of one task on a fresh worker (no-op task; the points run this way) | 1.50 s |",
+        "| the same on a reused worker (for comparison) | 0.010 s |",
+        "| inside a point, besides the deploy: version and input checks, reading the reports (mean) | 0.50 s |",
+        "| **Ray's cost per point** (the two above) | **2.00 s** |",
+        "| a point's deploy (median of 3, 2 at a time) | 48.0 s |",
+    ]
+
+
+def test_sweep_executors_scale():
+    # one machine: ceil(P/2) rounds of 48 s; Ray on M machines: 10 s + ceil(P/(2M)) rounds of 48 + 2 s
+    lines = tables.sweep_executors_scale(EXECUTORS).splitlines()
+    assert lines[0] == "| points | one machine, `make -j2` | Ray, 2 machines | Ray, 4 machines | Ray, 8 machines |"
+    assert lines[2:6] == [
+        "| 6 | 2.4 min | 1.8 min | 1.0 min | 1.0 min |",
+        "| 24 | 9.6 min | 5.2 min | 2.7 min | 1.8 min |",
+        "| 96 | 38.4 min | 20.2 min | 10.2 min | 5.2 min |",
+        "| 384 | 153.6 min | 80.2 min | 40.2 min | 20.2 min |",
+    ]
+    # 2 points: 48 s on one machine, 60 s on Ray; 3 points: 96 s against 60 s
+    assert "Ray on 2 machines is ahead from 3 points on: as soon as a sweep does not fit one machine's 2 slots" in lines[7]
+
+
+def test_finetune_strategies_table():
+    run = {"accuracy_before": 0.99, "clustered_layers": {"a": 16, "b": 16}}
+    doc = {**MACHINE, "model": "m", "clusters": 16, "epochs": 2, "logical_cpu_devices": 2, "gpu": None, "runs": {
+        "default": [{**run, "wall_s": 100.0, "accuracy_after": 0.985, "replicas": 1},
+                    {**run, "wall_s": 110.0, "accuracy_after": 0.98, "replicas": 1}],
+        "mirrored": [{**run, "wall_s": 130.0, "accuracy_after": 0.983, "replicas": 2,
+                      "clustered_layers": {"a": 16, "b": 15}}]}}
+    assert tables.finetune_strategies_table(doc).splitlines()[2:] == [
+        "| `--strategy default` | CPU, 1 replica(s) | 2 | 105.0 s | 98.50%, 98.00% | 16 |",
+        "| `--strategy mirrored` | CPU, 2 replica(s) | 1 | 130.0 s | 98.30% | 15, 16 |",
+        "| `--strategy default` | GPU | - | not measured (no GPU lent to this work) | - | - |",
+        "| `--strategy mirrored` | GPU | - | not measured (no GPU lent to this work) | - | - |",
+        "",
+        ("`toolchain finetune` of m, K = 16, 2 epochs, batch 32 (the global batch under every strategy), each run "
+         "in a fresh process whose CPU is split into 2 logical devices; wall time includes starting TensorFlow and "
+         "loading the data. 2 cores, Python 3.11.7."),
     ]
 
 
@@ -582,6 +728,17 @@ def test_results_summary_without_the_optional_results():
     ]
 
 
+def test_results_summary_verdict_line():
+    verdict = {"rows": [
+        {"model": "a", "clusters": 16, "gap": 0.0015, "in_sample_top1_agreement": 1.0, "test_samples": 10000},
+        {"model": "b", "clusters": 8, "gap": 0.0071, "in_sample_top1_agreement": 0.96875, "test_samples": 10000}]}
+    lines = tables.results_summary(COMPRESSION, RESTORE, SPEED, DEPLOY, FUZZ, verdict=verdict).splitlines()
+    assert lines[-2] == ("- **The agreement printed is measured on samples the fit never saw:** on 2 Fashion-MNIST "
+                         "networks at K = 8 and 16 it lies within 0.0015-0.0071 of the agreement on the 10,000-image "
+                         "test split, where the old in-sample check printed 0.969-1.000 ([held-back check]"
+                         "(docs/benchmarks.md#the-held-back-check-against-a-test-split)).")
+
+
 def test_results_summary_optional_lines():
     lines = tables.results_summary(COMPRESSION, RESTORE, SPEED, DEPLOY, FUZZ, OUTPUT_AWARE, BASES, RFC).splitlines()
     assert lines[0] == (
@@ -675,3 +832,90 @@ def test_rate_distortion_timing_and_summary():
         "- **Flash as the objective (DS-CNN-style; Vela's own encoder, 512 calibration images, 10,000 test images):** "
         "`recluster --weight-budget` keeps plain int8's accuracy with these multiples of its encoded weights: "
         "ethos-u55-128 0.40x within 0.5 points and 0.50x within 0.2; ethos-u85-256 0.43x")
+
+
+# --------------------------------------------------------------------------- the Ethos-N78 calibration
+
+ETHOS_N = {
+    "arm": {"support_library": "6.0.0", "driver_stack": "25.03"},
+    "variants": {"ETHOS_N78_1TOPS_2PLE_RATIO": {"sram_bytes": 458752, "message": "Arm's Ethos-N support library "
+                                                "6.0.0 refused the network for X: Estimation failed"},
+                 "ETHOS_N78_1TOPS_4PLE_RATIO": {"sram_bytes": 458752, "message": None}},
+    "summary": {
+        "all": {"add": {"points": 2, "max_cycles_error": 0.1, "mean_cycles_error": 0.05, "cycles_within_tolerance": 2},
+                "conv 1x1": {"points": 4, "max_cycles_error": 0.2, "mean_cycles_error": 0.1,
+                             "cycles_within_tolerance": 3, "max_weight_bytes_error": 0.5,
+                             "mean_weight_bytes_error": 0.125, "weight_bytes_within_tolerance": 3,
+                             "weight_bytes_points": 4},
+                "all": {"points": 6, "max_cycles_error": 0.2, "mean_cycles_error": 0.0833, "cycles_within_tolerance": 5,
+                        "max_weight_bytes_error": 0.5, "mean_weight_bytes_error": 0.125,
+                        "weight_bytes_within_tolerance": 3, "weight_bytes_points": 4}},
+        "ETHOS_N78_1TOPS_4PLE_RATIO": {"all": {"points": 6, "max_cycles_error": 0.2, "mean_cycles_error": 0.0833,
+                                               "cycles_within_tolerance": 5, "max_weight_bytes_error": 0.5,
+                                               "mean_weight_bytes_error": 0.125, "weight_bytes_within_tolerance": 3,
+                                               "weight_bytes_points": 4}},
+    },
+}
+
+
+def test_ethos_n_calibration_tables():
+    assert tables.ethos_n_calibration_table(ETHOS_N) == (
+        "| layer type | grid points | cycles: max error | mean | within 15% | weight bytes: max error | mean | "
+        "within 5% |\n|---|---|---|---|---|---|---|---|\n"
+        "| conv 1x1 | 4 | 20.0% | 10.0% | 3 of 4 | 50.0% | 12.5% | 3 of 4 |\n"
+        "| add | 2 | 10.0% | 5.0% | 2 of 2 | - | - | - |\n"
+        "| **all layers** | 6 | 20.0% | 8.3% | 5 of 6 | 50.0% | 12.5% | 3 of 4 |")
+    assert tables.ethos_n_variants_table(ETHOS_N) == (
+        "| variant | SRAM | grid points | cycles: max error | mean | within 15% | weight bytes: max error | mean | "
+        "within 5% |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| `ETHOS_N78_1TOPS_2PLE_RATIO` | 448 KiB | 0 | Arm's library estimates nothing (\"Estimation failed\") "
+        "|  |  |  |  |  |\n"
+        "| `ETHOS_N78_1TOPS_4PLE_RATIO` | 448 KiB | 6 | 20.0% | 8.3% | 5 of 6 | 50.0% | 12.5% | 3 of 4 |")
+    assert tables.ethos_n_calibration_verdict(ETHOS_N) == (
+        "On 6 grid points (layers standing alone, 6.0.0 of Arm's support library, driver stack 25.03) the model's "
+        "cycles are within 15% of Arm's on 5 (83.3%) and its weight bytes within 5% on 3 of the 4 layers with "
+        "weights (75.0%); mean errors 8.3% and 12.5%. The largest: cycles conv 1x1 20.0%, add 10.0%; weight bytes "
+        "conv 1x1 50.0%.")
+
+
+def test_ethos_n_networks_table():
+    doc = {"rows": [{"network": "net", "variant": "V", "layers": 5, "layers_compared": 4, "arm_cycles": 1000,
+                     "model_cycles": 1100, "model_standalone_cycles": 2000, "arm_weight_bytes": 400,
+                     "model_weight_bytes": 380}]}
+    assert tables.ethos_n_networks_table(doc) == (
+        "| network | variant | layers compared | Arm: cycles | model: cycles | model, layers standing alone | "
+        "Arm: weight bytes | model: weight bytes |\n|---|---|---|---|---|---|---|---|\n"
+        "| `net` | `V` | 4 of 5 | 1,000 | 1,100 (1.10x) | 2,000 (2.00x) | 400 | 380 (0.95x) |")
+
+
+# --------------------------------------------------------------------------- the wild corpus
+
+def test_float_tflite_table():
+    doc = {"clusters": 16, "goal_points": 0.6, "rows": [
+        {"model": "net", "accuracy": {"float": 0.9051, "tf_int8": 0.905, "aeq_int8": 0.9043, "aeq_k16": 0.9011},
+         "points_below_tf_int8": 0.39, "within_goal": True, "encoded_weight_bytes": {"aeq_int8": 40000,
+                                                                                    "aeq_k16": 22000}},
+        {"model": "m", "accuracy": {"float": 0.9, "tf_int8": 0.9, "aeq_int8": 0.89, "aeq_k16": 0.88},
+         "points_below_tf_int8": 2.0, "within_goal": False, "encoded_weight_bytes": {"aeq_int8": 10, "aeq_k16": 9}}]}
+    assert tables.float_tflite_table(doc).splitlines()[2:] == [
+        "| `net` | 90.51% | 90.50% | 90.43% | 90.11% | 0.39 | yes | 40,000 -> 22,000 |",
+        "| `m` | 90.00% | 90.00% | 89.00% | 88.00% | 2.00 | NO | 10 -> 9 |",
+    ]
+
+
+def test_wild_corpus_table():
+    doc = {"models_in_wheel": 3, "models": [
+        {"model": "palm", "source": "mediapipe 0.10.21", "quantized": "ai-edge-quantizer (synthetic)",
+         "rewritten": "30 tensor(s)", "fidelity": {"outputs": [{"name": "a", "sqnr_db": 9.84}, {"name": "b|c",
+                                                                                                 "sqnr_db": None}]},
+         "fidelity_not_run": None,
+         "targets": {"u55": {"npu_operators": 97, "cpu_operators": 78, "encoded_before_bytes": 887152,
+                             "encoded_after_bytes": 513504, "outcome": "deployed (fits; after vs before verified)"}}},
+        {"model": "selfie", "source": "mediapipe 0.10.21", "refused": "LiteRT cannot load the model", "exit_code": 2}]}
+    assert tables.wild_corpus_table(doc).splitlines()[2:] == [
+        ("| `palm` | mediapipe 0.10.21 | u55 | ai-edge-quantizer (synthetic) | 30 tensor(s) | 97 / 78 | "
+         "887,152 -> 513,504 | a: 9.8 dB; b\\|c: identical | deployed (fits; after vs before verified) |"),
+        "| `selfie` | mediapipe 0.10.21 | both | - | - | - | - | - | refused (exit 2): LiteRT cannot load the model |",
+        "",
+        "2 of the wheel's 3 models measured so far (`make corpus-wild` runs all).",
+    ]

@@ -1,4 +1,4 @@
-"""toolchain compile: real Vela runs on small real models, and the analytical Ethos-N78 estimate."""
+"""toolchain compile: real Vela runs on small real models, and the Ethos-N78 estimate (tests/test_ethos_n.py has more)."""
 from __future__ import annotations
 
 import csv
@@ -17,14 +17,14 @@ from toolchain.cli import main
 from toolchain.core.errors import BudgetExceeded, ToolError
 from toolchain.core.fileio import sha256_file
 from toolchain.core.schemas import validate
-from toolchain.palettes.table import PalettiseConfig, build_palette_set
 from toolchain.targets import vela_csv
 from toolchain.targets.compile import compile_model
 from toolchain.targets.compile_result import CompileStatus, EstimateKind
+from toolchain.targets.ethos_n_calibration import estimate_label
 from toolchain.targets.profiles import builtin_names, load_profile
 from toolchain.targets.vela_run import run_vela
 from toolchain.tflite.graph import find_weight_tensors, op_name
-from toolchain.tflite.model_io import read_model
+from toolchain.tflite.model_io import read_model, write_model
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -58,21 +58,27 @@ def test_every_profile_compiles_a_small_model(name, conv_bn_int8, tmp_path):
     data = json.loads(r.compile_json.read_text())
     validate(data, "compile", "compile.json")
     assert data == r.report
-    assert data["target"] == profile.name and r.status is CompileStatus.OK
-    assert data["npu_operators"] > 0 and data["cpu_operators"] == 0
+    assert data["target"] == profile.name and data["npu_operators"] > 0
     assert r.sram_bytes > 0 and r.cycles_total > 0 and data["layers"]
     assert data["budget"]["within_budget"] and r.within_budget
     assert data["inference_time_s"] == pytest.approx(data["cycles_total"] / data["clock_hz"], rel=1e-3)
     if profile.family.compiled_by_vela:
+        assert r.status is CompileStatus.OK and data["cpu_operators"] == 0
         assert r.estimate_kind is EstimateKind.VELA and data["estimate_label"] == "Vela compile"
         compiled_model = read_model(r.vela_model.read_bytes())
         assert "CUSTOM:ethos-u" in {op_name(compiled_model, op) for op in compiled_model.subgraphs[0].operators}
         assert data["vela_version"] == "5.2.0" and data["system_config"] == profile.system_config_name
     else:
-        assert r.estimate_kind is EstimateKind.ANALYTICAL and data["estimate_label"] == "analytical estimate"
+        variant = profile.ethos_n.variant
+        assert r.estimate_kind is EstimateKind.ANALYTICAL and data["estimate_label"] == estimate_label(variant)
         assert data["vela_model"] is None and r.vela_model is None and data["assumptions"]
+        # TF 2.21 quantizes Dense per channel, which Arm's library does not run: named, with its reason
+        assert r.status is CompileStatus.PARTIAL_CPU
+        assert [(n["op"], n["source"]) for n in data["ethos_n"]["not_supported"]] == [("FULLY_CONNECTED",
+                                                                                      "support library")]
         # never faster than peak MACs allow
-        assert data["cycles_total"] >= data["macs"] / profile.ethos_n.macs_per_cycle
+        npu_macs = sum(la["macs"] for la in data["layers"] if la["target"] == "npu")
+        assert data["cycles_total"] >= npu_macs / variant.hardware.macs_per_cycle
 
 
 # --------------------------------------------------------------------------- Vela's CSVs, against its other outputs
@@ -96,6 +102,9 @@ def test_summary_units_agree_with_vela_stdout(compiled, target):
         else:
             assert abs(d[key] / 1024 - kib) <= 0.006, label
             assert d[key] > 0
+    # Vela's own operator count, beside the model's: the lines of its stdout, one subgraph here
+    vela_counts = {k.lower(): int(n) for k, n in re.findall(r"^(NPU|CPU) operators = (\d+)", log, re.MULTILINE)}
+    assert d["vela_operator_counts"] == {**vela_counts, "last_subgraph_only": False}
     assert f"Accelerator clock {d['clock_hz'] // 1_000_000:>33} MHz".split() == re.search(
         r"^Accelerator clock.*$", log, re.MULTILINE
     ).group(0).split()
@@ -230,7 +239,7 @@ def test_partly_cpu_model_is_reported_not_hidden(gather_int8, tmp_path, capsys):
     ops = [op_name(m, op) for m in [read_model(gather_int8.read_bytes())] for op in m.subgraphs[0].operators]
     assert len(ops) == 6 and ops.count("GATHER") == 1
     assert "WARNING: 1 of 6 operators per inference run on the CPU (1 compute: GATHER)" in err
-    assert "partial_cpu: 5 NPU / 1 CPU operators per inference (1 compute on the CPU)" in out
+    assert "partial_cpu" in out and "in the model: NPU 5 / CPU 1 per inference (1 compute on the CPU)" in out
     d = json.loads((tmp_path / "compile.json").read_text())
     assert d["status"] == "partial_cpu" and d["cpu_operators"] == 1 and d["init_operators"] == 0
     rc, out, err = _cli(["compile", str(gather_int8), "--target", "ethos-u55", "-o", str(tmp_path), "-q"], capsys)
@@ -249,7 +258,7 @@ def test_mostly_cpu_model_fails_loudly(hybrid_int8, tmp_path, capsys):
     assert d["status"] == "mostly_cpu" and d["npu_operators"] == 0 and d["cycles_total"] == 0
     assert d["placement"]["cpu_macs"] > 0 == d["placement"]["npu_macs"]
     rc, out, _ = _cli(["compile", str(hybrid_int8), "--target", "ethos-u65", "-o", str(tmp_path), "--allow-cpu"], capsys)
-    assert rc == 0 and "mostly_cpu: 0 NPU / 3 CPU" in out
+    assert rc == 0 and "mostly_cpu" in out and "in the model: NPU 0 / CPU 3" in out
 
 
 # --------------------------------------------------------------------------- bad input: exit 2, one line, nothing written
@@ -340,7 +349,7 @@ def test_budget_gate(conv_bn_int8, tmp_path, capsys):
     assert rc == 4 and stdout == ""
     d = json.loads((out / "compile.json").read_text())
     sram, flash = d["budget"]["sram_used_bytes"], d["budget"]["flash_used_bytes"]
-    assert f"SRAM {sram:,} B > budget 4,096 B" in err and f"flash {flash:,} B > budget 2,000 B" in err
+    assert f"SRAM {sram:,} B > budget 4,096 B" in err and f"flash (compiled model file) {flash:,} B > budget 2,000 B" in err
     assert not d["budget"]["within_budget"] and d["budget"]["enforced"]
     rc, stdout, _ = _cli(["compile", str(conv_bn_int8), "--profile", str(prof), "-o", str(out), "--no-budget"], capsys)
     assert rc == 0 and "OVER BUDGET" in stdout
@@ -351,7 +360,8 @@ def test_budget_gate(conv_bn_int8, tmp_path, capsys):
 
 
 def test_cli_json_output_is_compile_json(conv_bn_int8, tmp_path, capsys):
-    rc, stdout, _ = _cli(["compile", str(conv_bn_int8), "--target", "ethos-n78-5tops", "-o", str(tmp_path), "--json"], capsys)
+    rc, stdout, _ = _cli(["compile", str(conv_bn_int8), "--target", "ethos-n78-4tops-2ple", "-o", str(tmp_path), "--json",
+                          "--allow-cpu"], capsys)
     assert rc == 0 and json.loads(stdout) == json.loads((tmp_path / "compile.json").read_text())
 
 
@@ -366,38 +376,20 @@ def test_few_distinct_values_encode_smaller_on_vela_and_ethos_n(few_values_int8,
     # Vela's palette mode: 8 values -> about a third of the int8 size, random weights -> little gain
     assert few["encoded_weight_ratio"] < 0.5 < rand["encoded_weight_ratio"]
 
-    n = compile_model(few_values_int8, load_profile("ethos-n78-1tops"), tmp_path / "n").report
-    # the estimate counts what palettising really produces: packed indices plus one byte per palette entry
-    tables = {t.name: t for t in build_palette_set(few_values_int8.read_bytes(), PalettiseConfig()).tables}
-    for w in n["weight_tensors"]:
-        t = tables[w["name"]]
-        assert w["palettised_bytes"] == len(t.packed_indices) + t.palette.size
-    assert n["encoded_weight_bytes"] == sum(w["palettised_bytes"] for w in n["weight_tensors"])
+    # Arm's encoder on the same layers (per-tensor scales: Arm's library runs these fully connected layers): a
+    # palette of the 8 values per output channel; the same layers with uniform random weights encode larger
+    n = compile_model(few_values_int8, load_profile("ethos-n78"), tmp_path / "n").report
+    assert n["status"] == "ok" and not n["ethos_n"]["not_supported"]
     assert not any("distinct values" in w for w in n["warnings"])
-    n_rand = compile_model(dense_int8, load_profile("ethos-n78-1tops"), tmp_path / "nr").report
-    assert n_rand["encoded_weight_bytes"] == n_rand["original_weight_bytes"]
+    assert n["encoded_weight_bytes"] == sum(la["encoded_weight_bytes"] for la in n["layers"])
+    model = read_model(few_values_int8.read_bytes())
+    rng = np.random.default_rng(0)
+    for w in find_weight_tensors(model):
+        buf = model.buffers[model.subgraphs[w.subgraph].tensors[w.tensor_index].buffer]
+        buf.data = rng.integers(-127, 128, size=len(buf.data), dtype=np.int8).view(np.uint8)
+    random_path = tmp_path / "random_weights.tflite"
+    random_path.write_bytes(write_model(model))
+    n_rand = compile_model(random_path, load_profile("ethos-n78"), tmp_path / "nr").report
     assert any("more than 32 distinct values" in w for w in n_rand["warnings"])
-    # same layers, fewer weight bytes to stream: never slower
-    assert n["cycles_total"] <= n_rand["cycles_total"]
-
-
-def test_ethos_n_sram_is_the_largest_activation_pair(conv_bn_int8, tmp_path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(conv_bn_int8))
-    details = {t["index"]: t for t in interp.get_tensor_details()}
-    ops = interp._get_ops_details()
-    # activations: what some operator produces, or a graph input; everything else is constant
-    activations = {o for op in ops for o in op["outputs"]} | {t["index"] for t in interp.get_input_details()}
-
-    def nbytes(i):
-        t = details[i]
-        return int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
-
-    pairs = [sum(nbytes(i) for i in list(op["inputs"]) + list(op["outputs"]) if i in activations) for op in ops]
-    d = compile_model(conv_bn_int8, load_profile("ethos-n78-2tops"), tmp_path).report
-    assert d["sram_bytes"] == max(pairs)
-    assert len(d["layers"]) == len(pairs) and d["input_operators"] == len(pairs)
-    assert any("analytical estimate" in a for a in d["assumptions"])
-    assert any("1024 int8 MACs/cycle at 1 GHz" in a for a in d["assumptions"])
-
+    assert n["original_weight_bytes"] == n_rand["original_weight_bytes"]
+    assert n["encoded_weight_bytes"] < n_rand["encoded_weight_bytes"]

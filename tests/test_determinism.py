@@ -33,7 +33,7 @@ PIPELINE: tuple[tuple[tuple[str, ...], tuple[str, ...], str | None], ...] = (
     (("recluster", "model.tflite", "-o", "rec/model.tflite", "-k", "16"), ("model.tflite",), None),
     (("palettise", "rec/model.tflite", "-o", "pal"), ("rec/model.tflite",), None),
     (("compile", "rec/model.tflite", "--target", TARGET, "-o", "cmp"), ("rec/model.tflite",), None),
-    (("compile", "rec/model.tflite", "--target", "ethos-n78-1tops", "-o", "cmp_n78"), ("rec/model.tflite",), None),
+    (("compile", "rec/model.tflite", "--target", "ethos-n78-1tops-4ple", "-o", "cmp_n78"), ("rec/model.tflite",), None),
     (("firmware", "--target", TARGET, "--compile-dir", "cmp", "-o", "fw", "--palettes", "pal"), ("cmp", "pal"), None),
     (("profiles", "board.toml", "--json"), ("board.toml",), "profiles.json"),
 )

@@ -267,14 +267,16 @@ def test_litert_failures_are_typed(dense_int8):
     """LiteRT's ValueError/RuntimeError (unresolved ops, bad operand types, wrong input sizes) become ModelFormatError."""
     from toolchain.rewrite.config import ReclusterConfig
     from toolchain.rewrite.recluster import recluster_model
-    from toolchain.rewrite.verify import verify
+    from toolchain.rewrite.verify import VerifyOptions, verify
     from toolchain.tflite import interpreter as rt
 
     seed = dense_int8.read_bytes()
     bad = fm.custom_op(seed)
     out, _ = recluster_model(bad, ReclusterConfig())
     with pytest.raises(ModelFormatError, match="LiteRT cannot load the model: .*unresolved custom op"):
-        verify(bad, out, samples=2)
+        rt.input_specs(bad)
+    # verification does not fail on a custom operator: it says it could not run and names the operator
+    assert verify(bad, out, None, VerifyOptions(samples=2)).not_run == "custom operator MyUnknownOp"
     # int16 weights: recluster refuses them itself now; LiteRT's own refusal is still typed
     int16 = fm.weights_as_int16(seed)
     with pytest.raises(ModelFormatError, match="only int8 weights"):
@@ -289,14 +291,14 @@ def test_verification_memory_is_bounded(dense_int8):
     """A 20 KB model declaring a 1M x 64 input made verification take ~1 GB of memory; now refused up front."""
     from toolchain.rewrite.config import ReclusterConfig
     from toolchain.rewrite.recluster import recluster_model
-    from toolchain.rewrite.verify import verify
+    from toolchain.rewrite.verify import VerifyOptions, verify
     from toolchain.tflite import interpreter as rt
     from toolchain.tflite.inputs import random_inputs
 
     bad = fm.input_dimension(dense_int8.read_bytes(), 2**20 + 1)
     out, _ = recluster_model(bad, ReclusterConfig())
     with pytest.raises(InputError, match="MiB limit"):
-        verify(bad, out, samples=2)
+        verify(bad, out, None, VerifyOptions(samples=2))
     specs = (rt.TensorSpec("x", (4096, 1024), np.dtype(np.int8), 1.0, 0),)
     with pytest.raises(InputError, match="random inputs"):
         random_inputs(specs, 100, 0)

@@ -141,7 +141,8 @@ def test_bias_rescale_keeps_layer_function_in_litert(conv_bn_int8):
     inputs = random_inputs(rt.input_specs(even), 32, seed=5)
     a = compare_outputs(rt.run_model(even, inputs), rt.run_model(halved, inputs), rt.output_specs(even))
     # the accumulator halves exactly and the multiplier doubles exactly: at most a rounding step apart
-    assert a.max_abs_diff_steps <= 1 and a.top1_agreement == 1.0
+    # (top-1 agreement is no evidence here: on random inputs this net's top-1 class never changes)
+    assert a.max_abs_diff_steps <= 1
     assert a.mean_abs_diff_steps < 0.05
     # and the bias rescale is what makes it work: without it the outputs move a lot
     model = read_model(even)

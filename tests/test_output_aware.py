@@ -227,7 +227,9 @@ def test_cli_calibration_makes_outputs_the_default(conv_bn_int8, tmp_path, capsy
                 "--calibration-samples", "48", "--segments", "2", "--samples", "8") == 0
     rep = json.loads(out.with_suffix(".json").read_text())
     assert rep["calibration"]["objective"] == "outputs" and rep["calibration"]["samples"] == 48
-    assert rep["calibration"]["segments"] == 2 and rep["calibration"]["source"] == "cal.npz"
+    assert rep["calibration"]["segments"] == 2
+    assert rep["calibration"]["source"] == "48 of 80 samples of cal.npz, the rest held back for the check"
+    assert rep["verification"]["inputs"] == "8 held-back samples of cal.npz"  # --samples 8 of the 32 held back
     assert "objective: outputs on 48 calibration samples" in capsys.readouterr().out
     assert _cli("recluster", str(conv_bn_int8), "-o", str(out), "--calibration", str(npz), "-k", "8",
                 "--objective", "weights", "--samples", "8") == 0
@@ -243,8 +245,9 @@ def test_cli_auto_clusters_keeps_agreement_on_calibration_data(conv_bn_int8, tmp
     npz = tmp_path / "cal.npz"
     np.savez(npz, x=np.random.default_rng(1).normal(0, 1, (64, 16, 16, 1)).astype(np.float32))
     out = tmp_path / "auto.tflite"
+    # --verify-data: the check runs on the same samples as the planner (nothing held back), to compare the two
     assert _cli("recluster", str(conv_bn_int8), "-o", str(out), "--calibration", str(npz), "--clusters", "auto",
-                "--samples", "64", "--min-weights", "1") == 0
+                "--verify-data", str(npz), "--samples", "64", "--min-weights", "1") == 0
     rep = json.loads(out.with_suffix(".json").read_text())
     plan = rep["plan"]
     assert plan["mode"] == "agreement" and plan["error_measure"] == "outputs"
@@ -283,7 +286,8 @@ def test_deploy_with_data_fits_outputs_on_training_samples(conv_bn_int8, tmp_pat
     rep = json.loads((tmp_path / "b" / "conv_bn_int8" / "recluster" / "recluster.json").read_text())
     assert rep["calibration"]["objective"] == "outputs" and rep["calibration"]["samples"] == 48
     assert "training split" in rep["calibration"]["source"]
-    assert rep["verification"]["inputs"].startswith("test samples")
+    assert rep["verification"]["inputs"] == "20 test samples of data.npz"
+    assert rep["verification"]["evidence"] == "held_out" and rep["verification"]["accuracy_before"] is not None
     report = json.loads((tmp_path / "b" / "conv_bn_int8" / "ethos-u55-128" / "report" / "report.json").read_text())
     assert report["recluster"]["calibration"]["samples"] == 48  # the deploy report says how it was fitted
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import need_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,7 +55,7 @@ def test_tail_padding_is_zero_and_extra_bytes_are_ignored(case):
 @given(indices_and_bits(max_size=200))
 def test_matches_the_tflm_compression_packer(case):
     # TFLM's own packer (a bit-string implementation) is an independent reference for the bit order.
-    lut = pytest.importorskip("tflite_micro.tensorflow.lite.micro.compression.lut")
+    lut = need_module("tflite_micro.tensorflow.lite.micro.compression.lut", "tflm")
     idx, bits = case
     assert pack_indices(idx, bits) == lut.pack_indices(idx, bits)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_executable
+from conftest import need_executable, need_module
 from fixtures_palettise import (  # noqa: F401  (fixtures)
     build_and_run_decoder,
     conv_bn_k16,
@@ -163,7 +163,7 @@ def _inputs(model_bytes: bytes, n: int = 6) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("fixture", ["conv_bn_k16", "depthwise_k8", "per_tensor_k8"])
 def test_tflm_model_runs_identical_to_the_uncompressed_one(request, tmp_path, fixture):
-    pytest.importorskip("tflite_micro")
+    need_module("tflite_micro", "tflm")
     model_path = request.getfixturevalue(fixture)
     assert _palettise(model_path, tmp_path) == 0
     doc = _doc(tmp_path)
@@ -196,7 +196,7 @@ def test_tflm_model_runs_identical_to_the_uncompressed_one(request, tmp_path, fi
 
 def test_per_tensor_indices_are_exactly_tflm_encoding(tmp_path, per_tensor_k8):
     # For one value table, TFLM's encoded buffer is our packed index stream, byte for byte.
-    pytest.importorskip("tflite_micro")
+    need_module("tflite_micro", "tflm")
     assert _palettise(per_tensor_k8, tmp_path) == 0
     compressed = read_model((tmp_path / "model_tflm.tflite").read_bytes())
     sg = compressed.subgraphs[0]
@@ -213,7 +213,7 @@ def test_per_tensor_indices_are_exactly_tflm_encoding(tmp_path, per_tensor_k8):
 
 def test_wrong_lut_mode_would_be_silently_wrong(conv_bn_k16):
     # Why the mode must follow quantization: per-tensor tables on per-channel weights change outputs.
-    pytest.importorskip("tflite_micro")
+    need_module("tflite_micro", "tflm")
     from dataclasses import replace
 
     from toolchain.palettes import tflm_model as tc
@@ -366,3 +366,22 @@ def test_any_tensor_name_becomes_valid_c(tmp_path):
     out = subprocess.run([str(tmp_path / "t")], capture_output=True, timeout=30).stdout.decode("utf-8")
     assert out == name + " -3 5 -3 5 0 0 0x1p-2"
     assert "ODD_INDEX_W_X_Y_Z_1 0u" in h and "ODD_INDEX_W_X_Y_Z_1_2 1u" in h  # duplicate names stay distinct
+
+
+def test_without_tflite_micro_everything_else_is_written(tmp_path, conv_bn_k16):
+    """A core install (no tflm extra): exit 0, tflm.status 'unavailable', the column says why; --verify exits 3.
+    The package is made unimportable in a fresh interpreter, as it is where it was never installed."""
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        code = ("import sys\nsys.modules['tflite_micro'] = None\nfrom toolchain.cli import main\n"
+                f"sys.exit(main(['palettise', {str(conv_bn_k16)!r}, '-o', {str(tmp_path / 'out')!r}, *{extra!r}]))\n")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    assert _doc(tmp_path / "out")["tflm"] == {"status": "unavailable"}
+    assert not (tmp_path / "out" / "model_tflm.tflite").exists()
+    rows = [line for line in proc.stdout.splitlines() if "CONV_2D" in line]
+    assert rows and all(line.endswith("tflite-micro not installed") for line in rows)
+    assert "note: model_tflm.tflite not written: the tflite-micro package is not installed" in proc.stdout
+    proc = run("--verify")
+    assert proc.returncode == 3 and proc.stderr.startswith("error: --verify runs the TFLM interpreter"), proc.stderr

@@ -113,5 +113,6 @@ def test_post_training_entry_with_data_measures_accuracy(example_deploy, tmp_pat
     assert after["accuracy"] == full["models"]["after"]["accuracy"]
     assert after["accuracy"] > 0.8
     # with data, the LiteRT check runs on real test images rather than random inputs
-    assert report["recluster"]["verification"]["inputs"] == "test samples of mnist"
+    assert report["recluster"]["verification"]["inputs"] == "8 test samples of mnist"
+    assert report["recluster"]["verification"]["evidence"] == "held_out"
     assert report["recluster"]["verification"]["samples"] == 8

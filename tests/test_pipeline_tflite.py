@@ -120,9 +120,10 @@ def test_bad_model_exits_2_with_a_message(tmp_path, name, content, message):
     assert not (tmp_path / "build").exists()  # refused before any stage ran
 
 
-def test_float_model_is_refused(dense_float, tmp_path):
+def test_float_model_without_calibration_is_refused(dense_float, tmp_path):
     run = deploy(str(dense_float), "--build-dir", str(tmp_path))
-    assert run.rc == 2 and "int8" in run.stderr and "Traceback" not in run.stderr
+    assert run.rc == 2 and "is a float model" in run.stderr and "--calibration" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_keras_model_without_data_is_refused_before_tensorflow(tmp_path):

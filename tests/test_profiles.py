@@ -61,13 +61,41 @@ def test_every_vela_accelerator_has_a_profile():
     assert accelerators == set(Accelerator.member_list())
 
 
-def test_ethos_n78_variants_are_the_published_four():
-    n78 = [p for p in list_profiles() if p.family is Family.ETHOS_N78]
-    assert sorted(p.ethos_n.tops for p in n78) == [1, 2, 5, 10]
-    for p in n78:
-        peak = 2 * p.ethos_n.macs_per_cycle * p.clock_hz / 1e12
-        assert abs(peak - p.ethos_n.tops) <= 0.05 * p.ethos_n.tops
+# Arm's support library (driver stack 25.03): CapabilitiesInternal.cpp's engines, IGs and OGs per engine,
+# default SRAM; MACs per cycle = engines x IGs x 8 MAC units x engines x OGs (MceEstimationUtils.cpp)
+ARM_VARIANTS = {
+    "ethos-n78-1tops-2ple": ("ETHOS_N78_1TOPS_2PLE_RATIO", 512, 448 * 1024),
+    "ethos-n78-1tops-4ple": ("ETHOS_N78_1TOPS_4PLE_RATIO", 512, 448 * 1024),
+    "ethos-n78-2tops-2ple": ("ETHOS_N78_2TOPS_2PLE_RATIO", 1024, 768 * 1024),
+    "ethos-n78-2tops-4ple": ("ETHOS_N78_2TOPS_4PLE_RATIO", 1024, 768 * 1024),
+    "ethos-n78-4tops-2ple": ("ETHOS_N78_4TOPS_2PLE_RATIO", 2048, 1024 * 1024),
+    "ethos-n78-4tops-4ple": ("ETHOS_N78_4TOPS_4PLE_RATIO", 2048, 1024 * 1024),
+    "ethos-n78-8tops-2ple": ("ETHOS_N78_8TOPS_2PLE_RATIO", 4096, 2048 * 1024),
+}
+
+
+def test_ethos_n78_profiles_are_arms_seven_variants():
+    n78 = {p.name: p for p in list_profiles() if p.family is Family.ETHOS_N78}
+    assert set(n78) == set(ARM_VARIANTS)
+    for name, (variant, macs, sram) in ARM_VARIANTS.items():
+        p = n78[name]
+        assert p.ethos_n.variant.value == variant and p.accelerator == name
+        assert p.ethos_n.variant.hardware.macs_per_cycle == macs and p.sram_budget_bytes == sram
+        tops = int(name.split("-")[2].removesuffix("tops"))  # the name's TOPS hold at the profiles' 1 GHz
+        assert abs(2 * macs * p.clock_hz / 1e12 - tops) <= 0.05 * tops
         assert p.system_config is None and p.palette_limit == 32
+
+
+@pytest.mark.parametrize("sram, ok", [(448 * 1024, True), (256 * 1024, True), (2048 * 1024, True),
+                                      (16 * 8 * 1024, False), (100 * 8 * 1024, False), (4096 * 1024, False)])
+def test_ethos_n_sram_sizes_follow_arms_rule(tmp_path, sram, ok):
+    # 8 SRAM controllers on the 1 TOPS variants: 32 to 128 KiB each in steps of 16 KiB, or 56 or 256 KiB
+    text = f'schema_version = 1\nname = "x"\nbase = "ethos-n78-1tops-4ple"\n[budget]\nsram_bytes = {sram}\n'
+    if ok:
+        assert load_profile(write_profile(tmp_path, text)).sram_budget_bytes == sram
+    else:
+        with pytest.raises(ConfigError, match="8 SRAM controllers"):
+            load_profile(write_profile(tmp_path, text))
 
 
 @pytest.mark.parametrize("name", [n for n in builtin_names()])
@@ -85,7 +113,7 @@ def test_builtin_profile_loads_and_agrees_with_vela(name):
 
 def test_aliases():
     assert list_aliases() == {"ethos-u55": "ethos-u55-128", "ethos-u65": "ethos-u65-256", "ethos-u85": "ethos-u85-256",
-                              "ethos-n78": "ethos-n78-1tops"}
+                              "ethos-n78": "ethos-n78-1tops-4ple"}
     for alias, target in list_aliases().items():
         p = load_profile(alias)
         assert p.name == target and alias in p.aliases
@@ -208,11 +236,10 @@ def test_contradictory_or_malformed_user_profiles_refused(tmp_path, edit, messag
          "arena must be Sram or Dram"),
         ('base = "ethos-u55-128"\nsystem_config = "Ethos_U55_Turbo"', "unknown Vela system config"),
         ('base = "ethos-u55-999"', "unknown target"),
-        ('base = "ethos-n78-2tops"\n[ethos_n]\nmacs_per_cycle = 4096', "TOPS"),
-        ('base = "ethos-n78-2tops"\n[ethos_n]\ntops = 5', "ethos-n78-2tops"),
-        ('base = "ethos-n78-2tops"\nsystem_config = "Ethos_U55_High_End_Embedded"', "not compiled by Vela"),
-        ('base = "ethos-u55-128"\n[ethos_n]\ntops = 1\nmacs_per_cycle = 512\nclock_hz = 1000000000\ndram_bandwidth_bytes_per_s = 1e9',
-         "does not belong"),
+        ('base = "ethos-n78-4tops-2ple"\n[budget]\nsram_bytes = 1000000', "16 SRAM controllers"),
+        ('base = "ethos-n78-4tops-2ple"\n[ethos_n]\ntops = 5', "tops"),
+        ('base = "ethos-n78-4tops-2ple"\nsystem_config = "Ethos_U55_High_End_Embedded"', "not compiled by Vela"),
+        ('base = "ethos-u55-128"\n[ethos_n]\nclock_hz = 1000000000', "does not belong"),
     ],
 )
 def test_contradictions_with_builtin_bases_refused(tmp_path, text, message):
@@ -246,7 +273,7 @@ def test_cli_lists_every_profile(capsys):
     out = capsys.readouterr().out
     for p in list_profiles():
         assert p.name in out
-    assert "ethos-u55" in out and "analytical" in out
+    assert "ethos-u55" in out and "ETHOS_N78_8TOPS_2PLE_RATIO: 4096 MACs/cycle" in out
 
 
 def test_cli_json_and_ini(tmp_path, capsys):
@@ -259,8 +286,12 @@ def test_cli_json_and_ini(tmp_path, capsys):
 
 
 def test_cli_details_and_bad_profile_exit_2(tmp_path, capsys):
-    assert main(["profiles", "ethos-n78-10tops"]) == 0
-    assert "10 TOPS = 2 x 4096 MACs/cycle x 1.25 GHz" in capsys.readouterr().out
+    assert main(["profiles", "ethos-n78-8tops-2ple"]) == 0
+    out = capsys.readouterr().out
+    assert "ETHOS_N78_8TOPS_2PLE_RATIO: 8 engines, 4096 MACs/cycle (8.19 TOPS at 1 GHz)" in out
+    assert "calibrated analytical estimate (max error on the grid:" in out
+    assert main(["profiles", "ethos-n78-2tops-2ple"]) == 0
+    assert "uncalibrated: Arm's support library 6.0.0 estimates nothing for" in capsys.readouterr().out
     bad = write_profile(tmp_path, CUSTOM.replace('memory_mode = "Shared_Sram"', 'memory_mode = "Dedicated_Sram"'))
     assert main(["profiles", str(bad)]) == 2
     err = capsys.readouterr().err

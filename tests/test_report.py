@@ -6,6 +6,7 @@ import copy
 import hashlib
 import io
 import json
+import re
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,10 +91,63 @@ def test_report_markdown_shows_the_three_models(example_deploy):
     md = (example_deploy.model_dir / TARGETS[0] / "report" / "report.md").read_text()
     assert md.startswith(f"# example on {TARGETS[0]} (")
     assert "| | plain int8 | before (tfmot) | after (reclustered) | after / before |" in md.replace("|  |", "| |")
-    assert f"| flash (bytes) | {doc['models']['plain']['flash_bytes']:,} | {doc['models']['before']['flash_bytes']:,} | " \
-           f"{doc['models']['after']['flash_bytes']:,} |" in md
+    assert f"| flash: compiled model file (bytes) | {doc['models']['plain']['flash_bytes']:,} | " \
+           f"{doc['models']['before']['flash_bytes']:,} | {doc['models']['after']['flash_bytes']:,} |" in md
     assert "## Per layer" in md and "| conv2/Conv2D | Conv2D | npu |" in md
     assert "## Distinct int8 values per weight tensor" in md
+
+
+def test_flash_and_operator_counts_are_labelled_everywhere(tflite_deploy, tmp_path):
+    """The compiled model file beside Vela's off-chip flash; the model's operators beside Vela's own count."""
+    m = tflite_deploy.model_dir
+    target = TARGETS[0]
+    doc = _report(m, target)
+    after = doc["models"]["after"]
+    cdir = m / after["compile_dir"]
+    c = json.loads((cdir / "compile.json").read_text())
+    log = (cdir / c["files"]["log"]).read_text()
+    # Vela's figures, as its stdout prints them: "Total Off-chip Flash used  6.45 KiB", "NPU operators = 9"
+    kib = float(re.search(r"^Total Off-chip Flash used\s+([\d.]+) KiB", log, re.MULTILINE).group(1))
+    vela = {k.lower(): int(n) for k, n in re.findall(r"^(NPU|CPU) operators = (\d+)", log, re.MULTILINE)}
+    assert abs(after["off_chip_flash_bytes"] / 1024 - kib) <= 0.006
+    assert after["vela_operator_counts"] == c["vela_operator_counts"] == {**vela, "last_subgraph_only": False}
+    model_file = (cdir / c["vela_model"]).stat().st_size
+    assert after["flash_bytes"] == model_file > after["off_chip_flash_bytes"] > 0  # both right, and different
+    assert vela["npu"] != after["npu_operators"]  # Vela counts its own operations: why both need a label
+
+    md = (m / target / "report" / "report.md").read_text()
+    cells = f"{doc['models']['before']['flash_bytes']:,} | {model_file:,} |"
+    assert f"| flash: compiled model file (bytes) | {cells}" in md
+    vela_flash = f"{doc['models']['before']['off_chip_flash_bytes']:,} | {after['off_chip_flash_bytes']:,} |"
+    assert f"| flash: Vela's off-chip flash used (bytes) | {vela_flash}" in md
+    before = doc["models"]["before"]
+    ops = f"NPU {after['npu_operators']} / CPU {after['cpu_operators']}"
+    before_ops = f"NPU {before['npu_operators']} / CPU {before['cpu_operators']}"
+    assert f"| operators in the model: NPU / CPU per inference | {before_ops} | {ops} |" in md
+    before_vela = f"NPU {before['vela_operator_counts']['npu']} / CPU {before['vela_operator_counts']['cpu']}"
+    assert (f"| Vela's operator count (its own operations): NPU / CPU | {before_vela} | "
+            f"NPU {vela['npu']} / CPU {vela['cpu']} |") in md
+
+    page = (m / target / "report" / "index.html").read_text()
+    assert "Flash: compiled model file" in page and "Vela&#x27;s off-chip flash used" in page
+    assert f"<td>NPU {vela['npu']} / CPU {vela['cpu']}</td>" in page
+    combined = (m / "index.html").read_text()
+    assert "flash after: model file (bytes)" in combined and "flash after: Vela&#x27;s off-chip flash used (bytes)" in combined
+    assert f"<td>{model_file:,}</td><td>{after['off_chip_flash_bytes']:,}</td>" in combined
+    assert f"<td>{ops}</td><td>NPU {vela['npu']} / CPU {vela['cpu']}</td>" in combined
+
+    # the terminal: deploy's progress line and summary, 'toolchain compile'
+    run = deploy(*tflite_deploy.args)
+    assert run.rc == 0, run.stderr
+    line = next(ln for ln in run.stdout.splitlines() if f"compile {target} after" in ln)
+    assert f"flash: model file {model_file:,} B / Vela off-chip {after['off_chip_flash_bytes']:,} B" in line
+    assert f"operators in the model: {ops}, Vela's count: NPU {vela['npu']} / CPU {vela['cpu']}" in line
+    assert "flash: compiled file B" in run.stdout and "Vela off-chip flash B" in run.stdout
+    rc, out, _ = cli("compile", str(m / after["file"]), "--target", target, "-o", str(tmp_path / "c"))
+    assert rc == 0
+    assert (f"model file {model_file:,} B (what the firmware embeds); Vela's off-chip flash used "
+            f"{after['off_chip_flash_bytes']:,} B") in out
+    assert f"in the model: {ops} per inference" in out and f"Vela's count (its own operations): NPU {vela['npu']}" in out
 
 
 def test_numeric_fields_carry_their_unit(tflite_deploy):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from .core.errors import ExitCode, ToolchainError
 from .core.escape import terminal_text
 
+DEBUG_HELP = "show tracebacks of internal errors (before or after the verb)"
 MAX_ERROR_CHARS = 2000  # an error quoting a 10,000-character name still fits a terminal line or two
 
 # verb -> module under toolchain.commands
@@ -27,11 +28,13 @@ VERBS: dict[str, str] = {
     "profiles": "profiles",
     "compile": "compile",
     "firmware": "firmware",
+    "firmware-check": "firmware_check",
     "finetune": "finetune",
     "quantize": "quantize",
     "example": "example",
     "deploy": "deploy",
     "report": "report",
+    "sweep": "sweep",
 }
 
 
@@ -62,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-cluster, palettise, compile and report int8 TFLite models for Arm Ethos-U/N NPUs.",
     )
     parser.add_argument("--version", action="version", version=f"toolchain {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for verb, module in _available_verbs().items():
         p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        # --debug after the verb too; SUPPRESS: when absent there, the value before the verb stands
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         p.set_defaults(_run=module.run)
     return parser
 

@@ -78,8 +78,8 @@ _VARIANT_LABELS = {"plain": "plain int8", "before": "before (tfmot flow)", "afte
 
 def deploy_models(doc: Doc) -> str:
     """The three models of the example per target, as ``toolchain deploy`` summarises them."""
-    header = ["target", "model", "accuracy", "file B", "deflate B", "encoded weights B", "flash B", "SRAM B",
-              "cycles", "max distinct values per tensor"]
+    header = ["target", "model", "accuracy", "file B", "deflate B", "encoded weights B", "flash: compiled model file B",
+              "SRAM B", "cycles", "max distinct values per tensor"]
     rows = []
     for f in doc["fresh"]["figures"]:
         for key, label in _VARIANT_LABELS.items():
@@ -111,8 +111,8 @@ def compile_speed_table(doc: Doc) -> str:
 def corpus_table(doc: Doc) -> str:
     """Per corpus model and target: NPU / CPU (+init) operators of the reclustered model, status, time,
     flash before -> after, and the after-vs-before verification (benchmarks/corpus_deploy.py)."""
-    header = ["model", "target", "NPU / CPU (+init) operators", "CPU per inference", "status", "time us",
-              "flash B before -> after", "after vs before"]
+    header = ["model", "target", "operators in the model: NPU / CPU (+init)", "CPU per inference", "status", "time us",
+              "flash: compiled model file B, before -> after", "after vs before"]
     rows = []
     for r in doc["results"]:
         v = r["verification"]

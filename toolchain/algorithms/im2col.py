@@ -54,34 +54,33 @@ def sample_positions(samples: int, out_h: int, out_w: int, per_sample: int,
     return n, flat // out_w, flat % out_w
 
 
-def _padded_windows(x: np.ndarray, zero_point: int, g: ConvGeometry, oy: np.ndarray, ox: np.ndarray):
-    """(x padded with the zero point where the windows leave it, window rows (R, KH), window columns (R, KW))."""
-    _, height, width, _ = x.shape
-    pad_t, pad_l = g.padding_hw(height, width)
-    out_h, out_w = g.output_hw(height, width)
-    need_b = max((out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1 - pad_t - height, 0)
-    need_r = max((out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1 - pad_l - width, 0)
-    if pad_t or pad_l or need_b or need_r:
-        x = np.pad(x, ((0, 0), (pad_t, need_b), (pad_l, need_r), (0, 0)), constant_values=zero_point)
-    rows_y = oy[:, None] * g.stride_h + np.arange(g.kernel_h)[None, :] * g.dilation_h
-    rows_x = ox[:, None] * g.stride_w + np.arange(g.kernel_w)[None, :] * g.dilation_w
-    return x, rows_y, rows_x
-
-
 def _taps(x: np.ndarray, zero_point: int, g: ConvGeometry, n: np.ndarray, oy: np.ndarray,
           ox: np.ndarray) -> np.ndarray:
-    """(KH*KW, rows, C) of the input's own integers: one gather of whole channel vectors per kernel tap."""
-    padded, rows_y, rows_x = _padded_windows(x, zero_point, g, oy, ox)
-    return np.stack([padded[n, rows_y[:, ky], rows_x[:, kx], :]
+    """(KH*KW, rows, C) of the input's own integers: one gather of whole channel vectors per kernel tap;
+    taps outside the input read the zero point (gathered in place, not from a padded copy of the batch)."""
+    _, height, width, _ = x.shape
+    pad_t, pad_l = g.padding_hw(height, width)
+    rows_y = oy[:, None] * g.stride_h + np.arange(g.kernel_h)[None, :] * g.dilation_h - pad_t  # (R, KH)
+    rows_x = ox[:, None] * g.stride_w + np.arange(g.kernel_w)[None, :] * g.dilation_w - pad_l  # (R, KW)
+    inside_y = (rows_y >= 0) & (rows_y < height)
+    inside_x = (rows_x >= 0) & (rows_x < width)
+    rows_y, rows_x = np.clip(rows_y, 0, height - 1), np.clip(rows_x, 0, width - 1)
+    taps = np.stack([x[n, rows_y[:, ky], rows_x[:, kx], :]
                      for ky in range(g.kernel_h) for kx in range(g.kernel_w)])
+    outside = ~(inside_y[:, :, None] & inside_x[:, None, :]).reshape(n.size, -1).T  # (T, R)
+    if outside.any():
+        taps[outside] = zero_point
+    return taps
 
 
 def conv_patches(x: np.ndarray, zero_point: int, geometry: ConvGeometry, n: np.ndarray, oy: np.ndarray,
                  ox: np.ndarray) -> np.ndarray:
     """(rows, KH, KW, C) float32 of x - zero_point around the given output positions (padding reads 0)."""
     taps = _taps(x, zero_point, geometry, n, oy, ox)  # (T, R, C)
-    patches = np.moveaxis(taps, 0, 1).reshape(n.size, geometry.kernel_h, geometry.kernel_w, x.shape[3])
-    return patches.astype(np.float32) - np.float32(zero_point)
+    patches = np.array(np.moveaxis(taps, 0, 1), np.float32, order="C")
+    patches = patches.reshape(n.size, geometry.kernel_h, geometry.kernel_w, x.shape[3])
+    patches -= np.float32(zero_point)
+    return patches
 
 
 def depthwise_patches(x: np.ndarray, zero_point: int, geometry: ConvGeometry, n: np.ndarray, oy: np.ndarray,
@@ -90,4 +89,6 @@ def depthwise_patches(x: np.ndarray, zero_point: int, geometry: ConvGeometry, n:
     taps = _taps(x, zero_point, geometry, n, oy, ox)  # (T, R, C_in)
     if input_channel.size != x.shape[3] or np.any(input_channel != np.arange(x.shape[3])):
         taps = taps[:, :, input_channel]
-    return np.ascontiguousarray(taps.transpose(2, 1, 0)).astype(np.float32) - np.float32(zero_point)
+    patches = np.array(taps.transpose(2, 1, 0), np.float32, order="C")
+    patches -= np.float32(zero_point)
+    return patches

@@ -107,6 +107,14 @@ def align_channels(f: np.ndarray, steps: np.ndarray, max_codes: int | None = Non
     return Alignment(factors * peak, book / peak, matched / total if total else 1.0)
 
 
+def distinct_per_row(q: np.ndarray) -> np.ndarray:
+    """How many distinct values each row of an int8 matrix holds (one pass, no per-row sort)."""
+    rows = q.shape[0]
+    seen = np.zeros((rows, 256), bool)
+    seen[np.arange(rows)[:, None], q.astype(np.int64) + 128] = True
+    return seen.sum(axis=1)
+
+
 def joint_fit(
     q: np.ndarray,
     scales: np.ndarray,
@@ -121,7 +129,7 @@ def joint_fit(
     """
     scales = np.asarray(scales, np.float64)
     f = scales[:, None] * q.astype(np.float64)
-    if max(np.unique(row).size for row in q) > MAX_VALUES_FOR_ALIGNMENT:
+    if int(np.max(distinct_per_row(q), initial=0)) > MAX_VALUES_FOR_ALIGNMENT:
         return None
     # A clustered tensor aligns onto about K codes (2K with sign flips); far more means it is not clustered.
     al = align_channels(f, scales, max_codes=max(4 * k, 64))
@@ -139,7 +147,7 @@ def joint_fit(
     sol = solve_palette(x, w, k, keep_zero=keep_zero)
     codes = apply_lut(ints.astype(np.int8), value_lut(sol, x))
     start = float_error(f, new_scales, codes.astype(np.float64))
-    r = refit_scales(f, codes, new_scales, sol.palette, keep_zero=keep_zero, max_iterations=iterations)
+    r = refit_scales(f, codes, new_scales, sol.palette, keep_zero=keep_zero, max_iterations=iterations, values=q)
     best = r if r.error <= start else RefitResult(codes, new_scales, sol.palette, start, 0)
     # Alternate: best scale per channel for the current palette (a discrete search: the
     # error is not convex in the scale), then the exact palette for the new scales.
@@ -149,7 +157,8 @@ def joint_fit(
         x, w = value_weights(ints, searched**2, 0)
         sol = solve_palette(x, w, k, keep_zero=keep_zero)
         codes = apply_lut(ints, value_lut(sol, x))
-        cand = refit_scales(f, codes, searched, sol.palette, keep_zero=keep_zero, max_iterations=iterations)
+        cand = refit_scales(f, codes, searched, sol.palette, keep_zero=keep_zero, max_iterations=iterations,
+                            values=q)
         if not cand.error < best.error * (1 - 1e-4):
             break
         best = cand

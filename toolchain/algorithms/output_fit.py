@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .gram import augmented_gram
 from .palette import PALETTE_MAX, PALETTE_MIN, solve_palette, value_weights
 
 GPTQ_BLOCK = 128  # columns per lazy block update
@@ -42,7 +43,10 @@ class LayerStatistics:
         self.per_channel = per_channel
         self.v_orig = np.asarray(v_orig, np.float64)
         self.hessian = np.zeros((channels, d1, d1) if per_channel else (d1, d1))
-        self._same = np.zeros_like(self.hessian)  # the part of H from rows whose inputs did not move
+        # The part of H from rows whose inputs did not move, not yet folded into r and e: H itself while
+        # every row so far is such a row (``_all_same``), else kept apart in ``_same``.
+        self._same: np.ndarray | None = None
+        self._all_same = True
         self._pending = False
         self._cross = np.zeros((channels, d1))
         self._energy = np.zeros(channels)
@@ -58,11 +62,10 @@ class LayerStatistics:
 
     def _fold(self) -> None:
         if self._pending:
-            hv = self._times(self._same, self.v_orig)
+            hv = self._times(self.hessian if self._all_same else self._same, self.v_orig)
             self._cross += hv
             self._energy += np.einsum("cd,cd->c", self.v_orig, hv)
-            self._same[...] = 0.0
-            self._pending = False
+            self._same, self._all_same, self._pending = None, False, False
 
     @property
     def cross(self) -> np.ndarray:
@@ -75,19 +78,22 @@ class LayerStatistics:
         return self._energy
 
     def add(self, x_new: np.ndarray, x_orig: np.ndarray | None = None) -> None:
-        """Rows of centred inputs: (R, D) shared, or (C, R, D) per channel; ``x_orig`` None: the same rows."""
-        ones = np.ones(x_new.shape[:-1] + (1,), np.float32)
-        zn = np.concatenate([x_new.astype(np.float32, copy=False), ones], axis=-1)
-        if self.per_channel:
-            h = np.matmul(zn.transpose(0, 2, 1), zn).astype(np.float64)
-        else:
-            h = (zn.T @ zn).astype(np.float64)
-        self.hessian += h
+        """Rows of centred integer inputs (x - zero point): (R, D) shared, or (C, R, D) per channel; ``x_orig``
+        None: the same rows. H is exact (algorithms.gram): the same whatever the batches or BLAS threads."""
+        h = augmented_gram(x_new)
         self.rows += x_new.shape[-2]
         if x_orig is None:
-            self._same += h
+            if not self._all_same:
+                self._same = h.copy() if self._same is None else np.add(self._same, h, out=self._same)
+            self.hessian += h
             self._pending = True
             return
+        if self._all_same:
+            self._same = self.hessian.copy() if self._pending else None
+            self._all_same = False
+        self.hessian += h
+        ones = np.ones(x_new.shape[:-1] + (1,), np.float32)
+        zn = np.concatenate([x_new.astype(np.float32, copy=False), ones], axis=-1)
         zo = np.concatenate([x_orig.astype(np.float32, copy=False), ones], axis=-1)
         v32 = self.v_orig.astype(np.float32)
         if self.per_channel:

@@ -35,6 +35,25 @@ def _assign(targets: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return np.searchsorted(mids, targets, side="left")
 
 
+LOOKUP_MIN_WEIGHTS = 256  # weights per channel above which a per-value lookup beats a search per weight
+
+
+class _ValueLookup:
+    """f's values per channel and int8 value (C, 256), and where each weight reads its own."""
+
+    def __init__(self, f: np.ndarray, values: np.ndarray) -> None:
+        channels = f.shape[0]
+        self.column = np.asarray(values).astype(np.intp) + 128
+        self.table = np.zeros((channels, 256))
+        self.table[np.arange(channels)[:, None], self.column] = f
+
+    def assign(self, scales: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(f / scales, nearest palette index) of every weight."""
+        targets = self.table / scales[:, None]
+        return (np.take_along_axis(targets, self.column, axis=1),
+                np.take_along_axis(_assign(targets, palette), self.column, axis=1))
+
+
 def refit_scales(
     f: np.ndarray,
     codes: np.ndarray,
@@ -43,16 +62,22 @@ def refit_scales(
     keep_zero: bool = True,
     max_iterations: int = 10,
     rel_tol: float = 1e-3,  # stop once an iteration gains less than 0.1%
+    *,
+    values: np.ndarray | None = None,
 ) -> RefitResult:
     """Alternate scales / assignment / centroids from a starting solution; never increases the error.
 
     ``f`` and ``codes`` are channels x weights-per-channel; ``codes`` must take values in ``palette``.
+    ``values``: the int8 codes ``f`` holds in each channel (f = s x q), when known: a channel's targets and
+    nearest entries are then computed once per int8 value and gathered, not per weight (the same numbers).
     """
     f = np.asarray(f, np.float64)
+    lookup = _ValueLookup(f, values) if values is not None and f.shape[1] > LOOKUP_MIN_WEIGHTS else None
     codes = np.asarray(codes, np.float64)
     scales = np.asarray(scales, np.float64).copy()
     palette = np.unique(np.asarray(palette, np.int64))
-    zero_locked = keep_zero and bool(np.any(f == 0.0)) and 0 in palette
+    zeros = f == 0.0
+    zero_locked = keep_zero and bool(np.any(zeros)) and 0 in palette
     best = float_error(f, scales, codes)
     best_state = (codes.copy(), scales.copy(), palette.copy())
     it = 0
@@ -63,17 +88,21 @@ def refit_scales(
         ok = (den > 0) & (num > 0)
         new_scales = np.where(ok, num / np.where(den > 0, den, 1.0), scales)
         # 2. nearest palette entry in each channel's own units
-        targets = f / new_scales[:, None]
-        idx = _assign(targets, palette.astype(np.float64))
+        if lookup is None:
+            targets = f / new_scales[:, None]
+            idx = _assign(targets, palette.astype(np.float64))
+        else:
+            targets, idx = lookup.assign(new_scales, palette.astype(np.float64))
         if zero_locked:
-            idx = np.where(f == 0.0, int(np.searchsorted(palette, 0)), idx)
+            idx = np.where(zeros, int(np.searchsorted(palette, 0)), idx)
         # 3. integer centroid per entry, weighted by the channel scale squared
         w = np.broadcast_to((new_scales**2)[:, None], f.shape)
         new_palette = palette.copy()
         flat_idx = idx.ravel()
+        wt = w * targets
         sw = np.bincount(flat_idx, weights=w.ravel(), minlength=palette.size)
-        swt = np.bincount(flat_idx, weights=(w * targets).ravel(), minlength=palette.size)
-        swtt = np.bincount(flat_idx, weights=(w * targets * targets).ravel(), minlength=palette.size)
+        swt = np.bincount(flat_idx, weights=wt.ravel(), minlength=palette.size)
+        swtt = np.bincount(flat_idx, weights=(wt * targets).ravel(), minlength=palette.size)
         for k in range(palette.size):
             if sw[k] <= 0 or (zero_locked and palette[k] == 0):
                 continue

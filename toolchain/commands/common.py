@@ -5,6 +5,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ..core.errors import ConfigError
+
 
 def positive_int(text: str) -> int:
     try:
@@ -25,6 +27,14 @@ def fraction(text: str) -> float:
     if not 0.0 <= v <= 1.0:  # also false for NaN
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
     return v
+
+
+def default_output_dir(model: str | os.PathLike[str], *parts: str) -> Path:
+    """Where ``deploy`` puts a stage's directory for MODEL (build/<model>/...): a verb's default ``-o DIR``, so a
+    verb run by hand fills the tree a deploy would."""
+    from ..core.escape import file_name_component
+
+    return Path("build", file_name_component(Path(model).stem), *parts)
 
 
 def add_output_options(p: argparse.ArgumentParser, json_help: str = "print JSON instead of the summary") -> None:
@@ -93,3 +103,25 @@ def clusters_or_auto(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer K or 'auto', got '{text}'") from None
+
+
+def clusters_arg(text: str) -> int:
+    """A fixed K, 2..256 (deploy's --clusters)."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of clusters, got '{text}'") from None
+    if not 2 <= k <= 256:
+        raise argparse.ArgumentTypeError(f"clusters must be from 2 to 256, got {k}")
+    return k
+
+
+def output_kind_arg(text: str) -> tuple[str, str]:
+    """NAME=KIND (--output-kind) as (name, kind value)."""
+    from ..tflite.output_kind import parse_output_kind
+
+    try:
+        name, kind = parse_output_kind(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, kind.value

@@ -6,10 +6,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..core.escape import file_name_component, terminal_text
-from .common import add_output_options, say
+from ..core.escape import terminal_text
+from .common import add_output_options, default_output_dir, say
 
 HELP = "compile an int8 .tflite with Vela for an Ethos-U target (or estimate it for Ethos-N78); writes compile.json"
+LIBRARY_HELP = ("Arm's Ethos-N support library (libEthosNSupport.so, its build folder or the driver stack checkout): "
+                "its estimator prices Ethos-N78 targets (default: $ETHOSN_SUPPORT_LIBRARY; else the calibrated model)")
 
 
 def _timeout(text: str) -> float:
@@ -23,13 +25,14 @@ def _timeout(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a full-int8 .tflite model (not yet compiled by Vela)")
+    p.add_argument("model", metavar="MODEL.tflite", help="a full-int8 .tflite model (not yet compiled by Vela)")
     p.add_argument("--target", metavar="NAME", help="a built-in target or alias (see 'toolchain profiles'), e.g. ethos-u55-128")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own (.toml or .json)")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="where Vela's files and compile.json go (default build/MODEL/TARGET/compile)")
     p.add_argument("--no-budget", action="store_true", help="report SRAM/flash over the profile's budget but do not fail (exit 0)")
     p.add_argument("--allow-cpu", action="store_true", help="accept a model that runs mostly on the CPU (otherwise exit 2)")
     p.add_argument("--timeout", type=_timeout, default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
+    p.add_argument("--ethosn-support-library", metavar="PATH", help=LIBRARY_HELP)
     add_output_options(p, "print compile.json instead of the summary")
 
 
@@ -54,23 +57,36 @@ def _bytes(n: int | None) -> str:
 
 
 def _placement_line(r: dict) -> str:
-    """'42 NPU / 19 CPU operators per inference (0 compute on the CPU), 12 init (CALL_ONCE)'."""
+    """'in the model: NPU 42 / CPU 19 per inference (0 compute on the CPU), 12 init (CALL_ONCE); Vela's count: ...'."""
+    from ..targets.op_placement import vela_count_label
+
     p = r["placement"]
-    line = (f"{p['npu_operators']} NPU / {p['cpu_operators']} CPU operators per inference "
+    line = (f"in the model: NPU {p['npu_operators']} / CPU {p['cpu_operators']} per inference "
             f"({p['cpu_compute_operators']} compute on the CPU)")
     if p["init_operators"]:
         line += f", {p['init_operators']} init (CALL_ONCE)"
-    if r["estimate_kind"] == "analytical":
-        line += " (analytical estimate)"
-    return line
+    if r["estimate_kind"] != "vela":  # an Ethos-N78 estimate: no Vela run, no Vela count
+        return line + " (estimate)"
+    return line + f"; Vela's count (its own operations): {vela_count_label(r['vela_operator_counts'])}"
+
+
+def _flash_line(r: dict) -> str:
+    """The compiled model file (what the firmware embeds) beside Vela's off-chip flash figure."""
+    b = r["budget"]
+    if r["estimate_kind"] != "vela":
+        return (f"{_bytes(b['flash_used_bytes'])} model, weights as Arm's encoder packs them (estimate); "
+                f"budget {_bytes(b['flash_bytes'])}")
+    return (f"model file {_bytes(b['flash_used_bytes'])} (what the firmware embeds); Vela's off-chip flash used "
+            f"{_bytes(r['off_chip_flash_bytes'])}; budget {_bytes(b['flash_bytes'])} (model file)")
 
 
 def format_summary(result, model: str) -> str:
     r = result.report
     b = r["budget"]
-    analytical = r["estimate_kind"] == "analytical"
+    analytical = r["estimate_kind"] != "vela"
     if analytical:
-        head = f"ANALYTICAL ESTIMATE (not a compile) of {model} for {r['target']} at {r['clock_hz'] / 1e6:g} MHz"
+        head = (f"ESTIMATE (not a compile) of {model} for {r['target']} at {r['clock_hz'] / 1e6:g} MHz: "
+                f"{r['estimate_label']}")
     else:
         head = (
             f"{model} compiled for {r['target']} by Vela {r['vela_version']} "
@@ -83,12 +99,12 @@ def format_summary(result, model: str) -> str:
     lines = [
         head,
         f"  output          {terminal_text(str(result.out_dir))}",
-        f"  status          {r['status']}: {_placement_line(r)}",
+        f"  status          {r['status']}",
+        f"  operators       {_placement_line(r)}",
         f"  SRAM            {_bytes(b['sram_used_bytes']):>16}   budget {_bytes(b['sram_bytes'])}",
-        f"  flash           {_bytes(b['flash_used_bytes']):>16}   budget {_bytes(b['flash_bytes'])}"
-        + ("  (the Vela model)" if not analytical else "  (model, weights palettised)"),
+        f"  flash           {_flash_line(r)}",
     ]
-    for key, label in (("off_chip_flash_bytes", "off-chip flash"), ("on_chip_flash_bytes", "on-chip flash"), ("dram_bytes", "DRAM")):
+    for key, label in (("on_chip_flash_bytes", "on-chip flash"), ("dram_bytes", "DRAM")):
         if r[key]:
             lines.append(f"  {label:<15} {_bytes(r[key]):>16}")
     lines += [
@@ -107,18 +123,23 @@ def format_summary(result, model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.errors import ConfigError
     from ..core.paths import check_paths
     from ..targets.compile import COMPILE_JSON, compile_model
+    from ..targets.ethos_n_bridge import library_from_option
     from ..targets.vela_run import vela_output_files
 
     profile = resolve_profile(args.target, args.profile)
+    if args.ethosn_support_library and profile.family.compiled_by_vela:
+        raise ConfigError(f"--ethosn-support-library applies to Ethos-N78 targets only, not {profile.name}")
+    library = library_from_option(args.ethosn_support_library) if not profile.family.compiled_by_vela else None
     model = Path(args.model)
-    out = Path(args.output_dir) if args.output_dir else \
-        Path("build") / file_name_component(model.stem) / profile.name / "compile"
+    out = Path(args.output_dir) if args.output_dir else default_output_dir(model, profile.name, "compile")
     written = (COMPILE_JSON, *(vela_output_files(model, profile) if profile.family.compiled_by_vela else ()))
     check_paths(inputs=[model, args.profile], outputs=[out / f for f in written], output_dirs=[out])
     result = compile_model(
-        model, profile, out, enforce_budget=not args.no_budget, allow_cpu=args.allow_cpu, timeout_s=args.timeout
+        model, profile, out, enforce_budget=not args.no_budget, allow_cpu=args.allow_cpu, timeout_s=args.timeout,
+        ethosn_library=library,
     )
     if not args.quiet:
         for w in result.warnings:

@@ -1,6 +1,6 @@
 """``toolchain deploy [MODEL] [--data DATA] [--clusters K] [--target T]... [--profile FILE] [--config FILE]``.
 
-The whole pipeline into ``--build-dir`` (default build): see toolchain.pipeline.runner.
+The whole pipeline into ``-o/--output-dir`` (default build): see toolchain.pipeline.runner.
 Imports no TensorFlow itself: only a Keras MODEL (or the example) loads it, inside the training stages.
 """
 from __future__ import annotations
@@ -10,31 +10,32 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_output_options, fraction, positive_int
+from .common import add_output_options, fraction, output_kind_arg, positive_int
+from .finetune import DATA_METAVAR
+from .plan_flags import DEPLOY_PLAN_KEYS, add_deploy_plan_flags, clusters_or_auto_arg
 
 HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compile, firmware, report) incrementally"
 
 
-def _clusters(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of clusters or 'auto', got '{text}'") from None
-    if not 2 <= k <= 256:
-        raise argparse.ArgumentTypeError(f"clusters must be from 2 to 256, got {k}")
-    return k
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="a float Keras model (.keras/.h5: the full pipeline, needs --data) or an int8 .tflite "
-                        "(starts at recluster, no data needed); default: the bundled example trained on MNIST")
-    p.add_argument("--data", metavar="DATA",
-                   help="an .npz (x_train, y_train, x_test, y_test) or a bundled dataset: mnist, fashion-mnist, "
-                        "digits (default for the example: mnist); with an int8 .tflite it only adds accuracy")
-    p.add_argument("--clusters", "-k", type=_clusters, metavar="K|auto",
+                   help="a float Keras model (.keras/.h5: the full pipeline, needs --data), an int8 .tflite "
+                        "(starts at recluster, no data needed) or a float .tflite (quantized first: needs "
+                        "--calibration); default: the bundled example trained on MNIST")
+    p.add_argument("--data", metavar=DATA_METAVAR,
+                   help="labelled data: an .npz (x_train, y_train, x_test, y_test) or a bundled dataset: mnist, "
+                        "fashion-mnist, digits (default for the example: mnist); with a .tflite the fit "
+                        "calibrates on training samples and the check and accuracy use the test split")
+    p.add_argument("--calibration", metavar="FILE.npz",
+                   help="a .tflite MODEL's unlabelled representative inputs, as recluster --calibration (docs/data.md): "
+                        "a float MODEL is quantized on them (ai-edge-quantizer); the rewrite fits on them, one in "
+                        "eight held back for the check unless --data or --verify-data gives one")
+    p.add_argument("--synthetic-calibration", action="store_true",
+                   help="quantize a float .tflite MODEL on seeded random inputs instead (activation ranges then do "
+                        "not come from real data; every report and the dashboard say so)")
+    p.add_argument("--verify-data", metavar="FILE.npz",
+                   help="inputs the check of after vs before runs on (same format; labels y add accuracy)")
+    p.add_argument("--clusters", "-k", type=clusters_or_auto_arg, metavar="K|auto",
                    help="distinct values per weight tensor, for finetune and recluster (default 16); 'auto': "
                         "[plan] auto, the fewest encoded bytes keeping top-1 agreement on held-back samples")
     p.add_argument("--target", action="append", default=[], metavar="NAME",
@@ -42,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline settings, TOML or JSON (schemas/pipeline.schema.json); unknown keys are refused")
-    p.add_argument("--build-dir", default="build", metavar="DIR", help="where build/<model>/ goes (default build)")
+    p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
+                   help="the build directory: DIR/<model>/... (default build; --build-dir is its older name)")
     p.add_argument("--example-dir", metavar="DIR",
                    help="where the bundled example is trained and cached (default BUILD/example)")
     add_output_options(p, "print one JSON document (stages, reports, key figures) on stdout, for CI")
@@ -50,21 +52,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--train-samples", type=positive_int, metavar="N", help="[data] train_samples: a seeded subset")
     s.add_argument("--test-samples", type=positive_int, metavar="N", help="[data] test_samples: a seeded subset")
     s.add_argument("--data-seed", type=positive_int, metavar="N", help="[data] seed of the subsets (default 0)")
-    s.add_argument("--weight-budget", type=positive_int, metavar="BYTES", help="[plan] weight_budget_bytes: K and "
-                   "rate price per tensor for the least output error with Vela's encoded weights <= BYTES")
-    s.add_argument("--flash-budget", type=positive_int, metavar="BYTES",
-                   help="[plan] flash_budget_bytes: the same for the compiled model's flash")
-    s.add_argument("--plan-target", metavar="NAME", help="[plan] target: whose encoder sizes them (default: 1st)")
-    s.add_argument("--min-agreement", type=fraction, metavar="F", help="[plan] min_top1_agreement (auto, DATA)")
-    s.add_argument("--min-output-sqnr", type=float, metavar="DB", help="[plan] min_output_sqnr_db (auto, DATA)")
-    s.add_argument("--min-sqnr", type=float, metavar="DB", help="[plan] min_sqnr_db: per-tensor floor (auto)")
-    s.add_argument("--max-clusters", type=positive_int, metavar="K", help="[plan] max_clusters (auto)")
-    s.add_argument("--rate-lambda", type=float, metavar="F", help="[recluster] rate_lambda: bit price, 0..64")
+    add_deploy_plan_flags(s)
+    s.add_argument("--objective", choices=["weights", "outputs"],
+                   help="[recluster] objective: what the fit minimises (default: outputs with data, else weights)")
     s.add_argument("--verify-samples", type=positive_int, metavar="N",
-                   help="[verify] samples: inputs of the LiteRT check of after vs before (default 32)")
+                   help="[verify] samples: inputs of the LiteRT check of after vs before (default: about 20 s "
+                        "of LiteRT, 32-1024; 32 random inputs); 0: no check")
     s.add_argument("--min-top1-agreement", type=fraction, metavar="FRACTION",
                    help="[verify] min_top1_agreement: exit 5 when after vs before agree on fewer top-1 answers "
                         "(or the check cannot show it)")
+    s.add_argument("--min-output-sqnr", type=float, metavar="DB",
+                   help="[verify] min_output_sqnr_db: exit 5 when an output's SQNR is lower (or not measurable)")
+    s.add_argument("--output-kind", action="append", type=output_kind_arg, metavar="NAME=KIND",
+                   help="[verify] output_kinds: class_scores, detection_scores, mask or values (repeatable)")
     s.add_argument("--bits", type=positive_int, metavar="B", help="[palettise] bits: index width 1-7 for every tensor")
     s.add_argument("--exclude", action="append", metavar="PATTERN",
                    help="[palettise] exclude: leave tensors matching this fnmatch pattern out (repeatable)")
@@ -83,12 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # deploy flag (argparse dest) -> the config key it sets
 CONFIG_OF_FLAG = {
     "train_samples": ("data", "train_samples"), "test_samples": ("data", "test_samples"),
-    "data_seed": ("data", "seed"), "verify_samples": ("verify", "samples"),
-    "weight_budget": ("plan", "weight_budget_bytes"), "flash_budget": ("plan", "flash_budget_bytes"),
-    "plan_target": ("plan", "target"), "min_agreement": ("plan", "min_top1_agreement"),
-    "min_output_sqnr": ("plan", "min_output_sqnr_db"), "min_sqnr": ("plan", "min_sqnr_db"),
-    "max_clusters": ("plan", "max_clusters"), "rate_lambda": ("recluster", "rate_lambda"),
-    "min_top1_agreement": ("verify", "min_top1_agreement"), "bits": ("palettise", "bits"),
+    "data_seed": ("data", "seed"), "verify_samples": ("verify", "samples"), "objective": ("recluster", "objective"),
+    "min_top1_agreement": ("verify", "min_top1_agreement"), "min_output_sqnr": ("verify", "min_output_sqnr_db"),
+    "output_kind": ("verify", "output_kinds"), "bits": ("palettise", "bits"), **DEPLOY_PLAN_KEYS,
     "exclude": ("palettise", "exclude"), "tflm": ("palettise", "tflm"), "allow_cpu": ("compile", "allow_cpu"),
     "enforce_budget": ("compile", "enforce_budget"), "timeout": ("compile", "timeout_s"),
     "section": ("firmware", "section"), "arena_margin_percent": ("firmware", "arena_margin_percent"),
@@ -109,15 +106,18 @@ def run(args: argparse.Namespace) -> int:
     options = DeployOptions(
         model=Path(args.model) if args.model else None,
         data=args.data,
+        calibration=Path(args.calibration) if args.calibration else None,
+        verify_data=Path(args.verify_data) if args.verify_data else None,
         clusters=None if args.clusters == "auto" else args.clusters,
         targets=tuple(args.target),
         profile=Path(args.profile) if args.profile else None,
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
-        settings=tuple((*CONFIG_OF_FLAG[dest], getattr(args, dest)) for dest in CONFIG_OF_FLAG
-                       if getattr(args, dest) is not None) + ((("plan", "auto", True),) if args.clusters == "auto"
-                                                               else ()),
+        synthetic_calibration=args.synthetic_calibration,
+        settings=tuple((*CONFIG_OF_FLAG[dest], dict(v) if dest == "output_kind" else v)
+                       for dest, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None)
+        + ((("plan", "auto", True),) if args.clusters == "auto" else ()),
     )
     try:
         result = run_pipeline(options, progress)

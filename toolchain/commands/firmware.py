@@ -1,8 +1,13 @@
-"""``toolchain firmware --target NAME --compile-dir DIR -o DIR``: C sources and build fragments for a firmware."""
+"""``toolchain firmware --compile-dir DIR [-o DIR] [--target NAME]``: C sources and build fragments for a firmware.
+
+The target is the one compile.json records; ``--target`` is a check (exit 2 when it names another).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from ..core.escape import terminal_text
 from .common import add_output_options, say
@@ -18,10 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     from .common import positive_int
 
-    parser.add_argument("--target", required=True, metavar="NAME", help="hardware profile the model was compiled for (checked against compile.json)")
     parser.add_argument("--compile-dir", required=True, metavar="DIR", help="output directory of 'toolchain compile' (compile.json + *_vela.tflite)")
-    parser.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="directory for the generated files (created if missing)")
-    parser.add_argument("--name", metavar="NAME", help="C name prefix: files <name>_model.c/.h, symbol <name>_model (default: the Vela model's file name)")
+    parser.add_argument("-o", "--output-dir", metavar="DIR",
+                        help="directory for the generated files, created if missing (default: firmware/ beside the "
+                             "compile directory, as deploy lays out build/MODEL/TARGET/)")
+    parser.add_argument("--target", metavar="NAME",
+                        help="optional check: the target compile.json records must be this one (aliases followed)")
+    parser.add_argument("--name", metavar="PREFIX", help="C name prefix: files <name>_model.c/.h, symbol <name>_model (default: the Vela model's file name)")
     parser.add_argument("--section", default=DEFAULT_SECTION, metavar="NAME", help=f"linker section of the model array (default {DEFAULT_SECTION})")
     parser.add_argument("--palettes", metavar="DIR", help="output directory of 'toolchain palettise': adds palette tables for weights on the CPU path")
     parser.add_argument("--arena-margin-percent", type=positive_int, default=DEFAULT_ARENA_MARGIN_PERCENT, metavar="P",
@@ -35,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..firmware.config import FirmwareConfig
     from ..firmware.firmware import firmware_from_compile_dir
 
+    out = args.output_dir or Path(os.path.abspath(args.compile_dir)).parent / "firmware"
     config = FirmwareConfig(
         target=args.target,
         name=args.name,
@@ -42,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         arena_margin_percent=args.arena_margin_percent,
         arena_overhead_bytes=args.arena_overhead_bytes,
     )
-    bundle, written = firmware_from_compile_dir(args.compile_dir, args.output_dir, config, args.palettes)
+    bundle, written = firmware_from_compile_dir(args.compile_dir, out, config, args.palettes)
     m = bundle.manifest
     if args.json:
         print(json.dumps({"firmware": m, "files": [str(p) for p in written], "notes": list(bundle.notes)}, indent=2,
@@ -58,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
     if m["palette_tensors"]:
         lines.append(f"palette tables for {len(m['palette_tensors'])} CPU-path tensor(s)")
     lines += [f"note: {terminal_text(note)}" for note in bundle.notes]
-    lines.append(terminal_text(f"wrote {len(written)} file(s) to {args.output_dir}: " + ", ".join(p.name for p in written)))
+    lines.append(terminal_text(f"wrote {len(written)} file(s) to {out}: " + ", ".join(p.name for p in written)))
     say(args, "\n".join(lines))
     return 0

@@ -10,7 +10,7 @@ HELP = "per-tensor weight statistics: distinct int8 values, Vela palette fit, en
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="an int8 .tflite model")
+    p.add_argument("model", metavar="MODEL.tflite", help="an int8 .tflite model")
     add_output_options(p, "print JSON instead of a table")
 
 

@@ -1,18 +1,21 @@
-"""``toolchain palettise MODEL.tflite -o DIR [--bits B]``: palette tables, C sources and a TFLM LUT model."""
+"""``toolchain palettise MODEL.tflite [-o DIR] [--bits B]``: palette tables, C sources and a TFLM LUT model."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from ..core.escape import terminal_text
-from .common import add_output_options, say, whole_number
+from .common import add_output_options, default_output_dir, say, whole_number
 
+# What the tflm column says of a tensor the TFLM model does not compress, by the TFLM model's status.
+NOT_COMPRESSED = {"unavailable": "tflite-micro not installed", "disabled": "no TFLM model (--no-tflm)"}
 HELP = "write palettised weight tables (JSON, NPZ, C) and a TFLM LUT-compressed model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL.tflite", help="int8 model, typically the output of 'toolchain recluster'")
-    parser.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="directory for the outputs (created if missing)")
+    parser.add_argument("-o", "--output-dir", metavar="DIR",
+                        help="directory for the outputs, created if missing (default build/MODEL/palettise, as deploy)")
     parser.add_argument(
         "--bits", type=int, metavar="B",
         help="index width 1-7 for every tensor; a tensor with more than 2^B distinct values is refused "
@@ -44,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--verify-samples must be >= 1, got {args.verify_samples}")
     samples = args.verify_samples if args.verify else 0
     config = PalettiseConfig(bits=args.bits, exclude=tuple(args.exclude), tflm=not args.no_tflm, verify_samples=samples)
-    outcome = palettise_file(args.model, args.output_dir, config)
+    out = args.output_dir or default_output_dir(args.model, "palettise")
+    outcome = palettise_file(args.model, out, config)
     doc = outcome.document
     if args.json:
         print(json.dumps({"palettes": doc, "files": [str(f) for f in outcome.files], "notes": list(outcome.tflm_notes)},
                          indent=2, sort_keys=True))
-    say(args, _summary(doc, outcome, args.output_dir))
+    say(args, _summary(doc, outcome, out))
     return 0
 
 
@@ -57,7 +61,7 @@ def _summary(doc, outcome, output_dir) -> str:
     lines = [f"{'tensor':<44} {'op':<18} {'values':>6} {'bits':>4} {'raw B':>9} {'palettised B':>12}  tflm"]
     for t in doc["tensors"]:
         tflm = t["tflm"]
-        mode = f"{tflm['mode']}" if tflm["compressed"] else "not compressed"
+        mode = tflm["mode"] if tflm["compressed"] else NOT_COMPRESSED.get(doc["tflm"]["status"], "not compressed")
         lines.append(f"{terminal_text(t['name'])[:44]:<44} {terminal_text(t['op'])[:18]:<18} {len(t['palette']):>6} {t['index_bits']:>4} "
                      f"{t['raw_bytes']:>9} {t['palettised_bytes']:>12}  {mode}")
     totals = doc["totals"]

@@ -22,7 +22,7 @@ def _mib(n: int) -> str:
 
 def _row(p) -> tuple[str, ...]:
     if p.ethos_n is not None:
-        system = f"analytical: {p.ethos_n.macs_per_cycle} MACs/cycle"
+        system = f"{p.ethos_n.variant.value}: {p.ethos_n.variant.hardware.macs_per_cycle} MACs/cycle"
         mode = "-"
     else:
         system = p.system_config_name + ("" if p.system_config.bundled else " (custom)")
@@ -56,10 +56,14 @@ def format_details(p, with_ini: bool) -> str:
     if p.base:
         lines.append(f"  base          {p.base}")
     if p.ethos_n is not None:
-        n = p.ethos_n
+        from ..targets.ethos_n_calibration import estimate_label
+
+        v = p.ethos_n.variant
+        hw = v.hardware
         lines.append(
-            f"  ethos-n       {n.tops:g} TOPS = 2 x {n.macs_per_cycle} MACs/cycle x {p.clock_hz / 1e9:g} GHz; "
-            f"DRAM {n.dram_bandwidth_bytes_per_s / 1e9:g} GB/s; utilisation {n.utilisation:g} (analytical estimate)"
+            f"  ethos-n       {v.value}: {hw.engines} engines, {hw.macs_per_cycle} MACs/cycle "
+            f"({2 * hw.macs_per_cycle * p.clock_hz / 1e12:.3g} TOPS at {p.clock_hz / 1e9:g} GHz), {hw.ple_lanes} PLE "
+            f"lane(s); {estimate_label(v)}"
         )
     else:
         bw = ", ".join(f"{k} {v / 1e9:.3g} GB/s" for k, v in p.bandwidths_bytes_per_s().items())

@@ -1,4 +1,4 @@
-"""``toolchain report DIR`` (a build's reports) and ``toolchain report --sweep DIR... -o OUT`` (a sweep's Pareto table)."""
+"""``toolchain report DIR`` (a build's reports) and ``toolchain report --sweep DIR... -o DIR`` (a sweep's Pareto table)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a model's build directory (build/<model>), or with --sweep the build directories of the cells")
     p.add_argument("--sweep", action="store_true",
                    help="gather every report.json under DIR... into pareto.json, pareto.md and pareto.png")
-    p.add_argument("-o", "--output-dir", metavar="OUT", help="with --sweep: where the Pareto files go (default: the first DIR's parent)")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="with --sweep: where the Pareto files go (default: the first DIR's parent)")
     add_output_options(p, "print JSON instead of tables")
 
 
@@ -54,7 +54,7 @@ def _show_build(directory: Path, args: argparse.Namespace) -> int:
         return 0
     rows = []
     for d in docs:
-        estimate = d["target"]["estimate_kind"] == "analytical"
+        estimate = d["target"]["estimate_kind"] != "vela"
         for v in Variant:
             m = d["models"][v.value]
             if m is not None:
@@ -62,10 +62,12 @@ def _show_build(directory: Path, args: argparse.Namespace) -> int:
                              fmt_pct(m["accuracy"]), fmt_int(m["deflate_bytes"]), fmt_int(m["flash_bytes"]),
                              fmt_int(m["sram_bytes"]), fmt_int(m["cycles_total"]), fmt_us(m["inference_time_s"]),
                              "yes" if m["within_budget"] else "NO"])
-    lines = [table(["target", "K", "model", "accuracy", "deflate B", "flash B", "SRAM B", "cycles", "time us", "fits"],
+    lines = [table(["target", "K", "model", "accuracy", "deflate B", "flash: compiled file B", "SRAM B", "cycles", "time us", "fits"],
                    rows, right={1, 3, 4, 5, 6, 7, 8})]
-    if any(d["target"]["estimate_kind"] == "analytical" for d in docs):
-        lines.append("* analytical estimate (Ethos-N78): not a compile")
+    from ..reporting.markdown import label_of
+
+    for label in dict.fromkeys(label_of(d) for d in docs if d["target"]["estimate_kind"] != "vela"):
+        lines.append(f"* Ethos-N78 {label}: not a compile")
     lines.append(terminal_text(f"{len(history)} build(s) in {directory / HISTORY}; dashboard: {directory / INDEX_HTML}"))
     say(args, "\n".join(lines))
     return 0
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
         rows = [[p.target, p.label, "-" if p.clusters is None else str(p.clusters), fmt_pct(p.accuracy),
                  fmt_int(p.flash_bytes), fmt_int(p.cycles_total), "yes" if p.pareto else ""] for p in outcome.points]
-        say(args, table(["target", "model", "K", "accuracy", "flash B", "cycles", "Pareto"], rows, right={2, 3, 4, 5})
+        say(args, table(["target", "model", "K", "accuracy", "flash: compiled file B", "cycles", "Pareto"], rows, right={2, 3, 4, 5})
             + "\n" + terminal_text("wrote " + ", ".join(str(f) for f in outcome.files)))
     if outcome.plot_note and not args.quiet:
         import sys

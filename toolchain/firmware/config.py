@@ -45,7 +45,7 @@ def check_section(section: str) -> str:
 
 @dataclass(frozen=True)
 class FirmwareConfig:
-    target: str
+    target: str | None = None  # None: the target compile.json records; a name: checked against it
     name: str | None = None  # default: the Vela model's file name without "_vela"
     section: str = DEFAULT_SECTION
     arena_margin_percent: int = DEFAULT_ARENA_MARGIN_PERCENT

@@ -103,7 +103,7 @@ def build_firmware(
     profile: Any | None = None,
 ) -> FirmwareBundle:
     """Every firmware file as bytes (pure: reads and writes nothing)."""
-    if not same_target(config.target, compiled.target):
+    if config.target is not None and not same_target(config.target, compiled.target):
         raise ConfigError(
             f"--target {config.target} does not match the compile directory's target '{compiled.target}' "
             "(compile for this target first, or pass the matching --compile-dir)"
@@ -221,7 +221,7 @@ def firmware_from_compile_dir(
     try:
         from ..targets.profiles import load_profile
 
-        profile = load_profile(config.target)
+        profile = load_profile(config.target or compiled.target)
     except ToolchainError:  # a custom or unknown name: budgets are simply not checked
         profile = None
     bundle = build_firmware(compiled, config, tables, sha, profile)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import ToolError
 from ..core.fileio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -64,7 +65,10 @@ def palettise_file(model_path: str | os.PathLike[str], out_dir: str | os.PathLik
         plans = [tflm_compress.not_compressed(p, "TFLM model disabled (--no-tflm)") for p in plans]
         summary = {"status": "disabled"}
     elif not tflm_compress.tflite_micro_available():
-        # the core install has no tflite-micro: everything else is still written
+        if config.verify_samples:  # a check that cannot run must not pass
+            raise ToolError("--verify runs the TFLM interpreter, and the tflite-micro package is not installed: "
+                            "pip install 'ethos-palette-toolchain[tflm]'")
+        # the core install has no tflite-micro: everything else is still written, and palettes.json says why not
         plans = [tflm_compress.not_compressed(p, "tflite-micro is not installed") for p in plans]
         summary = {"status": "unavailable"}
         notes.append(f"model_tflm.tflite not written: the tflite-micro package is not installed ({tflm_compress.INSTALL_HINT})")

@@ -29,7 +29,6 @@ from ..rewrite.result import ReclusterReport
 
 SCHEMA = "pipeline"
 DEFAULT_CLUSTERS = 16
-DEFAULT_VERIFY_SAMPLES = 32
 _REFERENCED = ("finetune", "recluster")  # schemas pipeline.schema.json refers to by file name
 
 
@@ -59,8 +58,17 @@ class DataSubset:
 
 @dataclass(frozen=True)
 class VerifySettings:
-    samples: int = DEFAULT_VERIFY_SAMPLES
+    samples: int | None = None  # None: as many as ~20 s of LiteRT allow (rewrite.calibration_set); 0: no check
     min_top1_agreement: float | None = None
+    min_output_sqnr_db: float | None = None
+    output_kinds: tuple[tuple[str, str], ...] = ()  # (output name, tflite.output_kind.OutputKind value)
+
+    @property
+    def enabled(self) -> bool:
+        return self.samples != 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "output_kinds": dict(self.output_kinds)}
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,9 @@ def config_from_mapping(raw: dict[str, Any], clusters: int | None, what: str = "
         raise ConfigError(f"CLUSTERS (--clusters) must be an integer from 2 to 256, got {k!r}")
     finetune = dict(raw.get("finetune", {}))
     finetune.setdefault("clusters", k)
+    quantize = dict(raw.get("quantize", {}))
+    if "strategy" in finetune:  # cluster-preserving QAT trains where the fine-tune did, unless told otherwise
+        quantize.setdefault("strategy", finetune["strategy"])
     rc_raw = dict(raw.get("recluster", {}))
     rc_raw.setdefault("clusters", k)
     recluster = config_from_dict(rc_raw, f"{what} [recluster]")
@@ -180,10 +191,11 @@ def config_from_mapping(raw: dict[str, Any], clusters: int | None, what: str = "
         clusters=k,
         data=DataSubset(d.get("train_samples"), d.get("test_samples"), d.get("seed", 0)),
         finetune=finetune,
-        quantize=dict(raw.get("quantize", {})),
+        quantize=quantize,
         recluster=recluster,
         plan=plan,
-        verify=VerifySettings(v.get("samples", DEFAULT_VERIFY_SAMPLES), v.get("min_top1_agreement")),
+        verify=VerifySettings(v.get("samples"), v.get("min_top1_agreement"), v.get("min_output_sqnr_db"),
+                              tuple(sorted(v.get("output_kinds", {}).items()))),
         palettise=PalettiseSettings(p.get("bits"), tuple(p.get("exclude", ())), p.get("tflm", True)),
         compile=CompileSettings(c.get("enforce_budget", True), c.get("allow_cpu", False), float(c.get("timeout_s", 600.0))),
         firmware=FirmwareSettings(f.get("section"), f.get("arena_margin_percent"), f.get("arena_overhead_bytes")),

@@ -1,4 +1,4 @@
-"""What ``deploy`` was given: which entry (example, Keras, int8 .tflite), which targets, which data."""
+"""What ``deploy`` was given: which entry (example, Keras, int8 or float .tflite), which targets, which data."""
 from __future__ import annotations
 
 import os
@@ -19,9 +19,32 @@ class Entry(Enum):
     EXAMPLE = "example"  # no MODEL: the bundled example, trained (or reused) first
     KERAS = "keras"  # a float Keras model: the whole pipeline
     TFLITE = "tflite"  # an int8 .tflite: starts at recluster
+    FLOAT_TFLITE = "float-tflite"  # a float .tflite: quantized (ai-edge-quantizer, --calibration), then as TFLITE
 
 
 # ----------------------------------------------------------------------------- inputs
+
+
+def tflite_entry(path: Path, calibration: Path | None, synthetic: bool) -> Entry:
+    """An int8 .tflite (checked as every NPU input is) or a float one, which needs calibration data."""
+    from ..core.fileio import read_input_bytes
+    from ..tflite.graph import is_float_model
+    from ..tflite.model_io import read_model
+
+    try:
+        model = read_model(read_input_bytes(path, "model"))
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{path.name}: {exc}") from None
+    if is_float_model(model):
+        if calibration is None and not synthetic:
+            from ..ptq.quantize import NO_CALIBRATION
+
+            raise InputError(f"MODEL {path.name} is a float model: {NO_CALIBRATION}")
+        return Entry.FLOAT_TFLITE
+    from ..targets.npu_model import load_npu_model
+
+    load_npu_model(path)  # int8, not Vela-compiled, not TFLM: refused before any work
+    return Entry.TFLITE
 
 
 def model_name(path: Path) -> str:

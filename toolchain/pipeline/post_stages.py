@@ -3,12 +3,10 @@ compile, firmware, report and the dashboard. Each runs only when its inputs, set
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..core.fileio import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     canonical_json,
@@ -18,7 +16,6 @@ from ..core.fileio import (
 from ..reporting.formatting import fmt_int, fmt_pct, fmt_us
 from ..reporting.report import REPORT_JSON, REPORT_MD, Variant
 from .config import PipelineConfig
-from .inputs import data_label
 from .manifest import StageKey, file_digest, package_versions
 from .progress import StageRecord, StageStatus
 from .result import TargetOutcome
@@ -33,19 +30,29 @@ def data_key(data) -> dict[str, Any] | None:
     return {"sha256": data.fingerprint(), "test_samples": len(data.x_test)}
 
 
-def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dict[str, Any]:
+def accuracy_or_reason(model_bytes: bytes, data) -> tuple[float | None, str | None]:
+    """Top-1 accuracy on DATA's test split, or (None, why) when LiteRT cannot run the model (a custom operator)."""
     from ..tflite.accuracy import evaluate_tflite
+    from ..tflite.interpreter import litert_cannot_run
 
+    why = litert_cannot_run(model_bytes)
+    if why is not None:
+        return None, f"accuracy not measured: LiteRT cannot run the model ({why})"
+    return evaluate_tflite(model_bytes, data.x_test, data.y_test), None
+
+
+def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dict[str, Any]:
     edir = mdir / "evaluate"
     key = StageKey("evaluate", {"model": file_digest(model), "data": data_key(data)}, {}, package_versions(*POST_TOOLS))
 
     def body():
-        acc = evaluate_tflite(read_input_bytes(model, "model"), data.x_test, data.y_test)
-        atomic_write_json(edir / "accuracy.json", {"model": model.name, "accuracy": acc,
+        acc, why = accuracy_or_reason(read_input_bytes(model, "model"), data)
+        atomic_write_json(edir / "accuracy.json", {"model": model.name, "accuracy": acc, "not_measured": why,
                                                    "test_samples": len(data.x_test)})
-        return {"accuracy": acc}
+        return {"accuracy": acc, "not_measured": why}
 
-    return run.stage("evaluate input model", edir, key, body, lambda r: f"accuracy {fmt_pct(r['accuracy'])}")
+    return run.stage("evaluate input model", edir, key, body,
+                     lambda r: r.get("not_measured") or f"accuracy {fmt_pct(r['accuracy'])}")
 
 
 def _plan_profile(config: PipelineConfig, profiles):
@@ -61,40 +68,44 @@ def _plan_profile(config: PipelineConfig, profiles):
 
 
 def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data,
-                    profiles=()) -> dict[str, Any]:
+                    files: tuple[Path | None, Path | None] = (None, None), profiles=()) -> dict[str, Any]:
+    """``files``: the CALIBRATION and VERIFY_DATA files (see rewrite_data); ``profiles``: the deploy's targets (the
+    plan's encoder is [plan] target's, else the first's)."""
     from ..core.escape import terminal_text
-    from ..rewrite.config import Objective
+    from ..rewrite.job import ReclusterJob, run_job
     from ..rewrite.outcome_text import rewrite_summary
-    from ..rewrite.output_aware import calibration_from_training
-    from ..rewrite.planner import SizeGoal, rewrite_with_plan
+    from ..rewrite.planner import SizeGoal
     from ..rewrite.result import TensorAction
+    from ..rewrite.verify import VerifyOptions
+    from ..tflite.output_kind import OutputKind
+    from .rewrite_data import deploy_data
 
     rdir = mdir / "recluster"
     request = config.plan.request()
     profile = _plan_profile(config, profiles) if request.goal is not SizeGoal.FIXED else None
-    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data)},
-                   {"recluster": config.recluster_dict(), "verify_samples": config.verify.samples,
+    calibration, verify_file = files
+    key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data),
+                                 "calibration": None if calibration is None else file_digest(calibration),
+                                 "verify_data": None if verify_file is None else file_digest(verify_file)},
+                   {"recluster": config.recluster_dict(), "verify": config.verify.to_dict(),
                     "plan": config.plan.to_dict() | {"profile": profile.to_dict() if profile else None}},
                    package_versions(*POST_TOOLS))
 
-    def body():
+    def compute():
         from .target_sizer import sizer_for
 
         original = read_input_bytes(before, "model")
-        calibration = None
-        if data is not None and config.recluster.objective_for(True) is Objective.OUTPUTS:
-            # the output-aware fit learns from training samples; the test split only measures
-            calibration = calibration_from_training(original, data.x_train, data_label(data), config.recluster)
+        options = VerifyOptions(config.verify.enabled, config.verify.samples or None, 0,
+                                {n: OutputKind(k) for n, k in config.verify.output_kinds})
+        job = ReclusterJob(config.recluster, request, verify=options,
+                           data=deploy_data(original, calibration, verify_file, data, config))
         sizer = sizer_for(profile) if request.goal is not SizeGoal.FIXED else None
-        rewritten, rep = rewrite_with_plan(original, config.recluster, request, calibration, sizer)
-        ver = _verify(original, rewritten, data, config.verify.samples)
-        atomic_write_bytes(rdir / "model.tflite", rewritten)
-        atomic_write_json(rdir / "recluster.json", replace(rep, verification=ver).to_json())
-        acc = None
+        with run.progress.step_bar("recluster") as bar:
+            rewritten, rep = run_job(original, job, sizer, progress=bar)
+        files = {"model.tflite": rewritten, "recluster.json": canonical_json(rep.to_json()).encode()}
+        acc = why = None
         if data is not None:
-            from ..tflite.accuracy import evaluate_tflite
-
-            acc = evaluate_tflite(rewritten, data.x_test, data.y_test)
+            acc, why = accuracy_or_reason(rewritten, data)
         return {
             "tensors_rewritten": sum(t.action is TensorAction.REWRITTEN for t in rep.tensors),
             "tensors_unchanged": sum(t.action is TensorAction.UNCHANGED for t in rep.tensors),
@@ -102,51 +113,37 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
             "max_distinct_values": max((t.distinct_after for t in rep.tensors), default=0),
             "summary": rewrite_summary(rep.tensors),
             "calibration": rep.to_json()["calibration"],
-            "verification": ver.to_json(),
+            "verification": None if rep.verification is None else rep.verification.to_json(),
+            "data_notes": [*rep.data_notes, *rep.data_warnings] + ([why] if why else []),
             "accuracy": acc,
             "plan": None if rep.plan is None else rep.plan.to_json(),
-        }
+        }, files
+
+    def gate(r):
+        from ..reporting.fidelity import check_gates
+
+        check_gates(r["verification"], config.verify.min_top1_agreement, config.verify.min_output_sqnr_db,
+                    "verify.min_top1_agreement (--min-top1-agreement)", "verify.min_output_sqnr_db (--min-output-sqnr)")
 
     def note(r):
         acc = f", accuracy {fmt_pct(r['accuracy'])}" if r.get("accuracy") is not None else ""
         cal = r.get("calibration") or {}
-        fit = (f"; fitted to layer outputs on {cal['samples']} training samples" if cal.get("checked_on_data") else
-               "; weight-space fit, not checked on data")
+        fit = (f"; fitted to layer outputs on {cal['source']}" if cal.get("checked_on_data") else
+               "; weight-space fit, no data used")
         plan = r.get("plan") or {}
         size = (f"; encoded weights {fmt_int(plan['actual_encoded_bytes'])} B on {plan['target_name']}"
                 if plan.get("actual_encoded_bytes") is not None else "")
         return terminal_text(f"{r['summary']}{acc}{fit}{size}")
 
-    # the top-1 gate (verify.min_top1_agreement) is checked once the reports are written: see DeployResult
+    # the [verify] gates reject a candidate here: the last good output stays in place (StageRunner.gated_stage)
     label = f"K={config.recluster.clusters}" if request.goal is SizeGoal.FIXED else f"K per tensor: {request.goal.value}"
-    return run.stage(f"recluster ({label})", rdir, key, body, note)
-
-
-def _verify(original: bytes, rewritten: bytes, data, samples: int):
-    """LiteRT agreement of the two models: on the first test samples when there is data, else seeded random inputs."""
-    import numpy as np
-
-    from ..rewrite.verify import verify, verify_on
-    from ..tflite import interpreter as rt
-
-    specs = rt.input_specs(original)
-    if data is None or len(specs) != 1:
-        return verify(original, rewritten, None, samples, 0)
-    spec = specs[0]
-    x = np.asarray(data.x_test[:samples], dtype=np.float64)
-    sample_shape = spec.shape[1:]
-    if x.shape[1:] != sample_shape:
-        if int(np.prod(x.shape[1:])) != int(np.prod(sample_shape)):
-            return verify(original, rewritten, None, samples, 0)
-        x = x.reshape((-1, *sample_shape))
-    x = rt.quantize_input(x, spec)
-    inputs = [[x[i:i + 1]] for i in range(x.shape[0])]
-    return verify_on(original, rewritten, inputs, f"test samples of {data_label(data)}")
+    return run.gated_stage(f"recluster ({label})", rdir, key, compute, gate, note)
 
 
 def recluster_summary(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r[k] for k in ("tensors_rewritten", "tensors_unchanged", "tensors_skipped", "max_distinct_values",
-                              "summary", "verification")} | {"calibration": r.get("calibration")}
+                              "summary", "verification")} | {"calibration": r.get("calibration"),
+                                                               "data_notes": r.get("data_notes", [])}
 
 
 def palettise_stage(run: StageRunner, mdir: Path, after: Path, config: PipelineConfig) -> dict[str, Any] | None:
@@ -181,7 +178,7 @@ def palettise_stage(run: StageRunner, mdir: Path, after: Path, config: PipelineC
 
 def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model: Path, config: PipelineConfig) -> dict[str, Any]:
     from ..targets.compile import COMPILE_JSON, compile_model
-    from ..targets.op_placement import split_label
+    from ..targets.op_placement import split_label, vela_count_label
 
     cdir = tdir / "compile" / variant.value
     key = StageKey("compile", {"model": file_digest(model)},
@@ -197,10 +194,15 @@ def compile_stage(run: StageRunner, tdir: Path, profile, variant: Variant, model
         c = json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
         b = c["budget"]
         over = "" if b["within_budget"] else ", OVER BUDGET"
-        estimate = " (analytical estimate)" if c["estimate_kind"] == "analytical" else ""
-        return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
-               f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), NPU/CPU ops " \
-               f"{split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}{over}{estimate}"
+        ops = f"operators in the model: {split_label(c['npu_operators'], c['cpu_operators'], c['init_operators'])}"
+        if c["estimate_kind"] != "vela":  # an Ethos-N78 estimate, labelled with its estimator
+            return f"flash {fmt_int(b['flash_used_bytes'])} B, SRAM {fmt_int(b['sram_used_bytes'])} B, " \
+                   f"{fmt_int(c['cycles_total'])} cycles ({fmt_us(c['inference_time_s'])} us), {ops}{over} " \
+                   f"({c['estimate_label']})"
+        return f"flash: model file {fmt_int(b['flash_used_bytes'])} B / Vela off-chip {fmt_int(c['off_chip_flash_bytes'])} " \
+               f"B, SRAM {fmt_int(b['sram_used_bytes'])} B, {fmt_int(c['cycles_total'])} cycles " \
+               f"({fmt_us(c['inference_time_s'])} us), {ops}, Vela's count: " \
+               f"{vela_count_label(c['vela_operator_counts'])}{over}"
 
     run.stage(f"compile {profile.name} {variant.value}", cdir, key, body, note)
     return json.loads((cdir / COMPILE_JSON).read_text(encoding="utf-8"))
@@ -216,7 +218,7 @@ def firmware_stage(run: StageRunner, tdir: Path, profile, name: str, config: Pip
     cdir = tdir / "compile" / Variant.AFTER.value
     if not profile.family.compiled_by_vela:
         run.record(StageRecord(f"firmware {profile.name}", StageStatus.SKIPPED, 0.0,
-                               "analytical estimate: no Vela model to embed"))
+                               "Ethos-N estimate: no Vela model to embed"))
         return None
     ident = c_identifier(name, fallback="model").lower()
     ident = (ident if ident[0].isalpha() else f"model_{ident.lstrip('_')}")[:MAX_NAME_CHARS]

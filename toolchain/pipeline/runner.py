@@ -10,6 +10,10 @@ int8 .tflite (the post-training entry, no TensorFlow, no data needed): the given
 "before"; [evaluate, with DATA] -> recluster -> palettise -> per target: compile before/after ->
 firmware -> report -> dashboard.
 
+float .tflite (no TensorFlow; --calibration samples, or --synthetic-calibration): quantize
+(ai-edge-quantizer: the int8 "before") -> then as an int8 .tflite. The same --calibration file feeds
+the rewrite's fit, part of it held back for its check (toolchain.pipeline.rewrite_data).
+
 Every stage owns a directory under ``build/<model>/`` and a manifest there (toolchain.pipeline.manifest);
 it runs only when its inputs, settings or tool versions changed. This module imports no TensorFlow:
 the Keras-side stages live in pipeline_training and are imported only for a Keras model.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.errors import InputError
+from ..core.errors import ConfigError, InputError
 from ..core.escape import terminal_text
 from ..core.fileio import canonical_json, read_input_bytes, sha256_bytes
 from ..core.paths import check_output_dir, check_paths
@@ -39,6 +43,7 @@ from .inputs import (
     load_data,
     model_name,
     resolve_targets,
+    tflite_entry,
 )
 from .keras_stages import run_keras_stages
 from .post_stages import (
@@ -66,12 +71,13 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     """
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
+    if options.calibration is not None and entry is not Entry.TFLITE:
+        raise ConfigError("--calibration is for a .tflite MODEL (int8, or float: quantized on it); a Keras model's "
+                          "recluster stage calibrates on the training split of --data")
     config = load_pipeline_config(options.config, options.clusters, options.settings)
     profiles = resolve_targets(options.targets, options.profile)
     if entry is Entry.TFLITE:
-        from ..targets.npu_model import load_npu_model
-
-        load_npu_model(options.model)  # int8, not Vela-compiled, not TFLM: refused before any work
+        entry = tflite_entry(options.model, options.calibration, options.synthetic_calibration)  # type: ignore[arg-type]
     else:
         from ..training.tf_env import require_training_stack
 
@@ -83,7 +89,8 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     data_file = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
     # build/<model>/ is this command's own: no input may live there, and one deploy at a time writes it
     check_output_dir(options.build_dir, "--build-dir")
-    check_paths(inputs=[options.model, options.config, options.profile, data_file], owned_dirs=[mdir])
+    check_paths(inputs=[options.model, options.config, options.profile, data_file, options.calibration,
+                        options.verify_data], owned_dirs=[mdir])
     with model_dir_lock(mdir):
         return _run_stages(options, progress, entry, config, profiles, name, mdir)
 
@@ -102,15 +109,25 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
     float_model = finetune_info = None
     accuracies: dict[Variant, float | None] = {v: None for v in Variant}
     models: dict[Variant, tuple[Path, str]] = {}  # variant -> (path, file as reported)
-    if entry is Entry.TFLITE:
+    quantization = None
+    if entry is Entry.FLOAT_TFLITE:
+        from .ptq_stage import quantization_summary, quantize_float_stage
+
+        before, quantized = quantize_float_stage(run, mdir, Path(options.model), options.calibration,  # type: ignore[arg-type]
+                                                 options.synthetic_calibration)
+        quantization = quantization_summary(quantized)
+        models[Variant.BEFORE] = (before, f"quantize/{before.name}")
+    elif entry is Entry.TFLITE:
         before = Path(options.model)  # type: ignore[arg-type]
         models[Variant.BEFORE] = (before, before.name)
+    if entry in (Entry.TFLITE, Entry.FLOAT_TFLITE):
         if data is not None:
             accuracies[Variant.BEFORE] = evaluate_input_stage(run, mdir, before, data)["accuracy"]
     else:
         float_model, finetune_info = run_keras_stages(run, entry, mdir, config, data, models, accuracies)
 
-    reclustered = recluster_stage(run, mdir, models[Variant.BEFORE][0], config, data, profiles)
+    reclustered = recluster_stage(run, mdir, models[Variant.BEFORE][0], config, data,
+                                  (options.calibration, options.verify_data), profiles)
     accuracies[Variant.AFTER] = reclustered.get("accuracy")
     after = mdir / "recluster" / "model.tflite"
     models[Variant.AFTER] = (after, "recluster/model.tflite")
@@ -132,7 +149,8 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
             float_model=float_model, finetune=finetune_info, recluster=recluster_summary(reclustered),
             palettise=None if pal is None else {k: pal[k] for k in ("tensors", "raw_bytes", "palettised_bytes", "tflm")},
             firmware=fw, enforce_budget=config.compile.enforce_budget,
-            min_top1_agreement=config.verify.min_top1_agreement,
+            min_top1_agreement=config.verify.min_top1_agreement, min_output_sqnr_db=config.verify.min_output_sqnr_db,
+            quantization=quantization,
         )
         docs.append(build_report(rep))
 
@@ -143,7 +161,8 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
     outcomes = [report_stage(run, mdir, d, hist.entries) for d in docs]
     dashboard_stage(run, mdir, name, model_reports(mdir, docs), hist.entries, history_digest)
     return DeployResult(name, entry, mdir, config.recluster.clusters, tuple(run.records), tuple(outcomes), hist.appended,
-                        config.compile.enforce_budget, config.verify.min_top1_agreement)
+                        config.compile.enforce_budget, config.verify.min_top1_agreement,
+                        config.verify.min_output_sqnr_db)
 
 
 def model_reports(mdir: Path, docs: list[dict]) -> list[dict]:

@@ -11,9 +11,10 @@ from html import escape
 from typing import Any
 
 from ..core.version import __version__
-from ..targets.op_placement import split_label
+from ..targets.op_placement import split_label, vela_count_label
+from .fidelity import OUTPUT_HEADER, output_rows
 from .formatting import fmt_int, fmt_pct, fmt_ratio, fmt_us
-from .markdown import summary_table_rows, title
+from .markdown import LABELS_NOTE, estimate_tag, label_of, summary_table_rows, title
 from .report import Variant
 from .svg_charts import Series, bar_chart, grouped_bar_chart, line_chart
 
@@ -28,7 +29,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left;white-space:nowrap}th{background:#f3f3f3}
 .over{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.note{color:#666;font-size:12px}
-.estimate{color:#8a5a00;font-style:italic}
+.estimate{color:#8a5a00;font-style:italic}.weak{color:#8a5a00;font-weight:600}
 a{color:#1f6fb4}
 """
 
@@ -65,13 +66,15 @@ def _variants(doc: dict[str, Any]) -> list[Variant]:
     return [v for v in Variant if doc["models"][v.value] is not None]
 
 
-ESTIMATE = "analytical estimate"
+ESTIMATE = "estimate"  # across targets: Ethos-N figures of either estimator
 # what the Ethos-N78 estimate models (file sizes and accuracy are measured on the files themselves)
 MODELLED = frozenset({"flash_bytes", "sram_bytes", "cycles_total", "inference_time_s", "encoded_weight_bytes"})
+FLASH_TITLE = "Flash: compiled model file (what the firmware embeds)"
+VELA_FLASH_TITLE = "Vela's off-chip flash used (command stream and weights)"
 
 
 def _analytical(doc: dict[str, Any]) -> bool:
-    return doc["target"]["estimate_kind"] == "analytical"
+    return doc["target"]["estimate_kind"] != "vela"
 
 
 def _short(doc: dict[str, Any], v: Variant) -> str:
@@ -84,23 +87,29 @@ def _metric_bars(doc: dict[str, Any], key: str, chart_title: str, unit: str, sca
         x = doc["models"][v.value][key]
         bars.append((_short(doc, v), v.value, COLORS[v], None if x is None else x * scale))
     if _analytical(doc) and key in MODELLED:
-        chart_title = f"{chart_title} ({ESTIMATE})"
+        chart_title = f"{chart_title} ({estimate_tag(doc)})"
     return f'<div class="card">{bar_chart(chart_title, unit, bars)}</div>'
 
 
+BAD_FIDELITY = ("low", "not_informative", "not_run")  # red; weak evidence amber; only "ok" is ever green
+
+
+def _fidelity_class(status: str) -> str:
+    if status in BAD_FIDELITY:
+        return "over"
+    return {"ok": "ok", "weak_evidence": "weak"}.get(status, "note")
+
+
 def _fidelity_block(doc: dict[str, Any]) -> list[str]:
-    """After vs before: the verdict (red when low or not informative) and the figures per output."""
+    """After vs before: the verdict (red when low, not measurable or not run; amber on weak evidence) and a row
+    per output with the measure of its kind."""
     f = doc["fidelity"]
-    bad = f["status"] in ("low", "not_informative")
-    cls = "over" if bad else "ok" if f["status"] == "ok" else "note"
-    out = [f'<p class="{cls}" data-fidelity="{escape(f["status"])}">{"WARNING: " if bad else ""}{escape(f["text"])}</p>']
-    ver = doc["recluster"].get("verification")
-    if ver and ver.get("outputs"):
-        rows = [[o["name"], fmt_ratio(o["top1_agreement"]), f"{o['max_abs_diff_steps']:g}",
-                 f"{o['mean_abs_diff_steps']:.2f}", "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
-                 "yes" if o["informative"] else "NO"] for o in ver["outputs"]]
-        out.append(_table(["output", "top-1 agreement", "max diff (steps)", "mean diff (steps)", "SQNR (dB)",
-                           "varied"], rows))
+    bad = f["status"] in BAD_FIDELITY
+    head = f'<p class="{_fidelity_class(f["status"])}" data-fidelity="{escape(f["status"])}">'
+    out = [f'{head}{"WARNING: " if bad else ""}{escape(f["text"])}</p>']
+    rows = output_rows(doc["recluster"].get("verification"))
+    if rows:
+        out.append(_table(OUTPUT_HEADER, rows))
     return out
 
 
@@ -113,7 +122,7 @@ def _layer_chart(doc: dict[str, Any]) -> str:
     for v in _variants(doc):
         vals = tuple(None if la["models"][v.value] is None else la["models"][v.value]["encoded_weight_bytes"] for la in rows)
         series.append(Series(_short(doc, v), v.value, COLORS[v], vals))
-    name = f"Palettised weights per layer ({ESTIMATE})" if _analytical(doc) else "Vela encoded weights per layer"
+    name = f"Encoded weights per layer ({estimate_tag(doc)})" if _analytical(doc) else "Vela encoded weights per layer"
     return grouped_bar_chart(name, "bytes", [la["label"] for la in rows], series)
 
 
@@ -123,7 +132,7 @@ def _history_for(entries: Sequence[dict[str, Any]], target: str) -> list[dict[st
 
 def _history_charts(entries: Sequence[dict[str, Any]], target: str, doc: dict[str, Any]) -> list[str]:
     hist = _history_for(entries, target)
-    estimate = f" ({ESTIMATE})" if _analytical(doc) else ""
+    estimate = f" ({estimate_tag(doc)})" if _analytical(doc) else ""
     if not hist:
         return ['<p class="note">No history yet.</p>']
     labels = [f"#{e['build']}" for e in hist]
@@ -139,7 +148,7 @@ def _history_charts(entries: Sequence[dict[str, Any]], target: str, doc: dict[st
 
     charts = []
     for key, name, unit, scale in (
-        ("flash_bytes", "Flash over builds", "bytes", 1.0),
+        ("flash_bytes", "Flash (compiled model file) over builds", "bytes", 1.0),
         ("deflate_bytes", "Deflate-compressed model size over builds", "bytes", 1.0),
         ("cycles_total", "Cycles per inference over builds" + estimate, "cycles", 1.0),
         ("accuracy", "Accuracy over builds", "%", 100.0),
@@ -158,9 +167,32 @@ def _history_charts(entries: Sequence[dict[str, Any]], target: str, doc: dict[st
                      fmt_int(a.get("flash_bytes")), fmt_int(a.get("sram_bytes")), fmt_int(a.get("cycles_total")),
                      fmt_pct(a.get("accuracy"))])
     charts.append('<div class="card">' + _table(
-        ["build", "time (UTC)", "K", "flash before (bytes)", "flash after (bytes)", "SRAM after (bytes)",
+        ["build", "time (UTC)", "K", "model file before (bytes)", "model file after (bytes)", "SRAM after (bytes)",
          "cycles after", "accuracy after"], rows) + "</div>")
     return charts
+
+
+def _synthetic_banner(docs: Sequence[dict[str, Any]]) -> list[str]:
+    """Synthetic calibration is said on every page: its figures are not those of real inputs."""
+    q = next((d["quantization"] for d in docs if (d.get("quantization") or {}).get("synthetic_calibration")), None)
+    if q is None:
+        return []
+    return [f'<p class="over">SYNTHETIC CALIBRATION: quantized on {escape(q["calibration"]["label"])}</p>']
+
+
+def _quantization_block(q: dict[str, Any]) -> list[str]:
+    head = f"Quantized by {q['tool']} {q['tool_version']} ({q['recipe']}) on {q['calibration']['label']}"
+    out = [f"<p>{escape(head)}.</p>"]
+    if q["float_operators"]:
+        out.append(f"<p>Left float (CPU): {escape(', '.join(q['float_operators']))}.</p>")
+    f = q["fidelity"]
+    if f is None:
+        return [*out, f"<p>Float vs int8: not run: {escape(q['fidelity_not_run'] or '')}.</p>"]
+    rows = [[o["name"], "identical" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f}",
+             f"{o['max_abs_diff_steps']:.1f}", f"{o['mean_abs_diff_steps']:.2f}"] for o in f["outputs"]]
+    where = f"Float vs int8 on {f['samples']} {f['inputs']}, in int8 output steps:"
+    out.append(f"<p>{escape(where)}</p>")
+    return [*out, _table(["output", "SQNR dB", "max abs diff", "mean abs diff"], rows)]
 
 
 def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -> str:
@@ -170,13 +202,15 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     facts = [f"K = {doc['clusters']}", f"entry: {doc['entry']}",
              f"data: {data['name']} ({data['test_samples']} test samples)" if data else "no data: accuracy not measured",
              f"Vela {t['vela_version']}" if t["estimate_kind"] == "vela"
-             else "ANALYTICAL ESTIMATE (not a Vela compile): every figure of this page is modelled"]
+             else f"ESTIMATE (not a Vela compile): {label_of(doc)}; every figure of this page is estimated"]
     budget = ('<span class="ok">within budget</span>' if b["within_budget"] else '<span class="over">OVER BUDGET</span>')
     body = [
         f"<h1>{escape(title(doc))}</h1>",
         f'<p class="facts">{escape(" · ".join(facts))}</p>',
+        *_synthetic_banner([doc]),
         (f'<p class="facts">Budget: SRAM {fmt_int(b["sram_bytes"])} of {fmt_int(b["sram_budget_bytes"])} bytes, '
-         f'flash {fmt_int(b["flash_bytes"])} of {fmt_int(b["flash_budget_bytes"])} bytes: {budget}. '
+         f'flash (compiled model file) {fmt_int(b["flash_bytes"])} of {fmt_int(b["flash_budget_bytes"])} bytes: '
+         f'{budget}. '
          '<a href="report.json">report.json</a> · <a href="report.md">report.md</a> · '
          '<a href="../../index.html">all targets</a></p>'),
         "<h2>Summary</h2>",
@@ -185,11 +219,16 @@ def render_target_page(doc: dict[str, Any], history: Sequence[dict[str, Any]]) -
     header = ["", *[_short(doc, v) for v in shown], "after / before"]
     rows = summary_table_rows(doc, shown)
     body.append(_table(header, rows))
+    if not _analytical(doc):
+        body.append(f'<p class="note">{escape(LABELS_NOTE)}</p>')
     body += ["<h2>Fidelity: after vs before</h2>", *_fidelity_block(doc)]
+    if doc.get("quantization"):
+        body += ["<h2>Quantization: float vs int8</h2>", *_quantization_block(doc["quantization"])]
     body += ["<h2>Before and after</h2>", '<div class="grid">',
              _metric_bars(doc, "file_bytes", "Model file size", "bytes"),
              _metric_bars(doc, "deflate_bytes", "Deflate-compressed size", "bytes"),
-             _metric_bars(doc, "flash_bytes", "Flash", "bytes"),
+             _metric_bars(doc, "flash_bytes", FLASH_TITLE, "bytes"),
+             *([] if _analytical(doc) else [_metric_bars(doc, "off_chip_flash_bytes", VELA_FLASH_TITLE, "bytes")]),
              _metric_bars(doc, "sram_bytes", "SRAM", "bytes"),
              _metric_bars(doc, "cycles_total", "Cycles per inference", "cycles"),
              _metric_bars(doc, "inference_time_s", "Time per inference", "us", 1e6),
@@ -218,17 +257,23 @@ def _scaled(x: float | None, scale: float) -> float | None:
 def _target_cell(d: dict[str, Any]) -> str:
     name = d["target"]["name"]
     link = f'<a href="{escape(name)}/report/index.html">{escape(name)}</a>'
-    return link + (f' <span class="estimate">({ESTIMATE})</span>' if _analytical(d) else "")
+    return link + (f' <span class="estimate">({estimate_tag(d)})</span>' if _analytical(d) else "")
 
 
 def _agreement_cell(d: dict[str, Any]) -> str:
     f = d["fidelity"]
     if f["status"] == "not_informative":
-        return '<span class="over" data-fidelity="not_informative">not informative</span>'
-    text = escape(f"{fmt_ratio(f['top1_agreement'])}, max {f['max_abs_diff_steps']:g} steps"
-                  if f["max_abs_diff_steps"] is not None else "-")
-    cls = "over" if f["status"] == "low" else "ok" if f["status"] == "ok" else "note"
-    return f'<span class="{cls}" data-fidelity="{escape(f["status"])}">{text}</span>'
+        text = "not measurable"
+    elif f["status"] == "not_run":
+        text = f"not run: {f['not_run']}"
+    elif f["max_abs_diff_steps"] is None:
+        text = "-"
+    else:
+        text = f"{fmt_ratio(f['top1_agreement'])}, max {f['max_abs_diff_steps']:g} steps"
+        if f["evidence"] in ("random", "in_sample"):  # also when low: the figure proves little either way
+            text += f" ({'random inputs' if f['evidence'] == 'random' else 'in-sample'}: weak evidence)"
+    status = escape(f["status"])
+    return f'<span class="{_fidelity_class(f["status"])}" data-fidelity="{status}">{escape(text)}</span>'
 
 
 def render_combined_page(model: str, docs: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]]) -> str:
@@ -239,24 +284,31 @@ def render_combined_page(model: str, docs: Sequence[dict[str, Any]], history: Se
     body = [f"<h1>{escape(model)}: {len(docs)} target(s)</h1>",
             (f'<p class="facts">K = {escape(", ".join(map(str, ks))) if ks else "-"} · entry: '
              f'{escape(docs[0]["entry"]) if docs else "-"} · every target built under this directory; time per '
-             "inference in microseconds compares targets with different clocks</p>"), "<h2>Targets</h2>"]
+             "inference in microseconds compares targets with different clocks</p>"), *_synthetic_banner(docs),
+            "<h2>Targets</h2>"]
     rows = []
     for d in docs:
         a, bf = d["models"]["after"], d["models"]["before"]
         ok = '<span class="ok">yes</span>' if d["budget"]["within_budget"] else '<span class="over">NO</span>'
+        vela_flash = "-" if _analytical(d) else fmt_int(a["off_chip_flash_bytes"])
         rows.append([_target_cell(d), escape(str(d["clusters"])), escape(fmt_int(bf["flash_bytes"])),
-                     escape(fmt_int(a["flash_bytes"])), escape(fmt_int(a["sram_bytes"])),
+                     escape(fmt_int(a["flash_bytes"])), escape(vela_flash), escape(fmt_int(a["sram_bytes"])),
                      escape(fmt_int(bf["cycles_total"])), escape(fmt_int(a["cycles_total"])),
                      escape(fmt_us(bf["inference_time_s"])), escape(fmt_us(a["inference_time_s"])),
                      escape(split_label(a["npu_operators"], a["cpu_operators"], a["init_operators"])),
+                     escape(vela_count_label(a["vela_operator_counts"])),
                      escape(fmt_pct(bf["accuracy"])), escape(fmt_pct(a["accuracy"])), _agreement_cell(d), ok])
-    body.append(_table(["target", "K", "flash before (bytes)", "flash after (bytes)", "SRAM after (bytes)",
+    body.append(_table(["target", "K", "flash before: model file (bytes)", "flash after: model file (bytes)",
+                        "flash after: Vela's off-chip flash used (bytes)", "SRAM after (bytes)",
                         "cycles before", "cycles after", "time before (us)", "time after (us)",
-                        "NPU / CPU ops after", "accuracy before", "accuracy after", "agreement after vs before",
+                        "operators in the model after: NPU / CPU", "Vela's operator count after: NPU / CPU",
+                        "accuracy before", "accuracy after", "agreement after vs before",
                         "within budget"], rows, raw=True))
+    if not all(_analytical(d) for d in docs):
+        body.append(f'<p class="note">{escape(LABELS_NOTE)}</p>')
     estimate = f" (Ethos-N78: {ESTIMATE})" if any(_analytical(d) for d in docs) else ""
     body += ["<h2>Before and after, per target</h2>", '<div class="grid">']
-    for key, name, unit, scale in (("flash_bytes", "Flash", "bytes", 1.0), ("sram_bytes", "SRAM", "bytes", 1.0),
+    for key, name, unit, scale in (("flash_bytes", FLASH_TITLE, "bytes", 1.0), ("sram_bytes", "SRAM", "bytes", 1.0),
                                    ("cycles_total", "Cycles per inference", "cycles", 1.0),
                                    ("inference_time_s", "Time per inference", "us", 1e6),
                                    ("encoded_weight_bytes", "Vela encoded weights", "bytes", 1.0)):
@@ -276,7 +328,7 @@ def render_combined_page(model: str, docs: Sequence[dict[str, Any]], history: Se
         builds = [e for e in history if any(n in e["targets"] for n in shown)]
         x_labels = [f"#{e['build']}" for e in builds]
         when = [f"build {e['build']}, {e['time_utc']}, K={e['clusters']}" for e in builds]
-        for key, name, unit, scale in (("flash_bytes", "Flash after, per target", "bytes", 1.0),
+        for key, name, unit, scale in (("flash_bytes", "Flash after (compiled model file), per target", "bytes", 1.0),
                                        ("cycles_total", "Cycles after, per target" + estimate, "cycles", 1.0),
                                        ("inference_time_s", "Time after, per target" + estimate, "us", 1e6)):
             series = []

@@ -7,7 +7,8 @@ from ..rewrite.config import Objective
 from ..rewrite.flash_plan import FlashFit
 from ..rewrite.outcome_text import rewrite_summary
 from ..rewrite.result import ReclusterReport
-from .fidelity import verification_text
+from .fidelity import OUTPUT_HEADER, output_rows, verification_text
+from .formatting import table
 
 NAME_CHARS = 40
 
@@ -48,18 +49,22 @@ def _plan_line(plan) -> str:
     if plan.target_name is not None or plan.mode is PlanGoal.OUTPUT_SQNR:
         return _rate_plan_line(plan)
     what = {PlanGoal.SQNR: f"SQNR >= {plan.target:g} dB",
-            PlanGoal.AGREEMENT: f"top-1 agreement >= {plan.target:g} on the calibration data"}.get(
+            PlanGoal.AGREEMENT: f"top-1 agreement >= {plan.target:g} on the fit's calibration samples"}.get(
         plan.mode, f"encoded weights <= {int(plan.target)} bytes")
     pred = f", predicted encoded weights {plan.predicted_encoded_bytes} bytes" if plan.mode is PlanGoal.BUDGET else ""
     if plan.mode is PlanGoal.AGREEMENT:
-        pred = f" (measured with the planned fits: {plan.predicted_top1_agreement:.4f})"
+        pred = f" (in-sample, with the planned fits: {plan.predicted_top1_agreement:.4f}; the check below is not)"
+        if plan.attainable_top1_agreement is not None:
+            pred += (f"; {plan.target:g} is not reachable on these samples even with every tensor at the largest K "
+                     f"(near-ties of the original flip under any rewrite), so the floor was that agreement, "
+                     f"{plan.attainable_top1_agreement:.4f}")
     elif plan.error_measure is Objective.OUTPUTS:
         pred += ", errors measured on the layers' outputs"
     return f"K chosen per tensor for {what}{pred}"
 
 
 def recluster_text(report: ReclusterReport, output, report_path, min_top1: float | None = None,
-                   bias_correction: bool = False) -> str:
+                   bias_correction: bool = False, min_sqnr_db: float | None = None) -> str:
     lines = [f"{'tensor':{NAME_CHARS}}  {'op':18}  {'before':>6}  {'after':>5}  {'SQNR dB':>8}  action"]
     for t in report.tensors:
         name = terminal_text(t.name)
@@ -78,8 +83,11 @@ def recluster_text(report: ReclusterReport, output, report_path, min_top1: float
         lines.append("bias correction not applied: the output-aware fit already refits each bias by least squares")
     lines.append(rewrite_summary(report.tensors))
     lines.append(_objective_line(report))
+    lines += [terminal_text(f"data: {n}") for n in (*report.data_notes, *report.data_warnings)]
     v = report.verification
-    if v is not None:
-        lines.append(terminal_text(f"verification: {verification_text(v.to_json(), min_top1)}"))
+    lines.append(terminal_text(f"verification: {verification_text(None if v is None else v.to_json(), min_top1, min_sqnr_db)}"))
+    rows = output_rows(None if v is None else v.to_json())
+    if rows:
+        lines.append(table(OUTPUT_HEADER, [[terminal_text(c) for c in r] for r in rows], right={3, 4, 5, 6, 7}))
     lines.append(terminal_text(f"wrote {output} and {report_path}"))
     return "\n".join(lines)

@@ -24,7 +24,9 @@ from ..core.schemas import validate
 from ..rewrite.inspect import inspect_model
 from .fidelity import fidelity_section, fidelity_warning
 
-SCHEMA_VERSION = 2  # 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary
+# 2: fidelity, variant short labels, NPU/CPU/init placement counts, recluster summary; 3: Vela's operator counts,
+# the check's evidence and fidelity per output by kind, not-run verifications, data notes, a float model's quantization
+SCHEMA_VERSION = 3
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 SCHEMA = "report"
@@ -75,6 +77,8 @@ class ReportInput:
     firmware: dict[str, Any] | None = None
     enforce_budget: bool = True
     min_top1_agreement: float | None = None  # the gate on after vs before ([verify] / --min-top1-agreement)
+    min_output_sqnr_db: float | None = None  # the SQNR gate ([verify] / --min-output-sqnr)
+    quantization: dict[str, Any] | None = None  # a float .tflite's quantize stage (pipeline.ptq_stage)
 
 
 # ----------------------------------------------------------------------------- models
@@ -139,12 +143,13 @@ def _model_entry(v: VariantInput, float_model: dict[str, Any] | None, finetuned:
         "cpu_operators": c["cpu_operators"],
         "cpu_compute_operators": c["placement"]["cpu_compute_operators"],
         "init_operators": c["init_operators"],
+        "vela_operator_counts": c["vela_operator_counts"],  # Vela's own operations: beside the model's, labelled
         "within_budget": b["within_budget"],
     }
 
 
-COMPARED = ("file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "sram_bytes", "cycles_total",
-            "inference_time_s")
+COMPARED = ("file_bytes", "deflate_bytes", "encoded_weight_bytes", "flash_bytes", "off_chip_flash_bytes", "sram_bytes",
+            "cycles_total", "inference_time_s")
 
 
 def _comparison(after: dict[str, Any], other: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -188,7 +193,8 @@ def _operator_groups(compile_report: dict[str, Any]) -> list[dict[str, Any]]:
         dv = la.get("distinct_weight_values")
         if dv is not None:
             g["distinct_weight_values"] = max(g["distinct_weight_values"] or 0, dv)
-        g["cycles"] += la.get("cycles") or 0
+        # no cycles: a subgraph Vela wrote no per-layer figures for (targets.vela_report)
+        g["cycles"] = None if la.get("cycles") is None or g["cycles"] is None else g["cycles"] + la["cycles"]
         if la["target"] != g["target"]:
             g["target"] = "mixed"
     return list(groups.values())
@@ -243,6 +249,7 @@ def _target(c: dict[str, Any]) -> dict[str, Any]:
         "memory_mode": c["memory_mode"],
         "clock_hz": c["clock_hz"],
         "estimate_kind": c["estimate_kind"],
+        "estimate_label": c["estimate_label"],
         "vela_version": c.get("vela_version"),
         "sram_budget_bytes": p["budget"]["sram_bytes"],
         "flash_budget_bytes": p["budget"]["flash_bytes"],
@@ -258,8 +265,9 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
     finetuned = inp.finetune is not None
     for v in inp.variants:
         models[v.variant.value] = _model_entry(v, inp.float_model, finetuned)
-    fidelity = fidelity_section(inp.recluster.get("verification"), inp.min_top1_agreement)
-    warning = fidelity_warning(inp.recluster.get("verification"), inp.min_top1_agreement)
+    ver = inp.recluster.get("verification")
+    fidelity = fidelity_section(ver, inp.min_top1_agreement, inp.min_output_sqnr_db)
+    warning = fidelity_warning(ver, inp.min_top1_agreement, inp.min_output_sqnr_db)
     after_c = by_variant[Variant.AFTER].compile_report
     after = models["after"]
     doc = {
@@ -289,13 +297,27 @@ def build_report(inp: ReportInput) -> dict[str, Any]:
             "within_budget": after["within_budget"],
             "enforced": inp.enforce_budget,
         },
-        "warnings": ([f"after vs before: {warning}"] if warning else []) + list(after_c.get("warnings", [])),
+        "warnings": (_quantization_warnings(inp.quantization) + ([f"after vs before: {warning}"] if warning else [])
+                     + [f"data: {n}" for n in inp.recluster.get("data_notes", [])] + list(after_c.get("warnings", []))),
     }
+    if inp.quantization is not None:
+        doc["quantization"] = inp.quantization
     try:
         validate(doc, SCHEMA, REPORT_JSON)
     except ConfigError as exc:  # our own output: a bug, not bad user input
         raise ToolError(f"refusing to write an invalid {REPORT_JSON}: {exc}") from None
     return doc
+
+
+def _quantization_warnings(q: dict[str, Any] | None) -> list[str]:
+    if q is None:
+        return []
+    out = []
+    if q["synthetic_calibration"]:
+        out.append(f"SYNTHETIC CALIBRATION: the float model was quantized on {q['calibration']['label']}")
+    if q["float_operators"]:
+        out.append(f"{q['tool']} left these operators float (they run on the CPU): {', '.join(q['float_operators'])}")
+    return out
 
 
 def key_metrics(doc: dict[str, Any]) -> dict[str, Any]:

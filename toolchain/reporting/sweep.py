@@ -152,7 +152,7 @@ def pareto_markdown(points: list[SweepPoint]) -> str:
               "more cycles, and better in one) are marked **yes**."), ""]
     for target in sorted({p.target for p in points}):
         lines += [f"## {markdown_text(target)}", "",
-                  ("| model | K | accuracy | flash (bytes) | cycles | SRAM (bytes) | "
+                  ("| model | K | accuracy | flash: compiled model file (bytes) | cycles | SRAM (bytes) | "
                    "encoded weights (bytes) | deflate size (bytes) | Pareto |"), "|---|---|---|---|---|---|---|---|---|"]
         for p in (q for q in points if q.target == target):
             lines.append(f"| {markdown_cell(p.label)} | {p.clusters if p.clusters is not None else '-'} | "
@@ -178,8 +178,8 @@ def pareto_png(points: list[SweepPoint]) -> bytes | None:
     targets = sorted({p.target for p in points})
     colors = plt.get_cmap("tab10")
     markers = {"plain": "^", "before": "s", "after": "o"}
-    axes_spec = [("flash_bytes", "flash (bytes)"), ("cycles_total", "cycles per inference")] if has_acc else \
-        [("flash_bytes", "flash (bytes)")]
+    flash = ("flash_bytes", "flash: compiled model file (bytes)")
+    axes_spec = [flash, ("cycles_total", "cycles per inference")] if has_acc else [flash]
     fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.0 * len(axes_spec), 4.6), squeeze=False)
     for ax, (xkey, xlabel) in zip(axes[0], axes_spec):
         for ti, target in enumerate(targets):
@@ -224,8 +224,15 @@ class SweepOutcome:
 
 
 def write_sweep(dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> SweepOutcome:
+    """The Pareto files of every report.json under the build directories ``dirs``."""
+    return write_pareto(find_reports(dirs), out_dir)
+
+
+def write_pareto(reports: list[Path], out_dir: str | os.PathLike[str]) -> SweepOutcome:
+    """The Pareto files of exactly these report.json files (a sweep driver knows which points it ran).
+
+    Order matters: a model found in several reports (the same plain int8 at every K) names the first."""
     out = Path(out_dir)
-    reports = find_reports(dirs)
     check_paths(inputs=reports, outputs=[out / PARETO_JSON, out / PARETO_MD, out / PARETO_PNG], output_dirs=[out])
     points = mark_pareto(collect_points(reports, base=out))
     files = [atomic_write_json(out / PARETO_JSON, pareto_document(points)),

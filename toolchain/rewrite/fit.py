@@ -28,7 +28,8 @@ def best_weight_fit(qc: np.ndarray, scales: np.ndarray, k: int, config: Recluste
     best = (float_error(f, scales, keep_codes.astype(np.float64)), keep_codes, scales, ScaleFit.KEEP)
     if not may_refit or config.fit is ScaleFit.KEEP or config.refit_iterations == 0:
         return best
-    r = refit_scales(f, keep_codes, scales, sol.palette, keep_zero=config.keep_zero, max_iterations=config.refit_iterations)
+    r = refit_scales(f, keep_codes, scales, sol.palette, keep_zero=config.keep_zero,
+                     max_iterations=config.refit_iterations, values=qc)
     if r.error < best[0]:
         best = (r.error, r.codes, r.scales, ScaleFit.REFIT)
     if config.fit is ScaleFit.JOINT:

@@ -1,18 +1,21 @@
 """The output-aware rewrite: each layer's palette fitted to the original model's outputs on calibration data.
 
-Layers are fitted in topological order, in segments: a segment's entry layers see the activations
-of the model whose earlier segments are already rewritten (captured in LiteRT) and are fitted
-towards the original model's outputs on the original activations, so errors do not add up
-(algorithms/output_fit.py); a layer downstream of another layer of its own segment is fitted on the
-original activations (that layer corrects the drift already). The original's activations, paired
-row by row with the rewritten prefix's, are kept in memory when they fit (one LiteRT pass per
-segment), else captured again (two). The weight-space fit is a candidate of every layer: the
-result never has a larger output error on the calibration rows than it.
+Layers are fitted in topological order, in segments: a segment's entry layers see the activations of the model
+whose earlier segments are already rewritten (captured in LiteRT) and are fitted towards the original model's
+outputs on the original activations, so errors do not add up (algorithms/output_fit.py); a layer downstream of
+another layer of its own segment is fitted on the original activations (that layer corrects the drift already).
+The original's activations, paired row by row with the rewritten prefix's, are kept in memory when they fit (one
+LiteRT pass per segment), else captured again (two). The weight-space fit is a candidate of every layer: the
+result never has a larger output error on the calibration rows than it; with a rate price the rate-aware fit
+(rate_layer) is chosen for error + rate instead.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -26,6 +29,7 @@ from ..algorithms.output_fit import (
     least_squares_bias,
     output_errors,
 )
+from ..core.threads import FIT_THREADS, one_blas_thread
 from ..tflite.activations import ActivationCapture, capture_batches, choose_batch
 from ..tflite.editor import ModelEditor
 from ..tflite.graph import (
@@ -48,6 +52,7 @@ from .layers import (
     own_bias_tensor,
     rows_per_layer,
 )
+from .rate_layer import fit_layer_rate
 from .result import CalibrationSummary, ReclusterReport, TensorAction, TensorResult
 
 AUTO_SEGMENT_BUDGET_S = 30.0  # LiteRT time the automatic number of segments may spend
@@ -128,7 +133,7 @@ def sqnr_from_relative_error(relative_error: float) -> float | None:
 
 def cache_fits(model_bytes: bytes, tensors: list[int], samples: int) -> bool:
     """Whether every sample's activations of ``tensors`` fit ORIGINAL_CACHE_BYTES."""
-    details = {d["index"]: d for d in ActivationCapture(model_bytes).interp.get_tensor_details()}
+    details = {d["index"]: d for d in ActivationCapture(model_bytes, validated=True).interp.get_tensor_details()}
     need = sum(int(np.prod(details[t]["shape"], dtype=np.float64)) * np.dtype(details[t]["dtype"]).itemsize
                for t in tensors) * samples
     return need <= ORIGINAL_CACHE_BYTES
@@ -138,7 +143,7 @@ def original_activations(model_bytes: bytes, rows: list, tensors: list[int], bat
     """Every sample's activations of ``tensors`` in the original model: kept, later segments need one LiteRT
     pass each instead of two."""
     parts: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
-    for _, got in capture_batches(model_bytes, rows, tensors, batch):
+    for _, got in capture_batches(model_bytes, rows, tensors, batch, validated=True):
         for t in tensors:
             parts[t].append(got[t])
     return {t: np.concatenate(p) for t, p in parts.items()}
@@ -147,12 +152,18 @@ def original_activations(model_bytes: bytes, rows: list, tensors: list[int], bat
 def collect_statistics(original: bytes, current: bytes, rows: list, layers: list[FitLayer], config: ReclusterConfig,
                        batch: int, v_orig: dict[int, np.ndarray], independent: frozenset[int] = frozenset(),
                        cache: dict[int, np.ndarray] | None = None) -> tuple[dict[int, LayerStatistics], int]:
-    """Statistics of every layer in ``layers``, and the LiteRT passes run for them: one pass of the original
-    (none with ``cache``, its kept activations) and, when ``current`` differs from it, one of ``current``.
+    """Statistics of every layer in ``layers``, and the LiteRT passes run for them: one pass of the original (none
+    with ``cache``, its kept activations) and, when ``current`` differs from it, one of ``current``. Both models were
+    read (validated) by the caller. LiteRT runs the next batch while numpy, on one BLAS thread, takes this one's rows.
+    Layers in ``independent`` (operator indices) are fitted on the original model's inputs even when ``current``
+    differs: a fitted layer of their own segment upstream already corrects the drift."""
+    with one_blas_thread():
+        return _collect_statistics(original, current, rows, layers, config, batch, v_orig, independent, cache)
 
-    Layers in ``independent`` (operator indices) are fitted on the original model's inputs even when
-    ``current`` differs: a fitted layer of their own segment upstream already corrects the drift.
-    """
+
+def _collect_statistics(original: bytes, current: bytes, rows: list, layers: list[FitLayer], config: ReclusterConfig,
+                        batch: int, v_orig: dict[int, np.ndarray], independent: frozenset[int],
+                        cache: dict[int, np.ndarray] | None) -> tuple[dict[int, LayerStatistics], int]:
     tensors = sorted({la.input_index for la in layers})
     stats = {la.op_index: LayerStatistics(v_orig[la.op_index], la.per_channel_hessian) for la in layers}
     per_sample = {la.op_index: max(1, -(-rows_per_layer(la, config.max_rows_per_layer) // len(rows))) for la in layers}
@@ -160,8 +171,8 @@ def collect_statistics(original: bytes, current: bytes, rows: list, layers: list
     if cache is not None:
         originals = ((start, {t: cache[t][start:start + batch] for t in tensors}) for start in range(0, len(rows), batch))
     else:
-        originals = capture_batches(original, rows, tensors, batch)
-    new_batches = None if same else capture_batches(current, rows, tensors, batch)
+        originals = capture_batches(original, rows, tensors, batch, validated=True)
+    new_batches = None if same else capture_batches(current, rows, tensors, batch, validated=True)
     for start, orig in originals:
         new = orig if new_batches is None else next(new_batches)[1]
         for la in layers:
@@ -175,11 +186,8 @@ def collect_statistics(original: bytes, current: bytes, rows: list, layers: list
 
 def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray,
               bias: np.ndarray, config: ReclusterConfig, rate_lambda: float = 0.0) -> LayerFit:
-    """The output-aware fit and the weight-space fit (with its bias, and with the least-squares bias): the best.
-    With a rate price, the rate-aware fit (rate_layer) instead."""
+    """The best of the output-aware and weight-space fits (its bias, least-squares bias); priced: rate_layer's."""
     if rate_lambda > 0:
-        from .rate_layer import fit_layer_rate
-
         return fit_layer_rate(layer, k, rate_lambda, stats, codes, scales, bias, config)
     w = layer.weight
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR
@@ -205,6 +213,27 @@ def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray
     error, method, c, s, b = min(cands, key=lambda x: x[0])
     return LayerFit(c.astype(np.int8), s, b, method, _relative(stats, error), _relative(stats, weight_error), before,
                     not np.array_equal(s, scales))
+
+
+def fit_layers(layers: list[FitLayer], ks: dict[int, int], stats: dict[int, LayerStatistics], weights: dict,
+               config: ReclusterConfig, lambdas: dict[int, float] | None = None) -> Iterator[tuple[FitLayer, LayerFit]]:
+    """fit_layer of every layer, FIT_THREADS at a time, largest first; yielded in the order of ``layers`` as
+    each is done (the caller applies and reports them in layer order). The fits are independent of each
+    other and numpy releases the GIL in BLAS, LAPACK and large array operations; with BLAS on one thread
+    each fit computes exactly what it computes alone. Closed early, the fits not started are cancelled."""
+    def one(la: FitLayer) -> LayerFit:
+        codes, scales, bias = weights[la.op_index]
+        return fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config,
+                         (lambdas or {}).get(la.op_index, 0.0))
+
+    pool = ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit")
+    try:
+        futures = {la.op_index: pool.submit(one, la)
+                   for la in sorted(layers, key=lambda la: (-la.weight.size, la.op_index))}
+        for la in layers:
+            yield la, futures[la.op_index].result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_layer(editor: ModelEditor, layer: FitLayer, fit: LayerFit) -> None:
@@ -255,9 +284,17 @@ def auto_segments(model_bytes: bytes, samples: int, layers: int, cached: bool) -
     return max(1, min(layers, affordable))
 
 
-def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
-                      calibration: Calibration) -> tuple[bytes, ReclusterReport]:
-    """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified."""
+def recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration,
+                      progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
+    """The output-aware rewrite of every eligible tensor (see the module doc); the input is not modified.
+    ``progress(what, layers done, layers)`` is told of each segment's LiteRT pass and each fitted layer, in
+    layer order. numpy's BLAS runs on one thread throughout (core.threads): the fits' reductions in one order."""
+    with one_blas_thread():
+        return _recluster_on_data(model_bytes, config, calibration, progress)
+
+
+def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration,
+                       progress: Callable[[str, int, int], None] | None) -> tuple[bytes, ReclusterReport]:
     from .recluster import rewrite_on_weights
 
     t0 = time.perf_counter()
@@ -295,8 +332,8 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
             else:
                 to_fit.append((layer, k))
                 lambdas[layer.op_index] = rate_lambda_for(w, choose_cfg)
-    batch = choose_batch(model_bytes, rows, sorted({la.input_index for la, _ in to_fit})) if to_fit else 1
     inputs = sorted({la.input_index for la, _ in to_fit})
+    batch = choose_batch(model_bytes, rows, inputs, validated=True) if to_fit else 1
     cacheable = bool(to_fit) and cache_fits(model_bytes, inputs, len(rows))
     n_seg = config.segments or (auto_segments(model_bytes, len(rows), len(to_fit), cacheable) if to_fit else 1)
     groups = segment_layers([la for la, _ in to_fit], n_seg)
@@ -307,6 +344,7 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         cache = original_activations(model_bytes, rows, inputs, batch)
         passes += 1
     added: list[float] = []  # output noise each non-depthwise layer's rewrite added, in fitting order
+    fitted: list[int] = []  # operator indices of the layers fitted so far (for progress)
     for group in groups:
         weights = {la.op_index: layer_weights(model, la) for la in group}
         v_orig = {o: stacked_weights(c, s, s * b) for o, (c, s, b) in weights.items()}
@@ -315,17 +353,21 @@ def recluster_on_data(model_bytes: bytes, config: ReclusterConfig,
         # corrects the drift of the earlier segments, and correcting it twice overshoots.
         ops = {la.op_index for la in group}
         independent = frozenset(la.op_index for la in group if nearest_fitted_upstream(model, la.op_index, ops))
+        if progress is not None:
+            progress(f"activations of {len(group)} layer(s) on {len(rows)} samples", len(fitted), len(to_fit))
         stats, used = collect_statistics(model_bytes, current, rows, group, config, batch, v_orig, independent, cache)
         passes += used
-        for la in group:
-            codes, scales, bias = weights[la.op_index]
-            fit = fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config,
-                            lambdas[la.op_index])
-            skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None
-            if la.kind is not LayerKind.DEPTHWISE:
-                added.append(max(fit.relative_error - fit.before_relative_error, 0.0))
-            results[la.weight.tensor_index] = _apply(editor, la, fit, codes, scales, ks[la.op_index], skip)
-            modified = modified or results[la.weight.tensor_index].action is TensorAction.REWRITTEN
+        with closing(fit_layers(group, ks, stats, weights, config, lambdas)) as fits:
+            for la, fit in fits:
+                codes, scales, _ = weights[la.op_index]
+                skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None
+                if la.kind is not LayerKind.DEPTHWISE:
+                    added.append(max(fit.relative_error - fit.before_relative_error, 0.0))
+                results[la.weight.tensor_index] = _apply(editor, la, fit, codes, scales, ks[la.op_index], skip)
+                fitted.append(la.op_index)
+                if progress is not None:
+                    progress(f"fitted {la.weight.name}", len(fitted), len(to_fit))
+                modified = modified or results[la.weight.tensor_index].action is TensorAction.REWRITTEN
     ordered = tuple(results[w.tensor_index] for w in find_weight_tensors(model))
     summary = CalibrationSummary(Objective.OUTPUTS, len(rows), calibration.source, len(groups), passes, batch,
                                  time.perf_counter() - t0)

@@ -32,6 +32,7 @@ from .choose_k import (
 from .config import Objective, ReclusterConfig
 
 if TYPE_CHECKING:
+    from .calibration_set import CheckSet
     from .output_aware import Calibration
     from .rate_options import RateModel
     from .result import ReclusterReport
@@ -134,8 +135,13 @@ def _max_clusters(request: PlanRequest) -> int:
 
 
 def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanRequest, calibration: Calibration | None,
-                      sizer: TargetSizer | None) -> tuple[bytes, ReclusterReport]:
-    """Plan, apply and verify for ``request``: the rewritten model and its report (with the plan)."""
+                      sizer: TargetSizer | None, check: CheckSet | None = None,
+                      progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
+    """Plan, apply and verify for ``request``: the rewritten model and its report (with the plan).
+
+    ``calibration`` is what the fits learn from; ``check`` the samples they never saw (calibration_set's
+    held-back part), which a fidelity floor is judged on. Without ``check`` a fidelity goal holds back a seeded
+    part of ``calibration`` itself. ``progress`` hears of the fixed-K and SQNR-planned fits' layers."""
     from .recluster import recluster_model
 
     with_data = calibration is not None and config.objective_for(True) is Objective.OUTPUTS
@@ -143,7 +149,7 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
     if goal is SizeGoal.AUTO and with_data and request.min_sqnr_db is None:
         goal = SizeGoal.FIDELITY
     if goal is SizeGoal.FIXED:
-        return recluster_model(original, config, calibration)
+        return recluster_model(original, config, calibration, progress)
     if not with_data and (request.min_top1_agreement is not None or request.min_output_sqnr_db is not None):
         raise ConfigError("a top-1 agreement or output SQNR floor is measured on calibration samples: give "
                           "--calibration (with the output objective)")
@@ -151,7 +157,7 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
         floor = DEFAULT_MIN_SQNR_DB if request.min_sqnr_db is None else request.min_sqnr_db
         cfg = replace(config, clusters=_max_clusters(request))
         plan = plan_min_sqnr(original, cfg, floor, _sensitivity(original, cfg, calibration if with_data else None))
-        rewritten, report = recluster_model(original, config_with_plan(cfg, plan), calibration)
+        rewritten, report = recluster_model(original, config_with_plan(cfg, plan), calibration, progress)
         return rewritten, replace(report, plan=plan)
     if sizer is None:
         raise ConfigError(f"the {goal.value} goal needs a target sizer (Vela's encoder)")
@@ -163,7 +169,7 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
         fidelity = (FidelityFloor(PlanGoal.OUTPUT_SQNR, request.min_output_sqnr_db) if request.min_output_sqnr_db
                     else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT))
         rewritten, report, plan = fit_fidelity(original, config, fidelity, calibration, sizer.rate_model(original),
-                                               _max_clusters(request))
+                                               _max_clusters(request), check=check)
         return rewritten, replace(report, plan=plan)
     plan_cfg = replace(config, clusters=min(config.clusters, BUDGET_MAX_CLUSTERS))
     if goal is SizeGoal.FLASH_BUDGET:

@@ -30,8 +30,10 @@ from .rate_options import (
     pareto,
 )
 from .rate_plan import budget_picks, plan_from_picks, smallest_message, smallest_passing, tradeoff_path
+from .result import Evidence
 
 if TYPE_CHECKING:
+    from .calibration_set import CheckSet
     from .output_aware import Calibration
     from .result import ReclusterReport
 
@@ -157,9 +159,11 @@ def _outputs(model_bytes: bytes, rows: list, batch: int) -> np.ndarray:
 
 
 def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFloor, calibration: Calibration,
-                 rate: RateModel, max_clusters: int,
-                 lambdas: tuple[float, ...] = AUTO_RATE_LAMBDAS) -> tuple[bytes, ReclusterReport, KPlan]:
-    """The fewest encoded bytes along the trade-off path whose rewrite keeps ``fidelity`` on held-back samples.
+                 rate: RateModel, max_clusters: int, lambdas: tuple[float, ...] = AUTO_RATE_LAMBDAS,
+                 check: CheckSet | None = None) -> tuple[bytes, ReclusterReport, KPlan]:
+    """The fewest encoded bytes along the trade-off path whose rewrite keeps ``fidelity`` on held-back samples:
+    ``check`` (calibration_set's, the fit never saw them; ``calibration`` is then all the fit's), else a seeded
+    part of ``calibration`` held back here.
 
     When even the least noisy plan misses the floor (near-ties of the original flip under any rewrite),
     the floor becomes what that plan attains, and the plan says so."""
@@ -167,7 +171,10 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
     from ..tflite.activations import choose_batch
     from ..tflite.model_io import read_model
 
-    fit_cal, check_rows, held_out = held_back_split(calibration, config.calibration_seed)
+    if check is not None:
+        fit_cal, check_rows, held_out = calibration, check.rows, check.evidence is Evidence.HELD_OUT
+    else:
+        fit_cal, check_rows, held_out = held_back_split(calibration, config.calibration_seed)
     batch = choose_batch(original, check_rows, [rt.output_specs(original)[0].index])
     reference = _outputs(original, check_rows, batch)
     ks = tuple(k for k in AUTO_CLUSTERS if k <= max_clusters)

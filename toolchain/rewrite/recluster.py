@@ -8,6 +8,8 @@ weight (and, after a refit, its bias) is left as it was.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +18,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ..algorithms import metrics
 from ..algorithms.channels import channels_first, from_channels_first
 from ..core.errors import ConfigError
+from ..core.threads import FIT_THREADS
 from ..tflite.editor import ModelEditor
 from ..tflite.graph import (
     Granularity,
@@ -78,11 +81,12 @@ def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: 
         q.scale = [float(q.scale[0] / r[0])]
 
 
-def recluster_model(model_bytes: bytes, config: ReclusterConfig,
-                    calibration: Calibration | None = None) -> tuple[bytes, ReclusterReport]:
+def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration | None = None,
+                    progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
     """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified.
 
-    With ``calibration`` (output_aware.Calibration) the objective defaults to the layers' outputs.
+    With ``calibration`` (output_aware.Calibration) the objective defaults to the layers' outputs, and
+    ``progress(what, done, total)`` hears of each layer fitted (the weight-space fit takes milliseconds).
     """
     if config.objective is Objective.OUTPUTS and calibration is None:
         raise ConfigError("the output objective needs calibration data (--calibration FILE.npz)")
@@ -94,11 +98,12 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig,
             raise ConfigError("the output-aware fit needs independent samples; this model keeps state between "
                               "invocations: use --objective weights")
 
-        return recluster_on_data(model_bytes, config, calibration)
+        return recluster_on_data(model_bytes, config, calibration, progress)
     model = read_model(model_bytes)
     require_int8_model(model)
     editor = ModelEditor(model)
-    results = []
+    results: list[TensorResult | None] = []
+    jobs = []  # (position in results, tensor, its codes, K, report fields) of the tensors to fit
     for w in find_weight_tensors(model):
         tensor = model.subgraphs[w.subgraph].tensors[w.tensor_index]
         q = tensor_values(model, tensor)
@@ -114,8 +119,16 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig,
             results.append(TensorResult(**base, action=TensorAction.UNCHANGED, reason=f"already {before} <= {k} values",
                                         clusters=k, distinct_after=before, squared_error=0.0, sqnr_db=None, scales_refit=False))
             continue
-        result = rewrite_on_weights(editor, w, q, k, config, base, rate_lambda_for(w, config))
-        results.append(result)
+        jobs.append((len(results), w, q, k, base))
+        results.append(None)
+    # The fits read the model and write nothing (copy-on-write edits never change another tensor's codes): they
+    # run FIT_THREADS at a time, largest first; the edits follow one by one, in model order.
+    with ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit") as pool:
+        fits = dict(pool.map(lambda job: (job[0], fit_on_weights(model, job[1], job[2], job[3], config,
+                                                                 rate_lambda_for(job[1], config))),
+                             sorted(jobs, key=lambda job: (-job[2].size, job[0]))))
+    for i, w, q, k, base in jobs:
+        results[i] = apply_weight_fit(editor, w, q, k, base, fits[i])
     out = write_model(model)
     return out, ReclusterReport(config=config, tensors=tuple(results))
 
@@ -138,16 +151,30 @@ def write_weights(editor: ModelEditor, w: WeightTensor, new_qc: np.ndarray, old_
             _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
 
 
-def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict,
-                       rate_lambda: float = 0.0) -> TensorResult:
-    model = editor.model
+def fit_on_weights(model: schema.ModelT, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig,
+                   rate_lambda: float = 0.0):
+    """The weight-space fit of one tensor, (error, new codes, new scales, how): reads the model, writes nothing."""
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
     qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
     scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
+    may_refit = not bias_shared_elsewhere(model, w, bias_tensors(model, w))
+    return best_weight_fit(qc, scales, k, config, may_refit, rate_lambda)
+
+
+def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict,
+                       rate_lambda: float = 0.0) -> TensorResult:
+    return apply_weight_fit(editor, w, q, k, base, fit_on_weights(editor.model, w, q, k, config, rate_lambda))
+
+
+def apply_weight_fit(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, base: dict, fit) -> TensorResult:
+    """Write a fit_on_weights result (codes, scales, rescaled biases) and describe it."""
+    model = editor.model
+    per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
+    qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
+    scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
     biases = bias_tensors(model, w)
-    may_refit = not bias_shared_elsewhere(model, w, biases)
-    err, new_qc, new_scales, how = best_weight_fit(qc, scales, k, config, may_refit, rate_lambda)
+    err, new_qc, new_scales, how = fit
     f = scales[:, None] * qc.astype(np.float64)
     sq = metrics.sqnr_db(f, new_scales[:, None] * new_qc)
     write_weights(editor, w, new_qc, scales, new_scales, biases)

@@ -65,6 +65,8 @@ class ReclusterReport:
     plan: object | None = None  # toolchain.rewrite.choose_k.KPlan when K was chosen per tensor
     bias_corrections: tuple | None = None  # toolchain.rewrite.bias_correction.BiasCorrection per tensor
     calibration: CalibrationSummary | None = None  # None: the weight-space fit, no data
+    data_notes: tuple[str, ...] = ()  # how the data was used when not as asked (LiteRT cannot run the model...)
+    data_warnings: tuple[str, ...] = ()  # about the data itself (values outside the input's quantization range)
 
     @property
     def rewritten(self) -> tuple[TensorResult, ...]:
@@ -90,18 +92,39 @@ class ReclusterReport:
             "verification": None if self.verification is None else self.verification.to_json(),
             "plan": None if self.plan is None else self.plan.to_json(),
             "bias_corrections": None if self.bias_corrections is None else [asdict(b) for b in self.bias_corrections],
+            "data_notes": list(self.data_notes),
+            "data_warnings": list(self.data_warnings),
             "calibration": self.calibration.to_json() if self.calibration is not None else {
                 "objective": Objective.WEIGHTS.value, "checked_on_data": False,
                 "note": "weight-space fit: accuracy was not checked on calibration data"},
         }
 
 
+class Evidence(Enum):
+    """What a check's inputs can show about the model's behaviour on real data."""
+
+    HELD_OUT = "held_out"  # real inputs the rewrite never saw (held back, a separate file, a test split)
+    IN_SAMPLE = "in_sample"  # the very inputs the fit used: flatters the rewrite
+    RANDOM = "random"  # seeded random inputs: weak evidence
+
+
 @dataclass(frozen=True)
 class Verification:
-    inputs: str  # "random (seed N)" or the calibration file name
-    agreement: object  # toolchain.tflite.agreement.Agreement
+    """The original and the rewritten model run side by side in LiteRT, or why that could not run."""
+
+    inputs: str  # what the check ran on, e.g. "256 held-back samples of cal.npz" or "32 random inputs (seed 0)"
+    evidence: Evidence
+    agreement: object | None = None  # toolchain.tflite.agreement.Agreement; None: not run
     stateful: bool = False  # resource variables: the inputs ran as one stream, state carried
+    not_run: str | None = None  # why LiteRT could not run it, e.g. "custom operator Convolution2DTransposeBias"
+    accuracy_before: float | None = None  # with labelled check samples: top-1 accuracy of each model on them
+    accuracy_after: float | None = None
 
     def to_json(self) -> dict:
-        return ({"inputs": self.inputs, "stateful": self.stateful}
-                | {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.agreement).items()})
+        a = self.agreement
+        figures = a.to_json() if a is not None else {  # type: ignore[attr-defined]
+            "samples": 0, "top1_agreement": None, "top1_not_measurable": None, "sqnr_db": None,
+            "max_abs_diff_steps": None, "mean_abs_diff_steps": None, "informative": False, "outputs": []}
+        return {"inputs": self.inputs, "evidence": self.evidence.value, "stateful": self.stateful,
+                "not_run": self.not_run, "accuracy_before": self.accuracy_before,
+                "accuracy_after": self.accuracy_after} | figures

@@ -1,4 +1,8 @@
-"""Running the original and the rewritten model on the same inputs in LiteRT and measuring how their outputs agree.
+"""Running the original and the rewritten model in LiteRT on the same inputs and measuring how their outputs agree.
+
+The inputs are a ``CheckSet`` (calibration_set.py): samples the fit never saw where there are any,
+else seeded random inputs, which are weak evidence and say so. A model LiteRT cannot run (a custom
+operator it has no kernel for) is not verified, and the verification says which operator.
 
 A stateful model (resource variables) is verified over a sequence: one interpreter per model,
 invoked in order on the same stream of inputs, state carried from step to step (never reset),
@@ -6,44 +10,80 @@ so the comparison covers what the state accumulates, not only the first step.
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from .result import ReclusterReport, Verification
+import numpy as np
 
-
-def verify(original: bytes, rewritten: bytes, calibration: str | os.PathLike[str] | None = None,
-           samples: int = 16, seed: int = 0) -> Verification:
-    """Run both models in LiteRT on the same inputs and measure how their outputs agree."""
-    inputs, label = calibration_inputs(original, calibration, samples, seed)
-    return verify_on(original, rewritten, inputs, label)
+from ..core.errors import ConfigError
+from .calibration_set import RANDOM_CHECK_SAMPLES, CalibrationSet, CheckSet, default_check_samples
+from .result import Evidence, ReclusterReport, Verification
 
 
-def verify_on(original: bytes, rewritten: bytes, inputs, label: str) -> Verification:
-    """Both models on ``inputs`` (one list of input arrays per sample, or per step of a stateful model)."""
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Running the original and the rewritten model side by side in LiteRT."""
+
+    enabled: bool = True
+    samples: int | None = None  # check samples; None: as many as ~20 s of LiteRT allow (32..1024), 32 random ones
+    seed: int = 0  # of the random inputs used without data
+    output_kinds: Mapping = field(default_factory=dict)  # output name -> tflite.output_kind.OutputKind (overrides)
+
+
+def random_check(model_bytes: bytes, samples: int, seed: int) -> CheckSet:
+    from ..tflite import interpreter as rt
+    from ..tflite.inputs import random_inputs
+
+    rows = random_inputs(rt.input_specs(model_bytes), samples, seed)
+    return CheckSet(rows, f"{samples} random inputs (seed {seed})", Evidence.RANDOM)
+
+
+def verify(original: bytes, rewritten: bytes, data: CalibrationSet | None = None,
+           options: VerifyOptions = VerifyOptions()) -> Verification:
+    """Both models on the check inputs of ``data`` (seeded random inputs without them)."""
+    from ..tflite.interpreter import litert_cannot_run
+
+    why = litert_cannot_run(original) or litert_cannot_run(rewritten)
+    check = None if data is None else data.check
+    if why is not None:
+        return Verification(inputs="-" if check is None else check.source,
+                            evidence=Evidence.RANDOM if check is None else check.evidence, not_run=why)
+    if check is None:
+        check = random_check(original, options.samples or RANDOM_CHECK_SAMPLES, options.seed)
+    else:
+        check = check.first(options.samples or default_check_samples(original))
+    return verify_on(original, rewritten, check, options.output_kinds)
+
+
+def verify_on(original: bytes, rewritten: bytes, check: CheckSet, output_kinds: Mapping | None = None) -> Verification:
+    """Both models on ``check``'s inputs (one list of input arrays per sample, or per step of a stateful model)."""
     from ..tflite import interpreter as rt
     from ..tflite.agreement import compare_outputs
     from ..tflite.graph import has_resource_variables
     from ..tflite.model_io import read_model
+    from ..tflite.output_kind import OutputKind
 
     stateful = has_resource_variables(read_model(bytes(original)))
-    ref = rt.run_model(original, inputs)  # one interpreter, invoked in order: state carries over
-    new = rt.run_model(rewritten, inputs)
-    return Verification(inputs=label, agreement=compare_outputs(ref, new, rt.output_specs(original)),
-                        stateful=stateful)
+    specs = rt.output_specs(original)
+    unknown = sorted(set(output_kinds or {}) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(f"no output named '{unknown[0]}' (--output-kind); the model's outputs: "
+                          + ", ".join(f"'{s.name}'" for s in specs))
+    ref = rt.run_model(original, check.rows)  # one interpreter, invoked in order: state carries over
+    new = rt.run_model(rewritten, check.rows)
+    agreement = compare_outputs(ref, new, specs, rt.output_specs(rewritten), output_kinds)
+    before = after = None
+    classes = [j for j, o in enumerate(agreement.outputs) if o.kind is OutputKind.CLASS_SCORES]
+    if check.labels is not None and len(classes) == 1 and ref:
+        j = classes[0]
+        labels = np.asarray(check.labels)[: len(ref)]
+        before = float(np.mean([np.argmax(r[j]) == y for r, y in zip(ref, labels)]))
+        after = float(np.mean([np.argmax(r[j]) == y for r, y in zip(new, labels)]))
+    return Verification(inputs=check.source, evidence=check.evidence, agreement=agreement, stateful=stateful,
+                        accuracy_before=before, accuracy_after=after)
 
 
 def with_verification(report: ReclusterReport, verification: Verification) -> ReclusterReport:
     from dataclasses import replace
 
     return replace(report, verification=verification)
-
-
-def calibration_inputs(model_bytes: bytes, calibration: str | os.PathLike[str] | None, samples: int, seed: int):
-    """(inputs, label): rows from the user's .npz, else seeded random inputs."""
-    from ..tflite import interpreter as rt
-    from ..tflite.inputs import load_calibration, random_inputs
-
-    specs = rt.input_specs(model_bytes)
-    if calibration is not None:
-        return load_calibration(calibration, specs, samples), os.path.basename(os.fspath(calibration))
-    return random_inputs(specs, samples, seed), f"random (seed {seed})"

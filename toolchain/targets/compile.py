@@ -1,7 +1,8 @@
 """Compile an int8 .tflite for a hardware profile and write a normalised ``compile.json``.
 
 Ethos-U targets go through the real Vela compiler (in a subprocess, see vela_run);
-Ethos-N78 targets get an analytical estimate (see ethos_n), marked as such. The
+Ethos-N78 targets get an estimate (see ethos_n_report): Arm's, when its support library is given,
+else the calibrated analytical model's, marked as such. The
 model is validated first, so bad input fails with a one-line error before Vela
 sees it. Success is never inferred from Vela's exit code alone: the NPU/CPU split
 is read from its output, because CPU operators count 0 cycles and would make a
@@ -18,14 +19,16 @@ from ..core.errors import BudgetExceeded, ConfigError, ModelFormatError, ToolErr
 from ..core.fileio import atomic_write_json, sha256_bytes
 from ..core.schemas import validate
 from .compile_result import Budget, CompileResult, CompileStatus, EstimateKind
-from .ethos_n_report import analytical_report
+from .ethos_n_bridge import SupportLibrary
+from .ethos_n_report import ethos_n_report
 from .model_facts import ModelFacts, model_facts
 from .npu_model import load_npu_model
 from .op_placement import Placement, describe_cpu_work, describe_init
 from .profile import HardwareProfile
 from .vela_report import vela_compile_report
 
-SCHEMA_VERSION = 2  # 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph
+# 2: placement (NPU/CPU/init operators per subgraph), layers name their subgraph; 3: vela_operator_counts
+SCHEMA_VERSION = 3
 COMPILE_JSON = "compile.json"
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -65,13 +68,16 @@ def compile_model(
     *,
     allow_cpu: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    ethosn_library: SupportLibrary | None = None,
 ) -> CompileResult:
     """Compile (or estimate) ``model_path`` for ``profile`` into ``out_dir``; writes ``out_dir/compile.json``.
 
     Raises ModelFormatError/InputError (exit 2) for unusable input and for a model that runs
     mostly on the CPU (unless ``allow_cpu``), ToolError (exit 3) when Vela fails, and
     BudgetExceeded (exit 4) when SRAM or flash exceed the profile's budget (unless not
-    ``enforce_budget``). compile.json is written before the last two are raised.
+    ``enforce_budget``). compile.json is written before the last two are raised. ``ethosn_library``:
+    Arm's Ethos-N support library (``ethos_n_bridge.find_support_library``), whose estimator then prices
+    an Ethos-N78 target; ToolError (exit 3) when it refuses the network.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     data, model = load_npu_model(model_path)
@@ -80,7 +86,8 @@ def compile_model(
         body, sram_used, flash_used, placement = vela_compile_report(model_path, model, profile, out_dir, facts,
                                                                      timeout_s)
     else:
-        body, sram_used, flash_used, placement = analytical_report(model_path, model, data, profile, facts, out_dir)
+        body, sram_used, flash_used, placement = ethos_n_report(model_path, model, data, profile, facts,
+                                                                ethosn_library, timeout_s)
 
     budget = Budget(profile.sram_budget_bytes, profile.flash_budget_bytes, int(sram_used), int(flash_used))
     status = placement.status()
@@ -172,18 +179,25 @@ def _warnings(profile: HardwareProfile, body: dict, facts: ModelFacts, placement
     init = describe_init(placement)
     if init:
         out.append(init)
-    per_layer = {la.get("subgraph") for la in body["layers"]}
     if len(placement.subgraphs) > 1 and body["estimate_kind"] == EstimateKind.VELA.value and body["layers"]:
-        which = ", ".join("?" if s is None else str(s) for s in sorted(per_layer, key=lambda s: (s is None, s)))
+        vela_rows = {la.get("subgraph") for la in body["layers"] if la.get("cycles") is not None}
+        added = sorted({la["subgraph"] for la in body["layers"] if la.get("cycles") is None})
+        which = ", ".join("?" if s is None else str(s) for s in sorted(vela_rows, key=lambda s: (s is None, s)))
+        more = (f"; the weight-holding operators of subgraph {', '.join(map(str, added))} are listed with their "
+                "weights and encoded sizes from Vela's weight encoder, without cycles") if added else ""
         out.append(f"the model has {len(placement.subgraphs)} subgraphs and Vela writes per-layer figures for the last "
-                   f"one it compiles only: the per-layer table covers subgraph {which}")
-    if body["estimate_kind"] == EstimateKind.ANALYTICAL.value:
-        out.append(f"analytical estimate for {profile.name}: not a compile; see 'assumptions'")
+                   f"one it compiles only (subgraph {which}){more}")
+    if EstimateKind(body["estimate_kind"]).estimate:
+        out.append(f"{body['estimate_label']} for {profile.name}: not a compile; see 'assumptions'")
+        for n in body["ethos_n"]["not_supported"]:
+            out.append(f"{n['op']} '{n['name']}' does not run on the NPU ({n['source']}: {n['reason']})")
         over = [w for w in facts.weights if not w.within_palette(profile.palette_limit)]
         if over:
             worst = max(w.distinct_values for w in over)
             out.append(
                 f"{len(over)} of {len(facts.weights)} weight tensors have more than {profile.palette_limit} distinct "
-                f"values (up to {worst}) and are counted unpalettised; 'toolchain recluster' reduces them"
+                f"values (up to {worst}); the Ethos-N encoder keeps a palette per output channel of its "
+                f"{profile.palette_limit} most frequent values and codes the rest apart: 'toolchain recluster' "
+                "reduces them"
             )
     return tuple(out)

@@ -12,7 +12,13 @@ if TYPE_CHECKING:
 
 class EstimateKind(Enum):
     VELA = "vela"
-    ANALYTICAL = "analytical"
+    ANALYTICAL = "analytical"  # the calibrated Ethos-N78 model
+    ARM = "arm"  # Arm's Ethos-N support library's estimator
+
+    @property
+    def estimate(self) -> bool:
+        """Figures of an estimator, not of a compile."""
+        return self is not EstimateKind.VELA
 
 
 class CompileStatus(Enum):
@@ -48,7 +54,7 @@ class Budget:
         return "; ".join(
             (
                 part("SRAM", self.sram_used_bytes, self.sram_budget_bytes),
-                part("flash", self.flash_used_bytes, self.flash_budget_bytes),
+                part("flash (compiled model file)", self.flash_used_bytes, self.flash_budget_bytes),
             )
         )
 
@@ -70,7 +76,7 @@ class CompileResult:
     status: CompileStatus
     out_dir: Path
     compile_json: Path
-    vela_model: Path | None  # None for analytical estimates
+    vela_model: Path | None  # None for Ethos-N estimates
     sram_bytes: int
     dram_bytes: int
     on_chip_flash_bytes: int

@@ -1,140 +1,209 @@
-"""Analytical performance and memory estimate for the Ethos-N78 (Vela does not target it).
+"""The calibrated analytical Ethos-N78 estimate: each layer as the passes Arm's compiler makes of it.
 
-The Ethos-N driver stack (Arm NN's backend and its support library, which has a
-performance-only mode) cannot be installed here, so this is a first-order model
-with its assumptions spelled out in every result:
+Calibrated against Arm's own estimator (the support library of driver stack 25.03) on a grid of
+single layers (``benchmarks/ethos_n_calibration.py``; the figures in
+``benchmarks/results/ethos_n_calibration.json``, the errors in docs/targets.md). A layer becomes
+the passes the library makes of it: a stride-2 convolution first interleaves its input (an
+identity MCE pass with the PLE's 2x2 interleave), pooling and activations run as an identity
+MCE pass with their PLE kernel, additions on the PLE alone. Each pass is planned and priced by
+``ethos_n_passes``; the weights are sized by ``ethos_n_weights``, the encoder's own choices.
 
-* compute: MACs / (MACs per cycle x utilisation) per layer; layers without MACs
-  (pooling, element-wise, data movement) at one element per MAC unit per cycle;
-* weights stream from DRAM at the profile's bandwidth, overlapped with compute
-  (a layer takes the longer of the two); their size is the palettised size:
-  ceil(log2(distinct values)) bits per weight plus a one-byte-per-entry palette
-  when the tensor has at most ``palette_limit`` distinct values, raw int8 otherwise;
-* SRAM need is the largest activation pair (a layer's inputs plus its outputs);
-  layers whose pair does not fit the SRAM also move their activations through DRAM;
-* operators with float activations are counted as CPU operators with 0 cycles
-  (as Vela does for Ethos-U); no driver, command or synchronisation overhead.
+On the calibration grid each layer stands alone: its input is read from DRAM and its output
+written back. In a network Arm's compiler keeps tensors in SRAM between layers where it can;
+``estimate_network`` does the same, crudely: a tensor passed between two NPU layers stays in SRAM
+when its bricks take at most ``CASCADE_SRAM_SHARE`` of it. That share was chosen on three networks
+against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..core.errors import ConfigError
-from .model_facts import ModelFacts
-from .profile import HardwareProfile
+import numpy as np
 
+from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp
+from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_pass
+from .ethos_n_variants import EthosNVariant, VariantHardware
+from .ethos_n_weights import (
+    OfmCode,
+    depthwise_streams,
+    direct_streams,
+    fully_connected_streams,
+    ofm_code,
+    ofm_codes,
+    winograd_streams,
+)
 
-@dataclass(frozen=True)
-class LayerEstimate:
-    index: int
-    name: str
-    op: str
-    on_npu: bool
-    macs: int
-    compute_cycles: int
-    weight_cycles: int
-    spill_cycles: int
-    weight_bytes: int
-    palettised_weight_bytes: int
-    activation_bytes: int
-    distinct_weight_values: int | None
-    palettised: bool  # every weight tensor of the layer within the palette limit
-
-    @property
-    def cycles(self) -> int:
-        return max(self.compute_cycles, self.weight_cycles) + self.spill_cycles
+FC_INPUT_MULTIPLE = 1024
+CASCADE_SRAM_SHARE = 0.5
 
 
 @dataclass(frozen=True)
-class EthosNEstimate:
-    layers: tuple[LayerEstimate, ...]
-    sram_bytes: int  # largest activation pair
-    palettised_weight_bytes: int
-    constant_bytes: int  # biases etc., stored raw
-    model_bytes_estimate: int  # the input file with its weights palettised
-    macs: int
-    cycles_total: int
-    cycles_dram: int
-    clock_hz: int
-    assumptions: tuple[str, ...]
-
-    @property
-    def inference_time_s(self) -> float:
-        return self.cycles_total / self.clock_hz
-
-    @property
-    def npu_operators(self) -> int:
-        return sum(1 for layer in self.layers if layer.on_npu)
-
-    @property
-    def cpu_operators(self) -> int:
-        return sum(1 for layer in self.layers if not layer.on_npu)
+class OpEstimate:
+    cycles: int
+    mce_cycles: int
+    ple_cycles: int
+    dram_bytes: int
+    encoded_weight_bytes: int
+    sram_bytes: int  # the largest SRAM working set of its passes' plans
+    passes: int
 
 
-def estimate(facts: ModelFacts, model_file_bytes: int, profile: HardwareProfile) -> EthosNEstimate:
-    cfg = profile.ethos_n
-    if cfg is None:
-        raise ConfigError(f"{profile.name} is not an Ethos-N profile")
-    clock = profile.clock_hz
-    macs_per_cycle = cfg.macs_per_cycle * cfg.utilisation
-    dram_bytes_per_cycle = cfg.dram_bandwidth_bytes_per_s / clock
-    limit = profile.palette_limit
+def _hwc(shape: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    return shape[1], shape[2], shape[3]
 
-    sram_need = max((o.activation_in_bytes + o.activation_out_bytes for o in facts.operators), default=0)
-    layers = []
-    for o in facts.operators:
-        ws = facts.weights_of(o)
-        raw = sum(w.bytes for w in ws)
-        pal = sum(w.palettised_bytes(limit) for w in ws)
-        act = o.activation_in_bytes + o.activation_out_bytes
-        on_npu = not o.float_activations
-        if on_npu:
-            compute = math.ceil((o.macs or o.vector_elements) / macs_per_cycle)
-            weight = math.ceil((pal + o.constant_bytes) / dram_bytes_per_cycle)
-            spill = math.ceil(act / dram_bytes_per_cycle) if act > profile.sram_budget_bytes else 0
-        else:
-            compute = weight = spill = 0
-        layers.append(
-            LayerEstimate(
-                index=len(layers),
-                name=o.name,
-                op=o.op,
-                on_npu=on_npu,
-                macs=o.macs,
-                compute_cycles=compute,
-                weight_cycles=weight,
-                spill_cycles=spill,
-                weight_bytes=raw,
-                palettised_weight_bytes=pal,
-                activation_bytes=act,
-                distinct_weight_values=max((w.distinct_values for w in ws), default=None),
-                palettised=bool(ws) and all(w.within_palette(limit) for w in ws),
-            )
-        )
-    palettised = sum(w.palettised_bytes(limit) for w in facts.weights)
-    constants = sum(o.constant_bytes for o in facts.operators)
-    assumptions = (
-        "analytical estimate, not a compile: no Ethos-N compiler or driver was run",
-        (f"{cfg.tops:g} TOPS configuration assumed as {cfg.macs_per_cycle} int8 MACs/cycle at {clock / 1e9:g} GHz "
-         f"({2 * cfg.macs_per_cycle * clock / 1e12:.3g} TOPS = 2 x MACs x clock)"),
-        f"MAC utilisation {cfg.utilisation:g} of peak; layers without MACs at one element per MAC unit per cycle",
-        f"weights stream from DRAM at {cfg.dram_bandwidth_bytes_per_s / 1e9:g} GB/s, overlapped with compute",
-        (f"weights palettised when a tensor has at most {limit} distinct values: ceil(log2(distinct)) bits "
-         "per weight plus 1 byte per palette entry; other tensors stored raw"),
-        ("SRAM need = the largest activation pair (inputs plus outputs of one layer); layers whose pair exceeds "
-         f"the {profile.sram_budget_bytes}-byte SRAM also move their activations through DRAM"),
-        "operators with float activations run on the CPU and count 0 cycles; no driver or command overhead",
+
+def _identity_codes(channels: int, hw: VariantHardware) -> tuple[OfmCode, ...]:
+    """The one-weight-per-channel identity the library gives pooling and activation passes."""
+    return (ofm_code(np.ones(1, np.int16), 0, hw),) * channels
+
+
+def _weight_codes(op: NpuOp, hw: VariantHardware, winograd: bool) -> tuple[OfmCode, ...]:
+    w = op.weights
+    assert w is not None
+    if op.kind is EthosNOpKind.DEPTHWISE:
+        streams = depthwise_streams(w.values, op.stride_hw, op.padding[::2])
+    elif op.kind is EthosNOpKind.FULLY_CONNECTED:
+        streams = fully_connected_streams(w.values, w.zero_point, hw)
+    elif winograd:
+        streams = winograd_streams(w.values, w.zero_point)
+    else:
+        streams = direct_streams(w.values, w.zero_point, op.stride_hw, (op.padding[0], op.padding[2]), hw)
+    return tuple(ofm_codes(streams, w.zero_point, hw))
+
+
+def _interleave(in_hwc: tuple[int, int, int], hw: VariantHardware) -> PassShape:
+    h, w, c = in_hwc
+    out = (-(-h // 2), -(-w // 2), c * 4)
+    return PassShape(Mce.DEPTHWISE, PleOp.INTERLEAVE_2X2, in_hwc, out, in_hwc, output_in_dram=False,
+                     weight_codes=_identity_codes(c, hw))
+
+
+def op_passes(op: NpuOp, net: Network, hw: VariantHardware) -> list[tuple[PassShape, NpuOp | None]]:
+    """The passes of one operation, each with the operation whose weights it encodes (None: identity)."""
+    x = _hwc(net.input_of(op).shape)
+    out = _hwc(op.out.shape)
+    k = op.kind
+    if k in (EthosNOpKind.CONV, EthosNOpKind.DEPTHWISE):
+        mce = Mce.CONV if k is EthosNOpKind.CONV else Mce.DEPTHWISE
+        strided = op.stride_hw != (1, 1)
+        first = [(_interleave(x, hw), None)] if strided else []
+        main = PassShape(mce, PleOp.PASSTHROUGH, x, out, out, op.kernel_hw, input_in_dram=not strided)
+        return [*first, (main, op)]
+    if k is EthosNOpKind.FULLY_CONNECTED:
+        # The input, padded to 1024, is read as 8x8 bricks: a 1x1 convolution over 1/64 of the channels
+        padded = -(-x[2] // FC_INPUT_MULTIPLE) * FC_INPUT_MULTIPLE
+        return [(PassShape(Mce.FULLY_CONNECTED, PleOp.PASSTHROUGH, (1, 1, padded), out, out), op)]
+    if k is EthosNOpKind.ADD:
+        same = len({net.input_of(op, i).scale for i in range(2)} | {op.out.scale}) == 1
+        ple = PleOp.ADDITION if same else PleOp.ADDITION_RESCALE
+        return [(PassShape(Mce.NONE, ple, x, out, x, inputs=2), None)]
+    if k is EthosNOpKind.POOL and not op.pool_max and op.kernel_hw == (3, 3) and op.stride_hw == (1, 1):
+        return [(PassShape(Mce.NONE, PleOp.AVGPOOL_3X3, x, out, x), None)]
+    ple = {EthosNOpKind.POOL: PleOp.MAXPOOL_2X2 if op.kernel_hw == (2, 2) else PleOp.MAXPOOL_3X3,
+           EthosNOpKind.MEAN_XY: PleOp.MEAN_XY, EthosNOpKind.SIGMOID: PleOp.SIGMOID, EthosNOpKind.TANH: PleOp.SIGMOID,
+           EthosNOpKind.LEAKY_RELU: PleOp.LEAKY_RELU}.get(k, PleOp.PASSTHROUGH)
+    if k is EthosNOpKind.POOL and not op.pool_max:  # the global average: the library's MEAN kernel
+        ple = PleOp.MEAN_XY
+    return [(PassShape(Mce.DEPTHWISE, ple, x, out, x, weight_codes=_identity_codes(x[2], hw)), None)]
+
+
+def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
+                in_sram: bool = False, out_sram: bool = False) -> OpEstimate:
+    """``in_sram``/``out_sram``: the input is already in, or the output stays in, SRAM (a cascade)."""
+    figures: list[PassFigures] = []
+    passes = op_passes(op, net, hw)
+    if in_sram:
+        passes[0] = (replace(passes[0][0], input_in_dram=False), passes[0][1])
+    if out_sram:
+        passes[-1] = (replace(passes[-1][0], output_in_dram=False), passes[-1][1])
+    for shape, weighted in passes:
+        if weighted is None:
+            figures.append(plan_pass(shape, hw, sram_bytes))
+            continue
+        # The encoding follows the algorithm: price direct and Winograd plans with their own weights
+        per_channel = len(weighted.weights.scales) > 1  # type: ignore[union-attr]
+        algorithms = (False, True) if weighted.kind is EthosNOpKind.CONV and weighted.stride_hw == (1, 1) \
+            and weighted.kernel_hw != (1, 1) else (False,)
+        best = min((plan_pass(replace(shape, weight_codes=_weight_codes(weighted, hw, w), per_channel=per_channel),
+                              hw, sram_bytes, winograd=w)
+                    for w in algorithms), key=lambda f: f.cycles)
+        figures.append(best)
+    return OpEstimate(
+        cycles=round(sum(f.cycles for f in figures)),
+        mce_cycles=sum(f.mce_cycles for f in figures),
+        ple_cycles=sum(f.ple_cycles for f in figures),
+        dram_bytes=sum(f.dram_bytes for f in figures),
+        encoded_weight_bytes=sum(f.weight_bytes for f in figures),  # the identity passes' weights too
+        sram_bytes=max(f.sram_bytes for f in figures),
+        passes=len(figures),
     )
-    return EthosNEstimate(
-        layers=tuple(layers),
-        sram_bytes=int(sram_need),
-        palettised_weight_bytes=int(palettised),
-        constant_bytes=int(constants),
-        model_bytes_estimate=int(model_file_bytes - facts.weight_bytes + palettised),
-        macs=sum(o.macs for o in facts.operators),
-        cycles_total=sum(layer.cycles for layer in layers),
-        cycles_dram=sum(layer.weight_cycles + layer.spill_cycles for layer in layers),
-        clock_hz=clock,
-        assumptions=assumptions,
-    )
+
+
+# What Arm's library (25.03, SupportQueries.cpp) estimates only, with "zero performance impact", in its words
+_CONV_KERNELS = {1, 2, 3, 5, 7, 9}
+
+
+def unsupported_reason(layer: Layer) -> str | None:
+    """Why the support library would not run a mapped layer on the NPU (its own reason), or None."""
+    op = layer.main
+    if op.kind is EthosNOpKind.FULLY_CONNECTED and op.weights is not None and len(op.weights.scales) > 1:
+        return "Multiple quantization scales is not supported for FullyConnected operation"
+    if op.kind in (EthosNOpKind.CONV, EthosNOpKind.DEPTHWISE):
+        kh, kw = op.kernel_hw
+        if kh not in _CONV_KERNELS or kw not in _CONV_KERNELS:
+            return f"Unsupported kernel size. Width({kw})/height({kh}) must be in {{ 1, 2, 3, 5, 7, 9 }}"
+        if op.stride_hw[0] != op.stride_hw[1] or op.stride_hw[0] not in (1, 2):
+            return "Unsupported stride. Stride X and Y must be equal and in { 1, 2 }"
+    if op.kind is EthosNOpKind.POOL and not op.pool_max:
+        glob = op.out.shape[1:3] == (1, 1) and op.padding == (0, 0, 0, 0)
+        if not ((glob and op.kernel_hw in ((7, 7), (8, 8))) or
+                (op.kernel_hw == (3, 3) and op.stride_hw == (1, 1) and op.padding == (1, 1, 1, 1))):
+            return "Unsupported configuration in AVG pooling"
+    return None
+
+
+def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_bytes: int,
+                   in_sram: bool = False, out_sram: bool = False) -> OpEstimate | None:
+    """The layer's passes summed; None for a layer that does not run on the NPU (``unsupported_reason``, or no
+    library operation at all).
+
+    A fused activation (a ReLU after a convolution) runs in the convolution's PLE: it costs nothing more.
+    """
+    if not layer.mapped or unsupported_reason(layer):
+        return None
+    hw = variant.hardware
+    ops = [op for op in layer.ops if not (op.kind is EthosNOpKind.RELU and op is not layer.main) and op.kind is not EthosNOpKind.RESHAPE]
+    parts = [estimate_op(op, net, hw, sram_bytes, in_sram and i == 0, out_sram and i == len(ops) - 1)
+             for i, op in enumerate(ops)]
+    if not parts:
+        return OpEstimate(0, 0, 0, 0, 0, 0, 0)
+    return OpEstimate(*((max if f == "sram_bytes" else sum)(getattr(p, f) for p in parts)
+                        for f in OpEstimate.__dataclass_fields__))
+
+
+def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
+                     keep_fraction: float = CASCADE_SRAM_SHARE) -> dict[int, OpEstimate | None]:
+    """Each layer's estimate (None: not on the NPU), a tensor passed between two NPU layers staying in SRAM when
+    its bricks take at most ``keep_fraction`` of it (0: every layer standing alone)."""
+    on_npu = {layer.index for layer in net.layers if layer.mapped and not unsupported_reason(layer)}
+    producer = {op.output: layer.index for layer in net.layers for op in layer.ops}
+    consumers: dict[int, list[int]] = {}
+    for layer in net.layers:
+        for op in layer.ops:
+            for t in op.inputs:
+                consumers.setdefault(t, []).append(layer.index)
+    tensors = net.tensors()
+    outputs = set(net.outputs)
+
+    def small(t: int) -> bool:
+        h, w, c = tensors[t].shape[1:]
+        return -(-h // 8) * 8 * -(-w // 8) * 8 * -(-c // 16) * 16 <= keep_fraction * sram_bytes
+
+    out = {}
+    for layer in net.layers:
+        first, last = layer.ops[0], layer.ops[-1]
+        in_sram = all(producer.get(t) in on_npu and small(t) for t in first.inputs)
+        out_sram = (last.output not in outputs and small(last.output)
+                    and all(c in on_npu for c in consumers.get(last.output, [])))
+        out[layer.index] = estimate_layer(layer, net, variant, sram_bytes, in_sram, out_sram)
+    return out

@@ -325,5 +325,15 @@ def describe_init(p: Placement) -> str | None:
 
 
 def split_label(npu: int, cpu: int, init: int) -> str:
-    """The NPU / CPU / init counts as one cell: '42 / 19 (+12 init)'."""
-    return f"{npu} / {cpu}" + (f" (+{init} init)" if init else "")
+    """The model's operators as one cell: 'NPU 42 / CPU 19 (+12 init)' (per inference; init: CALL_ONCE subgraphs)."""
+    return f"NPU {npu} / CPU {cpu}" + (f" (+{init} init)" if init else "")
+
+
+def vela_count_label(counts: dict[str, Any] | None) -> str:
+    """Vela's own count (compile.json's vela_operator_counts) as one cell: 'NPU 61 / CPU 0'; '-' without Vela.
+
+    Vela counts its own operations (it splits some operators and adds others), for the last subgraph it
+    compiles only: a model with several subgraphs says so."""
+    if counts is None:
+        return "-"
+    return f"NPU {counts['npu']} / CPU {counts['cpu']}" + (" (last subgraph only)" if counts["last_subgraph_only"] else "")

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from . import vela_system as vs
+from .ethos_n_variants import EthosNVariant
 from .vela_system import MemoryArea, MemoryMode, SystemConfig
 
 
@@ -44,19 +45,18 @@ class Optimise(Enum):
 
 @dataclass(frozen=True)
 class EthosNConfig:
-    """An Ethos-N78 engine configuration and what the analytical estimate assumes of it."""
+    """An Ethos-N78 variant as Arm's support library defines it (its hardware in ethos_n_variants)."""
 
-    tops: float
-    macs_per_cycle: int
-    dram_bandwidth_bytes_per_s: float
-    utilisation: float = 1.0
+    variant: EthosNVariant
 
     def to_dict(self) -> dict:
+        hw = self.variant.hardware
         return {
-            "tops": self.tops,
-            "macs_per_cycle": self.macs_per_cycle,
-            "dram_bandwidth_bytes_per_s": self.dram_bandwidth_bytes_per_s,
-            "utilisation": self.utilisation,
+            "variant": self.variant.value,
+            "macs_per_cycle": hw.macs_per_cycle,
+            "engines": hw.engines,
+            "ple_lanes": hw.ple_lanes,
+            "arm_estimates": hw.arm_estimates,
         }
 
 
@@ -65,7 +65,7 @@ class HardwareProfile:
     name: str
     description: str
     family: Family
-    accelerator: str  # Vela's --accelerator-config, or "ethos-n78-<N>tops"
+    accelerator: str  # Vela's --accelerator-config, or an Ethos-N78 variant ("ethos-n78-1tops-4ple")
     clock_hz: int
     sram_budget_bytes: int
     flash_budget_bytes: int

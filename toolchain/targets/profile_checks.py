@@ -1,17 +1,16 @@
 """Building a HardwareProfile from a validated profile dict, refusing contradictions
 Vela itself would accept silently or report obscurely (a U85 system for a U55, constants in
-SRAM beside an external arena, TOPS that do not match MACs x clock...)."""
+SRAM beside an external arena, an Ethos-N78 SRAM size its variant cannot have...)."""
 from __future__ import annotations
 
 from typing import Any
 
 from ..core.errors import ConfigError
 from . import vela_system as vs
+from .ethos_n_variants import EthosNVariant, sram_size_problem
 from .profile import EthosNConfig, Family, HardwareProfile, Optimise
 from .vela_system import AxiPort, MemoryArea, MemoryMode, MemoryTiming, SystemConfig
 
-# Within this relative tolerance the published TOPS must equal 2 x MACs/cycle x clock.
-TOPS_TOLERANCE = 0.05
 MIN_CLOCK_SCALE = 1e-4  # as schemas/hw_profile.schema.json bounds clock_scale
 
 
@@ -37,15 +36,12 @@ def build_profile(d: dict[str, Any], what: str, source: str) -> HardwareProfile:
         for key in ("system_config", "system", "memory_mode", "optimise"):
             if key in d:
                 raise ConfigError(f"{what}: '{key}' is a Vela setting; Ethos-N78 ({accelerator}) is not compiled by Vela")
-        n = d["ethos_n"]
-        cfg = EthosNConfig(
-            tops=float(n["tops"]),
-            macs_per_cycle=int(n["macs_per_cycle"]),
-            dram_bandwidth_bytes_per_s=float(n["dram_bandwidth_bytes_per_s"]),
-            utilisation=float(n.get("utilisation", 1.0)),
-        )
-        clock_hz = int(n["clock_hz"])
-        _check_ethos_n(cfg, clock_hz, accelerator, what)
+        variant = EthosNVariant.of_accelerator(accelerator)
+        problem = sram_size_problem(variant, common["sram_budget_bytes"])
+        if problem:
+            raise ConfigError(f"{what}: budget.sram_bytes: {problem}")
+        cfg = EthosNConfig(variant)
+        clock_hz = int(d["ethos_n"]["clock_hz"])
         return HardwareProfile(clock_hz=clock_hz, ethos_n=cfg, **common)
 
     if "ethos_n" in d:
@@ -180,16 +176,4 @@ def _check_vela_profile(p: HardwareProfile, what: str) -> None:
         raise ConfigError(
             f"{what}: memory mode {mode.name} gives the NPU a {cache}-byte SRAM cache but the board's "
             f"budget.sram_bytes is {p.sram_budget_bytes}"
-        )
-
-
-def _check_ethos_n(cfg: EthosNConfig, clock_hz: int, accelerator: str, what: str) -> None:
-    named_tops = float(accelerator.removeprefix("ethos-n78-").removesuffix("tops"))
-    if cfg.tops != named_tops:
-        raise ConfigError(f"{what}: ethos_n.tops is {cfg.tops:g} but the accelerator is {accelerator}")
-    peak_tops = 2 * cfg.macs_per_cycle * clock_hz / 1e12
-    if abs(peak_tops - cfg.tops) > TOPS_TOLERANCE * cfg.tops:
-        raise ConfigError(
-            f"{what}: {cfg.macs_per_cycle} MACs/cycle at {clock_hz} Hz give {peak_tops:.3g} TOPS "
-            f"(2 x MACs x clock), not the {cfg.tops:g} TOPS of {accelerator}"
         )

@@ -72,6 +72,33 @@ def _vela_layers(run: VelaRun, out_dir: Path, facts: ModelFacts, subgraph_sizes:
     return layers
 
 
+def _weight_layers_elsewhere(model, facts: ModelFacts, placement, covered: set[int | None],
+                             first_index: int) -> list[dict[str, Any]]:
+    """Rows for the weight-holding operators of subgraphs Vela wrote no per-layer figures for (it writes them for
+    the last subgraph it compiles only: a stateful model's init subgraph). Weight sizes and distinct values come
+    from the model, encoded weight bytes from Vela's own weight encoder (tensor by tensor, the U55 stream); no
+    cycles (``cycles`` null)."""
+    from ..tflite.graph import tensor_values
+    from .weight_encoding import encoded_bytes
+
+    on_npu = {(sg.index, p.index) for sg in placement.subgraphs for p in sg.npu}
+    rows = []
+    for o in facts.operators:
+        weights = facts.weights_of(o)
+        if o.subgraph in covered or not weights:
+            continue
+        sg = model.subgraphs[o.subgraph]
+        encoded = sum(encoded_bytes(tensor_values(model, sg.tensors[w.tensor_index]), o.op) for w in weights)
+        rows.append({
+            "index": first_index + len(rows), "subgraph": o.subgraph, "name": o.name, "op": o.op, "original_op": o.op,
+            "target": "npu" if (o.subgraph, o.index) in on_npu else "cpu", "cycles": None,
+            "macs": o.macs, "source_operator": o.index, "weight_bytes": sum(w.bytes for w in weights),
+            "encoded_weight_bytes": encoded, "weight_format": None,
+            "distinct_weight_values": max(w.distinct_values for w in weights),
+        })
+    return rows
+
+
 def _same_accelerator(vela_name: str, accelerator: str) -> bool:
     return vela_name.lower().replace("_", "-") == accelerator.lower()
 
@@ -81,7 +108,8 @@ def vela_compile_report(model_path: Path, model, profile: HardwareProfile, out_d
     """compile.json's body for a Vela target, the SRAM and flash it uses, and where each operator runs."""
     run = run_vela(model_path, profile, out_dir, timeout_s, vela_memory(model, model_path.name))
     s = vela_csv.parse_summary_csv(out_dir / run.summary_csv)
-    # Vela's own NPU/CPU counts describe its last subgraph only (see op_placement): only its reasons are used.
+    # Vela's own NPU/CPU counts are of its own operations (it splits and adds some) and describe the last
+    # subgraph it compiles only (see op_placement): reported beside the model's counts, never instead of them.
     counts = vela_csv.parse_operator_counts(run.stdout)
     placement = placement_from_vela(model, facts, read_model((out_dir / run.vela_model).read_bytes()))
     if not _same_accelerator(s.accelerator_configuration, profile.accelerator):
@@ -94,6 +122,9 @@ def vela_compile_report(model_path: Path, model, profile: HardwareProfile, out_d
         raise ToolError(f"Vela ran at {s.core_clock_hz} Hz, the profile says {profile.clock_hz} Hz")
     vela_model_bytes = (out_dir / run.vela_model).stat().st_size
     mem = s.memory_used_bytes
+    layers = _vela_layers(run, out_dir, facts, tuple(len(sg.operators or []) for sg in model.subgraphs or []))
+    if len(model.subgraphs or []) > 1 and layers:
+        layers += _weight_layers_elsewhere(model, facts, placement, {la["subgraph"] for la in layers}, len(layers))
     report = {
         "estimate_kind": EstimateKind.VELA.value,
         "estimate_label": "Vela compile",
@@ -130,9 +161,11 @@ def vela_compile_report(model_path: Path, model, profile: HardwareProfile, out_d
         "cpu_operators": placement.cpu_operators,
         "init_operators": placement.init_operators,
         "placement": placement.to_json(),
+        "vela_operator_counts": {"npu": counts.npu, "cpu": counts.cpu,
+                                 "last_subgraph_only": len(model.subgraphs or []) > 1},
         "cpu_fallback": [{"op": op, "name": run.names.original(name), "reason": why}
                          for op, name, why in counts.cpu_fallback],
-        "layers": _vela_layers(run, out_dir, facts, tuple(len(sg.operators or []) for sg in model.subgraphs or [])),
+        "layers": layers,
         "vela_version": run.vela_version,
         "command": list(run.command),
         "assumptions": [],

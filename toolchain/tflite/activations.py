@@ -2,11 +2,14 @@
 
 The batch dimension is resized when the model allows it (checked: the first sample's
 captured tensors must equal a one-sample run's), otherwise one sample per invoke. A batch
-never holds more than ``interpreter.MAX_RUN_BYTES`` of tensors.
+never holds more than ``interpreter.MAX_RUN_BYTES`` of tensors. ``capture_batches`` runs the
+next batch in a worker thread while the caller works on the current one (LiteRT releases the
+GIL while it invokes): on two cores the model and the caller's numpy work overlap.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,8 +27,8 @@ def _tensor_bytes(interp) -> int:
 class ActivationCapture:
     """One model in LiteRT with every intermediate tensor kept, run on batches of samples."""
 
-    def __init__(self, model_bytes: bytes, batch: int = 1) -> None:
-        self.interp = make_interpreter(model_bytes, keep_intermediates=True)
+    def __init__(self, model_bytes: bytes, batch: int = 1, *, validated: bool = False) -> None:
+        self.interp = make_interpreter(model_bytes, keep_intermediates=True, validated=validated)
         self.batch = 1
         if batch > 1:
             self._resize(batch)
@@ -60,16 +63,18 @@ class ActivationCapture:
         return out
 
 
-def choose_batch(model_bytes: bytes, rows: list[list[np.ndarray]], tensors: list[int], limit: int = MAX_BATCH) -> int:
-    """The largest batch (<= limit, memory-bounded) whose results equal one-sample runs; 1 if resizing fails."""
-    one = ActivationCapture(model_bytes)
+def choose_batch(model_bytes: bytes, rows: list[list[np.ndarray]], tensors: list[int], limit: int = MAX_BATCH, *,
+                 validated: bool = False) -> int:
+    """The largest batch (<= limit, memory-bounded) whose results equal one-sample runs; 1 if resizing fails.
+    ``validated``: the caller has read the model already (tflite.model_io.read_model)."""
+    one = ActivationCapture(model_bytes, validated=validated)
     per_sample = max(_tensor_bytes(one.interp), 1)
     batch = int(min(limit, len(rows), max(1, MAX_RUN_BYTES // (2 * per_sample))))
     if batch <= 1:
         return 1
     reference = one.run(rows[:1], tensors)
     try:
-        trial = ActivationCapture(model_bytes, batch)
+        trial = ActivationCapture(model_bytes, batch, validated=True)
         got = trial.run(rows[:batch], tensors)
     except (InputError, ModelFormatError, ValueError):  # the model fixes its batch somewhere: one sample
         return 1
@@ -79,9 +84,15 @@ def choose_batch(model_bytes: bytes, rows: list[list[np.ndarray]], tensors: list
     return batch
 
 
-def capture_batches(model_bytes: bytes, rows: list[list[np.ndarray]], tensors: list[int],
-                    batch: int) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-    """(first sample index, captured tensors) for consecutive batches of ``rows``."""
-    cap = ActivationCapture(model_bytes, batch)
-    for start in range(0, len(rows), cap.batch):
-        yield start, cap.run(rows[start:start + cap.batch], tensors)
+def capture_batches(model_bytes: bytes, rows: list[list[np.ndarray]], tensors: list[int], batch: int, *,
+                    validated: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+    """(first sample index, captured tensors) for consecutive batches of ``rows``, in order; the next batch
+    is computed while the caller holds this one (at most two batches of captures alive)."""
+    cap = ActivationCapture(model_bytes, batch, validated=validated)
+    starts = range(0, len(rows), cap.batch)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="litert") as worker:
+        ahead = [worker.submit(cap.run, rows[s:s + cap.batch], tensors) for s in starts[:1]]
+        for i, start in enumerate(starts):
+            got = ahead.pop().result()
+            ahead += [worker.submit(cap.run, rows[s:s + cap.batch], tensors) for s in starts[i + 1:i + 2]]
+            yield start, got

@@ -69,6 +69,17 @@ def op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
         return f"BUILTIN_{code}"
 
 
+def custom_operator_names(model: schema.ModelT) -> tuple[str, ...]:
+    """The custom operator codes the model's operators use, in order of first use, each once."""
+    seen: dict[str, None] = {}
+    for sg in model.subgraphs or []:
+        for op in sg.operators or []:
+            name = op_name(model, op)
+            if name.startswith("CUSTOM:"):
+                seen.setdefault(name[len("CUSTOM:"):], None)
+    return tuple(seen)
+
+
 def tensor_name(tensor: schema.TensorT) -> str:
     n = tensor.name
     return n.decode("utf-8", errors="replace") if isinstance(n, bytes) else (n or "")
@@ -229,14 +240,34 @@ def is_quantized_int_model(model: schema.ModelT) -> bool:
     return False
 
 
+def int4_tensor(model: schema.ModelT) -> str | None:
+    """The name of the first INT4 tensor (int4 weights), or None."""
+    int4 = getattr(TensorType, "INT4", None)
+    for sg in model.subgraphs or []:
+        for t in sg.tensors or []:
+            if int4 is not None and int(t.type) == int4:
+                return tensor_name(t)
+    return None
+
+
+def is_float_model(model: schema.ModelT) -> bool:
+    """A float model a quantizer can take: operators, no int8/int16 quantized tensor, no int4 tensor."""
+    return (any(sg.operators for sg in model.subgraphs or []) and not is_quantized_int_model(model)
+            and int4_tensor(model) is None)
+
+
 def require_int8_model(model: schema.ModelT, path_hint: str = "model") -> None:
-    """Refuse float-only and operator-less models with a message that says what to do."""
+    """Refuse float-only, int4 and operator-less models with a message that says what to do."""
     if not any(sg.operators for sg in model.subgraphs or []):
         raise ModelFormatError(f"{path_hint} has no operators")
+    int4 = int4_tensor(model)
+    if int4 is not None:
+        raise ModelFormatError(f"{path_hint}: int4 weights are not supported (tensor '{int4[:60]}'); Ethos-U takes "
+                               "int8 weights: quantize the float model to int8 instead")
     if not is_quantized_int_model(model):
         raise ModelFormatError(
             f"{path_hint} is a float model (no int8 tensors): quantize it to full int8 first "
-            "('toolchain quantize')"
+            "('toolchain quantize MODEL.tflite --calibration X.npz -o OUT.tflite', or deploy it with --calibration)"
         )
     for sg in model.subgraphs or []:
         for op in sg.operators or []:

@@ -1,7 +1,14 @@
-"""Inputs to run a model on: seeded random inputs over each input's range, or samples from an .npz."""
+"""Inputs to run a model on: seeded random inputs over each input's range, or samples from an .npz.
+
+The .npz format (docs/data.md): one array per model input, named after the input tensor (or ``x``,
+``x_test``, ``x_calibration``, the only array, for a one-input model), samples along axis 0; optional
+integer labels ``y``. Float data is the model's float input (quantised with the input's scale when the
+input is quantized); integer data only the input's own quantized values, in its own dtype.
+"""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,49 +40,129 @@ def random_inputs(specs: tuple[TensorSpec, ...], samples: int, seed: int) -> lis
     return batches
 
 
-def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int) -> list[list[np.ndarray]]:
-    """Inputs from an .npz: one array per model input (by tensor name, or the only array / x / x_test).
+OUT_OF_RANGE_WARN_FRACTION = 0.01  # float data outside the input's quantization range: warn above this share
+LABEL_KEYS = ("y", "y_test", "y_calibration", "labels")
 
-    Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8.
-    """
+
+@dataclass(frozen=True)
+class InputSamples:
+    """Samples of an .npz ready to run: one list of input arrays per sample, in file order."""
+
+    rows: list = field(repr=False, compare=False)
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)  # integer class per sample
+    warnings: tuple[str, ...] = ()  # e.g. float data outside the input's quantization range
+
+
+def read_calibration_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of a calibration .npz by name; DataError for a file numpy cannot read."""
     import io
 
     raw = read_input_bytes(path, "calibration file")
     try:
         npz = np.load(io.BytesIO(raw), allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
+        return {k: npz[k] for k in npz.files}
     # numpy and zipfile raise many types on a corrupt file (ValueError, BadZipFile, EOFError, zlib.error,
     # RuntimeError for an encrypted member...): each is the user's bad file, never a bug of ours
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"calibration file {path} is not a readable .npz ({type(exc).__name__})") from None
+
+
+def calibration_array(arrays: dict[str, np.ndarray], spec: TensorSpec, position: int, inputs: int,
+                      path) -> np.ndarray:
+    """The array for one model input: by tensor name, or (one input only) 'x', 'x_test', the only array..."""
+    if spec.name in arrays:
+        return arrays[spec.name]
+    if inputs == 1:
+        key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
+        inputs_only = [k for k in arrays if k not in LABEL_KEYS]
+        if key is None and len(inputs_only) == 1:
+            key = inputs_only[0]
+        if key is None:
+            raise DataError(f"calibration file {path}: no array named '{spec.name}', 'x' or 'x_test' "
+                            f"(it holds {', '.join(sorted(arrays)) or 'no array'})")
+        return arrays[key]
+    raise DataError(f"calibration file {path}: no array named '{spec.name}' for input {position} "
+                    f"(one array per input, named after it)")
+
+
+def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int) -> list[list[np.ndarray]]:
+    """The first ``limit`` samples of an .npz (see ``load_samples``), as rows."""
+    return load_samples(path, specs, limit).rows
+
+
+def load_samples(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int | None = None) -> InputSamples:
+    """Inputs from an .npz: one array per model input (by tensor name, or the only array / x / x_test).
+
+    Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8,
+    integer data must already be the input's own dtype (the quantized values). Labels: ``y`` (optional).
+    """
+    arrays = read_calibration_arrays(path)
     columns = []
     for i, s in enumerate(specs):
-        if s.name in arrays:
-            a = arrays[s.name]
-        elif len(specs) == 1:
-            key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
-            if key is None and len(arrays) == 1:
-                key = next(iter(arrays))
-            if key is None:
-                raise DataError(f"calibration file {path}: no array named '{s.name}', 'x' or 'x_test'")
-            a = arrays[key]
-        else:
-            raise DataError(f"calibration file {path}: no array named '{s.name}' for input {i}")
-        columns.append(_fit_input(a, s, path))
-    n = min(len(c) for c in columns)
-    n = min(n, limit)
+        columns.append(_fit_input(calibration_array(arrays, s, i, len(specs), path), s, path))
+    n = min(len(c) for c, _ in columns)
+    n = n if limit is None else min(n, limit)
     if n == 0:
         raise DataError(f"calibration file {path} holds no samples")
-    return [[c[j] for c in columns] for j in range(n)]
+    labels = _labels(arrays, path)
+    return InputSamples([[c[j] for c, _ in columns] for j in range(n)],
+                        None if labels is None else labels[:n] if len(labels) >= n else None,
+                        tuple(w for _, w in columns if w))
 
 
-def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> np.ndarray:
+def _labels(arrays: dict[str, np.ndarray], path) -> np.ndarray | None:
+    key = next((k for k in LABEL_KEYS if k in arrays), None)
+    if key is None:
+        return None
+    y = arrays[key]
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        raise DataError(f"calibration file {path}: labels '{key}' must be one integer class per sample, "
+                        f"got {y.dtype} of shape {y.shape}")
+    return y.astype(np.int64)
+
+
+def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> tuple[np.ndarray, str | None]:
+    """The samples in the input's dtype, and a warning when float data falls outside its quantization range."""
     per_sample = int(np.prod(spec.shape))
     if a.ndim == 0 or a.size % per_sample != 0 or a.dtype.kind not in "iuf":
         raise DataError(f"calibration array for input '{spec.name}' has shape {a.shape}, model expects samples of {spec.shape}")
     a = a.reshape((-1,) + spec.shape)
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+    if a.dtype.kind in "iu":
+        if a.dtype != spec.dtype:
+            raise DataError(_integer_dtype_message(a, spec, path))
+        return a, None  # already the input's quantized values
+    if not np.all(np.isfinite(a)):
         raise DataError(f"calibration file {path} holds NaN or infinite values")
-    if np.issubdtype(spec.dtype, np.integer) and a.dtype.kind == "f" and spec.scale <= 0:
-        raise DataError(f"input '{spec.name}' is integer without a scale; give integer calibration data")
-    return quantize_input(a, spec) if a.dtype.kind == "f" else a.astype(spec.dtype)
+    if np.issubdtype(spec.dtype, np.integer) and spec.scale <= 0:
+        raise DataError(f"input '{spec.name}' is {spec.dtype} without a quantization scale: give its {spec.dtype} "
+                        "values, not float data")
+    return quantize_input(a, spec), range_warning(a, spec, f"calibration file {os.path.basename(os.fspath(path))}")
+
+
+def _integer_dtype_message(a: np.ndarray, spec: TensorSpec, path) -> str:
+    where = f"calibration file {os.path.basename(os.fspath(path))}: input '{spec.name}'"
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    if np.issubdtype(spec.dtype, np.integer):
+        return (f"{where} takes {spec.dtype} and the data is {a.dtype} (values {lo} to {hi}): integer data is read "
+                f"only as the input's own quantized {spec.dtype} values. Give float32 data scaled as the model was "
+                "trained (e.g. uint8 pixels divided by 255: x.astype('float32') / 255), which is quantized with the "
+                f"input's scale, or {spec.dtype} values already quantized")
+    return (f"{where} takes {spec.dtype} and the data is {a.dtype} (values {lo} to {hi}): give {spec.dtype} data "
+            "scaled as the model was trained (e.g. uint8 pixels divided by 255: x.astype('float32') / 255)")
+
+
+def range_warning(a: np.ndarray, spec: TensorSpec, what: str) -> str | None:
+    """Float data a quantized input cannot represent: clipped, so the model sees something else. ``what`` names
+    the data in the warning."""
+    if not np.issubdtype(spec.dtype, np.integer) or spec.scale <= 0 or not a.size:
+        return None
+    info = np.iinfo(spec.dtype)
+    lo, hi = (info.min - spec.zero_point) * spec.scale, (info.max - spec.zero_point) * spec.scale
+    # half a step of slack: values that round onto the end codes are representable
+    outside = float(np.mean((a < lo - spec.scale / 2) | (a > hi + spec.scale / 2)))
+    if outside <= OUT_OF_RANGE_WARN_FRACTION:
+        return None
+    return (f"{what}: {100 * outside:.1f}% of the values for input "
+            f"'{spec.name}' lie outside its quantization range [{lo:.4g}, {hi:.4g}] (data from {float(a.min()):.4g} "
+            f"to {float(a.max()):.4g}) and are clipped: is the data scaled as the model was trained (e.g. pixels "
+            "divided by 255)?")

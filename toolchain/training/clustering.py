@@ -19,6 +19,7 @@ import numpy as np
 from ..core.errors import ConfigError
 from ..core.schemas import validate
 from ..rewrite.config import MAX_CLUSTERS, MIN_CLUSTERS
+from .distribute import Strategy, parse_strategy
 from .tf_env import import_keras, import_tfmot
 
 
@@ -70,10 +71,12 @@ class FinetuneConfig:
     prune_epochs: int = 2
     epochs: int = 2
     learning_rate: float = 1e-4
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch: under a distribution strategy Keras splits it over the replicas
     seed: int = 0
+    strategy: Strategy = Strategy.DEFAULT  # where the fine-tune trains (toolchain.training.distribute)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         if self.prune_sparsity is not None:
             s = self.prune_sparsity
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < s < 1.0:  # NaN fails too
@@ -122,6 +125,7 @@ class FinetuneConfig:
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "strategy": self.strategy.value,
         }
 
     @classmethod
@@ -138,6 +142,8 @@ class FinetuneConfig:
             kwargs["learning_rate"] = float(raw["learning_rate"])
         if "centroid_init" in raw:
             kwargs["centroid_init"] = CentroidInit(raw["centroid_init"])
+        if "strategy" in raw:
+            kwargs["strategy"] = Strategy(raw["strategy"])
         rules = []
         for item in raw.get("layers", []):
             rules.append(LayerRule(item["pattern"], None if item.get("skip") else item["clusters"]))

@@ -27,6 +27,7 @@ from .clustering import (
     warn_user,
 )
 from .datasets import Dataset, check_fits_model
+from .distribute import replicas, strategy_scope
 from .keras_io import (
     check_classifier,
     keras_accuracy,
@@ -49,6 +50,7 @@ class FinetuneResult:
     train_samples: int
     test_samples: int
     elapsed_s: float = field(compare=False)
+    replicas: int = 1  # devices (or workers x devices) the strategy trained on
 
     def summary(self) -> dict[str, Any]:
         """Deterministic content for the JSON summary (no times)."""
@@ -63,6 +65,7 @@ class FinetuneResult:
             "epochs": self.epochs,
             "train_samples": self.train_samples,
             "test_samples": self.test_samples,
+            "replicas": self.replicas,
         }
 
 
@@ -75,18 +78,19 @@ def finetune_model(model, data: Dataset, config: FinetuneConfig, quiet: bool = F
     in_shape, classes = check_classifier(model)
     data = check_fits_model(data, in_shape, classes)
     seed_everything(config.seed)
-    model = strip_model(model)  # a model saved with wrappers still in it
-    accuracy_before = keras_accuracy(model, data.x_test, data.y_test)
-    pruned: tuple[PrunedLayer, ...] = ()
-    if config.prune_sparsity is not None:
-        model, pruned = prune_model(model, data, config, quiet)
-    clustered, plan = cluster_model(model, config)
-    if not plan.clustered:
-        warn_user("no layer was clustered: the output is the input model, fine-tuned")
-    compile_for_training(clustered, config.learning_rate)
-    fit(clustered, data, config.epochs, config.batch_size, quiet)
-    stripped = strip_model(clustered)
-    accuracy_after = keras_accuracy(stripped, data.x_test, data.y_test)
+    with strategy_scope(config.strategy):  # every model built from here on holds the strategy's variables
+        model = strip_model(model)  # a model saved with wrappers still in it
+        accuracy_before = keras_accuracy(model, data.x_test, data.y_test)
+        pruned: tuple[PrunedLayer, ...] = ()
+        if config.prune_sparsity is not None:
+            model, pruned = prune_model(model, data, config, quiet)
+        clustered, plan = cluster_model(model, config)
+        if not plan.clustered:
+            warn_user("no layer was clustered: the output is the input model, fine-tuned")
+        compile_for_training(clustered, config.learning_rate)
+        fit(clustered, data, config.epochs, config.batch_size, quiet)
+        stripped = strip_model(clustered)
+        accuracy_after = keras_accuracy(stripped, data.x_test, data.y_test)
     result = FinetuneResult(
         accuracy_before=accuracy_before,
         accuracy_after=accuracy_after,
@@ -97,6 +101,7 @@ def finetune_model(model, data: Dataset, config: FinetuneConfig, quiet: bool = F
         train_samples=len(data.x_train),
         test_samples=len(data.x_test),
         elapsed_s=time.perf_counter() - t0,
+        replicas=replicas(config.strategy),
     )
     return stripped, result
 
@@ -116,8 +121,9 @@ def finetune_file(
         raise ConfigError(f"output {out} must end in .keras or .h5")
     if out.resolve() == Path(model_path).resolve():
         raise InputError(f"output {out} would overwrite the input model: choose another path")
-    model = load_keras_model(model_path)
-    stripped, result = finetune_model(model, data, config, quiet=quiet)
+    with strategy_scope(config.strategy):  # loaded, clustered and trained in one strategy
+        model = load_keras_model(model_path)
+        stripped, result = finetune_model(model, data, config, quiet=quiet)
     data_bytes = keras_model_bytes(stripped, out.suffix)
     atomic_write_bytes(out, data_bytes)
     atomic_write_json(

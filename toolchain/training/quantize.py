@@ -30,6 +30,7 @@ from ..tflite.graph import find_weight_tensors, tensor_values
 from ..tflite.model_io import read_model
 from .clustering import strip_model
 from .datasets import Dataset, check_fits_model
+from .distribute import Strategy, parse_strategy, strategy_scope
 from .finetune import summary_path
 from .keras_io import check_classifier, keras_accuracy, load_keras_model
 from .keras_training import compile_for_training, fit
@@ -55,8 +56,10 @@ class QuantizeConfig:
     batch_size: int = 32
     preserve_sparsity: bool = False  # CQAT only: keep zero weights at zero
     seed: int = 0
+    strategy: Strategy = Strategy.DEFAULT  # CQAT only: where it trains (toolchain.training.distribute)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", parse_strategy(self.strategy, "QAT strategy"))
         if not isinstance(self.representative_samples, int) or self.representative_samples < 1:
             raise ConfigError(f"representative samples must be >= 1, got {self.representative_samples!r}")
         if not isinstance(self.qat_epochs, int) or self.qat_epochs < 1:
@@ -79,8 +82,9 @@ class QuantizeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["strategy"] = self.strategy.value
         if not self.cluster_preserving_qat:  # QAT settings are irrelevant without QAT
-            for k in ("qat_epochs", "qat_learning_rate", "batch_size", "preserve_sparsity"):
+            for k in ("qat_epochs", "qat_learning_rate", "batch_size", "preserve_sparsity", "strategy"):
                 d.pop(k)
         return d
 
@@ -208,8 +212,9 @@ def quantize_model(model, data: Dataset, config: QuantizeConfig, quiet: bool = F
     float_accuracy = keras_accuracy(model, data.x_test, data.y_test)
     qat_accuracy = None
     if config.cluster_preserving_qat:
-        model = cluster_preserving_qat(model, data, config, quiet)
-        qat_accuracy = keras_accuracy(model, data.x_test, data.y_test)
+        with strategy_scope(config.strategy):  # the QAT model is built, compiled and trained in the strategy
+            model = cluster_preserving_qat(model, data, config, quiet)
+            qat_accuracy = keras_accuracy(model, data.x_test, data.y_test)
     # Even a QAT model needs calibration in TF 2.21: the converter refuses int8 I/O without it.
     idx = representative_indices(len(data.x_train), config.representative_samples, config.seed)
     tflite = convert_int8(model, data.x_train[idx], per_tensor=config.per_tensor)

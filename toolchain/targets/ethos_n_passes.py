@@ -1,0 +1,276 @@
+"""Cycles of one Ethos-N78 pass, by the cost model Arm's support library plans with.
+
+A pass moves its input and weights from DRAM in stripes, runs the MAC engine (MCE) and the
+programmable layer engine (PLE), and writes its output back. Arm's compiler tries many plans
+(stripe sizes, block configurations, Winograd or direct convolution) and keeps the one its cost
+model (``CalculateMetric``, restated in ``ethos_n_arm``) finds cheapest. This module does the same
+on a small set of plans, with the library's formulas where it has them (25.03,
+``MceEstimationUtils.cpp`` for MCE cycles, ``EstimationUtils.cpp`` for PLE cycles) and a
+simplified SRAM budget: a plan fits when its input, weight and output stripes, double-buffered
+when there is more than one, fit the SRAM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .ethos_n_arm import stream_cycles
+from .ethos_n_variants import VariantHardware
+from .ethos_n_weights import OfmCode, packed_bytes
+
+PATCH_HW = 4  # the PLE works on 4x4 patches
+BRICK_HW = 8  # tensors in SRAM are 8x8 bricks of 16 channels
+BLOCKS = ((16, 16), (32, 8), (8, 32), (16, 8), (8, 16), (8, 8))  # width, height
+WINOGRAD_MACS_PER_BLOCK = 16
+BLOCK_OVERHEAD_CYCLES = 10
+MULTIPLIED_BLOCK_OVERHEAD_CYCLES = 100
+ACCUMULATORS_PER_OG = 512
+
+
+class PleOp(Enum):
+    PASSTHROUGH = "passthrough"
+    INTERLEAVE_2X2 = "interleave_2x2"
+    MAXPOOL_2X2 = "maxpool_2x2"
+    MAXPOOL_3X3 = "maxpool_3x3"
+    MEAN_XY = "mean_xy"
+    LEAKY_RELU = "leaky_relu"
+    SIGMOID = "sigmoid"
+    AVGPOOL_3X3 = "avgpool_3x3"
+    ADDITION = "addition"
+    ADDITION_RESCALE = "addition_rescale"
+
+    @property
+    def cycles_per_patch(self) -> int:
+        return _PLE_KERNELS[self][0]
+
+    @property
+    def blocked(self) -> bool:
+        """Whether it works in the MCE's blocks (and pays their overhead); standalone kernels do not."""
+        return _PLE_KERNELS[self][1]
+
+
+# GetPleCyclesPerPatch, and whether GetPleStats counts a block configuration for the kernel
+_PLE_KERNELS = {
+    PleOp.PASSTHROUGH: (6, True), PleOp.INTERLEAVE_2X2: (13, True), PleOp.MAXPOOL_2X2: (13, True),
+    PleOp.MAXPOOL_3X3: (37, True), PleOp.MEAN_XY: (37, True), PleOp.LEAKY_RELU: (37, True),
+    PleOp.SIGMOID: (41, True), PleOp.AVGPOOL_3X3: (97, False), PleOp.ADDITION: (15, False),
+    PleOp.ADDITION_RESCALE: (35, False),
+}
+
+# The PLE kernels the library has (PleKernelDatabaseGenerated.hpp, the same for every variant it
+# estimates): block (width, height) -> the block multipliers built for it. A plan's block must be one.
+_ANY_BLOCK = {(16, 16): (1,), (16, 8): (1, 2), (32, 8): (1,), (8, 16): (1,), (8, 32): (1,), (8, 8): (1, 2, 4)}
+PLE_BLOCKS: dict[PleOp, dict[tuple[int, int], tuple[int, ...]]] = {
+    PleOp.PASSTHROUGH: _ANY_BLOCK, PleOp.SIGMOID: _ANY_BLOCK, PleOp.LEAKY_RELU: _ANY_BLOCK,
+    PleOp.INTERLEAVE_2X2: {(16, 16): (1,)},
+    PleOp.MAXPOOL_2X2: {(16, 16): (1,), (16, 8): (2,), (32, 8): (1,), (8, 8): (4,)},
+    PleOp.MAXPOOL_3X3: {(16, 8): (2,), (32, 8): (1,), (8, 8): (4,)},
+    PleOp.MEAN_XY: {(8, 8): (1,)},
+    PleOp.AVGPOOL_3X3: {(16, 16): (1,)}, PleOp.ADDITION: {(16, 16): (1,)}, PleOp.ADDITION_RESCALE: {(16, 16): (1,)},
+}
+
+
+def block_multiplier(op: PleOp, block: tuple[int, int], stripe_width: int) -> int:
+    """The library's pick (OpGraph.cpp): the first multiplier m with m x block width >= the stripe's width, else
+    the largest there is."""
+    options = PLE_BLOCKS[op][block]
+    return next((m for m in options if m * block[0] >= stripe_width), options[-1])
+
+
+class Mce(Enum):
+    NONE = "none"
+    CONV = "conv"
+    DEPTHWISE = "depthwise"  # also the identity the library puts before pooling and interleaving
+    FULLY_CONNECTED = "fully_connected"
+
+
+@dataclass(frozen=True)
+class PassShape:
+    mce: Mce
+    ple: PleOp
+    in_hwc: tuple[int, int, int]  # the pass's input (per input, for additions)
+    out_hwc: tuple[int, int, int]  # the PLE's output
+    mce_out_hwc: tuple[int, int, int]  # the MCE's output = the PLE's input
+    kernel_hw: tuple[int, int] = (1, 1)
+    inputs: int = 1
+    input_in_dram: bool = True
+    output_in_dram: bool = True
+    weight_codes: tuple[OfmCode, ...] = ()  # per OFM; empty without weights
+    per_channel: bool = False  # the weights' scales: per output channel, or one
+
+
+@dataclass(frozen=True)
+class PassFigures:
+    cycles: float
+    mce_cycles: int
+    ple_cycles: int
+    dram_bytes: int
+    weight_bytes: int  # encoded, loaded once
+    winograd: bool
+    sram_bytes: int = 0  # the plan's stripes in SRAM
+    stripes: tuple[int, int] = (1, 1)  # the plan: stripes in height and width, in depth
+    block: tuple[int, int] = (16, 16)  # the plan: the block configuration (width, height)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _rup(a: int, b: int) -> int:
+    return _cdiv(a, b) * b
+
+
+def mce_direct(hw: VariantHardware, mce: Mce, kernel_hw: tuple[int, int], cin: int, out_hwc: tuple[int, int, int]) -> int:
+    """GetMceCycleCountDirect (a fully connected layer runs as a 1x1 convolution on 8x8 bricks)."""
+    oh, ow, cout = out_hwc
+    igs, ogs = hw.input_channels_per_cycle, hw.output_channels_per_cycle
+    if mce is Mce.DEPTHWISE:
+        active, per_unit, ifms = igs, 1, 1
+    else:
+        active, per_unit, ifms = ogs, igs, cin
+    macs = kernel_hw[0] * kernel_hw[1] * _rup(oh, PATCH_HW) * _rup(ow, 2) * _rup(ifms, per_unit) * _rup(cout, active)
+    return macs // (per_unit * 8 * active)
+
+
+def mce_winograd(hw: VariantHardware, kernel_hw: tuple[int, int], cin: int, out_hwc: tuple[int, int, int],
+                 block: tuple[int, int]) -> int:
+    """GetMceCycleCountWinograd: 2x2 output tiles (4x2 for 1-D kernels), at least the weight transform."""
+    oh, ow, cout = out_hwc
+    kh, kw = kernel_hw
+    igs, ogs = hw.input_channels_per_cycle, hw.output_channels_per_cycle
+    ofms_per_og = _cdiv(cout, ogs)
+    blocks = ofms_per_og * _cdiv(oh, block[1]) * _cdiv(ow, block[0])
+    tile_w, tile_h = (2, 4) if kw == 1 else (4, 2) if kh == 1 else (2, 2)
+    outputs = _cdiv(ow, tile_w) * _cdiv(oh, tile_h)
+    subfilters = _cdiv(kw, 1 if kw == 1 else 3) * _cdiv(kh, 1 if kh == 1 else 3)
+    mac_ops = outputs * WINOGRAD_MACS_PER_BLOCK * subfilters
+    cycles = _rup(cin, igs) * mac_ops // (igs * 8) * ofms_per_og
+    return max(cycles, blocks * cin * subfilters * 2)
+
+
+def ple_cycles(hw: VariantHardware, op: PleOp, in_hwc: tuple[int, int, int], out_hwc: tuple[int, int, int],
+               block: tuple[int, int], multiplier: int = 1) -> int:
+    """GetPleStats: 4x4 patches of the PLE's input (rounded up to whole blocks) plus a per-block overhead."""
+    h, w, c = in_hwc
+    if op.blocked:
+        h, w = _rup(h, block[1]), _rup(w, block[0])
+    patches_c = _cdiv(c, hw.engines * hw.ple_lanes)
+    cycles = _cdiv(h, PATCH_HW) * _cdiv(w, PATCH_HW) * patches_c * op.cycles_per_patch
+    if op.blocked:
+        blocks = _cdiv(out_hwc[0], block[1]) * _cdiv(out_hwc[1], block[0]) * patches_c
+        cycles += BLOCK_OVERHEAD_CYCLES * blocks + MULTIPLIED_BLOCK_OVERHEAD_CYCLES * (blocks // multiplier)
+    return cycles
+
+
+def _loop(size: int, base: int, inclusive: bool) -> list[int]:
+    """StripeShapeLoop: stripe sizes base x 1, 2, 4 ... below the tensor's size (and the whole of it: inclusive)."""
+    top = _cdiv(size, base)
+    if inclusive:
+        mults, m = [], 1
+        while m < top:
+            mults.append(m)
+            m *= 2
+        return [min(base * m, size) for m in mults] + [size]
+    m = 1 << (top.bit_length() - 1)
+    if m * base >= size:
+        m //= 2
+    out = []
+    k = 1
+    while 1 <= k <= m:
+        out.append(base * k)
+        k *= 2
+    return out
+
+
+def _stripe_shapes(s: PassShape, block: tuple[int, int], hw: VariantHardware) -> set[tuple[int, int, int]]:
+    """(height, width, depth) of the MCE's output stripes the library's StripeGenerator tries for a pass
+    standing alone: height, width, both, output depth (with height and width at one depth step), none."""
+    h, w, c = s.mce_out_hwc
+    base_h, base_w = max(block[1], BRICK_HW), max(block[0], BRICK_HW)
+    base_c = hw.sram_controllers if s.mce in (Mce.DEPTHWISE, Mce.NONE) else hw.output_channels_per_cycle
+    shapes = {(h, w, c)}
+    shapes |= {(sh, w, c) for sh in _loop(h, base_h, False)}
+    shapes |= {(h, sw, c) for sw in _loop(w, base_w, False)}
+    both = [(sh, sw) for sh in _loop(h, base_h, True) for sw in _loop(w, base_w, True)]
+    shapes |= {(sh, sw, c) for sh, sw in both}
+    if s.mce is not Mce.NONE:
+        shapes |= {(h, w, d) for d in _loop(c, base_c, False)}
+        shapes |= {(sh, sw, min(base_c, c)) for sh, sw in both}
+    return shapes
+
+
+def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False) -> PassFigures:
+    """The cheapest plan of the pass, by Arm's cost model, among those whose stripes fit the SRAM
+    (``winograd``: a convolution run as Winograd, whose weights ``s.weight_codes`` are encoded for it).
+
+    A stream whose tile holds two stripes overlaps all but its first (input, weights) or last
+    (output) stripe with compute; a plan that fits only with one stripe per tile overlaps nothing.
+    """
+    ic = s.in_hwc[2]
+    # OFMs encoded in parallel streams: one per output group (HWIO), or per SRAM (HWIM, depthwise)
+    parallel = hw.engines * hw.emcs_per_engine if s.mce is Mce.DEPTHWISE else hw.output_channels_per_cycle
+    # Depthwise and PLE-only passes read input channel c for output channel c: a depth split splits the input
+    channelwise = s.mce in (Mce.DEPTHWISE, Mce.NONE)
+    blocks = tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple])
+    if winograd:  # its accumulators limit the block (GetMceCycleCountWinograd's caller)
+        limit = ACCUMULATORS_PER_OG // (4 if min(s.kernel_hw) > 1 else 2)
+        blocks = tuple(b for b in BLOCKS if b[0] * b[1] <= limit)
+    packed: dict[int, int] = {}
+    plans: list[tuple[bool, PassFigures]] = []  # (fits the SRAM, figures)
+    for block in blocks:
+        mce = 0 if s.mce is Mce.NONE else (
+            mce_winograd(hw, s.kernel_hw, ic, s.mce_out_hwc, block) if winograd
+            else mce_direct(hw, s.mce, s.kernel_hw, ic // 64 if s.mce is Mce.FULLY_CONNECTED else ic, s.mce_out_hwc))
+        for rows, cols, depth in _stripe_shapes(s, block, hw):
+            ple = ple_cycles(hw, s.ple, s.mce_out_hwc, s.out_hwc, block, block_multiplier(s.ple, block, cols))
+            plans += _priced(s, hw, sram_bytes, rows, cols, depth, block, mce, ple, parallel, channelwise, packed,
+                             winograd)
+    # Observed of Arm's plans (not found in its source): a depthwise pass splits its depth only when nothing
+    # else fits
+    preferred = [f for fits, f in plans if fits and not (channelwise and f.stripes[1] > 1)]
+    fitting = preferred or [f for fits, f in plans if fits] or [f for _, f in plans]  # none fits: still answer
+    return min(fitting, key=lambda f: f.cycles)
+
+
+def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols: int, depth: int,
+            block: tuple[int, int], mce: int, ple: int, parallel: int, channelwise: bool, packed: dict[int, int],
+            winograd: bool) -> list[tuple[bool, PassFigures]]:
+    ih, iw, ic = s.in_hwc
+    oh, ow, oc = s.out_hwc
+    mh, mw, mc = s.mce_out_hwc
+    kh, kw = s.kernel_hw
+    n_rows, n_cols, n_depth = _cdiv(mh, rows), _cdiv(mw, cols), _cdiv(mc, depth)
+    n_space = n_rows * n_cols
+    stripe_depth = _rup(depth, parallel)  # whole groups of streams, the empty ones padded too
+    if s.weight_codes and stripe_depth not in packed:
+        packed[stripe_depth] = packed_bytes(list(s.weight_codes), stripe_depth, parallel, s.per_channel)
+    w_bytes = packed.get(stripe_depth, 0)
+    split_input = channelwise and n_depth > 1
+    in_rows = min(ih, _cdiv(rows * ih, mh) + kh - 1)
+    in_cols = min(iw, _cdiv(cols * iw, mw) + kw - 1)
+    in_stripe = _rup(in_rows, BRICK_HW) * _rup(in_cols, BRICK_HW) * _rup(min(depth, ic) if split_input else ic, 16)
+    w_stripe = w_bytes // n_depth if w_bytes else 0
+    out_stripe = (_rup(_cdiv(rows * oh, mh), BRICK_HW) * _rup(_cdiv(cols * ow, mw), BRICK_HW)
+                  * _rup(min(depth, oc), 16))
+    n_in = n_space * (n_depth if split_input else 1) * s.inputs
+    n_out = n_space * n_depth
+    bricked = n_depth > 1 or n_cols > 1  # NHWCB in DRAM: whole 8x8 bricks
+    in_bytes = ((_rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) if split_input or n_cols > 1 else ih * iw) * ic
+                * s.inputs) if s.input_in_dram else 0
+    out_bytes = ((_rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) if bricked else oh * ow) * oc) if s.output_in_dram else 0
+    out = []
+    for double in (True, False):
+        need = (in_stripe * s.inputs * (2 if double and n_in > s.inputs else 1)
+                + w_stripe * (2 if double and n_depth > 1 else 1) + out_stripe * (2 if double and n_out > 1 else 1))
+        # Compute starts once the first input stripe is in, and its neighbour too when the kernel reaches into it
+        lead = 2 if (kh > 1 and n_rows > 1) or (kw > 1 and n_cols > 1) else 1
+        first_in = in_bytes * min(lead * s.inputs, n_in) / n_in if double and n_in > s.inputs else in_bytes
+        first_w = w_bytes / n_depth if double and n_depth > 1 else w_bytes
+        last_out = out_bytes / n_out if double and n_out > 1 else out_bytes
+        i_par, i_non = stream_cycles(in_bytes, first_in, n_in)
+        w_par, w_non = stream_cycles(w_bytes, first_w, n_depth)
+        o_par, o_non = stream_cycles(out_bytes, last_out, n_out)
+        cycles = i_non + w_non + o_non + max(i_par + w_par, o_par, mce, ple)
+        out.append((need <= sram_bytes, PassFigures(cycles, mce, ple, in_bytes + w_bytes + out_bytes, w_bytes,
+                                                    winograd, need, (n_space, n_depth), block)))
+    return out
