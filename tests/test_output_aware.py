@@ -245,9 +245,9 @@ def test_cli_auto_clusters_keeps_agreement_on_calibration_data(conv_bn_int8, tmp
     npz = tmp_path / "cal.npz"
     np.savez(npz, x=np.random.default_rng(1).normal(0, 1, (64, 16, 16, 1)).astype(np.float32))
     out = tmp_path / "auto.tflite"
-    # --verify-data: the check runs on the same samples as the planner (nothing held back), to compare the two
+    # the planner's floor is judged on the verification's own held-back samples (rewrite.calibration_set)
     assert _cli("recluster", str(conv_bn_int8), "-o", str(out), "--calibration", str(npz), "--clusters", "auto",
-                "--verify-data", str(npz), "--samples", "64", "--min-weights", "1") == 0
+                "--samples", "64", "--min-weights", "1") == 0
     rep = json.loads(out.with_suffix(".json").read_text())
     plan = rep["plan"]
     assert plan["mode"] == "agreement" and plan["error_measure"] == "outputs"
@@ -257,17 +257,21 @@ def test_cli_auto_clusters_keeps_agreement_on_calibration_data(conv_bn_int8, tmp
     assert plan["checked_fidelity"] >= min(0.995, attainable or 1.0)
     assert all(t["clusters"] is not None and t["clusters"] <= 32 for t in plan["tensors"])
     assert any(t["action"] == TensorAction.REWRITTEN.value for t in rep["tensors"])
-    # the written model against the original on the held-back samples, run here: the planner's figure
-    from toolchain.rewrite.output_aware import Calibration
-    from toolchain.rewrite.rate_goals import held_back_split
+    ver = rep["verification"]
+    assert ver["evidence"] == "held_out" and ver["samples"] == 32
+    # the written model against the original on the held-back samples, run here: the planner's figure and the
+    # verification's are the same samples' agreement
+    from toolchain.rewrite.calibration_set import hold_back
     from toolchain.tflite import interpreter as rt
 
     spec = rt.input_specs(conv_bn_int8.read_bytes())[0]
     rows = [[rt.quantize_input(x[None], spec)] for x in np.load(npz)["x"]]
-    _, held, _ = held_back_split(Calibration(rows, "cal"), 0)
+    held = hold_back(rows, "cal", 512, 0).check.rows
     ref = [np.argmax(o[0]) for o in rt.run_model(conv_bn_int8.read_bytes(), held)]
     new = [np.argmax(o[0]) for o in rt.run_model(out.read_bytes(), held)]
-    assert np.mean(np.array(ref) == np.array(new)) == pytest.approx(plan["checked_fidelity"])
+    agreement = np.mean(np.array(ref) == np.array(new))
+    assert agreement == pytest.approx(plan["checked_fidelity"])
+    assert agreement == pytest.approx(ver["top1_agreement"])
 
 
 @pytest.mark.slow
