@@ -99,8 +99,8 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
     calibration = data.fit if config.objective_for(data.fit is not None) is Objective.OUTPUTS else None
     if data.notes and config.objective is Objective.OUTPUTS and calibration is None:
         config = replace(config, objective=Objective.WEIGHTS)  # LiteRT cannot run it (see the notes)
-    # plan -> apply -> verify for the request; a fidelity floor is judged on the held-back check samples
-    rewritten, report = rewrite_with_plan(original, config, job.request, calibration, sizer, data.check, progress)
+    # plan -> apply -> verify for the request, on the fit's samples only: the check stays out of sample
+    rewritten, report = rewrite_with_plan(original, config, job.request, calibration, sizer, progress)
     report = replace(report, data_notes=data.notes, data_warnings=data.warnings)
     if job.bias_correction and report.calibration is None and data.fit is not None:
         # the output-aware fit's bias is already optimal

@@ -32,7 +32,6 @@ from .choose_k import (
 from .config import Objective, ReclusterConfig
 
 if TYPE_CHECKING:
-    from .calibration_set import CheckSet
     from .output_aware import Calibration
     from .rate_options import RateModel
     from .result import ReclusterReport
@@ -135,13 +134,13 @@ def _max_clusters(request: PlanRequest) -> int:
 
 
 def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanRequest, calibration: Calibration | None,
-                      sizer: TargetSizer | None, check: CheckSet | None = None,
+                      sizer: TargetSizer | None,
                       progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
     """Plan, apply and verify for ``request``: the rewritten model and its report (with the plan).
 
-    ``calibration`` is what the fits learn from; ``check`` the samples they never saw (calibration_set's
-    held-back part), which a fidelity floor is judged on. Without ``check`` a fidelity goal holds back a seeded
-    part of ``calibration`` itself. ``progress`` hears of the fixed-K and SQNR-planned fits' layers."""
+    ``calibration`` is what the fits and the plan may learn from (run_job passes the fit part of its
+    CalibrationSet: the verification's check samples never reach the planner); a fidelity floor holds back a
+    seeded part of it (rate_goals.fit_fidelity). ``progress`` hears of the fixed-K and SQNR-planned fits."""
     from .recluster import recluster_model
 
     with_data = calibration is not None and config.objective_for(True) is Objective.OUTPUTS
@@ -169,7 +168,7 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
         fidelity = (FidelityFloor(PlanGoal.OUTPUT_SQNR, request.min_output_sqnr_db) if request.min_output_sqnr_db
                     else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT))
         rewritten, report, plan = fit_fidelity(original, config, fidelity, calibration, sizer.rate_model(original),
-                                               _max_clusters(request), check=check)
+                                               _max_clusters(request))
         return rewritten, replace(report, plan=plan)
     plan_cfg = replace(config, clusters=min(config.clusters, BUDGET_MAX_CLUSTERS))
     if goal is SizeGoal.FLASH_BUDGET:

@@ -33,7 +33,6 @@ from .rate_plan import budget_picks, plan_from_picks, smallest_message, smallest
 from .result import Evidence
 
 if TYPE_CHECKING:
-    from .calibration_set import CheckSet
     from .output_aware import Calibration
     from .result import ReclusterReport
 
@@ -41,8 +40,6 @@ MAX_ATTEMPTS = 4  # the first plan and up to three corrected ones
 # The first plan asks for this much less: a whole model's figure came out 0.7-1.1% above the sum of its tensors'
 # (Vela schedules a whole model's streams a little differently), so without it most budgets took two plans.
 FIRST_PLAN_MARGIN = 0.01
-HELD_BACK_MIN = 32  # held-back check samples at least (fewer calibration samples: the check is in-sample)
-HELD_BACK_ONE_IN = 8
 # --clusters auto's candidates: fewer than a budget's, so that it costs about two fits
 AUTO_CLUSTERS = (2, 4, 6, 8, 12, 16, 32)
 AUTO_RATE_LAMBDAS = (0.0, 1.0)
@@ -132,22 +129,6 @@ class FidelityFloor:
         return math.inf if noise == 0 else 10.0 * math.log10(signal / noise)
 
 
-def held_back_split(calibration: Calibration, seed: int) -> tuple[Calibration, list, bool]:
-    """(the fit's samples, the held-back check samples, whether the check is held out): one in HELD_BACK_ONE_IN,
-    at least HELD_BACK_MIN, seeded; with fewer than twice that the check runs on the fit's own samples."""
-    from .output_aware import Calibration
-
-    rows = calibration.rows
-    n = len(rows)
-    if n < 2 * HELD_BACK_MIN:
-        return calibration, rows, False
-    held = max(HELD_BACK_MIN, math.ceil(n / HELD_BACK_ONE_IN))
-    order = np.random.default_rng(seed).permutation(n)
-    check, fit = sorted(order[:held].tolist()), sorted(order[held:].tolist())
-    return (Calibration([rows[i] for i in fit], f"{len(fit)} of {calibration.source} (the rest held back)"),
-            [rows[i] for i in check], True)
-
-
 def _outputs(model_bytes: bytes, rows: list, batch: int) -> np.ndarray:
     """The first output of every sample, dequantized, flattened (samples, values)."""
     from ..tflite import interpreter as rt
@@ -159,22 +140,22 @@ def _outputs(model_bytes: bytes, rows: list, batch: int) -> np.ndarray:
 
 
 def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFloor, calibration: Calibration,
-                 rate: RateModel, max_clusters: int, lambdas: tuple[float, ...] = AUTO_RATE_LAMBDAS,
-                 check: CheckSet | None = None) -> tuple[bytes, ReclusterReport, KPlan]:
+                 rate: RateModel, max_clusters: int,
+                 lambdas: tuple[float, ...] = AUTO_RATE_LAMBDAS) -> tuple[bytes, ReclusterReport, KPlan]:
     """The fewest encoded bytes along the trade-off path whose rewrite keeps ``fidelity`` on held-back samples:
-    ``check`` (calibration_set's, the fit never saw them; ``calibration`` is then all the fit's), else a seeded
-    part of ``calibration`` held back here.
+    a seeded part of the fit's ``calibration`` held back by calibration_set.hold_back (one in eight, at least
+    32; fewer than 64 samples: the check is in-sample). Not the verification's check samples: a plan chosen
+    on them would make that check in-sample for the plan.
 
     When even the least noisy plan misses the floor (near-ties of the original flip under any rewrite),
     the floor becomes what that plan attains, and the plan says so."""
     from ..tflite import interpreter as rt
     from ..tflite.activations import choose_batch
     from ..tflite.model_io import read_model
+    from .calibration_set import hold_back
 
-    if check is not None:
-        fit_cal, check_rows, held_out = calibration, check.rows, check.evidence is Evidence.HELD_OUT
-    else:
-        fit_cal, check_rows, held_out = held_back_split(calibration, config.calibration_seed)
+    split = hold_back(calibration.rows, calibration.source, calibration.samples, config.calibration_seed)
+    fit_cal, check_rows, held_out = split.fit, split.check.rows, split.check.evidence is Evidence.HELD_OUT
     batch = choose_batch(original, check_rows, [rt.output_specs(original)[0].index])
     reference = _outputs(original, check_rows, batch)
     ks = tuple(k for k in AUTO_CLUSTERS if k <= max_clusters)
