@@ -25,10 +25,10 @@ def clusters_or_auto_arg(text: str) -> int | str:
     if text == "auto":
         return text
     try:
-        return clusters_arg(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of clusters (2 to 256) or 'auto', got '{text}'") \
-            from None
+        int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of clusters or 'auto', got '{text}'") from None
+    return clusters_arg(text)
 
 
 def add_recluster_plan_flags(p: argparse.ArgumentParser) -> None:
