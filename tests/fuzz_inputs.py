@@ -42,11 +42,12 @@ C_COMPILE_EVERY = 25
 HOSTILE_TEXT = (
     "X */ int injected = 1; /*", "a\n#include \"/etc/passwd\"\n", "/*", "*/", "??/", "??=", "\\", '"', "]]>", "&", "<",
     "| a | b |", "\n# Heading\n", "<script>x</script>", "\x1b]0;pwned\x07", "\x1b[2J", "\r\nerror: forged", "\u202e",
-    "\x00", "\t", "é✓", "a_b", "a.b", "a_b_2", ",", "'", "\x7f", "\u2028", "x" * 3000,
+    "\x00", "\t", "é✓", "a_b", "a.b", "a_b_2", ",", "'", "\x7f", "\u2028", "x" * 3000, "\ud800",
 )
+HUGE_INT = "@HUGE_INT@"  # written as a 5,000-digit integer (past Python's int() digit limit) by _write_doc
 HOSTILE_VALUES: tuple[Any, ...] = (
     math.nan, math.inf, -math.inf, 1e-300, 1e-320, 1e300, 0, -1, 0.0, 1e9, 1.5, 2**63, -(2**63), 10**30, True, "",
-    "x\n", "name\n", "\x1b[2J", [], {}, [1, 2], "1e9",
+    "x\n", "name\n", "\x1b[2J", [], {}, [1, 2], "1e9", HUGE_INT,
 )
 DIRECTIVE = re.compile(r"#(include [\"<][A-Za-z0-9_.-]+[\">]|define [A-Za-z_]\w*( .*)?|ifndef \w+|ifdef __cplusplus|"
                        r"endif( /\* .* \*/)?|if !defined\(__GNUC__\).*|error \".*\")")
@@ -258,16 +259,17 @@ def _mutated(rng: random.Random, base: dict) -> dict:
 
 
 def _write_doc(rng: random.Random, d: Path, doc: dict, stem: str) -> Path:
+    huge = (json.dumps(HUGE_INT), "1" * 5000)
     if rng.random() < 0.5:
         path = d / f"{stem}.json"
         try:
-            path.write_text(json.dumps(doc, allow_nan=True))
+            path.write_text(json.dumps(doc, allow_nan=True).replace(*huge))
         except (RecursionError, ValueError):
             path.write_text("[" * 5000 + "]" * 5000)
     else:
         path = d / f"{stem}.toml"
         try:
-            path.write_text(_toml(doc), encoding="utf-8", errors="surrogatepass")
+            path.write_text(_toml(doc).replace(*huge), encoding="utf-8", errors="surrogatepass")
         except RecursionError:
             path.write_text("a = " + "[" * 5000 + "]" * 5000)
     return path

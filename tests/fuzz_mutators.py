@@ -583,6 +583,40 @@ def input_dimension(seed: bytes, size: int) -> bytes:
     return edited_model(seed, edit)
 
 
+def operators_swapped(seed: bytes, a: int = 0, b: int = 1) -> bytes:
+    """Operators ``a`` and ``b`` of subgraph 0 exchanged: each reads a tensor a later operator writes."""
+    def edit(m):
+        ops = m.subgraphs[0].operators
+        ops[a], ops[b] = ops[b], ops[a]
+    return edited_model(seed, edit)
+
+
+def operator_cycle(seed: bytes) -> bytes:
+    """Operator 0 reads operator 1's output, which reads operator 0's: a cycle (the graph input goes unread)."""
+    def edit(m):
+        ops = m.subgraphs[0].operators
+        ops[0].inputs = [int(ops[1].outputs[0]), *(int(i) for i in ops[0].inputs[1:])]
+    return edited_model(seed, edit)
+
+
+def control_flow_op(seed: bytes, subgraph_index: int) -> bytes:
+    """A CALL_ONCE operator first in subgraph 0, running subgraph ``subgraph_index``."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def edit(m):
+        oc = schema.OperatorCodeT()
+        code = schema.BuiltinOperator.CALL_ONCE
+        oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), 1
+        m.operatorCodes.append(oc)
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = len(m.operatorCodes) - 1, [], []
+        op.builtinOptionsType = schema.BuiltinOptions.CallOnceOptions
+        op.builtinOptions = schema.CallOnceOptionsT()
+        op.builtinOptions.initSubgraphIndex = subgraph_index
+        m.subgraphs[0].operators.insert(0, op)
+    return edited_model(seed, edit)
+
+
 def tensor_name_bytes(seed: bytes, name: bytes) -> bytes:
     def edit(m):
         m.subgraphs[0].tensors[0].name = name

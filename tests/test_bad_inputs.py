@@ -64,6 +64,9 @@ class BadInput:
     note: str = ""
     env: tuple[tuple[str, str], ...] = ()  # environment variables the command runs with
     cleanup: Callable[[Path], None] = field(default=lambda d: None, repr=False)  # after the command, pass or fail
+    wrapper: tuple[str, ...] = ()  # a command the toolchain runs under (prlimit, unshare)
+    show_wrapper: bool = True  # the table shows the wrapper in the command
+    shown: str = ""  # the command as the table shows it, where the real one is unreadable (5,000 digits)
 
 
 # --------------------------------------------------------------------------- inputs the cases create
@@ -205,7 +208,7 @@ CASES: tuple[BadInput, ...] = (
              _write("custom.tflite", _edit("float", fm.custom_op))),
     BadInput("float-calibration-shape", "calibration .npz whose samples do not fit the float model's input",
              ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
-             r"calibration array for input '.*' has shape \[4, 7\]; the model expects samples of shape",
+             r"calibration array for input '.*' has shape \(4, 7\), model expects samples of \(1, 64\)",
              _both(_copy("float.tflite", "float"), _write("cal.npz", _npz_bad_shape))),
     BadInput("float-calibration-dtype", "calibration .npz of uint8 images for a float model",
              ("quantize", "float.tflite", "--calibration", "cal.npz", "-o", "out.tflite"), 2,
@@ -617,7 +620,9 @@ HOSTILE_CASES: tuple[BadInput, ...] = (
              ("finetune", "m.keras", "--data", "digits", "-o", "out.keras", "--strategy", "multiworker"), 2,
              "TF_CONFIG is not valid JSON", env=(("TF_CONFIG", "{cluster: worker}"),)),
 )
-CASES = CASES + HOSTILE_CASES
+from bad_inputs_third import THIRD_CASES  # after the helpers above, which its rows use
+
+CASES = CASES + HOSTILE_CASES + THIRD_CASES
 
 
 # --------------------------------------------------------------------------- running a case
@@ -644,7 +649,7 @@ def run_case(case: BadInput, models: Models, directory: Path) -> Outcome:
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **dict(case.env))
     env.pop("TOOLCHAIN_DEBUG", None)
     try:
-        proc = subprocess.run([sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True,
+        proc = subprocess.run([*case.wrapper, sys.executable, "-m", "toolchain", *case.argv], cwd=directory, capture_output=True,
                               text=True, timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
         after = _snapshot(directory)
     finally:

@@ -209,9 +209,11 @@ CONFIG_ONLY_KEYS = {("schema_version",)}
 # where it writes, and how it prints; none of them is a setting of a stage.
 # The deploy's inputs (model, data, calibration and check samples, targets, files), where it writes and its output
 # modes are flags and Makefile variables, not config keys: a config describes how to process, not what.
+# The user's word on trusting inputs (code in a Keras model, a profile replacing a built-in) is never a setting
+# a config file can give.
 DEPLOY_FLAG_ONLY = {"-h", "--help", "--data", "--calibration", "--synthetic-calibration", "--verify-data", "--target",
                     "--profile", "--config", "-o", "--output-dir", "--build-dir", "--example-dir", "--quiet", "-q",
-                    "--json", "-k", "--debug"}
+                    "--json", "-k", "--debug", "--trust-model-code", "--replace-builtin"}
 
 
 def _pipeline_keys() -> set[tuple[str, ...]]:
@@ -247,6 +249,7 @@ def test_every_deploy_flag_is_a_pipeline_config_key():
 
 
 def test_a_deploy_flag_sets_its_config_key():
+    from toolchain.commands.common import deploy_settings
     from toolchain.commands.deploy import CONFIG_OF_FLAG
     from toolchain.pipeline.config import load_pipeline_config
 
@@ -255,10 +258,11 @@ def test_a_deploy_flag_sets_its_config_key():
                               "0.95", "--verify-samples", "7", "--no-tflm", "--bits", "4", "--exclude", "a*",
                               "--test-samples", "20", "--section", "s", "--arena-margin-percent", "5",
                               "--objective", "weights", "--min-output-sqnr", "20", "--output-kind", "boxes=values",
-                              "--output-kind", "scores=detection_scores"])
-    settings = tuple((*CONFIG_OF_FLAG[d], dict(v) if d == "output_kind" else v)
-                     for d, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None)
-    c = load_pipeline_config(None, None, settings)
+                              "--output-kind", "scores=detection_scores", "--clusters", "auto",
+                              "--plan-output-sqnr", "25", "--plan-target", "ethos-u85-256"])
+    c = load_pipeline_config(None, None, deploy_settings(args, CONFIG_OF_FLAG))
+    # the planner's floors and the verification's gates are different keys
+    assert (c.plan.auto, c.plan.min_output_sqnr_db, c.plan.target) == (True, 25.0, "ethos-u85-256")
     assert (c.compile.allow_cpu, c.compile.enforce_budget, c.compile.timeout_s) == (True, False, 30.0)
     assert (c.verify.min_top1_agreement, c.verify.samples, c.verify.min_output_sqnr_db) == (0.95, 7, 20.0)
     assert c.verify.output_kinds == (("boxes", "values"), ("scores", "detection_scores"))
@@ -284,12 +288,12 @@ VERB_FLAG_ONLY = {
                   "--min-output-sqnr", "--output-kind",
                   "--min-sqnr", "--max-clusters", "--weight-budget", "--flash-budget", "--target", "--profile",
                   "--min-agreement", "--plan-output-sqnr",
-                  "--bias-correction", "--op-rule"},
+                  "--bias-correction", "--op-rule", "--replace-builtin"},
     "finetune": {"-h", "--help", "--debug", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
-                 "--no-per-channel", "--no-preserve-sparsity"},
+                 "--no-per-channel", "--no-preserve-sparsity", "--trust-model-code"},
     # the float .tflite path (ai-edge-quantizer): its calibration input, sample count and I/O type
     "quantize": {"-h", "--help", "--debug", "--data", "-o", "--output", "--quiet", "-q", "--json", "--epoch-lines",
-                 "--calibration", "--synthetic-calibration", "--calibration-samples", "--float-io"},
+                 "--calibration", "--synthetic-calibration", "--calibration-samples", "--float-io", "--trust-model-code"},
 }
 
 

@@ -99,7 +99,7 @@ def test_combined_page_compares_the_targets(tflite_deploy, tmp_path):
     assert len(found) == 5 * len(TARGETS) * 2  # flash, SRAM, cycles, time, encoded weights; before and after
     assert all(float(b["width"]) > 0 for b in found)
     for t in TARGETS:
-        assert f'href="{t}/report/index.html"' in dom
+        assert f'href="./{t}/report/index.html"' in dom
     assert (tflite_deploy.model_dir / TARGETS[0] / "report" / "index.html").is_file()
 
 

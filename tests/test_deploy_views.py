@@ -119,8 +119,8 @@ def test_model_page_lists_every_target_and_marks_the_estimate(conv_bn_int8, tmp_
     page = (mdir / "index.html").read_text()
     assert "2 target(s)" in page  # the u55 target of the earlier run is still listed
     for name in ("ethos-u55-128", "ethos-n78-1tops-4ple"):
-        assert f'href="{name}/report/index.html"' in page
-    assert '<a href="ethos-n78-1tops-4ple/report/index.html">ethos-n78-1tops-4ple</a> <span class="estimate">' \
+        assert f'href="./{name}/report/index.html"' in page  # relative, built by the dashboard
+    assert '<a href="./ethos-n78-1tops-4ple/report/index.html">ethos-n78-1tops-4ple</a> <span class="estimate">' \
            "(analytical estimate)</span>" in page
     assert "Cycles per inference (Ethos-N78: estimate)" in page and "time after (us)" in page
     n78_page = (mdir / "ethos-n78-1tops-4ple" / "report" / "index.html").read_text()

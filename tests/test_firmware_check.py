@@ -144,3 +144,21 @@ def test_without_qemu_the_check_exits_3_naming_the_package(tmp_path, conv_bn_k16
                           env={**os.environ, "PATH": str(gcc_only)})
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.startswith("error: qemu-system-arm is not installed (Debian: apt-get install qemu-system-arm)")
+
+
+def test_a_foreign_compile_json_flash_figure_past_uint32_is_refused(tmp_path, capsys, conv_bn_k16, conv_bn_compiled):
+    """compile.json may come from anywhere: its flash figure becomes a uint32_t literal of the check program, so a
+    value past 2**32-1 (or a 5,000-digit one) is exit 2 naming the field, before anything is compiled."""
+    fw, pal = _sources(tmp_path, conv_bn_k16, conv_bn_compiled)
+    compiled = tmp_path / "compiled"
+    shutil.copytree(conv_bn_compiled, compiled)
+    info = json.loads((compiled / "compile.json").read_text())
+    for value, shown in ((2**32, "4294967296"), (-1, "-1"), (10**400, "a 401-digit number")):
+        info["budget"]["flash_used_bytes"] = value
+        (compiled / "compile.json").write_text(json.dumps(info))
+        rc, _, err = _check(capsys, fw, compiled, pal, conv_bn_k16)
+        assert rc == 2 and "budget.flash_used_bytes must be a whole number from 0 to 2**32-1" in err, err
+        assert shown in err
+    (compiled / "compile.json").write_text(json.dumps(info).replace("1" + "0" * 400, "1" * 5000))
+    rc, _, err = _check(capsys, fw, compiled, pal, conv_bn_k16)
+    assert rc == 2 and "holds an integer with more than 4,300 digits" in err, err

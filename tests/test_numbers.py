@@ -101,3 +101,51 @@ def test_flags_refuse_non_finite_and_non_integer_values_in_one_line(argv, messag
     assert exc.value.code == 2
     lines = err.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+# --------------------------------------------------------------------------- values Python parses but cannot use
+
+HUGE = "1" * 5000  # past Python's 4,300-digit limit of int(str): json and tomllib raise a plain ValueError
+
+
+@pytest.mark.parametrize("text, suffix, message", [
+    (f"clusters = {HUGE}\n", ".toml", "holds an integer with more than 4,300 digits"),
+    (f'{{"clusters": {HUGE}}}', ".json", "holds an integer with more than 4,300 digits"),
+    ('{"exclude": ["\\ud800"]}', ".json", "holds a string with a lone surrogate \\(\\\\ud800\\)"),
+    ('{"\\udfff": 1}', ".json", "lone surrogate \\(\\\\udfff\\)"),  # keys too
+])
+def test_documents_python_parses_but_cannot_use_are_config_errors(text, suffix, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text.encode(), suffix, "recluster config c" + suffix)
+
+
+def test_a_5000_digit_integer_in_a_profile_is_one_line(tmp_path):
+    path = tmp_path / "board.toml"
+    path.write_text(U55_BOARD + f"[budget]\nsram_bytes = {HUGE}\n")
+    with pytest.raises(ConfigError, match="board.toml holds an integer with more than 4,300 digits"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("argv", [
+    ["recluster", "m.tflite", "-o", "o.tflite", "--rule", "a\udcffb=8"],  # a byte 0xff from the shell
+    ["palettise", "m.tflite", "-o", "out", "--exclude", "\udcff"],
+    ["inspect", "\ud800.tflite"],
+])
+def test_arguments_that_are_not_utf8_are_refused_before_parsing(argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(argv) == 2
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1 and "is not UTF-8 text" in lines[0], lines
+    assert lines[0].isprintable()
+
+
+@pytest.mark.parametrize("value", ["¹²⁸", "١٢٨", HUGE, "12345678901", " 128", "128\n", "-128", "0x80"])
+def test_the_vela_memory_setting_takes_ascii_digits_only(value, monkeypatch):
+    from toolchain.targets.vela_memory import MEMORY_ENV, machine_share_bytes
+
+    monkeypatch.setenv(MEMORY_ENV, value)
+    with pytest.raises(ConfigError, match="must be a whole number of MiB from 64"):
+        machine_share_bytes()
+    monkeypatch.setenv(MEMORY_ENV, "128")
+    assert machine_share_bytes() == 128 << 20

@@ -296,3 +296,40 @@ def test_cli_details_and_bad_profile_exit_2(tmp_path, capsys):
     assert main(["profiles", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: hardware profile board.toml") and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- a user's file named like a built-in
+
+
+SHADOW = 'schema_version = 1\nname = "{name}"\nbase = "ethos-u55-128"\n[budget]\nsram_bytes = 1024\n'
+
+
+@pytest.mark.parametrize("name", ["ethos-u55-128", "ethos-u55"])  # a profile's name, an alias
+def test_a_profile_file_shadowing_a_built_in_is_refused_unless_replace_builtin(tmp_path, name):
+    path = write_profile(tmp_path, SHADOW.format(name=name))
+    with pytest.raises(ConfigError, match=f"named '{name}', like a built-in target.*--replace-builtin"):
+        load_profile(path)
+    p = load_profile(path, replace_builtin=True)
+    assert p.name == name and p.sram_budget_bytes == 1024
+    assert load_profile("ethos-u55-128").sram_budget_bytes != 1024  # the built-in itself is unchanged
+
+
+def test_a_copy_of_a_built_in_file_is_not_shadowing(tmp_path):
+    copy = tmp_path / "ethos-u65-256.toml"
+    copy.write_bytes((REPO / "hw_profiles" / "ethos-u65-256.toml").read_bytes())
+    assert load_profile(copy) == replace(load_profile("ethos-u65-256"), source=copy.name)
+
+
+@pytest.mark.parametrize("argv", [
+    ["compile", "m.tflite", "--profile", "{p}", "-o", "{o}"],
+    ["recluster", "m.tflite", "-o", "{o}/x.tflite", "--profile", "{p}", "--flash-budget", "1000"],
+    ["profiles", "{p}"],
+])
+def test_every_verb_taking_a_profile_refuses_the_shadow_in_one_line(tmp_path, capsys, argv):
+    p = write_profile(tmp_path, SHADOW.format(name="ethos-u55-128"))
+    (tmp_path / "m.tflite").write_bytes(b"")  # refused before the model is read
+    args = [a.format(p=p, o=tmp_path / "out") for a in argv]
+    args = [str(tmp_path / a) if a == "m.tflite" else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "--replace-builtin" in err and "\n" not in err

@@ -76,7 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def undecodable_argument(argv: Sequence[str]) -> str | None:
+    """The first argument that is not text: bytes the locale could not decode (Python keeps them as lone
+    surrogates, which every later write of a report or a JSON document fails to encode)."""
+    for i, arg in enumerate(argv, 1):
+        if isinstance(arg, str) and not arg.isascii():
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                try:  # show the bytes as given (\xff), not Python's stand-ins for them (\udcff)
+                    shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                except UnicodeEncodeError:
+                    shown = arg
+                return f"argument {i} ({terminal_text(shown, 200)}) is not UTF-8 text; the toolchain takes UTF-8 arguments"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = undecodable_argument(argv)
+    if bad is not None:  # before parsing: argparse would take it as it is, and a later write would fail on it
+        print(f"error: {bad}", file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "verb", None):
@@ -91,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as exc:
+        # an input asked for more memory than this process can get (numpy names the size it tried)
+        detail = terminal_text(str(exc), MAX_ERROR_CHARS) or "an allocation failed"
+        print(f"error: out of memory: {detail}; the input asks for more memory than this process can get",
+              file=sys.stderr)
+        return int(ExitCode.BAD_INPUT)
     except BrokenPipeError:
         # the reader went away (e.g. `toolchain inspect m.tflite | head`): not an error of ours
         try:

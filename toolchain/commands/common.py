@@ -125,3 +125,11 @@ def output_kind_arg(text: str) -> tuple[str, str]:
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return name, kind.value
+
+
+def deploy_settings(args: argparse.Namespace, config_of_flag: dict[str, tuple[str, str]]) -> tuple:
+    """(section, key, value) of every deploy flag given (``config_of_flag``: dest -> config key), and [plan] auto
+    for ``--clusters auto``."""
+    given = tuple((*config_of_flag[dest], dict(v) if dest == "output_kind" else v)
+                  for dest, v in ((d, getattr(args, d)) for d in config_of_flag) if v is not None)
+    return given + ((("plan", "auto", True),) if args.clusters == "auto" else ())

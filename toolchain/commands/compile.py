@@ -7,36 +7,28 @@ import sys
 from pathlib import Path
 
 from ..core.escape import terminal_text
-from .common import add_output_options, default_output_dir, say
+from .common import add_output_options, default_output_dir, finite_number, say
 
 HELP = "compile an int8 .tflite with Vela for an Ethos-U target (or estimate it for Ethos-N78); writes compile.json"
 LIBRARY_HELP = ("Arm's Ethos-N support library (libEthosNSupport.so, its build folder or the driver stack checkout): "
                 "its estimator prices Ethos-N78 targets (default: $ETHOSN_SUPPORT_LIBRARY; else the calibrated model)")
 
 
-def _timeout(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
-    if not 0 < v <= 86400:
-        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 86400, got {v:g}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL.tflite", help="a full-int8 .tflite model (not yet compiled by Vela)")
     p.add_argument("--target", metavar="NAME", help="a built-in target or alias (see 'toolchain profiles'), e.g. ethos-u55-128")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own (.toml or .json)")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
     p.add_argument("-o", "--output-dir", metavar="DIR", help="where Vela's files and compile.json go (default build/MODEL/TARGET/compile)")
     p.add_argument("--no-budget", action="store_true", help="report SRAM/flash over the profile's budget but do not fail (exit 0)")
     p.add_argument("--allow-cpu", action="store_true", help="accept a model that runs mostly on the CPU (otherwise exit 2)")
-    p.add_argument("--timeout", type=_timeout, default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
+    p.add_argument("--timeout", type=finite_number(0.001, 86400), default=600.0, metavar="S", help="give up on Vela after S seconds (default 600)")
     p.add_argument("--ethosn-support-library", metavar="PATH", help=LIBRARY_HELP)
     add_output_options(p, "print compile.json instead of the summary")
 
 
-def resolve_profile(target: str | None, profile_file: str | None):
+def resolve_profile(target: str | None, profile_file: str | None, replace_builtin: bool = False):
     from ..core.errors import ConfigError
     from ..targets.profiles import load_profile
 
@@ -44,7 +36,7 @@ def resolve_profile(target: str | None, profile_file: str | None):
         raise ConfigError("give --target NAME (see 'toolchain profiles') or --profile FILE")
     if profile_file is None:
         return load_profile(target)  # type: ignore[arg-type]
-    profile = load_profile(Path(profile_file))
+    profile = load_profile(Path(profile_file), replace_builtin)
     if target is not None and target != profile.name and target not in profile.aliases:
         raise ConfigError(
             f"--target {target} does not match profile file {Path(profile_file).name}, which is named '{profile.name}'"
@@ -129,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from ..targets.ethos_n_bridge import library_from_option
     from ..targets.vela_run import vela_output_files
 
-    profile = resolve_profile(args.target, args.profile)
+    profile = resolve_profile(args.target, args.profile, args.replace_builtin)
     if args.ethosn_support_library and profile.family.compiled_by_vela:
         raise ConfigError(f"--ethosn-support-library applies to Ethos-N78 targets only, not {profile.name}")
     library = library_from_option(args.ethosn_support_library) if not profile.family.compiled_by_vela else None

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_output_options, fraction, output_kind_arg, positive_int
+from .common import add_output_options, deploy_settings, fraction, output_kind_arg, positive_int
 from .finetune import DATA_METAVAR
 from .plan_flags import DEPLOY_PLAN_KEYS, add_deploy_plan_flags, clusters_or_auto_arg
 
@@ -36,11 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-data", metavar="FILE.npz",
                    help="inputs the check of after vs before runs on (same format; labels y add accuracy)")
     p.add_argument("--clusters", "-k", type=clusters_or_auto_arg, metavar="K|auto",
-                   help="distinct values per weight tensor, for finetune and recluster (default 16); 'auto': "
-                        "[plan] auto, the fewest encoded bytes keeping top-1 agreement on held-back samples")
+                   help="K per weight tensor, for finetune and recluster (default 16); 'auto': [plan] auto (per tensor)")
     p.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="a built-in target or alias (see 'toolchain profiles'); repeatable (default ethos-u55)")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load a Keras MODEL holding Lambda layers or custom objects: Python code that runs on loading")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline settings, TOML or JSON (schemas/pipeline.schema.json); unknown keys are refused")
     p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
@@ -114,10 +117,10 @@ def run(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         build_dir=Path(args.build_dir),
         example_dir=Path(args.example_dir) if args.example_dir else None,
+        replace_builtin=args.replace_builtin,
+        trust_model_code=args.trust_model_code,
         synthetic_calibration=args.synthetic_calibration,
-        settings=tuple((*CONFIG_OF_FLAG[dest], dict(v) if dest == "output_kind" else v)
-                       for dest, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None)
-        + ((("plan", "auto", True),) if args.clusters == "auto" else ()),
+        settings=deploy_settings(args, CONFIG_OF_FLAG),
     )
     try:
         result = run_pipeline(options, progress)

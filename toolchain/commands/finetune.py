@@ -21,6 +21,8 @@ DATA_HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL.keras", help="Keras classifier, .keras or .h5")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load a model holding Lambda layers or custom objects: Python code that runs on loading")
     p.add_argument("--data", required=True, metavar=DATA_METAVAR, help=DATA_HELP)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="clustered model, .keras or .h5; a JSON summary is written to FILE.json")
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data)
     with training_output(args):
         result = finetune_file(args.model, data, args.output, config,
-                               quiet=args.epoch_lines or args.quiet or args.json)
+                               quiet=args.epoch_lines or args.quiet or args.json, trust_model_code=args.trust_model_code)
     if args.json:
         print_json_file(summary_path(args.output))
     lines = [(f"accuracy on the test split ({result.test_samples} samples): "

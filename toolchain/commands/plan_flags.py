@@ -52,6 +52,8 @@ def add_recluster_plan_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="NAME", help="hardware profile whose encoder sizes weights (e.g. "
                    "ethos-u85-256); alone, a flash budget plan for its profile's budget")
     p.add_argument("--profile", metavar="FILE", help="custom hardware profile file (as --target)")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
     p.add_argument("--rate-lambda", type=finite_number(0.0, 64.0), metavar="F",
                    help="price of code bits in the fit, 0..64: a bit is worth F x the palette's mean squared "
                         "error (default 0; size goals choose it per tensor)")

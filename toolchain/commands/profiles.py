@@ -14,6 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("profiles", nargs="*", metavar="NAME_OR_FILE", help="built-in names, aliases or profile files to check and show")
     add_output_options(p, "print JSON")
     p.add_argument("--ini", action="store_true", help="also print the Vela .ini a custom system is rendered into")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="accept a profile file named like a built-in target but describing another (refused otherwise)")
 
 
 def _mib(n: int) -> str:
@@ -85,7 +87,7 @@ def format_details(p, with_ini: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..targets.profiles import list_profiles, load_profile
 
-    profiles = [load_profile(n) for n in args.profiles] if args.profiles else list_profiles()
+    profiles = [load_profile(n, args.replace_builtin) for n in args.profiles] if args.profiles else list_profiles()
     if args.json:
         out = []
         for p in profiles:

@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="Keras classifier, .keras or .h5 (e.g. the output of 'toolchain finetune'), or a "
                    "float .tflite (float16 weights behind DEQUANTIZE, sparse weights and no signature accepted)")
     p.add_argument("--data", metavar=DATA_METAVAR, help=f"Keras model: {DATA_HELP}")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load a Keras model holding Lambda layers or custom objects: Python code that runs on loading")
     t = p.add_argument_group("a float .tflite (ai-edge-quantizer, static int8)")
     t.add_argument("--calibration", metavar="FILE.npz",
                    help="unlabelled representative inputs: 'x', or one array per input name, samples on axis 0")
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data)
     with training_output(args):
         result = quantize_file(args.model, data, args.output, config,
-                               quiet=args.epoch_lines or args.quiet or args.json)
+                               quiet=args.epoch_lines or args.quiet or args.json, trust_model_code=args.trust_model_code)
     if args.json:
         print_json_file(summary_path(args.output))
     qat = f", QAT float {result.qat_float_accuracy:.2%}" if result.qat_float_accuracy is not None else ""

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.profile or args.target:
         from ..targets.profiles import load_profile
 
-        profile = load_profile(args.profile or args.target)
+        profile = load_profile(args.profile or args.target, args.replace_builtin)
     with Progress(OutputMode.QUIET if args.quiet or args.json else OutputMode.NORMAL).step_bar("recluster") as bar:
         rewritten, report = run_job(read_input_bytes(args.model, "model"), job, sizer_for(profile), bar)
     # a candidate that misses the gate goes beside OUTPUT as OUTPUT.rejected.tflite: OUTPUT keeps the last good one

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _show_build(directory: Path, args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.fileio import atomic_write_text
+    from ..core.paths import refuse_links
     from ..reporting.dashboard import (
         INDEX_HTML,
         render_combined_page,
@@ -36,6 +37,7 @@ def _show_build(directory: Path, args: argparse.Namespace) -> int:
 
     if not directory.is_dir():
         raise InputError(f"build directory not found: {directory}")
+    refuse_links(directory, "toolchain report", include_root=False)  # its pages are rewritten below DIR
     paths = find_reports([directory])
     docs = [load_report(p) for p in paths]
     models = {d["model"] for d in docs}

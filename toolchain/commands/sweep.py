@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="a built-in target or alias, repeatable (default ethos-u55); every point builds every target")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load Keras MODELs holding Lambda layers or custom objects: Python code that runs on loading")
     p.add_argument("--config", metavar="FILE", help="the pipeline config of every point (as for deploy)")
     p.add_argument("-o", "--output-dir", "--build-dir", dest="build_dir", default="build", metavar="DIR",
                    help="points go to DIR/sweep/k<K>/<model>/, the Pareto files to DIR/sweep/ (default build; "
@@ -52,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         models=tuple(Path(m) for m in args.models), data=args.data, clusters=tuple(args.clusters),
         targets=tuple(args.target), profile=Path(args.profile) if args.profile else None,
         config=Path(args.config) if args.config else None, build_dir=Path(args.build_dir),
-        executor=Executor(args.executor), jobs=args.jobs, ray_address=args.ray_address)
+        executor=Executor(args.executor), jobs=args.jobs, ray_address=args.ray_address,
+        trust_model_code=args.trust_model_code, replace_builtin=args.replace_builtin)
     stream = sys.stderr if args.json else sys.stdout
 
     def log(line: str) -> None:

@@ -19,6 +19,7 @@ NAME_MAX_BYTES = 255  # one path component on Linux and macOS file systems
 # Outputs never go where writing has side effects (kernel interfaces, devices); /dev/shm is a plain tmpfs.
 SYSTEM_DIRS = (Path("/proc"), Path("/sys"), Path("/dev"))
 SYSTEM_DIR_EXCEPTIONS = (Path("/dev/shm"),)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # open() fails (ELOOP) on a symbolic link instead of following it
 _FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
 
@@ -32,15 +33,17 @@ def size_text(n: int) -> str:
     return f"{n >> 30} GiB" if n >= 1 << 30 and not n % (1 << 30) else f"{n >> 20} MiB" if not n % (1 << 20) else f"{n:,} bytes"
 
 
-def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_INPUT_BYTES,
+                     follow_links: bool = True) -> bytes:
     """Read a user-supplied regular file of at most ``limit`` bytes; every OS failure becomes a one-line InputError.
 
     FIFOs, devices and sockets are refused without reading from them (a FIFO would block,
     /dev/zero never ends), and the limit is counted while reading, never taken from ``stat``.
+    ``follow_links=False`` refuses a symbolic link (files of a build directory: ours, never a link).
     """
     p = Path(path)
     try:
-        st = os.stat(p)
+        st = os.stat(p) if follow_links else os.lstat(p)
     except FileNotFoundError:
         if os.path.lexists(p):
             raise InputError(f"{what} is a broken symbolic link: {p}") from None
@@ -49,12 +52,15 @@ def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: in
         raise InputError(f"{what} is not readable (permission denied): {p}") from None
     except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, ENOTDIR; ValueError: a NUL in the path
         raise InputError(f"cannot read {what} {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(f"{what} is a symbolic link, which is never followed here: {p}")
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{what} is a directory, expected a file: {p}")
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{what} is {file_kind(st.st_mode)}, not a regular file: {p}")
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+                     | (0 if follow_links else NOFOLLOW))
     except PermissionError:
         raise InputError(f"{what} is not readable (permission denied): {p}") from None
     except OSError as exc:

@@ -6,6 +6,13 @@ inode, or the same resolved path) is refused, whatever the spelling: ``-o x.tfli
 owns and rewrites (deploy's ``build/<model>/``) may not hold an input. Outputs go only to
 regular files, never into /proc, /sys or /dev; output directories must be (or become)
 writable directories. Each refusal is one line and happens before any work.
+
+Directories a verb owns (deploy's ``build/<model>/``, the build ``toolchain report`` re-renders)
+are never written through a symbolic link: a restored CI cache or an unpacked archive can plant
+``build/model/recluster -> ../../models`` (deploy would write its output over its own input) or
+``history.jsonl -> ~/.bashrc`` (a line appended through the link). ``refuse_links`` finds any link
+in such a tree before the verb starts; ``real_dir`` creates a stage directory component by
+component (``lstat``, never following); files are opened with ``O_NOFOLLOW`` (fileio).
 """
 from __future__ import annotations
 
@@ -66,6 +73,62 @@ def check_output_dir(directory: PathLike, what: str = "output directory") -> Non
         raise InputError(f"cannot create {what} {d}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"cannot create {what} {d}: {parent} is not writable")
+
+
+def first_link(root: PathLike, include_root: bool = True) -> Path | None:
+    """The first symbolic link at (with ``include_root``) or below ``root`` (listed, never followed), or None."""
+    r = Path(root)
+    if include_root and os.path.islink(r):
+        return r
+    if not r.is_dir():
+        return None
+    for dirpath, dirnames, filenames in os.walk(r, followlinks=False):
+        dirnames.sort()
+        for name in sorted([*dirnames, *filenames]):
+            p = Path(dirpath) / name
+            if os.path.islink(p):
+                return p
+    return None
+
+
+def refuse_links(root: PathLike, what: str = "this command", include_root: bool = True) -> None:
+    """InputError (exit 2) when ``root`` (with ``include_root``: a directory the user did not name) or anything
+    below it is a symbolic link: ``what`` writes there."""
+    link = first_link(root, include_root)
+    if link is not None:
+        raise InputError(f"{link} is a symbolic link inside {root}, which {what} writes: links there are never "
+                         "followed (a restored cache or an unpacked archive?); remove it")
+
+
+def real_dir(root: PathLike, directory: PathLike) -> Path:
+    """Create ``directory`` below ``root`` one component at a time, refusing a symbolic link or a file on the way
+    (``mkdir(parents=True)`` would follow a planted link and write wherever it points)."""
+    base, d = Path(root), Path(directory)
+    try:
+        rel = d.relative_to(base)
+    except ValueError:
+        rel = None
+    if rel is None:  # not under root: nothing of ours to protect
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+    base.mkdir(parents=True, exist_ok=True)  # the user's directory (--build-dir): theirs to be a link
+    current = base
+    for part in rel.parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            try:
+                os.mkdir(current)
+            except FileExistsError:
+                pass
+            st = os.lstat(current)
+        if stat.S_ISLNK(st.st_mode):
+            raise InputError(f"{current} is a symbolic link inside {base}: links there are never followed; remove it")
+        if not stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{current} is {file_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}, "
+                             "where a directory goes; remove it")
+    return d
 
 
 def check_paths(

@@ -6,7 +6,10 @@ those as floats, and truncating them silently would hide a typo); a ``"number"``
 (TOML has ``nan`` and ``inf``, Python's JSON reader accepts ``NaN``; ``minimum`` and
 ``maximum`` never fire on NaN); a ``"pattern"`` ending in ``$`` does not accept a final
 newline (Python's ``$`` matches before one, ECMA-262's does not). Documents nested deeper
-than ``MAX_NESTING`` are refused before anything walks them.
+than ``MAX_NESTING`` are refused before anything walks them, and so are documents Python parses
+but cannot use: an integer past Python's 4,300-digit conversion limit (the parsers raise a plain
+``ValueError``), a string holding a lone surrogate (JSON's ``"\\ud800"``, which no UTF-8 writer
+can encode).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import json
 import math
 import os
 import re
+import sys
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -105,14 +109,35 @@ def load_config_file(path: str | os.PathLike[str], what: str = "config file") ->
 
 
 def check_nesting(obj: Any, what: str, error: type[InputError] = ConfigError) -> None:
-    """Refuse tables and arrays nested deeper than MAX_NESTING (walked without recursion)."""
+    """Refuse tables and arrays nested deeper than MAX_NESTING, and strings (keys too) that are not
+    encodable text (walked once, without recursion)."""
     stack = [(obj, 0)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
+        if isinstance(value, str):
+            _check_text(value, what, error)
+        elif isinstance(value, (dict, list)):
             if depth >= MAX_NESTING:
                 raise error(f"{what} nests tables or arrays more than {MAX_NESTING} deep")
+            if isinstance(value, dict):
+                for k in value:
+                    if isinstance(k, str):
+                        _check_text(k, what, error)
             stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+
+
+def _check_text(text: str, what: str, error: type[InputError]) -> None:
+    # a lone surrogate parses (JSON "\ud800") but fails every later write (UnicodeEncodeError)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start]
+            raise error(f"{what} holds a string with a lone surrogate (\\u{ord(bad):04x}), which is not text") from None
+
+
+def _too_long_number(what: str, error: type[InputError]) -> InputError:
+    return error(f"{what} holds an integer with more than {sys.get_int_max_str_digits():,} digits")
 
 
 def parse_json(raw: bytes, what: str, error: type[InputError] = InputError) -> Any:
@@ -125,6 +150,8 @@ def parse_json(raw: bytes, what: str, error: type[InputError] = InputError) -> A
         raise error(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise error(f"{what} nests tables or arrays more than {MAX_NESTING} deep") from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise _too_long_number(what, error) from None
     check_nesting(data, what, error)
     return data
 
@@ -142,6 +169,8 @@ def parse_config(raw: bytes, suffix: str, what: str) -> dict[str, Any]:
             raise ConfigError(f"{what} is not valid TOML: {exc}") from None
         except RecursionError:
             raise ConfigError(f"{what} nests tables or arrays more than {MAX_NESTING} deep") from None
+        except ValueError:  # TOMLDecodeError aside: the integer-digit limit of int()
+            raise _too_long_number(what, ConfigError) from None
         check_nesting(data, what)
     if not isinstance(data, dict):
         raise ConfigError(f"{what} must hold a table/object at the top level")

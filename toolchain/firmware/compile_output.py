@@ -14,6 +14,7 @@ from ..tflite.model_io import read_model
 
 _TARGET = re.compile(r"[A-Za-z0-9_.+-]+")  # fullmatch; goes into C, CMake and Make text unquoted-safe
 _REQUIRED_INT_KEYS = ("sram_bytes", "off_chip_flash_bytes", "cpu_operators", "npu_operators")
+_MAX_INT = 2**63 - 1  # as compile.schema.json's counts: they become C literals
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ def read_compile_dir(directory: str | os.PathLike[str]) -> CompileOutput:
         raise InputError(f"{path}: 'memory_mode' must be a Vela memory mode name, got {memory_mode!r}")
     for key in _REQUIRED_INT_KEYS:
         v = info.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InputError(f"{path}: '{key}' must be a whole number >= 0, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _MAX_INT:
+            shown = f"a {len(str(v))}-digit number" if isinstance(v, int) and v > _MAX_INT else repr(v)
+            raise InputError(f"{path}: '{key}' must be a whole number from 0 to 2**63-1, got {shown}")
     if not _TARGET.fullmatch(info["target"]):
         raise InputError(f"{path}: 'target' must be a profile name (letters, digits, '_.+-'), got {info['target']!r}")
     vela_file = info["vela_model"]

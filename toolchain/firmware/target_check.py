@@ -106,6 +106,9 @@ class FirmwareCheckResult:
 # ---------------------------------------------------------------- what the host expects
 
 
+_MAX_UINT32 = 2**32 - 1
+
+
 def _json(path: Path, what: str) -> dict[str, Any]:
     doc = parse_json(read_input_bytes(path, what), str(path))
     if not isinstance(doc, dict):
@@ -233,7 +236,7 @@ def check_firmware(inputs: FirmwareCheckInputs, work_dir: Path | None = None) ->
     except ConfigError as exc:
         raise InputError(f"{inputs.firmware_dir / FIRMWARE_JSON}: model.section: {exc}") from None
     vela_file = compiled.get("vela_model")
-    if not isinstance(vela_file, str) or Path(vela_file).name != vela_file:
+    if not isinstance(vela_file, str) or Path(vela_file).name != vela_file or vela_file in ("", ".", ".."):
         raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: no Vela model (an Ethos-N78 estimate has no firmware)")
     vela_model = read_input_bytes(inputs.compile_dir / vela_file, "Vela-compiled model")
     if _field(fw, "inputs", "vela_model", "sha256") != sha256_bytes(vela_model):
@@ -242,6 +245,10 @@ def check_firmware(inputs: FirmwareCheckInputs, work_dir: Path | None = None) ->
     reported = _field(compiled, "budget", "flash_used_bytes")
     if isinstance(reported, bool) or not isinstance(reported, int):
         raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: no budget.flash_used_bytes")
+    if not 0 <= reported <= _MAX_UINT32:  # it becomes a uint32_t literal of the check program
+        shown = str(reported) if reported.bit_length() <= 64 else f"a {len(str(reported))}-digit number"
+        raise InputError(f"{inputs.compile_dir / COMPILE_JSON}: budget.flash_used_bytes must be a whole number "
+                         f"from 0 to 2**32-1 (a Cortex-M55 address space), got {shown}")
 
     model_bytes = read_input_bytes(inputs.model, "model")
     if _field(compiled, "model", "sha256") != sha256_bytes(model_bytes):

@@ -86,14 +86,14 @@ def check_keras_file(path: Path) -> None:
         raise ModelFormatError(f"MODEL {path} is not a Keras model: not {kind}")
 
 
-def resolve_targets(names: tuple[str, ...], profile_file: Path | None):
+def resolve_targets(names: tuple[str, ...], profile_file: Path | None, replace_builtin: bool = False):
     """Hardware profiles for TARGET names (built-in names, aliases or profile files) and PROFILE."""
     from ..targets.profiles import load_profile
 
-    custom = load_profile(Path(profile_file)) if profile_file is not None else None
+    custom = load_profile(Path(profile_file), replace_builtin) if profile_file is not None else None
     wanted = list(names) or ([] if custom is not None else [DEFAULT_TARGET])
     # a TARGET naming the custom profile means that profile, not a built-in one
-    profiles = [custom if custom is not None and n == custom.name else load_profile(n) for n in wanted]
+    profiles = [custom if custom is not None and n == custom.name else load_profile(n, replace_builtin) for n in wanted]
     if custom is not None and custom not in profiles:
         profiles.append(custom)
     seen: dict[str, Any] = {}

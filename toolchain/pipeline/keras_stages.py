@@ -51,14 +51,15 @@ def run_example(example_dir: Path, quiet: bool) -> ExampleOutcome:
     return ExampleOutcome(r.model_path, r.float_accuracy, r.reused)
 
 
-def run_baseline(model_path: Path, data: Dataset, quantize: dict[str, Any], out_dir: Path, quiet: bool) -> dict[str, Any]:
+def run_baseline(model_path: Path, data: Dataset, quantize: dict[str, Any], out_dir: Path, quiet: bool,
+                 trust_model_code: bool = False) -> dict[str, Any]:
     """The unclustered model as float32 .tflite and as plain int8 (no clustering), with accuracies."""
     from ..training.clustering import strip_model
     from ..training.keras_io import load_keras_model
     from ..training.quantize import QuantizeConfig, convert_float, quantize_model
 
     config = QuantizeConfig(**quantize)
-    model = strip_model(load_keras_model(model_path))
+    model = strip_model(load_keras_model(model_path, trust_model_code))
     int8, result = quantize_model(model, data, config, quiet=quiet)
     float_bytes = convert_float(model)
     atomic_write_bytes(out_dir / FLOAT_MODEL, float_bytes)
@@ -84,12 +85,13 @@ def finetune_dict(finetune: dict[str, Any]) -> dict[str, Any]:
     return FinetuneConfig.from_dict(finetune, "pipeline config [finetune]").to_dict()
 
 
-def run_finetune(model_path: Path, data: Dataset, finetune: dict[str, Any], out_dir: Path, quiet: bool) -> dict[str, Any]:
+def run_finetune(model_path: Path, data: Dataset, finetune: dict[str, Any], out_dir: Path, quiet: bool,
+                 trust_model_code: bool = False) -> dict[str, Any]:
     from ..training.clustering import FinetuneConfig
     from ..training.finetune import finetune_file
 
     config = FinetuneConfig.from_dict(finetune, "pipeline config [finetune]")
-    r = finetune_file(model_path, data, out_dir / FINETUNED_MODEL, config, quiet=quiet)
+    r = finetune_file(model_path, data, out_dir / FINETUNED_MODEL, config, quiet=quiet, trust_model_code=trust_model_code)
     return {
         "accuracy_before": r.accuracy_before,
         "accuracy_after": r.accuracy_after,
@@ -101,10 +103,12 @@ def run_finetune(model_path: Path, data: Dataset, finetune: dict[str, Any], out_
     }
 
 
-def run_quantize(model_path: Path, data: Dataset, quantize: dict[str, Any], out_dir: Path, quiet: bool) -> dict[str, Any]:
+def run_quantize(model_path: Path, data: Dataset, quantize: dict[str, Any], out_dir: Path, quiet: bool,
+                 trust_model_code: bool = False) -> dict[str, Any]:
     from ..training.quantize import QuantizeConfig, quantize_file
 
-    r = quantize_file(model_path, data, out_dir / BEFORE_MODEL, QuantizeConfig(**quantize), quiet=quiet)
+    r = quantize_file(model_path, data, out_dir / BEFORE_MODEL, QuantizeConfig(**quantize), quiet=quiet,
+                      trust_model_code=trust_model_code)
     return {
         "int8_accuracy": r.int8_accuracy,
         "clustered_float_accuracy": r.float_accuracy,
@@ -121,6 +125,7 @@ def training_stage_key(stage: str, inputs: dict[str, Any], config: dict[str, Any
 
 def run_keras_stages(run: StageRunner, entry: Entry, mdir: Path, config: PipelineConfig, data, models, accuracies):
     quiet = not run.progress.interactive
+    trust = run.options.trust_model_code  # the user's word for their model: Lambda layers, custom objects
     # Settings are checked before anything trains (a bad CONFIG fails in a second, not after a fine-tune).
     quantize_cfg = quantize_dict(config.quantize)
     finetune_cfg = finetune_dict(config.finetune)
@@ -143,7 +148,7 @@ def run_keras_stages(run: StageRunner, entry: Entry, mdir: Path, config: Pipelin
 
     def baseline():
         with run.progress.training_output():
-            return run_baseline(source, data, config.quantize, bdir, quiet)
+            return run_baseline(source, data, config.quantize, bdir, quiet, trust)
 
     base = run.stage("baseline (float, plain int8)", bdir, key, baseline,
                      lambda r: f"float {fmt_pct(r['float_accuracy'])}, plain int8 {fmt_pct(r['plain_accuracy'])}")
@@ -155,7 +160,7 @@ def run_keras_stages(run: StageRunner, entry: Entry, mdir: Path, config: Pipelin
 
     def finetune():
         with run.progress.training_output():
-            return run_finetune(source, data, config.finetune, fdir, quiet)
+            return run_finetune(source, data, config.finetune, fdir, quiet, trust)
 
     ft = run.stage(f"finetune (K={finetune_cfg['clusters']})", fdir, key, finetune,
                    lambda r: f"float accuracy {fmt_pct(r['accuracy_before'])} -> {fmt_pct(r['accuracy_after'])}")
@@ -166,7 +171,7 @@ def run_keras_stages(run: StageRunner, entry: Entry, mdir: Path, config: Pipelin
 
     def quantize():
         with run.progress.training_output():
-            return run_quantize(clustered, data, config.quantize, qdir, quiet)
+            return run_quantize(clustered, data, config.quantize, qdir, quiet, trust)
 
     q = run.stage("quantize (tfmot flow)", qdir, key, quantize,
                   lambda r: f"int8 accuracy {fmt_pct(r['int8_accuracy'])}, up to {r['max_distinct_values']} values/tensor")

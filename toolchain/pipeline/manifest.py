@@ -12,12 +12,15 @@ redoes exactly the stages that read it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..core.fileio import atomic_write_json, sha256_file
+from ..core.errors import InputError
+from ..core.fileio import atomic_write_json, read_input_bytes, sha256_file
+from ..core.schemas import parse_json
 from ..core.version import __version__
 from .source_closure import source_digest
 
@@ -70,11 +73,18 @@ def _normalised(obj: Any) -> Any:
 
 def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
     path = Path(stage_dir) / MANIFEST
+    if not os.path.lexists(path):
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # absent, damaged or tampered with: the stage runs again
+        data = parse_json(read_input_bytes(path, "stage manifest", follow_links=False), str(path))
+    except InputError:  # damaged, tampered with, a link: the stage runs again (and begin() removes it)
         return None
     return data if isinstance(data, dict) else None
+
+
+def _own_file(p: Path) -> bool:
+    """A regular file of the stage directory itself: a symbolic link planted there is never read or listed."""
+    return p.is_file() and not p.is_symlink()
 
 
 def up_to_date(stage_dir: str | Path, key: StageKey) -> dict[str, Any] | None:
@@ -90,7 +100,8 @@ def up_to_date(stage_dir: str | Path, key: StageKey) -> dict[str, Any] | None:
         return None
     for rel, digest in outputs.items():
         p = d / rel
-        if not p.is_file() or sha256_file(p) != digest:
+        if not isinstance(rel, str) or not _own_file(p) or not p.resolve().is_relative_to(d.resolve()) \
+                or sha256_file(p) != digest:
             return None
     return stored
 
@@ -106,9 +117,9 @@ def begin(stage_dir: str | Path) -> None:
     (d / MANIFEST).unlink(missing_ok=True)
     if stored and isinstance(stored.get("outputs"), dict):
         for rel in stored["outputs"]:
-            p = d / rel
-            if p.is_file() and p.resolve().is_relative_to(d.resolve()):
-                p.unlink()
+            p = d / str(rel)
+            if p.is_symlink() or (p.is_file() and p.resolve().is_relative_to(d.resolve())):
+                p.unlink()  # a link itself, never what it points at
 
 
 def finish(stage_dir: str | Path, key: StageKey, result: dict[str, Any] | None = None,
@@ -118,7 +129,7 @@ def finish(stage_dir: str | Path, key: StageKey, result: dict[str, Any] | None =
     if outputs is None:
         files = sorted(
             p for p in d.rglob("*")
-            if p.is_file() and p.name != MANIFEST and not any(part.startswith(".") for part in p.relative_to(d).parts)
+            if _own_file(p) and p.name != MANIFEST and not any(part.startswith(".") for part in p.relative_to(d).parts)
         )
     else:
         files = sorted(d / Path(o) for o in outputs)

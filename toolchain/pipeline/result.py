@@ -30,6 +30,8 @@ class DeployOptions:
     synthetic_calibration: bool = False  # --synthetic-calibration: quantize a float model on random inputs
     # flags that set config keys, as (section, key, value); they win over CONFIG (see pipeline.config)
     settings: tuple[tuple[str, str, Any], ...] = ()
+    replace_builtin: bool = False  # a PROFILE named like a built-in target may replace it
+    trust_model_code: bool = False  # a Keras MODEL may hold Lambda layers and custom objects (code that runs)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..core.errors import ConfigError, InputError
 from ..core.escape import terminal_text
 from ..core.fileio import canonical_json, read_input_bytes, sha256_bytes
-from ..core.paths import check_output_dir, check_paths
+from ..core.paths import check_output_dir, check_paths, refuse_links
 from ..reporting.report import (
     ReportInput,
     Variant,
@@ -71,11 +71,15 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
     """
     progress = progress or Progress(OutputMode.QUIET)
     entry = classify_model(options.model)
+    data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)
+    if entry is Entry.KERAS and data_spec is None:
+        raise InputError(f"MODEL {options.model} is a Keras model: fine-tuning needs DATA (--data: an .npz or "
+                         "mnist, fashion-mnist, digits); or give an int8 .tflite to start at recluster without data")
     if options.calibration is not None and entry is not Entry.TFLITE:
         raise ConfigError("--calibration is for a .tflite MODEL (int8, or float: quantized on it); a Keras model's "
                           "recluster stage calibrates on the training split of --data")
     config = load_pipeline_config(options.config, options.clusters, options.settings)
-    profiles = resolve_targets(options.targets, options.profile)
+    profiles = resolve_targets(options.targets, options.profile, options.replace_builtin)
     if entry is Entry.TFLITE:
         entry = tflite_entry(options.model, options.calibration, options.synthetic_calibration)  # type: ignore[arg-type]
     else:
@@ -84,24 +88,26 @@ def run_pipeline(options: DeployOptions, progress: Progress | None = None) -> De
         if entry is Entry.KERAS:
             check_keras_file(options.model)  # type: ignore[arg-type]
         require_training_stack()  # a Keras model or the example: fine-tuning needs the training extra
+        if entry is Entry.KERAS and not options.trust_model_code:
+            from ..training.keras_io import check_model_code
+
+            check_model_code(options.model)  # type: ignore[arg-type]  # code in the model: refused before any work
     name = "example" if entry is Entry.EXAMPLE else model_name(options.model)  # type: ignore[arg-type]
     mdir = options.build_dir / name
     data_file = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
-    # build/<model>/ is this command's own: no input may live there, and one deploy at a time writes it
+    # build/<model>/ is this command's own: no input may live there, no link is followed there (a restored
+    # cache could point a stage directory at the input's folder), and one deploy at a time writes it
     check_output_dir(options.build_dir, "--build-dir")
     check_paths(inputs=[options.model, options.config, options.profile, data_file, options.calibration,
                         options.verify_data], owned_dirs=[mdir])
+    refuse_links(mdir, "deploy")  # (the example's cache, build/example, is its model directory)
+    data = None if data_spec is None else load_data(data_spec, config)  # bad data: refused before the build dir
     with model_dir_lock(mdir):
-        return _run_stages(options, progress, entry, config, profiles, name, mdir)
+        return _run_stages(options, progress, entry, config, profiles, name, mdir, data)
 
 
 def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config, profiles, name: str,
-                mdir: Path) -> DeployResult:
-    data_spec = options.data or (DEFAULT_EXAMPLE_DATA if entry is Entry.EXAMPLE else None)
-    if entry is Entry.KERAS and data_spec is None:
-        raise InputError(f"MODEL {options.model} is a Keras model: fine-tuning needs DATA (--data: an .npz or "
-                         "mnist, fashion-mnist, digits); or give an int8 .tflite to start at recluster without data")
-    data = None if data_spec is None else load_data(data_spec, config)
+                mdir: Path, data) -> DeployResult:
     run = StageRunner(options, progress)
     progress.line(f"deploy {name} ({entry.value}) for {', '.join(p.name for p in profiles)}, "
                   f"K = {config.clusters}, into {terminal_text(str(mdir))}")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core.paths import real_dir
 from . import manifest
 from .manifest import StageKey
 from .progress import Progress, StageRecord, StageStatus
@@ -24,12 +25,12 @@ class StageRunner:
               note: Callable[[dict[str, Any]], str] = lambda r: "", outputs: list[str] | None = None) -> dict[str, Any]:
         """Run ``body`` unless the stage's manifest says it is up to date; returns the stage's result."""
         t0 = time.perf_counter()
+        real_dir(self.options.build_dir, stage_dir)  # never through a planted link (checked before the manifest)
         stored = manifest.up_to_date(stage_dir, key)
         if stored is not None:
             result, status = stored["result"], StageStatus.UP_TO_DATE
         else:
             manifest.begin(stage_dir)
-            stage_dir.mkdir(parents=True, exist_ok=True)
             result = manifest.finish(stage_dir, key, body() or {}, outputs)["result"]
             status = StageStatus.RAN
         self.record(StageRecord(name, status, time.perf_counter() - t0, note(result)))
@@ -47,6 +48,7 @@ class StageRunner:
         from ..core.last_good import GATE_ERRORS, clear_rejected, write_unless_rejected
 
         t0 = time.perf_counter()
+        real_dir(self.options.build_dir, stage_dir)  # never through a planted link (checked before the manifest)
         stored = manifest.up_to_date(stage_dir, key)
         if stored is not None:
             result = stored["result"]

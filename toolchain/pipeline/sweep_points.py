@@ -53,6 +53,8 @@ class SweepOptions:
     executor: Executor = Executor.LOCAL
     jobs: int = 1  # local: points at a time; ray: CPUs of a local cluster (0: every core)
     ray_address: str | None = None  # None: RAY_ADDRESS, else a local cluster
+    trust_model_code: bool = False  # Keras models holding Lambda layers or custom objects load (their code runs)
+    replace_builtin: bool = False  # a PROFILE named like a built-in target may replace it
 
     @property
     def sweep_dir(self) -> Path:
@@ -111,7 +113,8 @@ def plan_points(options: SweepOptions, model_files: tuple[Path, ...]) -> list[Po
         for k in options.clusters:
             deploy = DeployOptions(
                 model=model, data=options.data, clusters=k, targets=options.targets, profile=options.profile,
-                config=options.config, build_dir=options.sweep_dir / f"k{k}", example_dir=options.example_dir)
+                config=options.config, build_dir=options.sweep_dir / f"k{k}", example_dir=options.example_dir,
+                trust_model_code=options.trust_model_code, replace_builtin=options.replace_builtin)
             points.append(PointSpec(f"{name} K={k}", _absolute(deploy), inputs))
     return points
 

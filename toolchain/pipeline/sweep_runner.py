@@ -19,9 +19,10 @@ from pathlib import Path
 
 from ..core.errors import BudgetExceeded, InputError, ToolError, VerificationError
 from ..core.fileio import atomic_write_bytes
-from ..core.paths import check_output_dir, check_paths
+from ..core.paths import check_output_dir, check_paths, real_dir, refuse_links
 from ..reporting.sweep import SweepOutcome, write_pareto
 from ..training.keras_io import KERAS_SUFFIXES
+from .inputs import resolve_targets
 from .sweep_points import (
     POINT_ATTEMPTS,
     Executor,
@@ -112,6 +113,8 @@ def _check(options: SweepOptions) -> None:
     check_output_dir(options.build_dir, "--build-dir")
     data = Path(options.data) if options.data and Path(options.data).suffix.lower() == ".npz" else None
     check_paths(inputs=[*options.models, options.profile, options.config, data], owned_dirs=[options.sweep_dir])
+    resolve_targets(options.targets, options.profile, options.replace_builtin)  # a bad target: once, before any point
+    refuse_links(options.sweep_dir, "sweep")  # its points' model directories and the Pareto files are written there
 
 
 def _prepare_example(options: SweepOptions, log: Callable[[str], None]) -> None:
@@ -159,8 +162,13 @@ def _write_pareto(options: SweepOptions, points: list[PointSpec], outcomes: list
             continue
         found = by_k.setdefault(point.options.build_dir, [])
         for rel, data in outcome.reports:
+            # a worker (another machine's, with Ray) names where its report goes: below the sweep directory only,
+            # and never through a link there
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ToolError(f"sweep point {point.name} returned a report path outside {out}: {rel!r}")
             path = out / rel
-            if not path.is_file() or path.read_bytes() != data:
+            real_dir(out, path.parent)
+            if path.is_symlink() or not path.is_file() or path.read_bytes() != data:
                 atomic_write_bytes(path, data)
             found.append(path)
     reports = [p for k_dir in dict.fromkeys(p.options.build_dir for p in points) for p in sorted(by_k.get(k_dir, []))]

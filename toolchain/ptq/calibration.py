@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DataError
-from ..tflite.inputs import calibration_array, read_calibration_arrays
+from ..tflite.inputs import read_sample_arrays
 from ..tflite.interpreter import MAX_RUN_BYTES, TensorSpec
 from .config import SYNTHETIC_RANGE, CalibrationSource, PtqConfig
 
@@ -59,8 +59,9 @@ def _check_size(specs: tuple[TensorSpec, ...], samples: int) -> None:
 
 def calibration_set_from_file(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...],
                               config: PtqConfig) -> PtqCalibration:
-    arrays = read_calibration_arrays(path)
-    columns = [_column(calibration_array(arrays, s, i, len(specs), path), s, path) for i, s in enumerate(specs)]
+    # bounded (core.npz): only the samples calibrated on and checked on are inflated
+    arrays = read_sample_arrays(path, specs, config.calibration_samples + config.check_samples)
+    columns = [_column(a, s, path) for a, s in zip(arrays.columns, specs)]
     n = min(len(c) for c in columns)
     if n == 0:
         raise DataError(f"calibration file {path} holds no samples")

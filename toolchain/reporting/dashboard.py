@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from ..core.version import __version__
 from ..targets.op_placement import split_label, vela_count_label
@@ -254,9 +255,17 @@ def _scaled(x: float | None, scale: float) -> float | None:
     return None if x is None else x * scale
 
 
+def relative_href(*parts: str) -> str:
+    """A link to a page this tool wrote below the dashboard: "./" and each part percent-encoded, so a name from
+    a report can neither start a URL scheme ("javascript:") nor climb out of the build ("..")."""
+    if any(p in ("", ".", "..") for p in parts):  # (browsers read "%2e%2e" as ".." too) names are validated before
+        raise ValueError(f"not a page of this build: {'/'.join(parts)!r}")
+    return "./" + "/".join(quote(p, safe="") for p in parts)
+
+
 def _target_cell(d: dict[str, Any]) -> str:
     name = d["target"]["name"]
-    link = f'<a href="{escape(name)}/report/index.html">{escape(name)}</a>'
+    link = f'<a href="{escape(relative_href(name, "report", "index.html"))}">{escape(name)}</a>'
     return link + (f' <span class="estimate">({estimate_tag(d)})</span>' if _analytical(d) else "")
 
 

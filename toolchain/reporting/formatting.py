@@ -1,6 +1,8 @@
 """Number formatting and plain-text tables shared by the terminal summary, report.md and the dashboards."""
 from __future__ import annotations
 
+from ..core.escape import terminal_text
+
 # ----------------------------------------------------------------------------- formatting
 
 
@@ -22,8 +24,11 @@ def fmt_us(seconds: float | None) -> str:
 
 
 def table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    """A plain-text table; columns in ``right`` are right-aligned."""
+    """A plain-text table for the terminal; columns in ``right`` are right-aligned. Every cell goes through
+    the terminal escaper: cells may come from a report.json written anywhere (an ESC in a label)."""
     right = right or set()
+    header = [terminal_text(h) for h in header]
+    rows = [[terminal_text(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def fmt(cells: list[str]) -> str:

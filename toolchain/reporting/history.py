@@ -8,48 +8,48 @@ anywhere in a build) and the key figures of the run's targets' models.
 """
 from __future__ import annotations
 
+import errno
 import json
-import math
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from ..core.fileio import canonical_json, read_input_bytes, sha256_bytes
+from ..core.fileio import NOFOLLOW, canonical_json, read_input_bytes, sha256_bytes
+from ..core.schemas import load_schema, parse_json, strict_validator
 from ..core.version import __version__
 
 HISTORY = "history.jsonl"
+SCHEMA = "history"
 
 
-def _figure(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+@cache
+def _validator() -> Any:
+    return strict_validator(load_schema(SCHEMA))
 
 
 def well_formed(e: Any) -> bool:
-    """An entry as record_build writes it: the dashboards index these keys without further checks."""
-    if not isinstance(e, dict) or not isinstance(e.get("targets"), dict):
-        return False
-    if not (isinstance(e.get("build"), int) and isinstance(e.get("time_utc"), str) and isinstance(e.get("clusters"), int)):
-        return False
-    return all(isinstance(t, str) and isinstance(models, dict) and all(
-        m is None or (isinstance(m, dict) and all(_figure(x) for x in m.values())) for m in models.values())
-        for t, models in e["targets"].items())
+    """An entry as record_build writes it, by schemas/history.schema.json (the dashboards index its keys
+    without further checks; target names become links, so they match the profile-name pattern)."""
+    return isinstance(e, dict) and _validator().is_valid(e)
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:
-    """Every well-formed entry, oldest first: a torn line from a crash, or a line edited into
-    something else (another shape, absurd nesting, NaN), is left out rather than trusted."""
+    """Every well-formed entry, oldest first: a torn line from a crash, or a line edited into something
+    else (another shape, absurd nesting or integers, NaN, a lone surrogate), is left out rather than trusted."""
     p = Path(path)
     if not os.path.lexists(p):
         return []
-    text = read_input_bytes(p, "build history").decode("utf-8", errors="replace")
+    text = read_input_bytes(p, "build history", follow_links=False).decode("utf-8", errors="replace")
     entries = []
     for line in text.splitlines():
         try:
-            e = json.loads(line)
-        except (ValueError, RecursionError):
+            e = parse_json(line.encode("utf-8"), "history line")
+        except InputError:
             continue
         if well_formed(e):
             entries.append(e)
@@ -93,15 +93,29 @@ def record_build(path: str | Path, clusters: int, targets: dict[str, Any], now: 
         "targets": targets,
     }
     line = json.dumps(entry, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n"
+    _append(p, line)
+    return HistoryUpdate(tuple(entries) + (json.loads(line),), True)
+
+
+def _append(p: Path, line: str) -> None:
+    """Append ``line`` (append, never rewrite: earlier entries are the team's record), never through a link."""
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        if p.is_file() and p.stat().st_size and not p.read_bytes().endswith(b"\n"):
-            line = "\n" + line  # a torn line from a crash stays alone on its line
-        # append, never rewrite: earlier entries are the team's record
-        with open(p, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd = os.open(p, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"build history {p} is a symbolic link, which is never written through; remove it") from None
+        raise InputError(f"cannot append to {p}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"build history {p} is not a regular file; remove it")
+        data = line.encode("utf-8")
+        if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+            data = b"\n" + data  # a torn line from a crash stays alone on its line
+        os.write(fd, data)
+        os.fsync(fd)
     except OSError as exc:
         raise InputError(f"cannot append to {p}: {exc.strerror or exc}") from None
-    return HistoryUpdate(tuple(entries) + (json.loads(line.strip()),), True)
+    finally:
+        os.close(fd)

@@ -169,7 +169,7 @@ def report_markdown(doc: dict[str, Any]) -> str:
     if t["estimate_kind"] == "vela":
         lines += ["", LABELS_NOTE]
     b = doc["budget"]
-    lines += ["", f"Budget of {t['name']}: SRAM {fmt_int(b['sram_bytes'])} of {fmt_int(b['sram_budget_bytes'])} bytes, "
+    lines += ["", f"Budget of {markdown_text(t['name'])}: SRAM {fmt_int(b['sram_bytes'])} of {fmt_int(b['sram_budget_bytes'])} bytes, "
               f"flash (compiled model file) {fmt_int(b['flash_bytes'])} of {fmt_int(b['flash_budget_bytes'])} bytes: "
               + ("within budget." if b["within_budget"] else "**OVER BUDGET**."), ""]
     lines += ["## Fidelity: after vs before", "", fidelity_markdown(doc), ""]
@@ -218,7 +218,7 @@ def report_markdown(doc: dict[str, Any]) -> str:
     pal = doc["palettise"]
     if pal:
         lines.append(f"- palettise: {pal['tensors']} tensor(s), {fmt_int(pal['raw_bytes'])} -> "
-                     f"{fmt_int(pal['palettised_bytes'])} bytes of weights; TFLM model: {pal['tflm']}")
+                     f"{fmt_int(pal['palettised_bytes'])} bytes of weights; TFLM model: {markdown_text(pal['tflm'])}")
     fw = doc["firmware"]
     if fw:
         lines.append("- " + markdown_text(f"firmware: {fw['dir']} ({fw['model_symbol']}, {fmt_int(fw['model_bytes'])} "

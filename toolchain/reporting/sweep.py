@@ -12,7 +12,6 @@ them (accuracy is left out when a point has none). Writes ``pareto.json``,
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from ..core.fileio import (
     read_input_bytes,
 )
 from ..core.paths import check_paths
-from ..core.schemas import validate
+from ..core.schemas import parse_json, validate
 from .formatting import fmt_int, fmt_pct
 from .report import REPORT_JSON, Variant
 from .report import SCHEMA_VERSION as SCHEMA_VERSION_OF_REPORTS
@@ -71,12 +70,10 @@ def find_reports(dirs: list[str | os.PathLike[str]]) -> list[Path]:
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(read_input_bytes(path, "report").decode("utf-8"))
-    except RecursionError:
-        raise InputError(f"{path} nests too deeply to be a report") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    """A report.json, which may come from anywhere (a downloaded CI artifact): parsed with the checks of
+    ``parse_json`` (digits, surrogates, nesting), then validated strictly against report.schema.json (names
+    that become links match the profile-name pattern, labels are printable, lengths and integers bounded)."""
+    doc = parse_json(read_input_bytes(path, "report"), str(path))
     if isinstance(doc, dict) and doc.get("schema_version") != SCHEMA_VERSION_OF_REPORTS:
         raise InputError(f"{path} has schema_version {doc.get('schema_version')!r}, this toolchain writes "
                          f"{SCHEMA_VERSION_OF_REPORTS}: run 'toolchain deploy' again for that build")

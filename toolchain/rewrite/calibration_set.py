@@ -30,6 +30,9 @@ CHECK_BUDGET_S = 20.0
 MIN_CHECK_SAMPLES = 32
 MAX_CHECK_SAMPLES = 1024
 RANDOM_CHECK_SAMPLES = 32  # random inputs are weak evidence however many
+# A calibration file is read up to this many samples beyond the fit's: more than any check runs by default,
+# and a 3 MB .npz that inflates to gigabytes is not read whole (the rest of the file is never decompressed).
+MAX_READ_BEYOND_FIT = 8192
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def calibration_set_from_files(model_bytes: bytes, calibration: Path | None, ver
         check = CheckSet(v.rows, f"{what} of {_name(verify)} (--verify-data)", Evidence.HELD_OUT, v.labels)
     if calibration is None:
         return CalibrationSet(None, check, tuple(warnings))
-    c = load_samples(calibration, specs)
+    c = load_samples(calibration, specs, limit=fit_samples + MAX_READ_BEYOND_FIT)
     warnings += c.warnings
     if check is not None:  # the check has its own file: the fit may use the whole calibration file
         fit = Calibration(c.rows[:fit_samples], _name(calibration)) if fit_uses_data else None

@@ -84,8 +84,13 @@ def _resolve_raw(raw: dict[str, Any], what: str, depth: int = 0) -> dict[str, An
     return raw
 
 
-def load_profile(name_or_path: str | os.PathLike[str]) -> HardwareProfile:
-    """A built-in target by name or alias (``ethos-u55``), or a profile file (.toml/.json)."""
+def load_profile(name_or_path: str | os.PathLike[str], replace_builtin: bool = False) -> HardwareProfile:
+    """A built-in target by name or alias (``ethos-u55``), or a profile file (.toml/.json).
+
+    A file naming a built-in target or alias but describing another one is refused unless
+    ``replace_builtin``: it would replace that target without notice (reports and build
+    directories are named after it).
+    """
     if _looks_like_path(name_or_path):
         path = Path(name_or_path)
         what = f"hardware profile {path.name}"
@@ -100,8 +105,20 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> HardwareProfile:
         source = f"{raw['alias_of']}.toml"
     full = _resolve_raw(raw, what)
     validate(full, SCHEMA, what)
-    profile = build_profile(full, what, source)
-    return _with_aliases(profile)
+    profile = _with_aliases(build_profile(full, what, source))
+    if _looks_like_path(name_or_path) and not replace_builtin:
+        _refuse_shadowing(profile, what)
+    return profile
+
+
+def _refuse_shadowing(profile: HardwareProfile, what: str) -> None:
+    """A user's profile may not take a built-in name for another target (a copy of the built-in file is fine)."""
+    if profile.name not in builtin_names():
+        return
+    builtin = load_profile(profile.name)
+    if replace(profile, source="", aliases=()) != replace(builtin, source="", aliases=()):
+        raise ConfigError(f"{what} is named '{profile.name}', like a built-in target, but describes another one: "
+                          "rename it, or pass --replace-builtin to use it in place of the built-in target")
 
 
 def _with_aliases(profile: HardwareProfile) -> HardwareProfile:

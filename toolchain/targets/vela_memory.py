@@ -21,12 +21,15 @@ from pathlib import Path
 from ai_edge_litert import schema_py_generated as schema
 
 from ..core.errors import ConfigError, InputError
+from ..core.escape import terminal_text
 from ..tflite.graph import NUMPY_DTYPES
 
 MIB = 1 << 20
 BASE_BYTES = 1 << 30  # Python, numpy and Vela's C++ core, with room for large graphs
 PER_DECLARED_BYTE = 4  # generous for real models (far below 1x); absurd shapes grow without bound, so cap them
 MEMORY_ENV = "TOOLCHAIN_VELA_MEMORY_MIB"
+MAX_SETTING_MIB = 1 << 30  # 1 PiB
+_MIB_SETTING = re.compile(r"[0-9]{1,10}")
 # What running out of address space looks like in Vela's output (Python, C++, the dynamic loader, OpenBLAS).
 _OUT_OF_MEMORY = re.compile(r"MemoryError|std::bad_alloc|Unable to allocate|Cannot allocate memory|"
                             r"failed to map segment|Memory allocation still failed")
@@ -59,8 +62,11 @@ def machine_share_bytes() -> int:
     """The memory Vela may use at most on this machine: half of it (or of the container's limit), or the env setting."""
     setting = os.environ.get(MEMORY_ENV)
     if setting is not None:
-        if not setting.isdigit() or not 64 <= int(setting) <= 1 << 30:
-            raise ConfigError(f"{MEMORY_ENV} must be a whole number of MiB from 64, got {setting!r}")
+        # ASCII digits only, and few of them: str.isdigit() also takes '¹²⁸', which int() refuses, and int()
+        # refuses more than 4,300 digits
+        if not _MIB_SETTING.fullmatch(setting) or not 64 <= int(setting) <= MAX_SETTING_MIB:
+            raise ConfigError(f"{MEMORY_ENV} must be a whole number of MiB from 64 to {MAX_SETTING_MIB:,}, "
+                              f"got {terminal_text(setting, 40)!r}")
         return int(setting) * MIB
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     cgroup = _cgroup_limit()

@@ -3,10 +3,12 @@
 The .npz format (docs/data.md): one array per model input, named after the input tensor (or ``x``,
 ``x_test``, ``x_calibration``, the only array, for a one-input model), samples along axis 0; optional
 integer labels ``y``. Float data is the model's float input (quantised with the input's scale when the
-input is quantized); integer data only the input's own quantized values, in its own dtype.
+input is quantized); integer data only the input's own quantized values, in its own dtype. The file is
+read through ``core.npz`` (bounded): only the arrays used, each checked on its header before it is inflated.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..core.errors import DataError, InputError
 from ..core.fileio import read_input_bytes
+from ..core.npz import NpzArchive
 from .interpreter import MAX_RUN_BYTES, TensorSpec, quantize_input
 
 
@@ -53,36 +56,65 @@ class InputSamples:
     warnings: tuple[str, ...] = ()  # e.g. float data outside the input's quantization range
 
 
-def read_calibration_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every array of a calibration .npz by name; DataError for a file numpy cannot read."""
-    import io
+@dataclass(frozen=True)
+class SampleArrays:
+    """The arrays of an .npz one model needs, as stored: one per input (its first samples only) and the labels."""
 
+    columns: list = field(repr=False, compare=False)  # one array per model input, samples along axis 0
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)  # as stored (first samples only)
+    label_key: str | None = None
+
+
+def read_sample_arrays(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...],
+                       limit: int | None = None) -> SampleArrays:
+    """The array of each model input and the labels, read bounded (core.npz): only these members are inflated,
+    each checked on its header first, and with ``limit`` only the first ``limit`` samples of each."""
     raw = read_input_bytes(path, "calibration file")
-    try:
-        npz = np.load(io.BytesIO(raw), allow_pickle=False)
-        return {k: npz[k] for k in npz.files}
-    # numpy and zipfile raise many types on a corrupt file (ValueError, BadZipFile, EOFError, zlib.error,
-    # RuntimeError for an encrypted member...): each is the user's bad file, never a bug of ours
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"calibration file {path} is not a readable .npz ({type(exc).__name__})") from None
+    with NpzArchive(raw, f"calibration file {path}") as npz:
+        columns = [_first_samples(npz, calibration_key(npz.names, s, i, len(specs), path), s, limit)
+                   for i, s in enumerate(specs)]
+        key = next((k for k in LABEL_KEYS if k in npz.names), None)
+        if key is None:
+            return SampleArrays(columns)
+        m = npz.member(key)
+        if m.dtype.kind not in "iu" or len(m.shape) != 1:
+            raise DataError(f"calibration file {path}: labels '{key}' must be one integer class per sample, "
+                            f"got {m.dtype} of shape {m.shape}")
+        return SampleArrays(columns, npz.read(key, max_elements=limit), key)
 
 
-def calibration_array(arrays: dict[str, np.ndarray], spec: TensorSpec, position: int, inputs: int,
-                      path) -> np.ndarray:
+def calibration_key(names: tuple[str, ...], spec: TensorSpec, position: int, inputs: int, path) -> str:
     """The array for one model input: by tensor name, or (one input only) 'x', 'x_test', the only array..."""
-    if spec.name in arrays:
-        return arrays[spec.name]
+    if spec.name in names:
+        return spec.name
     if inputs == 1:
-        key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in arrays), None)
-        inputs_only = [k for k in arrays if k not in LABEL_KEYS]
+        key = next((k for k in ("x", "x_test", "x_calibration", "arr_0") if k in names), None)
+        inputs_only = [k for k in names if k not in LABEL_KEYS]
         if key is None and len(inputs_only) == 1:
             key = inputs_only[0]
         if key is None:
             raise DataError(f"calibration file {path}: no array named '{spec.name}', 'x' or 'x_test' "
-                            f"(it holds {', '.join(sorted(arrays)) or 'no array'})")
-        return arrays[key]
+                            f"(it holds {', '.join(sorted(names)) or 'no array'})")
+        return key
     raise DataError(f"calibration file {path}: no array named '{spec.name}' for input {position} "
                     f"(one array per input, named after it)")
+
+
+def _first_samples(npz: NpzArchive, key: str, spec: TensorSpec, limit: int | None) -> np.ndarray:
+    """Array ``key`` (its first ``limit`` samples only), shape-checked on its header before anything is inflated;
+    whole rows keep the stored shape past axis 0."""
+    m = npz.member(key)
+    per_sample = int(np.prod(spec.shape))
+    if not m.shape or per_sample == 0 or m.size % per_sample != 0 or m.dtype.kind not in "iuf":
+        raise DataError(f"calibration array for input '{spec.name}' has shape {m.shape}, model expects samples of {spec.shape}")
+    if limit is None:
+        return npz.read(key)
+    elements = min(m.size // per_sample, max(limit, 0)) * per_sample
+    a = npz.read(key, max_elements=elements)
+    if a.size > elements:  # a Fortran-order array is read whole
+        a = a.reshape(-1)[:elements]
+    row = math.prod(m.shape[1:])
+    return a.reshape((-1, *m.shape[1:])) if row and elements % row == 0 else a.reshape(-1)
 
 
 def load_calibration(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], limit: int) -> list[list[np.ndarray]]:
@@ -95,30 +127,18 @@ def load_samples(path: str | os.PathLike[str], specs: tuple[TensorSpec, ...], li
 
     Arrays hold samples along axis 0; float data is quantised with the input's scale when the input is int8,
     integer data must already be the input's own dtype (the quantized values). Labels: ``y`` (optional).
+    Only the first ``limit`` samples are read (``read_sample_arrays``).
     """
-    arrays = read_calibration_arrays(path)
-    columns = []
-    for i, s in enumerate(specs):
-        columns.append(_fit_input(calibration_array(arrays, s, i, len(specs), path), s, path))
+    arrays = read_sample_arrays(path, specs, limit)
+    columns = [_fit_input(a, s, path) for a, s in zip(arrays.columns, specs)]
     n = min(len(c) for c, _ in columns)
     n = n if limit is None else min(n, limit)
     if n == 0:
         raise DataError(f"calibration file {path} holds no samples")
-    labels = _labels(arrays, path)
+    labels = arrays.labels
     return InputSamples([[c[j] for c, _ in columns] for j in range(n)],
-                        None if labels is None else labels[:n] if len(labels) >= n else None,
+                        None if labels is None else labels[:n].astype(np.int64) if len(labels) >= n else None,
                         tuple(w for _, w in columns if w))
-
-
-def _labels(arrays: dict[str, np.ndarray], path) -> np.ndarray | None:
-    key = next((k for k in LABEL_KEYS if k in arrays), None)
-    if key is None:
-        return None
-    y = arrays[key]
-    if y.dtype.kind not in "iu" or y.ndim != 1:
-        raise DataError(f"calibration file {path}: labels '{key}' must be one integer class per sample, "
-                        f"got {y.dtype} of shape {y.shape}")
-    return y.astype(np.int64)
 
 
 def _fit_input(a: np.ndarray, spec: TensorSpec, path) -> tuple[np.ndarray, str | None]:

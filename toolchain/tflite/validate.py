@@ -8,7 +8,9 @@ that does not fill its shape, non-finite, negative or huge quantization scales, 
 points outside their type, operators without their weights or outputs, a required
 input marked absent (-1), an operator writing a model input, a constant or a tensor
 another operator writes, an operator reading a tensor nothing provides (stripped
-weights), names that are not UTF-8. And the quantization rules LiteRT's kernels enforce
+weights) or one that a later operator writes (out of order, a cycle: LiteRT then reads
+uninitialised memory), control-flow operators naming a subgraph that does not exist (or
+their own), names that are not UTF-8. And the quantization rules LiteRT's kernels enforce
 when they prepare (refused here before any stage rescales a weight): a weight channel with
 scale 0, a scale count that is neither 1 nor the channel count (3 bias scales for 64
 channels), per-channel scales on an activation or input, per-channel weights along an axis
@@ -66,12 +68,55 @@ ANY_OPTIONAL_INPUT = frozenset({
 
 def validate_model(model: schema.ModelT) -> None:
     """Raise ModelFormatError naming the first inconsistency found."""
+    calls: dict[int, set[int]] = {}
     for s, sg in enumerate(model.subgraphs or []):
         for t, tensor in enumerate(sg.tensors or []):
             _check_tensor(model, tensor, f"tensor {t} of subgraph {s}")
         for o, op in enumerate(sg.operators or []):
             _check_operator(model, sg, op, f"operator {o} of subgraph {s}")
+            calls.setdefault(s, set()).update(_called_subgraphs(model, op, f"operator {o} of subgraph {s}"))
         _check_dataflow(model, sg, s)
+    _check_no_recursion(calls)
+
+
+def _called_subgraphs(model: schema.ModelT, op: schema.OperatorT, where: str) -> list[int]:
+    """The subgraphs a control-flow operator runs (IF, WHILE, CALL_ONCE, StableHLO bodies), each checked in range:
+    LiteRT refuses an index out of range only when it prepares the operator, Vela not at all."""
+    called = []
+    for options in (op.builtinOptions, op.builtinOptions2):
+        if options is None:
+            continue
+        for field, value in vars(options).items():
+            if not (field.endswith(("SubgraphIndex", "SubgraphIndices")) or field == "subgraph"):
+                continue
+            for index in ([] if value is None else [value] if isinstance(value, (int, np.integer)) else list(value)):
+                if not 0 <= int(index) < len(model.subgraphs):
+                    raise _malformed(f"{where} ({op_name(model, op)})", f"names subgraph {int(index)} as its {field}; "
+                                     f"the model has {len(model.subgraphs)} subgraph(s)")
+                called.append(int(index))
+    return called
+
+
+def _check_no_recursion(calls: dict[int, set[int]]) -> None:
+    """No subgraph may run itself through control flow (IF in subgraph 1 calling subgraph 1, or 0 -> 1 -> 0)."""
+    state: dict[int, int] = {}  # 1 on the current path, 2 done
+    for root in sorted(calls):
+        if state.get(root):
+            continue
+        stack = [(root, iter(sorted(calls.get(root, ()))))]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                raise ModelFormatError(f"malformed .tflite: subgraph {node} runs subgraph {child} through control "
+                                       "flow, which runs it again (recursion)")
+            elif not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(sorted(calls.get(child, ())))))
 
 
 def _malformed(what: str, problem: str) -> ModelFormatError:
@@ -138,8 +183,9 @@ def _check_scale_count(tensor: schema.TensorT, what: str) -> None:
 
 
 def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
-    """Each tensor has at most one producer, no operator writes a model input or a constant, and
-    every input of a builtin operator is a constant, a model input, a variable or written by an operator.
+    """Each tensor has at most one producer, no operator writes a model input or a constant, every
+    input of a builtin operator is a constant, a model input, a variable or written by an operator,
+    and an operator's inputs are written by operators before it (file order is execution order).
 
     LiteRT crashes (SIGSEGV) running a graph whose operator writes into the subgraph's input.
     """
@@ -167,11 +213,21 @@ def _check_dataflow(model: schema.ModelT, sg: schema.SubGraphT, s: int) -> None:
                              f"is an activation (or input) with {len(q.scale)} quantization scales; only constant "
                              "weights and biases may be quantized per channel")
     for o, op in enumerate(sg.operators or []):
-        if op_code(model, op) == BuiltinOp.CUSTOM:
-            continue  # custom operators (Vela's ethos-u) take scratch tensors nobody writes
+        custom = op_code(model, op) == BuiltinOp.CUSTOM
         for t in (int(i) for i in (op.inputs if op.inputs is not None else [])):
-            if t < 0 or t in inputs or t in producer:
+            if t < 0 or t in inputs:
                 continue
+            if t in producer:
+                # operators run in file order: reading a tensor written later (or by itself: a cycle) reads
+                # uninitialised memory in LiteRT, different on every run
+                if producer[t] >= o:
+                    later = "itself" if producer[t] == o else f"operator {producer[t]}, which runs later"
+                    raise _malformed(f"operator {o} of subgraph {s} ({op_name(model, op)})",
+                                     f"reads tensor {t} ('{tensor_name(sg.tensors[t])[:60]}') before it is "
+                                     f"written: it is written by {later} (operators out of order, or a cycle)")
+                continue
+            if custom:
+                continue  # custom operators (Vela's ethos-u) take scratch tensors nobody writes
             tensor = sg.tensors[t]
             data = model.buffers[tensor.buffer].data
             if not tensor.isVariable and (data is None or len(data) == 0):
@@ -190,7 +246,9 @@ def _check_operator(model: schema.ModelT, sg: schema.SubGraphT, op: schema.Opera
         raise _malformed(where, f"({op_name(model, op)}) has a missing output (outputs {outputs})")
     if code != BuiltinOp.CUSTOM:  # custom operators (TFLM's DECODE) read packed data under the original scales
         for t in (i for i in inputs + outputs if i >= 0):
-            _check_scale_count(sg.tensors[t], f"tensor {t} ('{tensor_name(sg.tensors[t])[:60]}') of {where}")
+            q = sg.tensors[t].quantization
+            if q is not None and q.scale is not None and len(q.scale) > 1:  # (the message costs: only then)
+                _check_scale_count(sg.tensors[t], f"tensor {t} ('{tensor_name(sg.tensors[t])[:60]}') of {where}")
     if code not in ANY_OPTIONAL_INPUT and code != BuiltinOp.CUSTOM:
         allowed = OPTIONAL_INPUTS.get(code, frozenset())
         for pos, i in enumerate(inputs):

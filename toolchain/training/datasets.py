@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import zipfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from ..core.errors import DataError, InputError
 from ..core.fileio import read_input_bytes
+from ..core.npz import NpzArchive
 
 # Fewer samples than this cannot fine-tune, calibrate or measure anything meaningful.
 MIN_TRAIN_SAMPLES = 32
@@ -124,24 +123,16 @@ def load_npz(path: str | Path) -> Dataset:
         raise DataError(f"data file {p} is a single .npy array; an .npz with {', '.join(NPZ_KEYS)} is needed")
     if not raw.startswith(b"PK"):
         raise DataError(f"data file {p} is not a readable .npz (not a zip archive)")
-    try:
-        # allow_pickle=False: an .npz is data, never code.
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            missing = [k for k in NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise DataError(
-                    f"data file {p} lacks {', '.join(missing)} (an .npz needs {', '.join(NPZ_KEYS)}; "
-                    f"it has {', '.join(npz.files) or 'nothing'})"
-                )
-            arrays = {k: npz[k] for k in NPZ_KEYS}
-    except DataError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(f"data file {p} holds object arrays (pickled data is refused): {exc}") from None
-        raise DataError(f"data file {p} is not a readable .npz: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"data file {p} is not a readable .npz: {exc}") from None
+    # Bounded (toolchain.core.npz): each array's declared size is checked before it is inflated, other
+    # members are never read, samples become float32 while they are read; object arrays (code) are refused.
+    with NpzArchive(raw, f"data file {p}") as npz:
+        missing = [k for k in NPZ_KEYS if k not in npz.names]
+        if missing:
+            raise DataError(
+                f"data file {p} lacks {', '.join(missing)} (an .npz needs {', '.join(NPZ_KEYS)}; "
+                f"it has {', '.join(npz.names) or 'nothing'})"
+            )
+        arrays = {k: npz.read(k, to_float32=k.startswith("x_")) for k in NPZ_KEYS}
     return validate_dataset(str(p), **arrays)
 
 
@@ -255,11 +246,18 @@ def _as_samples(name: str, key: str, x: np.ndarray) -> np.ndarray:
         raise DataError(f"{name}: {key} must be a numeric array, got dtype {x.dtype}")
     if x.ndim < 2:
         raise DataError(f"{name}: {key} must have shape (samples, ...features), got shape {tuple(x.shape)}")
-    x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        bad = int(np.count_nonzero(~np.isfinite(x)))
+    x = x.astype(np.float32, copy=False)  # an .npz's samples are float32 already: no second copy of the set
+    bad = _nonfinite_count(x)
+    if bad:
         raise DataError(f"{name}: {key} contains {bad} NaN or infinite values")
     return x
+
+
+def _nonfinite_count(x: np.ndarray, chunk_elements: int = 1 << 22) -> int:
+    """NaN and infinities in ``x``, counted a chunk at a time (a mask of the whole set would be a copy of it)."""
+    flat = x.reshape(-1)
+    return sum(int(np.count_nonzero(~np.isfinite(flat[i:i + chunk_elements])))
+               for i in range(0, flat.size, chunk_elements))
 
 
 def validate_dataset(name: str, x_train, y_train, x_test, y_test) -> Dataset:

@@ -113,7 +113,8 @@ def summary_path(output: str | Path) -> Path:
 
 
 def finetune_file(
-    model_path: str | Path, data: Dataset, output: str | Path, config: FinetuneConfig, quiet: bool = False
+    model_path: str | Path, data: Dataset, output: str | Path, config: FinetuneConfig, quiet: bool = False,
+    trust_model_code: bool = False,
 ) -> FinetuneResult:
     """``toolchain finetune``: load, cluster + fine-tune, save OUT (.keras/.h5) and OUT.json."""
     out = Path(output)
@@ -122,7 +123,7 @@ def finetune_file(
     if out.resolve() == Path(model_path).resolve():
         raise InputError(f"output {out} would overwrite the input model: choose another path")
     with strategy_scope(config.strategy):  # loaded, clustered and trained in one strategy
-        model = load_keras_model(model_path)
+        model = load_keras_model(model_path, trust_model_code)
         stripped, result = finetune_model(model, data, config, quiet=quiet)
     data_bytes = keras_model_bytes(stripped, out.suffix)
     atomic_write_bytes(out, data_bytes)

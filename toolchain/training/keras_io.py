@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.errors import DataError, InputError, ModelFormatError
 from ..core.fileio import atomic_write_bytes, read_input_bytes
+from .keras_config import refuse_model_code
 from .tf_env import first_line, import_keras, import_tfmot
 
 KERAS_SUFFIXES = (".keras", ".h5")
@@ -24,8 +25,13 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def load_keras_model(path: str | os.PathLike[str]):
-    """A compiled-free tf_keras model from a .keras or .h5 file (clustering/QAT wrappers allowed)."""
+def load_keras_model(path: str | os.PathLike[str], trust_model_code: bool = False):
+    """A compiled-free tf_keras model from a .keras or .h5 file (clustering/QAT wrappers allowed).
+
+    Unless ``trust_model_code``, the stored config is read first and a model holding Lambda layers,
+    TensorFlow ops of its own choosing or custom objects is refused before Keras builds anything
+    (toolchain.training.keras_config); .keras files also keep Keras' safe mode.
+    """
     p = Path(path)
     if p.suffix.lower() not in KERAS_SUFFIXES:
         raise ModelFormatError(f"{p}: expected a Keras model file ending in .keras or .h5")
@@ -35,16 +41,40 @@ def load_keras_model(path: str | os.PathLike[str]):
         kind = "zip archive (.keras)" if p.suffix.lower() == ".keras" else "HDF5 file (.h5)"
         raise ModelFormatError(f"{p} is not a Keras model: not a {kind}")
     keras = import_keras()
-    tfmot = import_tfmot()
+    scopes = _scopes()
+    if not trust_model_code:
+        refuse_model_code(p, _builtin_names(keras, scopes).__contains__)
     try:
-        # The scopes let a model saved with clustering or QAT wrappers load; we strip them later.
-        with tfmot.clustering.keras.cluster_scope(), tfmot.quantization.keras.quantize_scope():
-            model = keras.models.load_model(p, compile=False)
+        with scopes[0], scopes[1]:
+            model = keras.models.load_model(p, compile=False, safe_mode=not trust_model_code)
     except Exception as exc:  # noqa: BLE001  Keras raises many types (ValueError, KeyError, OSError, TypeError...)
         raise ModelFormatError(f"cannot load Keras model {p}: {first_line(exc)}") from None
     if not isinstance(model, keras.Model):
         raise ModelFormatError(f"{p} did not load as a Keras model")
     return model
+
+
+def _scopes() -> tuple:
+    """tfmot's custom-object scopes: a model saved with clustering or QAT wrappers loads; we strip them later."""
+    tfmot = import_tfmot()
+    return tfmot.clustering.keras.cluster_scope(), tfmot.quantization.keras.quantize_scope()
+
+
+def check_model_code(path: str | os.PathLike[str]) -> None:
+    """Refuse a Keras model file whose config holds code (Lambda layers, custom objects) before any work starts."""
+    refuse_model_code(path, _builtin_names(import_keras(), _scopes()).__contains__)
+
+
+def _builtin_names(keras, scopes) -> frozenset[str]:
+    """Class names Keras resolves to its own objects, and tfmot's wrappers and quantizers (from its scopes)."""
+    names: set[str] = set()
+    for ns in (keras.layers, keras.initializers, keras.regularizers, keras.constraints, keras.activations,
+               keras.mixed_precision):
+        names.update(n for n in dir(ns) if not n.startswith("_"))
+    for scope in scopes:
+        for objects in getattr(scope, "custom_objects", ()):
+            names.update(objects)
+    return frozenset(names)
 
 
 def check_classifier(model, what: str = "model") -> tuple[tuple[int | None, ...], int]:

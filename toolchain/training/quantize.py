@@ -233,7 +233,8 @@ def quantize_model(model, data: Dataset, config: QuantizeConfig, quiet: bool = F
 
 
 def quantize_file(
-    model_path: str | Path, data: Dataset, output: str | Path, config: QuantizeConfig, quiet: bool = False
+    model_path: str | Path, data: Dataset, output: str | Path, config: QuantizeConfig, quiet: bool = False,
+    trust_model_code: bool = False,
 ) -> QuantizeResult:
     """``toolchain quantize``: load a .keras/.h5, convert, write OUT.tflite and OUT.tflite.json."""
     out = Path(output)
@@ -241,7 +242,7 @@ def quantize_file(
         raise ConfigError(f"output {out} must end in .tflite")
     if out.resolve() == Path(model_path).resolve():
         raise InputError(f"output {out} would overwrite the input model: choose another path")
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, trust_model_code)
     tflite, result = quantize_model(model, data, config, quiet=quiet)
     atomic_write_bytes(out, tflite)
     atomic_write_json(
