@@ -77,6 +77,14 @@ BLOCKS: dict[str, Renderer] = {
     "fuzz-figures": Renderer(("fuzz_models",), tables.fuzz_figures),
     "fuzz-input-figures": Renderer(("fuzz_models",), tables.fuzz_input_figures),
     "bad-inputs": Renderer(("bad_inputs",), tables.bad_inputs_table),
+    "rate-distortion-summary": Renderer(("rate_distortion",), tables.rate_distortion_summary),
+    "rate-distortion-targets": Renderer(("rate_distortion",), tables.rate_distortion_targets),
+    "rate-distortion-timing": Renderer(("rate_distortion",), tables.rate_distortion_timing),
+    "rate-distortion-ds_cnn": Renderer(("rate_distortion",), partial(tables.rate_distortion_table, net="ds_cnn")),
+    "rate-distortion-mobilenet_v2": Renderer(("rate_distortion",),
+                                             partial(tables.rate_distortion_table, net="mobilenet_v2")),
+    "rate-distortion-convnet_bn": Renderer(("rate_distortion",),
+                                           partial(tables.rate_distortion_table, net="convnet_bn")),
     "ethos-n-calibration": Renderer(("ethos_n_calibration",), tables.ethos_n_calibration_table),
     "ethos-n-variants": Renderer(("ethos_n_calibration",), tables.ethos_n_variants_table),
     "ethos-n-calibration-verdict": Renderer(("ethos_n_calibration",), tables.ethos_n_calibration_verdict),
@@ -88,7 +96,7 @@ BLOCKS: dict[str, Renderer] = {
                                   "compile_speed", "fuzz_models", "bad_inputs", "corpus_deploy", "output_aware",
                                   "sweep_scaling", "base_models", "rfc_table", "sweep_executors",
                                   "finetune_strategies", "verdict", "ethos_n_calibration", "ethos_n_networks",
-                                  "float_tflite_in", "wild_corpus"),
+                                  "rate_distortion", "float_tflite_in", "wild_corpus"),
                                  tables.results_machines),
 }
 

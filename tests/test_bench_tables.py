@@ -783,6 +783,57 @@ def test_results_machines_skips_missing_results_and_unknown_machines():
     ]
 
 
+# --------------------------------------------------------------------------- rate-distortion
+
+def _rd(net, target, series, ratio, change, **extra):
+    row = {"model": net, "target": target, "series": series, "encoded_ratio_vs_int8": ratio,
+           "encoded_weight_bytes": int(ratio * 10000), "label": extra.pop("label", series)}
+    if change is not None:
+        row |= {"accuracy": 0.9 + change / 100, "accuracy_change_points": change, "top1_agreement_with_int8": 0.98}
+    return row | extra
+
+
+RATE = {
+    "settings": {"targets": ["ethos-u55-128", "ethos-u85-256"]},
+    "rows": [
+        _rd("ds_cnn", "ethos-u55-128", "plain int8", 1.0, 0.0),
+        _rd("ds_cnn", "ethos-u55-128", "floor", 0.176, None, vela_own_weight_bytes=1280),
+        _rd("ds_cnn", "ethos-u55-128", "planner", 0.35, -1.6, label="budget 0.35x"),
+        _rd("ds_cnn", "ethos-u55-128", "planner", 0.399, -0.45, label="budget 0.40x"),
+        _rd("ds_cnn", "ethos-u55-128", "planner via recluster", 0.398, -0.47),
+        _rd("ds_cnn", "ethos-u55-128", "planner", 0.496, -0.16, label="budget 0.50x"),
+        _rd("ds_cnn", "ethos-u55-128", "auto", 0.55, -0.1, max_clusters=16),
+        {"model": "ds_cnn", "target": "ethos-u55-128", "series": "planner", "budget_fraction": 0.3, "error": "x"},
+        _rd("ds_cnn", "ethos-u85-256", "planner", 0.43, -0.3),
+        _rd("ds_cnn", "ethos-u85-256", "planner", 0.52, -0.1),
+    ],
+    "timing": {"ds_cnn": {"fixed_fit_s": {"16": 20.0}, "auto_s": 30.0, "door_s": 50.0}},
+}
+
+
+def test_rate_distortion_targets_pick_the_smallest_planner_point_within_the_loss():
+    out = tables.rate_distortion_targets(RATE)
+    assert out.splitlines()[2] == ("| DS-CNN-style | ethos-u55-128 | 0.398x (-0.47): met | 0.496x (-0.16): met | "
+                                   "0.176x (1,280 B Vela's own) |")
+    assert out.splitlines()[3] == ("| DS-CNN-style | ethos-u85-256 | 0.430x (-0.30): not met | 0.520x (-0.10): not met "
+                                   "| - |")
+
+
+def test_rate_distortion_table_marks_a_budget_not_met():
+    out = tables.rate_distortion_table(RATE, net="ds_cnn")
+    assert "| ethos-u55-128 | planner | budget 0.30x | not met | - | - | - |" in out
+    assert "| ethos-u55-128 | floor | floor | 1,760 | 0.176x | - (-) | - |" in out
+
+
+def test_rate_distortion_timing_and_summary():
+    assert tables.rate_distortion_timing(RATE).splitlines()[2] == \
+        "| DS-CNN-style | 20.0 | 30.0 (1.50x) | 0.550x, 89.90%, largest K 16 | 50.0 |"
+    assert tables.rate_distortion_summary(RATE).startswith(
+        "- **Flash as the objective (DS-CNN-style; Vela's own encoder, 512 calibration images, 10,000 test images):** "
+        "`recluster --weight-budget` keeps plain int8's accuracy with these multiples of its encoded weights: "
+        "ethos-u55-128 0.40x within 0.5 points and 0.50x within 0.2; ethos-u85-256 0.43x")
+
+
 # --------------------------------------------------------------------------- the Ethos-N78 calibration
 
 ETHOS_N = {

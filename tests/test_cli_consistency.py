@@ -190,6 +190,15 @@ DEPLOY_FLAG_OF_KEY = {
     ("firmware", "arena_overhead_bytes"): "--arena-overhead-bytes",
     ("finetune", "clusters"): "--clusters",  # CLUSTERS: the K of both finetune and recluster
     ("recluster", "clusters"): "--clusters",
+    ("recluster", "rate_lambda"): "--rate-lambda",
+    ("plan", "auto"): "--clusters",  # --clusters auto
+    ("plan", "weight_budget_bytes"): "--weight-budget",  # as on 'toolchain recluster'
+    ("plan", "flash_budget_bytes"): "--flash-budget",
+    ("plan", "min_top1_agreement"): "--min-agreement",
+    ("plan", "min_output_sqnr_db"): "--plan-output-sqnr",
+    ("plan", "min_sqnr_db"): "--min-sqnr",
+    ("plan", "max_clusters"): "--max-clusters",
+    ("plan", "target"): "--plan-target",  # --target names the deploy's targets
 }
 # Deliberate exceptions, config only: the format's version is no setting; the finetune, quantize and
 # recluster sections are those stages' own config formats (a section can be copied from a stage's
@@ -240,6 +249,7 @@ def test_every_deploy_flag_is_a_pipeline_config_key():
 
 
 def test_a_deploy_flag_sets_its_config_key():
+    from toolchain.commands.common import deploy_settings
     from toolchain.commands.deploy import CONFIG_OF_FLAG
     from toolchain.pipeline.config import load_pipeline_config
 
@@ -248,10 +258,11 @@ def test_a_deploy_flag_sets_its_config_key():
                               "0.95", "--verify-samples", "7", "--no-tflm", "--bits", "4", "--exclude", "a*",
                               "--test-samples", "20", "--section", "s", "--arena-margin-percent", "5",
                               "--objective", "weights", "--min-output-sqnr", "20", "--output-kind", "boxes=values",
-                              "--output-kind", "scores=detection_scores"])
-    settings = tuple((*CONFIG_OF_FLAG[d], dict(v) if d == "output_kind" else v)
-                     for d, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None)
-    c = load_pipeline_config(None, None, settings)
+                              "--output-kind", "scores=detection_scores", "--clusters", "auto",
+                              "--plan-output-sqnr", "25", "--plan-target", "ethos-u85-256"])
+    c = load_pipeline_config(None, None, deploy_settings(args, CONFIG_OF_FLAG))
+    # the planner's floors and the verification's gates are different keys
+    assert (c.plan.auto, c.plan.min_output_sqnr_db, c.plan.target) == (True, 25.0, "ethos-u85-256")
     assert (c.compile.allow_cpu, c.compile.enforce_budget, c.compile.timeout_s) == (True, False, 30.0)
     assert (c.verify.min_top1_agreement, c.verify.samples, c.verify.min_output_sqnr_db) == (0.95, 7, 20.0)
     assert c.verify.output_kinds == (("boxes", "values"), ("scores", "detection_scores"))
@@ -276,6 +287,7 @@ VERB_FLAG_ONLY = {
                   "--calibration", "--verify-data", "--samples", "--seed", "--no-verify", "--min-top1-agreement",
                   "--min-output-sqnr", "--output-kind",
                   "--min-sqnr", "--max-clusters", "--weight-budget", "--flash-budget", "--target", "--profile",
+                  "--min-agreement", "--plan-output-sqnr",
                   "--bias-correction", "--op-rule", "--replace-builtin"},
     "finetune": {"-h", "--help", "--debug", "--data", "-o", "--output", "--config", "--quiet", "-q", "--json", "--epoch-lines",
                  "--no-per-channel", "--no-preserve-sparsity", "--trust-model-code"},

@@ -106,7 +106,7 @@ def test_joint_never_worse_than_scales_fixed(seed, k, clustered, neg):
 def test_bias_rescale_keeps_layer_function_in_litert(conv_bn_int8):
     """Halving every weight code and doubling its scale, with the bias rescaled, computes the same layer."""
     from toolchain.algorithms.channels import channels_first
-    from toolchain.rewrite.recluster import _bias_tensors, write_weights
+    from toolchain.rewrite.recluster import bias_tensors, write_weights
     from toolchain.tflite import interpreter as rt
     from toolchain.tflite.agreement import compare_outputs
     from toolchain.tflite.editor import ModelEditor
@@ -122,7 +122,7 @@ def test_bias_rescale_keeps_layer_function_in_litert(conv_bn_int8):
     for w in ws:
         t = sg.tensors[w.tensor_index]
         editor.set_data(t, (2 * np.round(tensor_values(model, t) / 2.0)).clip(-126, 126).astype(np.int8))
-        for b in _bias_tensors(model, w):
+        for b in bias_tensors(model, w):
             bt = sg.tensors[b]
             editor.set_data(bt, (2 * np.round(tensor_values(model, bt) / 2.0)).astype(np.int32))
     even = write_model(model)
@@ -133,7 +133,7 @@ def test_bias_rescale_keeps_layer_function_in_litert(conv_bn_int8):
         q = tensor_values(model, model.subgraphs[0].tensors[w.tensor_index])
         qc = channels_first(q, w.channel_axis)
         s = w.quantization.scales.astype(np.float64)
-        biases = _bias_tensors(model, w)
+        biases = bias_tensors(model, w)
         biases_checked += len(biases)
         write_weights(editor, w, (qc // 2).astype(np.int8), s, s * 2, biases)
     halved = write_model(model)

@@ -14,8 +14,8 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
                      bad: Doc, corpus: Doc, output_aware: Doc | None = None, sweep: Doc | None = None,
                      base: Doc | None = None, rfc: Doc | None = None, executors: Doc | None = None,
                      strategies: Doc | None = None, verdict: Doc | None = None, ethos_n: Doc | None = None,
-                     ethos_n_networks: Doc | None = None, float_in: Doc | None = None,
-                     wild: Doc | None = None) -> str:
+                     ethos_n_networks: Doc | None = None, rate_distortion: Doc | None = None,
+                     float_in: Doc | None = None, wild: Doc | None = None) -> str:
     """Where each results file was measured: the machine, and the load on it when recorded."""
     named = [("converged base models", "base_models", base),
              ("compression on Fashion-MNIST", "compression_fashion_mnist", compression),
@@ -31,6 +31,7 @@ def results_machines(compression: Doc, speed: Doc, restore: Doc, deploy: Doc, co
              ("the held-back check against a test split", "verdict", verdict),
              ("Ethos-N78: the model against Arm's estimator", "ethos_n_calibration", ethos_n),
              ("Ethos-N78: whole networks", "ethos_n_networks", ethos_n_networks),
+             ("rate-distortion: accuracy against Vela's encoded weights", "rate_distortion", rate_distortion),
              ("a float .tflite through ai-edge-quantizer", "float_tflite_in", float_in),
              ("models from the wild (MediaPipe, other converters)", "wild_corpus", wild)]
     rows = []

@@ -47,7 +47,7 @@ def value_weights(q: np.ndarray, channel_weight: np.ndarray, axis: int) -> tuple
     return values.astype(np.int64), weights[present]
 
 
-def _segment_costs(x: np.ndarray, w: np.ndarray, zero_index: int | None) -> tuple[np.ndarray, np.ndarray]:
+def segment_costs(x: np.ndarray, w: np.ndarray, zero_index: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Cost and best integer centroid of every run [a..b] (a <= b), as n x n matrices."""
     n = x.size
     pw = np.concatenate([[0.0], np.cumsum(w)])
@@ -99,7 +99,18 @@ def solve_palette(values: np.ndarray, weights: np.ndarray, k: int, keep_zero: bo
     wmax = float(w.max())
     wn = w / wmax if wmax > 0 else np.ones_like(w)
     zero_index = int(np.searchsorted(x, 0)) if keep_zero and 0 in x else None
-    cost, centroid = _segment_costs(x, wn, zero_index)
+    cost, centroid = segment_costs(x, wn, zero_index)
+    bounds = partition(cost, k)
+    palette = np.array([centroid[a, b] for a, b in bounds], dtype=np.int64)
+    point_to_entry = np.concatenate([np.full(b - a + 1, i, dtype=np.int64) for i, (a, b) in enumerate(bounds)])
+    error = float(sum(cost[a, b] for a, b in bounds)) * (wmax if wmax > 0 else 1.0)
+    return PaletteSolution(palette, point_to_entry, error)
+
+
+def partition(cost: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Contiguous runs (a, b) covering points 0..n-1, at most ``k`` of them, with the least summed ``cost[a, b]``
+    (an n x n matrix, inf where a > b): exact, O(k n^2). Among equal costs, fewer runs."""
+    n = cost.shape[0]
     k_eff = min(k, n)
     # dp[j][b]: best cost of covering points 0..b with j+1 runs; arg[j][b]: start of the last run.
     dp = np.empty((k_eff, n))
@@ -112,7 +123,7 @@ def solve_palette(values: np.ndarray, weights: np.ndarray, k: int, keep_zero: bo
         dp[j] = cand[best, np.arange(n)]
         arg[j] = best + 1
         dp[j, :j] = np.inf  # fewer points than runs
-    # Use the number of runs with the lowest cost (more runs are never worse; ties: fewer).
+    # Use the number of runs with the lowest cost (more runs are never worse without a rate term; ties: fewer).
     j = int(np.argmin(dp[:, n - 1]))
     bounds = []
     b = n - 1
@@ -122,10 +133,7 @@ def solve_palette(values: np.ndarray, weights: np.ndarray, k: int, keep_zero: bo
         b = a - 1
         j -= 1
     bounds.reverse()
-    palette = np.array([centroid[a, b] for a, b in bounds], dtype=np.int64)
-    point_to_entry = np.concatenate([np.full(b - a + 1, i, dtype=np.int64) for i, (a, b) in enumerate(bounds)])
-    error = float(sum(cost[a, b] for a, b in bounds)) * (wmax if wmax > 0 else 1.0)
-    return PaletteSolution(palette, point_to_entry, error)
+    return bounds
 
 
 def mapping_error(values: np.ndarray, weights: np.ndarray, mapped: np.ndarray) -> float:

@@ -127,19 +127,9 @@ def output_kind_arg(text: str) -> tuple[str, str]:
     return name, kind.value
 
 
-def plan_request(args: argparse.Namespace):
-    """recluster's K goal from its flags: --clusters auto, --weight-budget or --flash-budget/--target (one)."""
-    from ..rewrite.planner import PlanRequest, SizeGoal
-
-    goals = [args.clusters == "auto", args.weight_budget is not None,
-             bool(args.flash_budget or args.target or args.profile)]
-    if sum(goals) > 1:
-        raise ConfigError("choose one of --clusters auto, --weight-budget, --flash-budget/--target")
-    if args.max_clusters is not None and args.clusters != "auto":
-        raise ConfigError("--max-clusters goes with --clusters auto")
-    if goals[2] and not (args.profile or args.target):
-        raise ConfigError("--flash-budget needs --target NAME or --profile FILE")
-    goal = (SizeGoal.AUTO if goals[0] else SizeGoal.WEIGHT_BUDGET if goals[1]
-            else SizeGoal.FLASH_BUDGET if goals[2] else SizeGoal.FIXED)
-    return PlanRequest(goal, min_sqnr_db=args.min_sqnr, weight_budget_bytes=args.weight_budget,
-                       flash_budget_bytes=args.flash_budget)
+def deploy_settings(args: argparse.Namespace, config_of_flag: dict[str, tuple[str, str]]) -> tuple:
+    """(section, key, value) of every deploy flag given (``config_of_flag``: dest -> config key), and [plan] auto
+    for ``--clusters auto``."""
+    given = tuple((*config_of_flag[dest], dict(v) if dest == "output_kind" else v)
+                  for dest, v in ((d, getattr(args, d)) for d in config_of_flag) if v is not None)
+    return given + ((("plan", "auto", True),) if args.clusters == "auto" else ())

@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_output_options, clusters_arg, fraction, output_kind_arg, positive_int
+from .common import add_output_options, deploy_settings, fraction, output_kind_arg, positive_int
 from .finetune import DATA_METAVAR
+from .plan_flags import DEPLOY_PLAN_KEYS, add_deploy_plan_flags, clusters_or_auto_arg
 
 HELP = "run the whole pipeline (finetune, quantize, recluster, palettise, compile, firmware, report) incrementally"
 
@@ -34,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "not come from real data; every report and the dashboard say so)")
     p.add_argument("--verify-data", metavar="FILE.npz",
                    help="inputs the check of after vs before runs on (same format; labels y add accuracy)")
-    p.add_argument("--clusters", "-k", type=clusters_arg, metavar="K",
-                   help="distinct values per weight tensor, for finetune and recluster (default 16)")
+    p.add_argument("--clusters", "-k", type=clusters_or_auto_arg, metavar="K|auto",
+                   help="K per weight tensor, for finetune and recluster (default 16); 'auto': [plan] auto (per tensor)")
     p.add_argument("--target", action="append", default=[], metavar="NAME",
                    help="a built-in target or alias (see 'toolchain profiles'); repeatable (default ethos-u55)")
     p.add_argument("--profile", metavar="FILE", help="a hardware profile file of your own, added to the targets")
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--train-samples", type=positive_int, metavar="N", help="[data] train_samples: a seeded subset")
     s.add_argument("--test-samples", type=positive_int, metavar="N", help="[data] test_samples: a seeded subset")
     s.add_argument("--data-seed", type=positive_int, metavar="N", help="[data] seed of the subsets (default 0)")
+    add_deploy_plan_flags(s)
     s.add_argument("--objective", choices=["weights", "outputs"],
                    help="[recluster] objective: what the fit minimises (default: outputs with data, else weights)")
     s.add_argument("--verify-samples", type=positive_int, metavar="N",
@@ -86,7 +88,7 @@ CONFIG_OF_FLAG = {
     "train_samples": ("data", "train_samples"), "test_samples": ("data", "test_samples"),
     "data_seed": ("data", "seed"), "verify_samples": ("verify", "samples"), "objective": ("recluster", "objective"),
     "min_top1_agreement": ("verify", "min_top1_agreement"), "min_output_sqnr": ("verify", "min_output_sqnr_db"),
-    "output_kind": ("verify", "output_kinds"), "bits": ("palettise", "bits"),
+    "output_kind": ("verify", "output_kinds"), "bits": ("palettise", "bits"), **DEPLOY_PLAN_KEYS,
     "exclude": ("palettise", "exclude"), "tflm": ("palettise", "tflm"), "allow_cpu": ("compile", "allow_cpu"),
     "enforce_budget": ("compile", "enforce_budget"), "timeout": ("compile", "timeout_s"),
     "section": ("firmware", "section"), "arena_margin_percent": ("firmware", "arena_margin_percent"),
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         calibration=Path(args.calibration) if args.calibration else None,
         verify_data=Path(args.verify_data) if args.verify_data else None,
-        clusters=args.clusters,
+        clusters=None if args.clusters == "auto" else args.clusters,
         targets=tuple(args.target),
         profile=Path(args.profile) if args.profile else None,
         config=Path(args.config) if args.config else None,
@@ -118,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
         replace_builtin=args.replace_builtin,
         trust_model_code=args.trust_model_code,
         synthetic_calibration=args.synthetic_calibration,
-        settings=tuple((*CONFIG_OF_FLAG[dest], dict(v) if dest == "output_kind" else v)
-                       for dest, v in ((d, getattr(args, d)) for d in CONFIG_OF_FLAG) if v is not None),
+        settings=deploy_settings(args, CONFIG_OF_FLAG),
     )
     try:
         result = run_pipeline(options, progress)

@@ -5,16 +5,8 @@ import json
 from pathlib import Path
 
 from ..core.fileio import canonical_json, read_input_bytes
-from .common import (
-    add_output_options,
-    clusters_or_auto,
-    finite_number,
-    fraction,
-    plan_request,
-    positive_int,
-    say,
-    whole_number,
-)
+from .common import add_output_options, clusters_or_auto, finite_number, fraction, positive_int, say, whole_number
+from .plan_flags import add_recluster_plan_flags, plan_request
 
 HELP = "rewrite weight tensors to at most K distinct int8 values each (shared palette), and verify"
 
@@ -26,20 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="distinct values per tensor, 2..256 (default 16); 'auto' picks the smallest K per tensor "
                         "(<= --max-clusters) keeping top-1 agreement >= 99.5%% on --calibration data, or meeting "
                         "--min-sqnr")
-    p.add_argument("--min-sqnr", type=finite_number(-100.0, 300.0), metavar="DB",
-                   help="with --clusters auto: per-tensor SQNR floor in dB (default without data: 30); with "
-                        "--calibration the SQNR of each layer's output")
-    p.add_argument("--max-clusters", type=positive_int, metavar="K",
-                   help="with --clusters auto: the largest K a tensor may get (default 32, Vela's palette)")
-    p.add_argument("--weight-budget", type=positive_int, metavar="BYTES",
-                   help="choose K per tensor (2..64) to minimise error with Vela-encoded weights <= BYTES")
-    p.add_argument("--flash-budget", type=positive_int, metavar="BYTES",
-                   help="choose K per tensor so the Vela-compiled model fits BYTES of flash on --target "
-                        "(checked by compiling; default budget: the target profile's)")
-    p.add_argument("--target", metavar="NAME", help="hardware profile for --flash-budget (e.g. ethos-u55-128)")
-    p.add_argument("--profile", metavar="FILE", help="custom hardware profile file for --flash-budget")
-    p.add_argument("--replace-builtin", action="store_true",
-                   help="let a --profile file named like a built-in target replace it (refused otherwise)")
+    add_recluster_plan_flags(p)
     p.add_argument("--bias-correction", action="store_true",
                    help="fold the mean output shift into the biases (uses --calibration inputs)")
     p.add_argument("--fit", choices=["keep", "refit", "joint"], help="keep: scales fixed; refit: then refit scales; joint (default): also fit codes and scales jointly; the lowest-error result is kept")
@@ -100,7 +79,7 @@ def build_config(args: argparse.Namespace):
     base = load_recluster_config(args.config) if args.config else ReclusterConfig()
     rules = tuple(parse_rule(r, by_op=False) for r in args.rule) + tuple(parse_rule(r, by_op=True) for r in args.op_rule)
     same = ("min_weights", "refit_iterations", "include_depthwise", "keep_zero", "calibration_samples", "segments",
-            "damping", "max_rows_per_layer", "depthwise_min_output_sqnr_db", "calibration_seed")
+            "damping", "max_rows_per_layer", "depthwise_min_output_sqnr_db", "calibration_seed", "rate_lambda")
     return apply_overrides(
         base, clusters=(args.max_clusters or AUTO_MAX_CLUSTERS) if args.clusters == "auto" else args.clusters,
         fit=ScaleFit(args.fit) if args.fit else None, rules=rules,

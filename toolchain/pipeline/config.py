@@ -97,6 +97,36 @@ class FirmwareSettings:
 
 
 @dataclass(frozen=True)
+class PlanSettings:
+    """The [plan] section: how recluster chooses K per tensor (rewrite.planner.PlanRequest), and whose encoder."""
+
+    auto: bool = False
+    weight_budget_bytes: int | None = None
+    flash_budget_bytes: int | None = None
+    min_top1_agreement: float | None = None
+    min_output_sqnr_db: float | None = None
+    min_sqnr_db: float | None = None
+    max_clusters: int | None = None
+    target: str | None = None  # None: the first deploy target
+
+    def request(self):
+        """The planner's request (its checks name a conflicting goal with exit 2)."""
+        from ..rewrite.planner import PlanRequest, SizeGoal
+
+        goals = [self.auto, self.weight_budget_bytes is not None, self.flash_budget_bytes is not None]
+        if sum(goals) > 1:
+            raise ConfigError("[plan]: choose one of auto, weight_budget_bytes, flash_budget_bytes")
+        goal = (SizeGoal.AUTO if self.auto else SizeGoal.WEIGHT_BUDGET if goals[1]
+                else SizeGoal.FLASH_BUDGET if goals[2] else SizeGoal.FIXED)
+        return PlanRequest(goal, min_sqnr_db=self.min_sqnr_db, weight_budget_bytes=self.weight_budget_bytes,
+                           flash_budget_bytes=self.flash_budget_bytes, min_top1_agreement=self.min_top1_agreement,
+                           min_output_sqnr_db=self.min_output_sqnr_db, max_clusters=self.max_clusters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The resolved settings of every stage (K already applied)."""
 
@@ -105,6 +135,7 @@ class PipelineConfig:
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.schema.json, "clusters" filled in
     quantize: dict[str, Any] = field(default_factory=dict)  # QuantizeConfig keyword arguments
     recluster: ReclusterConfig = ReclusterConfig()
+    plan: PlanSettings = PlanSettings()
     verify: VerifySettings = VerifySettings()
     palettise: PalettiseSettings = PalettiseSettings()
     compile: CompileSettings = CompileSettings()
@@ -154,12 +185,15 @@ def config_from_mapping(raw: dict[str, Any], clusters: int | None, what: str = "
     p = raw.get("palettise", {})
     c = raw.get("compile", {})
     f = raw.get("firmware", {})
+    plan = PlanSettings(**raw.get("plan", {}))
+    plan.request()  # conflicting or out-of-range goals are refused before any stage runs
     return PipelineConfig(
         clusters=k,
         data=DataSubset(d.get("train_samples"), d.get("test_samples"), d.get("seed", 0)),
         finetune=finetune,
         quantize=quantize,
         recluster=recluster,
+        plan=plan,
         verify=VerifySettings(v.get("samples"), v.get("min_top1_agreement"), v.get("min_output_sqnr_db"),
                               tuple(sorted(v.get("output_kinds", {}).items()))),
         palettise=PalettiseSettings(p.get("bits"), tuple(p.get("exclude", ())), p.get("tflm", True)),

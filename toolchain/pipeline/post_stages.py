@@ -55,33 +55,53 @@ def evaluate_input_stage(run: StageRunner, mdir: Path, model: Path, data) -> dic
                      lambda r: r.get("not_measured") or f"accuracy {fmt_pct(r['accuracy'])}")
 
 
+def _plan_profile(config: PipelineConfig, profiles):
+    """The profile whose encoder sizes the plan's weights: [plan] target, else the first deploy target."""
+    if config.plan.target is None:
+        return profiles[0] if profiles else None
+    match = [p for p in profiles if config.plan.target in (p.name, *p.aliases)]
+    if match:
+        return match[0]
+    from ..targets.profiles import load_profile
+
+    return load_profile(config.plan.target)
+
+
 def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: PipelineConfig, data,
-                    files: tuple[Path | None, Path | None] = (None, None)) -> dict[str, Any]:
-    """``files``: the CALIBRATION and VERIFY_DATA files (see rewrite_data)."""
+                    files: tuple[Path | None, Path | None] = (None, None), profiles=()) -> dict[str, Any]:
+    """``files``: the CALIBRATION and VERIFY_DATA files (see rewrite_data); ``profiles``: the deploy's targets (the
+    plan's encoder is [plan] target's, else the first's)."""
     from ..core.escape import terminal_text
     from ..rewrite.job import ReclusterJob, run_job
     from ..rewrite.outcome_text import rewrite_summary
+    from ..rewrite.planner import SizeGoal
     from ..rewrite.result import TensorAction
     from ..rewrite.verify import VerifyOptions
     from ..tflite.output_kind import OutputKind
     from .rewrite_data import deploy_data
 
     rdir = mdir / "recluster"
+    request = config.plan.request()
+    profile = _plan_profile(config, profiles) if request.goal is not SizeGoal.FIXED else None
     calibration, verify_file = files
     key = StageKey("recluster", {"model": file_digest(before), "data": data_key(data),
                                  "calibration": None if calibration is None else file_digest(calibration),
                                  "verify_data": None if verify_file is None else file_digest(verify_file)},
-                   {"recluster": config.recluster_dict(), "verify": config.verify.to_dict()},
+                   {"recluster": config.recluster_dict(), "verify": config.verify.to_dict(),
+                    "plan": config.plan.to_dict() | {"profile": profile.to_dict() if profile else None}},
                    package_versions(*POST_TOOLS))
 
     def compute():
+        from .target_sizer import sizer_for
+
         original = read_input_bytes(before, "model")
         options = VerifyOptions(config.verify.enabled, config.verify.samples or None, 0,
                                 {n: OutputKind(k) for n, k in config.verify.output_kinds})
-        job = ReclusterJob(config.recluster, verify=options,
+        job = ReclusterJob(config.recluster, request, verify=options,
                            data=deploy_data(original, calibration, verify_file, data, config))
+        sizer = sizer_for(profile) if request.goal is not SizeGoal.FIXED else None
         with run.progress.step_bar("recluster") as bar:
-            rewritten, rep = run_job(original, job, progress=bar)
+            rewritten, rep = run_job(original, job, sizer, progress=bar)
         files = {"model.tflite": rewritten, "recluster.json": canonical_json(rep.to_json()).encode()}
         acc = why = None
         if data is not None:
@@ -96,6 +116,7 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
             "verification": None if rep.verification is None else rep.verification.to_json(),
             "data_notes": [*rep.data_notes, *rep.data_warnings] + ([why] if why else []),
             "accuracy": acc,
+            "plan": None if rep.plan is None else rep.plan.to_json(),
         }, files
 
     def gate(r):
@@ -109,10 +130,14 @@ def recluster_stage(run: StageRunner, mdir: Path, before: Path, config: Pipeline
         cal = r.get("calibration") or {}
         fit = (f"; fitted to layer outputs on {cal['source']}" if cal.get("checked_on_data") else
                "; weight-space fit, no data used")
-        return terminal_text(f"{r['summary']}{acc}{fit}")
+        plan = r.get("plan") or {}
+        size = (f"; encoded weights {fmt_int(plan['actual_encoded_bytes'])} B on {plan['target_name']}"
+                if plan.get("actual_encoded_bytes") is not None else "")
+        return terminal_text(f"{r['summary']}{acc}{fit}{size}")
 
     # the [verify] gates reject a candidate here: the last good output stays in place (StageRunner.gated_stage)
-    return run.gated_stage(f"recluster (K={config.recluster.clusters})", rdir, key, compute, gate, note)
+    label = f"K={config.recluster.clusters}" if request.goal is SizeGoal.FIXED else f"K per tensor: {request.goal.value}"
+    return run.gated_stage(f"recluster ({label})", rdir, key, compute, gate, note)
 
 
 def recluster_summary(r: dict[str, Any]) -> dict[str, Any]:

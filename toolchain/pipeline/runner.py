@@ -134,7 +134,7 @@ def _run_stages(options: DeployOptions, progress: Progress, entry: Entry, config
         float_model, finetune_info = run_keras_stages(run, entry, mdir, config, data, models, accuracies)
 
     reclustered = recluster_stage(run, mdir, models[Variant.BEFORE][0], config, data,
-                                  (options.calibration, options.verify_data))
+                                  (options.calibration, options.verify_data), profiles)
     accuracies[Variant.AFTER] = reclustered.get("accuracy")
     after = mdir / "recluster" / "model.tflite"
     models[Variant.AFTER] = (after, "recluster/model.tflite")

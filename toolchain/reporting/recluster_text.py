@@ -23,11 +23,31 @@ def _objective_line(report: ReclusterReport) -> str:
             "rewritten tensors, the weight-space fit on the rest")
 
 
+def _rate_plan_line(plan) -> str:
+    """A plan sized by Vela's encoder (rewrite.rate_goals): what it kept and what it measured on the result."""
+    on = f" on {plan.target_name}" if plan.target_name else ""
+    if plan.mode is PlanGoal.BUDGET:
+        return (f"K and rate price chosen per tensor for encoded weights <= {int(plan.target)} bytes{on}: Vela's figure "
+                f"for the result {plan.actual_encoded_bytes} bytes (planned {plan.predicted_encoded_bytes}, smallest "
+                f"reachable about {plan.smallest_encoded_bytes}, {plan.attempts} plan(s) tried)")
+    what = "top-1 agreement" if plan.mode is PlanGoal.AGREEMENT else "output SQNR (dB)"
+    where = (f"{plan.check_samples} held-back calibration samples" if plan.held_out
+             else f"the {plan.check_samples} calibration samples the fit used (too few to hold some back)")
+    line = (f"K and rate price chosen per tensor for the fewest encoded bytes{on} keeping {what} >= {plan.target:g} "
+            f"on {where}: measured {plan.checked_fidelity:.4f}, Vela's figure {plan.actual_encoded_bytes} bytes")
+    if plan.attainable_top1_agreement is not None:
+        line += (f"; {plan.target:g} is out of reach on these samples (every tensor at its least noisy option, each "
+                 f"fitted alone, reached {plan.attainable_top1_agreement:.4f}), so that was the floor")
+    return line
+
+
 def _plan_line(plan) -> str:
     if isinstance(plan, FlashFit):
         return (f"K chosen per tensor for {plan.flash_budget_bytes} bytes of flash on {plan.target}: predicted "
                 f"{plan.predicted_flash_bytes}, compiled by Vela {plan.actual_flash_bytes} bytes "
                 f"(encoded weights {plan.actual_encoded_weight_bytes} bytes)")
+    if plan.target_name is not None or plan.mode is PlanGoal.OUTPUT_SQNR:
+        return _rate_plan_line(plan)
     what = {PlanGoal.SQNR: f"SQNR >= {plan.target:g} dB",
             PlanGoal.AGREEMENT: f"top-1 agreement >= {plan.target:g} on the fit's calibration samples"}.get(
         plan.mode, f"encoded weights <= {int(plan.target)} bytes")

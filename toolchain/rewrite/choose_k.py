@@ -50,14 +50,16 @@ class TensorChoice:
     clusters: int | None  # None: left as it is
     relative_error: float  # noise energy / signal energy of the tensor (10^(-SQNR/10))
     predicted_encoded_bytes: int
+    rate_lambda: float = 0.0  # the rate price of its fit (rate plans)
 
 
 class PlanGoal(Enum):
-    """What a K plan keeps: an SQNR floor, a weight budget, or top-1 agreement on calibration data."""
+    """What a K plan keeps: an SQNR floor, a weight budget, top-1 agreement or the output's SQNR on data."""
 
     SQNR = "sqnr"
     BUDGET = "budget"
     AGREEMENT = "agreement"
+    OUTPUT_SQNR = "output-sqnr"  # the model output's SQNR (dB) against the original's on held-back samples
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,15 @@ class KPlan:
     # Agreement plan: the agreement with every tensor at the largest K. Below the floor, near-ties of the original
     # flip under any rewrite; the plan then keeps this agreement instead of leaving every tensor alone.
     attainable_top1_agreement: float | None = None
+    # Rate plans (rate_plan): the target whose encoder sized them, Vela's figure for the rewritten model, the
+    # smallest figure the options reach, the plans tried, and the fidelity measured on held-back samples.
+    target_name: str | None = None
+    actual_encoded_bytes: int | None = None
+    smallest_encoded_bytes: int | None = None
+    attempts: int = 1
+    checked_fidelity: float | None = None
+    check_samples: int | None = None
+    held_out: bool | None = None  # the fidelity check ran on samples the fit never saw
 
     @property
     def effective_target(self) -> float:
@@ -84,8 +95,11 @@ class KPlan:
 
     def as_rules(self) -> tuple[TensorRule, ...]:
         """Exact-name rules that make recluster use the chosen K per tensor."""
-        label = {PlanGoal.SQNR: "the SQNR plan", PlanGoal.AGREEMENT: "the agreement plan"}.get(self.mode, "the size plan")
-        return tuple(TensorRule(clusters=c.clusters, pattern=glob.escape(c.name), label=label) for c in self.choices)
+        label = {PlanGoal.SQNR: "the SQNR plan", PlanGoal.AGREEMENT: "the agreement plan",
+                 PlanGoal.OUTPUT_SQNR: "the output SQNR plan"}.get(self.mode, "the size plan")
+        return tuple(TensorRule(clusters=c.clusters, pattern=glob.escape(c.name), label=label,
+                                rate_lambda=c.rate_lambda if c.clusters is not None and c.rate_lambda else None)
+                     for c in self.choices)
 
     def to_json(self) -> dict:
         return {
@@ -97,6 +111,13 @@ class KPlan:
             "predicted_top1_agreement": self.predicted_top1_agreement,
             "attainable_top1_agreement": self.attainable_top1_agreement,
             "tensors": [c.__dict__ for c in self.choices],
+            "target_name": self.target_name,
+            "actual_encoded_bytes": self.actual_encoded_bytes,
+            "smallest_encoded_bytes": self.smallest_encoded_bytes,
+            "attempts": self.attempts,
+            "checked_fidelity": self.checked_fidelity,
+            "check_samples": self.check_samples,
+            "held_out": self.held_out,
         }
 
 

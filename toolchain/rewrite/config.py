@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -27,6 +28,10 @@ DEFAULT_MAX_ROWS_PER_LAYER = 65_536  # calibration rows (samples x positions) a 
 # With data and include_depthwise unset, a depthwise tensor is rewritten when the output noise its rewrite adds
 # is at most the median of the layers before it and its added-noise SQNR reaches this floor.
 DEFAULT_DEPTHWISE_MIN_OUTPUT_SQNR_DB = 15.0
+# The rate term's price (algorithms.rate_fit): a bit per weight is worth rate_lambda x the mean squared error of the
+# palette without it (in int8 steps); 0: no rate term. Around 1 a bit trades at the slope of a uniform quantiser's
+# rate-distortion curve; above MAX_RATE_LAMBDA every weight goes to the most common code.
+MAX_RATE_LAMBDA = 64.0
 
 
 class ScaleFit(Enum):
@@ -45,6 +50,11 @@ class TensorRule:
     pattern: str | None = None
     op: str | None = None
     label: str | None = None  # how the report names the rule's origin (e.g. "the size plan")
+    rate_lambda: float | None = None  # None: the config's
+
+    def __post_init__(self) -> None:
+        if self.rate_lambda is not None:
+            check_rate_lambda(self.rate_lambda, f"rate_lambda of rule {self.pattern or self.op}")
 
     def matches(self, w: WeightTensor) -> bool:
         if self.pattern is not None and not fnmatch.fnmatchcase(w.name, self.pattern):
@@ -70,6 +80,7 @@ class ReclusterConfig:
     max_rows_per_layer: int = DEFAULT_MAX_ROWS_PER_LAYER
     depthwise_min_output_sqnr_db: float = DEFAULT_DEPTHWISE_MIN_OUTPUT_SQNR_DB
     calibration_seed: int = 0  # which training samples and which positions calibrate
+    rate_lambda: float = 0.0  # the price of code bits in the fit (MAX_RATE_LAMBDA above); rules may override it
 
     def objective_for(self, has_data: bool) -> Objective:
         return self.objective if self.objective is not None else Objective.OUTPUTS if has_data else Objective.WEIGHTS
@@ -93,13 +104,32 @@ class ReclusterConfig:
             raise ConfigError(f"segments must be a whole number >= 1, got {self.segments!r}")
         if not 0 < self.damping <= 10:
             raise ConfigError(f"damping must be in (0, 10], got {self.damping!r}")
+        check_rate_lambda(self.rate_lambda, "rate_lambda")
         if not isinstance(self.max_rows_per_layer, int) or self.max_rows_per_layer < 16:
             raise ConfigError(f"max_rows_per_layer must be a whole number >= 16, got {self.max_rows_per_layer!r}")
+
+
+def check_rate_lambda(value: object, what: str) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0 <= value <= MAX_RATE_LAMBDA:
+        raise ConfigError(f"{what} must be a finite number from 0 to {MAX_RATE_LAMBDA:g}, got {value!r}")
 
 
 def _check_clusters(k: object, what: str) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or not MIN_CLUSTERS <= k <= MAX_CLUSTERS:
         raise ConfigError(f"{what} must be an integer from {MIN_CLUSTERS} to {MAX_CLUSTERS}, got {k!r}")
+
+
+def _ordered_rules(config: ReclusterConfig) -> list[TensorRule]:
+    return [r for r in config.rules if r.pattern is not None] + [r for r in config.rules if r.pattern is None]
+
+
+def rate_lambda_for(w: WeightTensor, config: ReclusterConfig) -> float:
+    """The rate price of a tensor: the first matching rule's when it names one, else the config's."""
+    for r in _ordered_rules(config):
+        if r.matches(w):
+            return config.rate_lambda if r.rate_lambda is None else float(r.rate_lambda)
+    return config.rate_lambda
 
 
 def clusters_for(w: WeightTensor, config: ReclusterConfig) -> tuple[int | None, str | None]:
@@ -112,8 +142,7 @@ def clusters_for(w: WeightTensor, config: ReclusterConfig) -> tuple[int | None, 
         return None, "not quantized"
     if np.any(w.quantization.zero_points != 0):
         return None, "non-zero weight zero point"
-    ordered = [r for r in config.rules if r.pattern is not None] + [r for r in config.rules if r.pattern is None]
-    for r in ordered:
+    for r in _ordered_rules(config):
         if r.matches(w):
             if r.clusters is None:
                 return None, f"left as is by {r.label}" if r.label else f"skipped by rule {r.pattern or r.op}"

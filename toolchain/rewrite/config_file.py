@@ -17,13 +17,14 @@ def config_from_dict(data: dict[str, Any], what: str = "recluster config") -> Re
             clusters=None if r["clusters"] == "skip" else int(r["clusters"]),
             pattern=r.get("pattern"),
             op=r.get("op"),
+            rate_lambda=None if "rate_lambda" not in r else float(r["rate_lambda"]),
         )
         for r in data.get("rules", [])
     )
     kwargs: dict[str, Any] = {k: data[k] for k in ("clusters", "min_weights", "include_depthwise", "keep_zero",
                                                    "refit_iterations", "calibration_samples", "segments",
                                                    "max_rows_per_layer", "calibration_seed") if k in data}
-    kwargs |= {k: float(data[k]) for k in ("damping", "depthwise_min_output_sqnr_db") if k in data}
+    kwargs |= {k: float(data[k]) for k in ("damping", "depthwise_min_output_sqnr_db", "rate_lambda") if k in data}
     if "fit" in data:
         kwargs["fit"] = ScaleFit(data["fit"])
     if "objective" in data:

@@ -9,8 +9,18 @@ from ..algorithms.refit import float_error, refit_scales
 from .config import ReclusterConfig, ScaleFit
 
 
-def best_weight_fit(qc: np.ndarray, scales: np.ndarray, k: int, config: ReclusterConfig, may_refit: bool):
-    """(codes, scales, how) with the lowest float-domain error among the allowed fits."""
+def best_weight_fit(qc: np.ndarray, scales: np.ndarray, k: int, config: ReclusterConfig, may_refit: bool,
+                    rate_lambda: float = 0.0):
+    """(error, codes, scales, how) with the lowest float-domain error among the allowed fits; with a rate price,
+    the rate-aware palette (algorithms.rate_fit) and, when allowed, its least-squares scales."""
+    if rate_lambda > 0:
+        from ..algorithms.rate_fit import rate_weight_fit
+
+        err, codes, new_s = rate_weight_fit(qc, scales, k, rate_lambda, keep_zero=config.keep_zero)
+        if not may_refit or config.fit is ScaleFit.KEEP:
+            f = scales[:, None] * qc.astype(np.float64)
+            return float_error(f, scales, codes.astype(np.float64)), codes, scales, ScaleFit.KEEP
+        return err, codes, new_s, ScaleFit.KEEP if np.array_equal(new_s, scales) else ScaleFit.REFIT
     f = scales[:, None] * qc.astype(np.float64)
     values, weights = value_weights(qc, scales**2, 0)
     sol = solve_palette(values, weights, k, keep_zero=config.keep_zero)

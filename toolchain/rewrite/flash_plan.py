@@ -1,24 +1,24 @@
 """Choosing K per tensor so that the compiled model fits a flash budget, checked by compiling.
 
 The compile is the target sizer's (``planner.TargetSizer.compile_sizes``, Vela for Ethos-U): this
-package never runs a compiler itself.
+package never runs a compiler itself. Flash holds the encoded weights and what is not weights (the
+command stream, the flatbuffer around it): the latter is measured once by compiling the input, the
+rest of the budget goes to the weights as a weight budget (rate_goals.fit_budget), and the result is
+compiled to check the flash it really takes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..core.errors import BudgetExceeded, ConfigError
-from ..tflite.graph import find_weight_tensors, require_int8_model, tensor_values
-from ..tflite.model_io import read_model
-from .choose_k import BUDGET_CANDIDATES, KPlan, config_with_plan, plan_weight_budget
+from .choose_k import KPlan, PlanGoal
 from .config import ReclusterConfig
 
 if TYPE_CHECKING:
     from .output_aware import Calibration
     from .planner import TargetSizer
-
-MAX_ATTEMPTS = 3  # the first plan and up to two re-plans with Vela's excess removed
+    from .result import ReclusterReport
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,10 @@ class FlashFit:
     plan: KPlan
     target: str
     flash_budget_bytes: int
-    overhead_bytes: int  # flash that is not encoded weight streams (command stream, biases/scales, flatbuffer)
+    overhead_bytes: int  # flash that is not encoded weight streams (command stream, flatbuffer)
     predicted_flash_bytes: int
     actual_flash_bytes: int
-    actual_encoded_weight_bytes: int  # the compiler's figure (includes bias/scale streams)
+    actual_encoded_weight_bytes: int  # the compiler's figure
     attempts: int
 
     def to_json(self) -> dict:
@@ -40,51 +40,44 @@ class FlashFit:
 
 
 def plan_flash_budget(model_bytes: bytes, config: ReclusterConfig, sizer: TargetSizer,
-                      flash_budget_bytes: int | None = None, max_attempts: int = MAX_ATTEMPTS,
-                      calibration: Calibration | None = None) -> FlashFit:
-    """Per-tensor K so that the compiled model fits the flash budget (the target's by default).
+                      flash_budget_bytes: int | None = None,
+                      calibration: Calibration | None = None) -> tuple[bytes, ReclusterReport, FlashFit]:
+    """The rewrite with the least output noise whose compiled model fits the flash budget (the target's by default)."""
+    from .rate_goals import fit_budget
+    from .rate_options import PLAN_CLUSTERS, PLAN_RATE_LAMBDAS, measure_options
 
-    The non-weight part of flash is measured once by compiling the input; the plan is then
-    compiled and, should the real figure exceed the budget, re-planned with the excess removed.
-    With ``calibration`` tensors are ranked by their output error on it and rewritten by the
-    output-aware fit.
-    """
-    from .recluster import recluster_model
-
-    if sizer.compile_sizes is None or sizer.name is None:
+    compile_sizes = sizer.compile_sizes
+    if compile_sizes is None or sizer.name is None:
         raise ConfigError(f"{sizer.name} is not compiled by Vela: a flash budget plan needs a Vela target")
     budget = flash_budget_bytes if flash_budget_bytes is not None else sizer.flash_budget_bytes
     if budget is None:
         raise ConfigError(f"no flash budget given and {sizer.name} has none")
-    model = read_model(model_bytes)
-    require_int8_model(model)
-    mine = sum(sizer.encoded_bytes(tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index]), w.op)
-               for w in find_weight_tensors(model))
-    base = sizer.compile_sizes(model_bytes)
-    overhead = max(base.flash_bytes - mine, 0)
-    room = budget - overhead
-    if room <= 0:
+    base = compile_sizes(model_bytes)
+    overhead = max(base.flash_bytes - base.encoded_weight_bytes, 0)
+    if budget <= overhead:
         raise BudgetExceeded(
-            f"flash budget {budget} bytes is below the model's non-weight flash ({overhead} bytes on {sizer.name})"
-        )
-    sens = None
-    if calibration is not None:
-        from .sensitivity import measure_sensitivity
+            f"flash budget {budget} bytes is below the model's non-weight flash ({overhead} bytes on {sizer.name})")
+    rate = sizer.rate_model(model_bytes)
+    options = measure_options(model_bytes, config, calibration, rate, PLAN_CLUSTERS, PLAN_RATE_LAMBDAS)
+    if budget - overhead < options.smallest_bytes:
+        raise BudgetExceeded(
+            f"flash budget {budget} bytes cannot be met on {sizer.name}: the smallest reachable is about "
+            f"{overhead + options.smallest_bytes} bytes ({overhead} of them not weights)")
+    measured = {}
 
-        sens = measure_sensitivity(model_bytes, config, calibration,
-                                   tuple(k for k in BUDGET_CANDIDATES if k <= config.clusters))
-    for attempt in range(1, max_attempts + 1):
-        plan = plan_weight_budget(model_bytes, config, room, sizer.encoded_bytes, sensitivity=sens)
-        rewritten, _ = recluster_model(model_bytes, config_with_plan(config, plan), calibration)
-        actual = sizer.compile_sizes(rewritten)
-        if actual.flash_bytes <= budget or attempt == max_attempts:
-            break
-        room -= actual.flash_bytes - budget  # the streams came out larger than predicted: ask for less
+    def flash_as_weights(model: bytes) -> int:
+        """The compiled flash minus the overhead, so that the weight-budget loop checks the flash budget."""
+        measured[model] = compile_sizes(model)
+        return measured[model].flash_bytes - overhead
+
+    try:
+        rewritten, report, plan = fit_budget(model_bytes, config, options, budget - overhead, flash_as_weights,
+                                             calibration, rate, PlanGoal.BUDGET)
+    except BudgetExceeded:
+        raise BudgetExceeded(f"flash budget {budget} bytes on {sizer.name} is not met by any plan tried; the smallest "
+                             f"reachable is about {overhead + options.smallest_bytes} bytes") from None
+    actual = measured[rewritten]
+    plan = replace(plan, actual_encoded_bytes=actual.encoded_weight_bytes)
     fit = FlashFit(plan, sizer.name, budget, overhead, overhead + plan.predicted_encoded_bytes, actual.flash_bytes,
-                   actual.encoded_weight_bytes, attempt)
-    if fit.actual_flash_bytes > budget:
-        raise BudgetExceeded(
-            f"after {attempt} attempts the compiled model needs {fit.actual_flash_bytes} bytes of flash on "
-            f"{sizer.name}, over the {budget}-byte budget"
-        )
-    return fit
+                   actual.encoded_weight_bytes, plan.attempts)
+    return rewritten, report, fit

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..core.errors import ConfigError
 from .calibration_set import CalibrationSet, calibration_set_from_files
 from .config import Objective, ReclusterConfig
-from .planner import PlanRequest, TargetSizer, plan_sizes
+from .planner import PlanRequest, TargetSizer, rewrite_with_plan
 from .result import ReclusterReport
 from .verify import VerifyOptions
 
@@ -90,7 +90,6 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
         if progress is not None:
             progress(what, 0, 0)
 
-    from .recluster import recluster_model
     from .verify import verify, with_verification
 
     if job.data is None and (job.calibration_file is not None or job.verify_file is not None):
@@ -100,9 +99,9 @@ def run_job(original: bytes, job: ReclusterJob, sizer: TargetSizer | None = None
     calibration = data.fit if config.objective_for(data.fit is not None) is Objective.OUTPUTS else None
     if data.notes and config.objective is Objective.OUTPUTS and calibration is None:
         config = replace(config, objective=Objective.WEIGHTS)  # LiteRT cannot run it (see the notes)
-    config, plan = plan_sizes(original, config, job.request, calibration, sizer)
-    rewritten, report = recluster_model(original, config, calibration, progress)
-    report = replace(report, plan=plan, data_notes=data.notes, data_warnings=data.warnings)
+    # plan -> apply -> verify for the request, on the fit's samples only: the check stays out of sample
+    rewritten, report = rewrite_with_plan(original, config, job.request, calibration, sizer, progress)
+    report = replace(report, data_notes=data.notes, data_warnings=data.warnings)
     if job.bias_correction and report.calibration is None and data.fit is not None:
         # the output-aware fit's bias is already optimal
         from .bias_correction import correct_biases

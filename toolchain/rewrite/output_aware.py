@@ -1,13 +1,13 @@
 """The output-aware rewrite: each layer's palette fitted to the original model's outputs on calibration data.
 
-Layers are fitted in topological order, in segments: a segment's entry layers see the activations
-of the model whose earlier segments are already rewritten (captured in LiteRT) and are fitted
-towards the original model's outputs on the original activations, so errors do not add up
-(algorithms/output_fit.py); a layer downstream of another layer of its own segment is fitted on the
-original activations (that layer corrects the drift already). The original's activations, paired
-row by row with the rewritten prefix's, are kept in memory when they fit (one LiteRT pass per
-segment), else captured again (two). The weight-space fit is a candidate of every layer: the
-result never has a larger output error on the calibration rows than it.
+Layers are fitted in topological order, in segments: a segment's entry layers see the activations of the model
+whose earlier segments are already rewritten (captured in LiteRT) and are fitted towards the original model's
+outputs on the original activations, so errors do not add up (algorithms/output_fit.py); a layer downstream of
+another layer of its own segment is fitted on the original activations (that layer corrects the drift already).
+The original's activations, paired row by row with the rewritten prefix's, are kept in memory when they fit (one
+LiteRT pass per segment), else captured again (two). The weight-space fit is a candidate of every layer: the
+result never has a larger output error on the calibration rows than it; with a rate price the rate-aware fit
+(rate_layer) is chosen for error + rate instead.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from ..tflite.graph import (
     tensor_values,
 )
 from ..tflite.model_io import read_model, write_model
-from .config import Objective, ReclusterConfig, clusters_for
+from .config import Objective, ReclusterConfig, clusters_for, rate_lambda_for
 from .fit import best_weight_fit
 from .layers import (
     FitLayer,
@@ -52,6 +52,7 @@ from .layers import (
     own_bias_tensor,
     rows_per_layer,
 )
+from .rate_layer import fit_layer_rate
 from .result import CalibrationSummary, ReclusterReport, TensorAction, TensorResult
 
 AUTO_SEGMENT_BUDGET_S = 30.0  # LiteRT time the automatic number of segments may spend
@@ -151,14 +152,11 @@ def original_activations(model_bytes: bytes, rows: list, tensors: list[int], bat
 def collect_statistics(original: bytes, current: bytes, rows: list, layers: list[FitLayer], config: ReclusterConfig,
                        batch: int, v_orig: dict[int, np.ndarray], independent: frozenset[int] = frozenset(),
                        cache: dict[int, np.ndarray] | None = None) -> tuple[dict[int, LayerStatistics], int]:
-    """Statistics of every layer in ``layers``, and the LiteRT passes run for them: one pass of the original
-    (none with ``cache``, its kept activations) and, when ``current`` differs from it, one of ``current``.
-    Both models were read (validated) by the caller. LiteRT runs the next batch while numpy, on one BLAS
-    thread, takes this one's rows.
-
-    Layers in ``independent`` (operator indices) are fitted on the original model's inputs even when
-    ``current`` differs: a fitted layer of their own segment upstream already corrects the drift.
-    """
+    """Statistics of every layer in ``layers``, and the LiteRT passes run for them: one pass of the original (none
+    with ``cache``, its kept activations) and, when ``current`` differs from it, one of ``current``. Both models were
+    read (validated) by the caller. LiteRT runs the next batch while numpy, on one BLAS thread, takes this one's rows.
+    Layers in ``independent`` (operator indices) are fitted on the original model's inputs even when ``current``
+    differs: a fitted layer of their own segment upstream already corrects the drift."""
     with one_blas_thread():
         return _collect_statistics(original, current, rows, layers, config, batch, v_orig, independent, cache)
 
@@ -187,8 +185,10 @@ def _collect_statistics(original: bytes, current: bytes, rows: list, layers: lis
 
 
 def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray,
-              bias: np.ndarray, config: ReclusterConfig) -> LayerFit:
-    """The output-aware fit and the weight-space fit (with its bias, and with the least-squares bias): the best."""
+              bias: np.ndarray, config: ReclusterConfig, rate_lambda: float = 0.0) -> LayerFit:
+    """The best of the output-aware and weight-space fits (its bias, least-squares bias); priced: rate_layer's."""
+    if rate_lambda > 0:
+        return fit_layer_rate(layer, k, rate_lambda, stats, codes, scales, bias, config)
     w = layer.weight
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR
     beta = scales * bias
@@ -216,14 +216,15 @@ def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray
 
 
 def fit_layers(layers: list[FitLayer], ks: dict[int, int], stats: dict[int, LayerStatistics], weights: dict,
-               config: ReclusterConfig) -> Iterator[tuple[FitLayer, LayerFit]]:
+               config: ReclusterConfig, lambdas: dict[int, float] | None = None) -> Iterator[tuple[FitLayer, LayerFit]]:
     """fit_layer of every layer, FIT_THREADS at a time, largest first; yielded in the order of ``layers`` as
     each is done (the caller applies and reports them in layer order). The fits are independent of each
     other and numpy releases the GIL in BLAS, LAPACK and large array operations; with BLAS on one thread
     each fit computes exactly what it computes alone. Closed early, the fits not started are cancelled."""
     def one(la: FitLayer) -> LayerFit:
         codes, scales, bias = weights[la.op_index]
-        return fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config)
+        return fit_layer(la, ks[la.op_index], stats[la.op_index], codes, scales, bias, config,
+                         (lambdas or {}).get(la.op_index, 0.0))
 
     pool = ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit")
     try:
@@ -305,6 +306,7 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration:
     choose_cfg = replace(config, include_depthwise=True) if auto_dw else config
     results: dict[int, TensorResult] = {}
     to_fit: list[tuple[FitLayer, int]] = []
+    lambdas: dict[int, float] = {}  # operator index -> the rate price of its tensor
     modified = False  # the model differs from the original: activations must be captured from both
     for w in find_weight_tensors(model):
         q = tensor_values(model, model.subgraphs[w.subgraph].tensors[w.tensor_index])
@@ -324,13 +326,14 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration:
         else:
             layer = describe_layer(model, w)
             if isinstance(layer, str):
-                r = rewrite_on_weights(editor, w, q, k, config, base)
+                r = rewrite_on_weights(editor, w, q, k, config, base, rate_lambda_for(w, choose_cfg))
                 modified = True
                 results[w.tensor_index] = replace(r, objective=Objective.WEIGHTS.value, method=f"weights: {layer}")
             else:
                 to_fit.append((layer, k))
-    batch = choose_batch(model_bytes, rows, sorted({la.input_index for la, _ in to_fit}), validated=True) if to_fit else 1
+                lambdas[layer.op_index] = rate_lambda_for(w, choose_cfg)
     inputs = sorted({la.input_index for la, _ in to_fit})
+    batch = choose_batch(model_bytes, rows, inputs, validated=True) if to_fit else 1
     cacheable = bool(to_fit) and cache_fits(model_bytes, inputs, len(rows))
     n_seg = config.segments or (auto_segments(model_bytes, len(rows), len(to_fit), cacheable) if to_fit else 1)
     groups = segment_layers([la for la, _ in to_fit], n_seg)
@@ -354,7 +357,7 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration:
             progress(f"activations of {len(group)} layer(s) on {len(rows)} samples", len(fitted), len(to_fit))
         stats, used = collect_statistics(model_bytes, current, rows, group, config, batch, v_orig, independent, cache)
         passes += used
-        with closing(fit_layers(group, ks, stats, weights, config)) as fits:
+        with closing(fit_layers(group, ks, stats, weights, config, lambdas)) as fits:
             for la, fit in fits:
                 codes, scales, _ = weights[la.op_index]
                 skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None

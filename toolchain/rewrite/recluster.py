@@ -28,7 +28,7 @@ from ..tflite.graph import (
     tensor_values,
 )
 from ..tflite.model_io import read_model, write_model
-from .config import Objective, ReclusterConfig, ScaleFit, clusters_for
+from .config import Objective, ReclusterConfig, ScaleFit, clusters_for, rate_lambda_for
 from .fit import best_weight_fit
 from .result import ReclusterReport, TensorAction, TensorResult
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .output_aware import Calibration
 
 
-def _bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
+def bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
     from ..tflite.graph import BIAS_INPUT, op_code
 
     sg = model.subgraphs[w.subgraph]
@@ -50,7 +50,7 @@ def _bias_tensors(model: schema.ModelT, w: WeightTensor) -> list[int]:
     return out
 
 
-def _bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: list[int]) -> bool:
+def bias_shared_elsewhere(model: schema.ModelT, w: WeightTensor, bias_indices: list[int]) -> bool:
     from ..tflite.graph import BIAS_INPUT, WEIGHT_INPUT, op_code
 
     sg = model.subgraphs[w.subgraph]
@@ -124,7 +124,8 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Ca
     # The fits read the model and write nothing (copy-on-write edits never change another tensor's codes): they
     # run FIT_THREADS at a time, largest first; the edits follow one by one, in model order.
     with ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="fit") as pool:
-        fits = dict(pool.map(lambda job: (job[0], fit_on_weights(model, job[1], job[2], job[3], config)),
+        fits = dict(pool.map(lambda job: (job[0], fit_on_weights(model, job[1], job[2], job[3], config,
+                                                                 rate_lambda_for(job[1], config))),
                              sorted(jobs, key=lambda job: (-job[2].size, job[0]))))
     for i, w, q, k, base in jobs:
         results[i] = apply_weight_fit(editor, w, q, k, base, fits[i])
@@ -150,18 +151,20 @@ def write_weights(editor: ModelEditor, w: WeightTensor, new_qc: np.ndarray, old_
             _rescale_bias(editor, w, b, np.asarray(old_scales, np.float64) / stored)
 
 
-def fit_on_weights(model: schema.ModelT, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig):
+def fit_on_weights(model: schema.ModelT, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig,
+                   rate_lambda: float = 0.0):
     """The weight-space fit of one tensor, (error, new codes, new scales, how): reads the model, writes nothing."""
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     # A per-tensor scale is one "channel" holding every weight; per-channel: channels first.
     qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
     scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
-    may_refit = not _bias_shared_elsewhere(model, w, _bias_tensors(model, w))
-    return best_weight_fit(qc, scales, k, config, may_refit)
+    may_refit = not bias_shared_elsewhere(model, w, bias_tensors(model, w))
+    return best_weight_fit(qc, scales, k, config, may_refit, rate_lambda)
 
 
-def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict) -> TensorResult:
-    return apply_weight_fit(editor, w, q, k, base, fit_on_weights(editor.model, w, q, k, config))
+def rewrite_on_weights(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, config: ReclusterConfig, base: dict,
+                       rate_lambda: float = 0.0) -> TensorResult:
+    return apply_weight_fit(editor, w, q, k, base, fit_on_weights(editor.model, w, q, k, config, rate_lambda))
 
 
 def apply_weight_fit(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int, base: dict, fit) -> TensorResult:
@@ -170,7 +173,7 @@ def apply_weight_fit(editor: ModelEditor, w: WeightTensor, q: np.ndarray, k: int
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR or q.ndim == 0
     qc = q.reshape(1, -1) if per_tensor else channels_first(q, w.channel_axis)
     scales = w.quantization.scales.astype(np.float64)[:1] if per_tensor else w.quantization.scales.astype(np.float64)
-    biases = _bias_tensors(model, w)
+    biases = bias_tensors(model, w)
     err, new_qc, new_scales, how = fit
     f = scales[:, None] * qc.astype(np.float64)
     sq = metrics.sqnr_db(f, new_scales[:, None] * new_qc)

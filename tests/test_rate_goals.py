@@ -1,0 +1,62 @@
+"""The size and fidelity goals end to end, on real converted models, checked by the Vela command line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import toolchain
+from toolchain.rewrite.config import ReclusterConfig
+from toolchain.rewrite.recluster import recluster_model
+from toolchain.targets.compile import compile_model
+from toolchain.targets.profiles import load_profile
+from toolchain.tflite import interpreter as rt
+
+pytestmark = pytest.mark.tf
+
+
+def _vela(tmp_path, data: bytes, target: str, name: str) -> int:
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(data)
+    return int(compile_model(path, load_profile(target), tmp_path / name, enforce_budget=False)
+               .report["encoded_weight_bytes"])
+
+
+@pytest.mark.parametrize("target", ["ethos-u55-128", "ethos-u85-256"])
+def test_weight_budget_is_met_by_vela_on_the_target(depthwise_int8, tmp_path, target):
+    data = depthwise_int8.read_bytes()
+    budget = int(0.45 * _vela(tmp_path, data, target, "int8"))
+    job = toolchain.ReclusterJob(ReclusterConfig(clusters=32),
+                                 toolchain.PlanRequest(toolchain.SizeGoal.WEIGHT_BUDGET, weight_budget_bytes=budget))
+    out, report = toolchain.rewrite_model(data, job, target)
+    plan = report.plan
+    assert plan.target_name == target
+    vela = _vela(tmp_path, out, target, "after")
+    assert vela == plan.actual_encoded_bytes <= budget
+    assert vela >= 0.8 * budget  # it spends the budget instead of undershooting it
+    assert {c.rate_lambda for c in plan.choices} <= {0.0, 1.0, 3.0}
+
+
+def _calibration_file(model: bytes, path, samples: int = 160) -> None:
+    spec = rt.input_specs(model)[0]
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (samples, *spec.shape[1:])).astype(np.float32)
+    np.savez(path, x=x)
+
+
+def test_fidelity_floor_is_kept_on_held_back_samples_and_never_larger_than_k16(conv_bn_int8, tmp_path):
+    data = conv_bn_int8.read_bytes()
+    cal = tmp_path / "cal.npz"
+    _calibration_file(data, cal)
+    job = toolchain.ReclusterJob(ReclusterConfig(), toolchain.PlanRequest(toolchain.SizeGoal.AUTO, min_output_sqnr_db=12.0),
+                                 calibration_file=cal)
+    out, report = toolchain.rewrite_model(data, job, "ethos-u55-128")
+    plan = report.plan
+    assert plan.mode.value == "output-sqnr" and plan.held_out and plan.check_samples == 32
+    assert plan.checked_fidelity >= 12.0
+    # K=16 everywhere (the same output-aware fit) keeps 12 dB here: the plan is never larger
+    from toolchain.rewrite.output_aware import calibration_from_file
+
+    k16, _ = recluster_model(data, ReclusterConfig(clusters=16),
+                             calibration_from_file(data, cal, ReclusterConfig()))
+    assert _vela(tmp_path, out, "ethos-u55-128", "auto") == plan.actual_encoded_bytes
+    assert plan.actual_encoded_bytes <= _vela(tmp_path, k16, "ethos-u55-128", "k16")
