@@ -19,6 +19,7 @@ channel (depthwise convolution) runs the same loop batched over channels.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -198,15 +199,20 @@ def nearest_codes(t: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def gptq_round(w: np.ndarray, scales: np.ndarray, palette: np.ndarray, hessian_inverse: np.ndarray, rounded: int,
                fixed_zero: np.ndarray | None = None, block: int = GPTQ_BLOCK,
-               upper: np.ndarray | None = None) -> np.ndarray:
+               upper: np.ndarray | None = None,
+               round_codes: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Codes (C, rounded) of the first ``rounded`` columns of ``w`` (C, M), rounded to ``palette`` in
     units of ``scales`` with inverse-Hessian compensation of the later columns (GPTQ).
 
     ``hessian_inverse``: (M, M) shared by all channels, or (C, M, M). Columns past ``rounded`` (the bias) are
     compensated, never rounded. ``fixed_zero`` (C, rounded) marks weights that must stay zero. ``upper``:
-    the Cholesky factor of ``hessian_inverse`` when already computed.
+    the Cholesky factor of ``hessian_inverse`` when already computed. ``round_codes``: the rounding of one
+    column's targets (int8 steps) to codes; by default the nearest palette code.
     """
     pal = np.asarray(palette, np.float64)
+    if round_codes is None:
+        def round_codes(t: np.ndarray) -> np.ndarray:
+            return nearest_codes(t, pal)
     s = np.asarray(scales, np.float64)
     w = np.array(w, np.float64)
     channels, m = w.shape
@@ -219,7 +225,7 @@ def gptq_round(w: np.ndarray, scales: np.ndarray, palette: np.ndarray, hessian_i
         err = np.zeros((channels, b1 - b0))
         for j in range(b0, b1):
             col = w[:, j]
-            c = nearest_codes(col / s, pal)
+            c = round_codes(col / s)
             if fixed_zero is not None:
                 c = np.where(fixed_zero[:, j], 0.0, c)
             codes[:, j] = c

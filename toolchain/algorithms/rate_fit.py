@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .output_fit import OutputFit, damped_targets, least_squares_bias, output_errors, refit_channel_scales
+from .output_fit import (
+    OutputFit,
+    damped_targets,
+    gptq_round,
+    least_squares_bias,
+    output_errors,
+    refit_channel_scales,
+)
 from .palette import (
     PALETTE_MAX,
     PALETTE_MIN,
@@ -146,32 +153,8 @@ def rate_round(w: np.ndarray, scales: np.ndarray, palette: np.ndarray, hessian_i
     (inverse-Hessian compensation of the later columns, lazy blocks) with ``rate_codes`` as the rounding.
 
     ``hessian_inverse``: (M, M) shared or (C, M, M) per channel; ``bits``: code length per palette entry."""
-    s = np.asarray(scales, np.float64)
-    w = np.array(w, np.float64)
-    channels, m = w.shape
-    codes = np.zeros((channels, rounded))
-    shared = hessian_inverse.ndim == 2
-    u = np.swapaxes(np.linalg.cholesky(hessian_inverse), -1, -2)
-    step = block if shared else max(rounded, 1)
-    for b0 in range(0, rounded, step):
-        b1 = min(b0 + step, rounded)
-        err = np.zeros((channels, b1 - b0))
-        for j in range(b0, b1):
-            col = w[:, j]
-            c = rate_codes(col / s, palette, lam, bits)
-            if fixed_zero is not None:
-                c = np.where(fixed_zero[:, j], 0.0, c)
-            codes[:, j] = c
-            if shared:
-                e = (col - s * c) / u[j, j]
-                w[:, j:b1] -= e[:, None] * u[j, j:b1][None, :]
-            else:
-                e = (col - s * c) / u[:, j, j]
-                w[:, j:] -= e[:, None] * u[:, j, j:]
-            err[:, j - b0] = e
-        if shared and b1 < m:
-            w[:, b1:] -= err @ u[b0:b1, b1:]
-    return codes
+    return gptq_round(w, scales, palette, hessian_inverse, rounded, fixed_zero, block,
+                      round_codes=lambda t: rate_codes(t, palette, lam, bits))
 
 
 def _entry_counts(codes: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -105,6 +105,9 @@ class ReclusterConfig:
         if not 0 < self.damping <= 10:
             raise ConfigError(f"damping must be in (0, 10], got {self.damping!r}")
         check_rate_lambda(self.rate_lambda, "rate_lambda")
+        d = self.depthwise_min_output_sqnr_db
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not -100.0 <= d <= 300.0:  # NaN fails too
+            raise ConfigError(f"depthwise_min_output_sqnr_db must be a finite number from -100 to 300 dB, got {d!r}")
         if not isinstance(self.max_rows_per_layer, int) or self.max_rows_per_layer < 16:
             raise ConfigError(f"max_rows_per_layer must be a whole number >= 16, got {self.max_rows_per_layer!r}")
 
