@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .ethos_n_arm import stream_cycles
+from .ethos_n_arm import STRIPE_MIN_CYCLES, STRIPE_OVERHEAD_CYCLES, stream_cycles
 from .ethos_n_variants import VariantHardware
 from .ethos_n_weights import OfmCode, packed_bytes
 
@@ -42,6 +42,11 @@ class PleOp(Enum):
     @property
     def cycles_per_patch(self) -> int:
         return _PLE_KERNELS[self][0]
+
+    @property
+    def stripe_overhead_cycles(self) -> int:
+        """GetPleStripeOverhead: 1,500 cycles a stripe for the additions, 100 for the others."""
+        return 1500 if self in (PleOp.ADDITION, PleOp.ADDITION_RESCALE) else 100
 
     @property
     def blocked(self) -> bool:
@@ -97,6 +102,11 @@ class PassShape:
     output_in_dram: bool = True
     weight_codes: tuple[OfmCode, ...] = ()  # per OFM; empty without weights
     per_channel: bool = False  # the weights' scales: per output channel, or one
+    # Ends a cascade: its input is the SRAM buffer the pass before it wrote (McePart::GetEndPlans), not DRAM
+    cascade_end: bool = False
+    # DRAM tensors other passes read or wrote (NHWCB, whole bricks); an interleaved input is that of in_hwc
+    output_bricked: bool = False
+    input_interleaved: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,7 @@ class PassFigures:
     sram_bytes: int = 0  # the plan's stripes in SRAM
     stripes: tuple[int, int] = (1, 1)  # the plan: stripes in height and width, in depth
     block: tuple[int, int] = (16, 16)  # the plan: the block configuration (width, height)
+    metric: float = 0.0  # what the library's compiler minimises: ``cycles`` with the MCE and PLE stripe overheads
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -187,6 +198,13 @@ def _stripe_shapes(s: PassShape, block: tuple[int, int], hw: VariantHardware) ->
     standing alone: height, width, both, output depth (with height and width at one depth step), none."""
     h, w, c = s.mce_out_hwc
     base_h, base_w = max(block[1], BRICK_HW), max(block[0], BRICK_HW)
+    if s.cascade_end:
+        # GenerateContinueSectionStripeInfos: the input holds the whole depth; a whole-plane input gives a
+        # convolution output stripes of the OGs (a depthwise one keeps the depth), a split one the same split
+        # (the previous pass's stripes, in bricks)
+        depth = c if s.mce is not Mce.CONV else min(c, _rup(hw.output_channels_per_cycle, 16))
+        both = [(sh, sw) for sh in _loop(h, BRICK_HW, True) for sw in _loop(w, BRICK_HW, True)]
+        return {(h, w, depth)} | {(sh, sw, c) for sh, sw in both if (sh, sw) != (h, w)}
     base_c = hw.sram_controllers if s.mce in (Mce.DEPTHWISE, Mce.NONE) else hw.output_channels_per_cycle
     shapes = {(h, w, c)}
     shapes |= {(sh, w, c) for sh in _loop(h, base_h, False)}
@@ -197,6 +215,27 @@ def _stripe_shapes(s: PassShape, block: tuple[int, int], hw: VariantHardware) ->
         shapes |= {(h, w, d) for d in _loop(c, base_c, False)}
         shapes |= {(sh, sw, min(base_c, c)) for sh, sw in both}
     return shapes
+
+
+FCAF_CELLS_HWC = ((8, 8, 32), (8, 16, 16))  # g_FcafDeepCellShape, g_FcafWideCellShape
+FCAF_MIN_SRAMS = 16  # Compiler.cpp turns the compressed formats off on configurations with fewer SRAMs
+
+
+def dma_chunks(stripe_hwc: tuple[int, int, int], tensor_hwc: tuple[int, int, int], hw: VariantHardware,
+               output: bool) -> int:
+    """DMA transfers per stripe of an intermediate DRAM tensor (AccountForDmaChunking): one when a compressed
+    format (FCAF) fits the stripes, else NHWCB's: a stripe of part of the depth moves brick column by brick column
+    (an output one brick group deep strides in one go), one of part of the width brick row by brick row."""
+    splits = [_cdiv(t, st) > 1 for st, t in zip(stripe_hwc, tensor_hwc)]
+    # An input slot whose width would grow over 10% to whole FCAF_WIDE cells forbids that format (PartUtils.cpp)
+    wide_ok = output or _rup(stripe_hwc[1], 16) < 1.1 * stripe_hwc[1]
+    if hw.engines * hw.emcs_per_engine >= FCAF_MIN_SRAMS and any(
+            all(not split or st % cell == 0 for st, cell, split in zip(stripe_hwc, cells, splits)) and ok
+            for cells, ok in zip(FCAF_CELLS_HWC, (True, wide_ok))):
+        return 1
+    partial_depth = splits[2] and not (output and stripe_hwc[2] <= 16)
+    rows = _cdiv(stripe_hwc[0], BRICK_HW) if partial_depth or splits[1] else 1
+    return rows * (_cdiv(stripe_hwc[1], BRICK_HW) if partial_depth else 1)
 
 
 def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False) -> PassFigures:
@@ -211,7 +250,7 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
     parallel = hw.engines * hw.emcs_per_engine if s.mce is Mce.DEPTHWISE else hw.output_channels_per_cycle
     # Depthwise and PLE-only passes read input channel c for output channel c: a depth split splits the input
     channelwise = s.mce in (Mce.DEPTHWISE, Mce.NONE)
-    blocks = tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple])
+    blocks = tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple] and not (s.cascade_end and b != (16, 16)))
     if winograd:  # its accumulators limit the block (GetMceCycleCountWinograd's caller)
         limit = ACCUMULATORS_PER_OG // (4 if min(s.kernel_hw) > 1 else 2)
         blocks = tuple(b for b in BLOCKS if b[0] * b[1] <= limit)
@@ -225,11 +264,8 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
             ple = ple_cycles(hw, s.ple, s.mce_out_hwc, s.out_hwc, block, block_multiplier(s.ple, block, cols))
             plans += _priced(s, hw, sram_bytes, rows, cols, depth, block, mce, ple, parallel, channelwise, packed,
                              winograd)
-    # Observed of Arm's plans (not found in its source): a depthwise pass splits its depth only when nothing
-    # else fits
-    preferred = [f for fits, f in plans if fits and not (channelwise and f.stripes[1] > 1)]
-    fitting = preferred or [f for fits, f in plans if fits] or [f for _, f in plans]  # none fits: still answer
-    return min(fitting, key=lambda f: f.cycles)
+    fitting = [f for fits, f in plans if fits] or [f for _, f in plans]  # none fits: still answer
+    return min(fitting, key=lambda f: f.metric)
 
 
 def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols: int, depth: int,
@@ -257,7 +293,24 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
     bricked = n_depth > 1 or n_cols > 1  # NHWCB in DRAM: whole 8x8 bricks
     in_bytes = ((_rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) if split_input or n_cols > 1 else ih * iw) * ic
                 * s.inputs) if s.input_in_dram else 0
+    if s.input_interleaved and s.input_in_dram:
+        in_bytes = _rup(_cdiv(ih, 2), BRICK_HW) * _rup(_cdiv(iw, 2), BRICK_HW) * ic * 4
+    bricked = bricked or s.output_bricked
     out_bytes = ((_rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) if bricked else oh * ow) * oc) if s.output_in_dram else 0
+    # What the compiler minimises (CalculateMetric) differs from the figures it reports (and ``cycles``): the MCE and
+    # PLE pay per-stripe overheads, and the DRAM side is the temporary one its search assumes (NHWCB or compressed,
+    # in whole bricks, whose partial stripes the DMA moves in chunks)
+    n_mce = n_space * n_depth  # the input depth is never split here
+    mce_metric = max(mce + n_mce * STRIPE_OVERHEAD_CYCLES, STRIPE_MIN_CYCLES * n_mce) if s.mce is not Mce.NONE else 0
+    ple_metric = max(ple + n_out * s.ple.stripe_overhead_cycles, STRIPE_MIN_CYCLES * n_out)
+    in_stripe_hwc = (min(_rup(in_rows, BRICK_HW), _rup(ih, BRICK_HW)), min(_rup(in_cols, BRICK_HW), _rup(iw, BRICK_HW)),
+                     min(depth, ic) if split_input else ic)
+    out_stripe_hwc = (min(_rup(_cdiv(rows * oh, mh), BRICK_HW), _rup(oh, BRICK_HW)),
+                      min(_rup(_cdiv(cols * ow, mw), BRICK_HW), _rup(ow, BRICK_HW)), min(depth, oc))
+    in_bytes_m = max(in_bytes, _rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) * ic * s.inputs) if s.input_in_dram else 0
+    out_bytes_m = _rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) * oc if s.output_in_dram else 0
+    n_in_m = n_in * dma_chunks(in_stripe_hwc, s.in_hwc, hw, output=False)
+    n_out_m = n_out * dma_chunks(out_stripe_hwc, s.out_hwc, hw, output=True)
     out = []
     for double in (True, False):
         need = (in_stripe * s.inputs * (2 if double and n_in > s.inputs else 1)
@@ -271,6 +324,9 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
         w_par, w_non = stream_cycles(w_bytes, first_w, n_depth)
         o_par, o_non = stream_cycles(out_bytes, last_out, n_out)
         cycles = i_non + w_non + o_non + max(i_par + w_par, o_par, mce, ple)
+        i_par, i_non = stream_cycles(in_bytes_m, in_bytes_m * first_in / in_bytes if in_bytes else 0, n_in_m)
+        o_par, o_non = stream_cycles(out_bytes_m, out_bytes_m * last_out / out_bytes if out_bytes else 0, n_out_m)
+        metric = i_non + w_non + o_non + max(i_par + w_par, o_par, mce_metric, ple_metric)
         out.append((need <= sram_bytes, PassFigures(cycles, mce, ple, in_bytes + w_bytes + out_bytes, w_bytes,
-                                                    winograd, need, (n_space, n_depth), block)))
+                                                    winograd, need, (n_space, n_depth), block, metric)))
     return out
