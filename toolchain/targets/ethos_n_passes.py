@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 
 from .ethos_n_arm import STRIPE_MIN_CYCLES, STRIPE_OVERHEAD_CYCLES, stream_cycles
 from .ethos_n_variants import VariantHardware
@@ -121,6 +122,7 @@ class PassFigures:
     stripes: tuple[int, int] = (1, 1)  # the plan: stripes in height and width, in depth
     block: tuple[int, int] = (16, 16)  # the plan: the block configuration (width, height)
     metric: float = 0.0  # what the library's compiler minimises: ``cycles`` with the MCE and PLE stripe overheads
+    stripe_hwc: tuple[int, int, int] = (0, 0, 0)  # the plan: the MCE's output stripe
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -265,7 +267,15 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
             plans += _priced(s, hw, sram_bytes, rows, cols, depth, block, mce, ple, parallel, channelwise, packed,
                              winograd)
     fitting = [f for fits, f in plans if fits] or [f for _, f in plans]  # none fits: still answer
-    return min(fitting, key=lambda f: f.metric)
+    # Ties go to the plan the library meets first: its stripe infos sit in ordered sets, the smallest stripe first
+    return min(fitting, key=lambda f: (f.metric, f.stripe_hwc, f.block))
+
+
+def _stripe_bytes(tensor_hwc: tuple[int, int, int], stripe_hwc: tuple[int, int, int], bricks: bool) -> int:
+    """One stripe's bytes as the DMA moves them: the stripe within the tensor (in whole bricks for NHWCB)."""
+    h, w, c = (min(_rup(t, BRICK_HW) if bricks and i < 2 else t, st) for i, (t, st) in
+               enumerate(zip(tensor_hwc, stripe_hwc)))
+    return (_rup(h, BRICK_HW) * _rup(w, BRICK_HW) if bricks else h * w) * c
 
 
 def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols: int, depth: int,
@@ -309,6 +319,13 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
                       min(_rup(_cdiv(cols * ow, mw), BRICK_HW), _rup(ow, BRICK_HW)), min(depth, oc))
     in_bytes_m = max(in_bytes, _rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) * ic * s.inputs) if s.input_in_dram else 0
     out_bytes_m = _rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) * oc if s.output_in_dram else 0
+    # GetInputStats/GetOutputStats: the DMA waits for whole stripes (a partial last one counts in full); the
+    # metric's temporary DRAM tensors are in bricks
+    in_stripe_bytes = partial(_stripe_bytes, (ih, iw, ic), (_cdiv(rows * ih, mh), _cdiv(cols * iw, mw),
+                                                            depth if split_input else ic))
+    in_first, in_first_m = (s.inputs * in_stripe_bytes(b) for b in (split_input or n_cols > 1 or s.input_interleaved,
+                                                                     True))
+    out_last, out_last_m = (_stripe_bytes((oh, ow, oc), out_stripe_hwc, b) for b in (bricked, True))
     n_in_m = n_in * dma_chunks(in_stripe_hwc, s.in_hwc, hw, output=False)
     n_out_m = n_out * dma_chunks(out_stripe_hwc, s.out_hwc, hw, output=True)
     out = []
@@ -317,16 +334,19 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
                 + w_stripe * (2 if double and n_depth > 1 else 1) + out_stripe * (2 if double and n_out > 1 else 1))
         # Compute starts once the first input stripe is in, and its neighbour too when the kernel reaches into it
         lead = 2 if (kh > 1 and n_rows > 1) or (kw > 1 and n_cols > 1) else 1
-        first_in = in_bytes * min(lead * s.inputs, n_in) / n_in if double and n_in > s.inputs else in_bytes
+        first_in = min(lead * in_first, in_bytes) if double and n_in > s.inputs else in_bytes
         first_w = w_bytes / n_depth if double and n_depth > 1 else w_bytes
-        last_out = out_bytes / n_out if double and n_out > 1 else out_bytes
+        last_out = min(out_last, out_bytes) if double and n_out > 1 else out_bytes
         i_par, i_non = stream_cycles(in_bytes, first_in, n_in)
         w_par, w_non = stream_cycles(w_bytes, first_w, n_depth)
         o_par, o_non = stream_cycles(out_bytes, last_out, n_out)
         cycles = i_non + w_non + o_non + max(i_par + w_par, o_par, mce, ple)
-        i_par, i_non = stream_cycles(in_bytes_m, in_bytes_m * first_in / in_bytes if in_bytes else 0, n_in_m)
-        o_par, o_non = stream_cycles(out_bytes_m, out_bytes_m * last_out / out_bytes if out_bytes else 0, n_out_m)
+        first_in = min(lead * in_first_m, in_bytes_m) if double and n_in > s.inputs else in_bytes_m
+        last_out = min(out_last_m, out_bytes_m) if double and n_out > 1 else out_bytes_m
+        i_par, i_non = stream_cycles(in_bytes_m, first_in, n_in_m)
+        o_par, o_non = stream_cycles(out_bytes_m, last_out, n_out_m)
         metric = i_non + w_non + o_non + max(i_par + w_par, o_par, mce_metric, ple_metric)
         out.append((need <= sram_bytes, PassFigures(cycles, mce, ple, in_bytes + w_bytes + out_bytes, w_bytes,
-                                                    winograd, need, (n_space, n_depth), block, metric)))
+                                                    winograd, need, (n_space, n_depth), block, metric,
+                                                    (rows, cols, depth))))
     return out
