@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp
-from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_pass
+from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_cascade, plan_pass
 from .ethos_n_variants import EthosNVariant, VariantHardware
 from .ethos_n_weights import (
     OfmCode,
@@ -108,16 +108,19 @@ def op_passes(op: NpuOp, net: Network, hw: VariantHardware) -> list[tuple[PassSh
     return [(PassShape(Mce.DEPTHWISE, ple, x, out, x, weight_codes=_identity_codes(x[2], hw)), None)]
 
 
-def _plan(shape: PassShape, weighted: NpuOp | None, hw: VariantHardware, sram_bytes: int) -> PassFigures:
+def _coded(shape: PassShape, weighted: NpuOp | None, hw: VariantHardware, winograd: bool = False) -> PassShape:
     if weighted is None:
-        return plan_pass(shape, hw, sram_bytes)
-    # The encoding follows the algorithm: price direct and Winograd plans with their own weights
+        return shape
     per_channel = len(weighted.weights.scales) > 1  # type: ignore[union-attr]
-    algorithms = (False, True) if weighted.kind is EthosNOpKind.CONV and weighted.stride_hw == (1, 1) \
-        and weighted.kernel_hw != (1, 1) else (False,)
-    return min((plan_pass(replace(shape, weight_codes=_weight_codes(weighted, hw, w), per_channel=per_channel),
-                          hw, sram_bytes, winograd=w)
-                for w in algorithms), key=lambda f: f.metric)
+    return replace(shape, weight_codes=_weight_codes(weighted, hw, winograd), per_channel=per_channel)
+
+
+def _plan(shape: PassShape, weighted: NpuOp | None, hw: VariantHardware, sram_bytes: int) -> PassFigures:
+    # The encoding follows the algorithm: price direct and Winograd plans with their own weights
+    algorithms = (False, True) if weighted is not None and weighted.kind is EthosNOpKind.CONV \
+        and weighted.stride_hw == (1, 1) and weighted.kernel_hw != (1, 1) else (False,)
+    return min((plan_pass(_coded(shape, weighted, hw, w), hw, sram_bytes, winograd=w) for w in algorithms),
+               key=lambda f: f.metric)
 
 
 def _uncascaded(passes: list[tuple[PassShape, NpuOp | None]]) -> list[tuple[PassShape, NpuOp | None]]:
@@ -145,9 +148,11 @@ def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
         passes[0] = (replace(passes[0][0], input_in_dram=False), passes[0][1])
     if out_sram:
         passes[-1] = (replace(passes[-1][0], output_in_dram=False), passes[-1][1])
-    options = [passes, _uncascaded(passes)] if len(passes) > 1 else [passes]
-    figures = min(([_plan(shape, weighted, hw, sram_bytes) for shape, weighted in option] for option in options),
-                  key=lambda fs: sum(f.metric for f in fs))
+    figures = [_plan(shape, weighted, hw, sram_bytes) for shape, weighted in _uncascaded(passes)]
+    if len(passes) == 2:  # the interleave and the strided convolution
+        (first, w0), (end, w1) = passes
+        cascade = plan_cascade(_coded(first, w0, hw), _coded(end, w1, hw), hw, sram_bytes)
+        figures = min((cascade, figures), key=lambda fs: sum(f.metric for f in fs))
     return OpEstimate(
         cycles=round(sum(f.cycles for f in figures)),
         mce_cycles=sum(f.mce_cycles for f in figures),

@@ -200,13 +200,6 @@ def _stripe_shapes(s: PassShape, block: tuple[int, int], hw: VariantHardware) ->
     standing alone: height, width, both, output depth (with height and width at one depth step), none."""
     h, w, c = s.mce_out_hwc
     base_h, base_w = max(block[1], BRICK_HW), max(block[0], BRICK_HW)
-    if s.cascade_end:
-        # GenerateContinueSectionStripeInfos: the input holds the whole depth; a whole-plane input gives a
-        # convolution output stripes of the OGs (a depthwise one keeps the depth), a split one the same split
-        # (the previous pass's stripes, in bricks)
-        depth = c if s.mce is not Mce.CONV else min(c, _rup(hw.output_channels_per_cycle, 16))
-        both = [(sh, sw) for sh in _loop(h, BRICK_HW, True) for sw in _loop(w, BRICK_HW, True)]
-        return {(h, w, depth)} | {(sh, sw, c) for sh, sw in both if (sh, sw) != (h, w)}
     base_c = hw.sram_controllers if s.mce in (Mce.DEPTHWISE, Mce.NONE) else hw.output_channels_per_cycle
     shapes = {(h, w, c)}
     shapes |= {(sh, w, c) for sh in _loop(h, base_h, False)}
@@ -217,6 +210,26 @@ def _stripe_shapes(s: PassShape, block: tuple[int, int], hw: VariantHardware) ->
         shapes |= {(h, w, d) for d in _loop(c, base_c, False)}
         shapes |= {(sh, sw, min(base_c, c)) for sh, sw in both}
     return shapes
+
+
+def plan_cascade(first: PassShape, end: PassShape, hw: VariantHardware, sram_bytes: int) -> list[PassFigures]:
+    """Two passes in one cascade, the second ending it (``end.cascade_end``): the cheapest pair by the metric.
+
+    GenerateContinueSectionStripeInfos: the end reads the first pass's output buffer at its full depth. A whole
+    tensor there gives a convolution output stripes as deep as the OGs (a depthwise one keeps the depth); a
+    buffer in stripes of the plane gives it the same stripes, at full depth.
+    """
+    h, w, c = end.mce_out_hwc
+    fh, fw, fc = first.mce_out_hwc
+    depth = c if end.mce is not Mce.CONV else min(c, _rup(hw.output_channels_per_cycle, 16))
+    options = [(plan_pass(first, hw, sram_bytes), plan_pass(end, hw, sram_bytes, only={(h, w, depth)}))]
+    split = {(rows, cols, d) for block in PLE_BLOCKS[first.ple] for rows, cols, d in _stripe_shapes(first, block, hw)
+             if d == fc and (rows, cols) != (fh, fw)}
+    for rows, cols, d in sorted(split):
+        end_stripe = (h if rows >= fh else _cdiv(rows * h, fh), w if cols >= fw else _cdiv(cols * w, fw), c)
+        options.append((plan_pass(first, hw, sram_bytes, only={(rows, cols, d)}),
+                        plan_pass(end, hw, sram_bytes, only={end_stripe})))
+    return list(min(options, key=lambda o: o[0].metric + o[1].metric))
 
 
 FCAF_CELLS_HWC = ((8, 8, 32), (8, 16, 16))  # g_FcafDeepCellShape, g_FcafWideCellShape
@@ -240,9 +253,11 @@ def dma_chunks(stripe_hwc: tuple[int, int, int], tensor_hwc: tuple[int, int, int
     return rows * (_cdiv(stripe_hwc[1], BRICK_HW) if partial_depth else 1)
 
 
-def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False) -> PassFigures:
+def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False,
+              only: set[tuple[int, int, int]] | None = None) -> PassFigures:
     """The cheapest plan of the pass, by Arm's cost model, among those whose stripes fit the SRAM
-    (``winograd``: a convolution run as Winograd, whose weights ``s.weight_codes`` are encoded for it).
+    (``winograd``: a convolution run as Winograd, whose weights ``s.weight_codes`` are encoded for it;
+    ``only``: the MCE output stripes (height, width, depth) it may have, where something else decided them).
 
     A stream whose tile holds two stripes overlaps all but its first (input, weights) or last
     (output) stripe with compute; a plan that fits only with one stripe per tile overlaps nothing.
@@ -262,7 +277,7 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
         mce = 0 if s.mce is Mce.NONE else (
             mce_winograd(hw, s.kernel_hw, ic, s.mce_out_hwc, block) if winograd
             else mce_direct(hw, s.mce, s.kernel_hw, ic // 64 if s.mce is Mce.FULLY_CONNECTED else ic, s.mce_out_hwc))
-        for rows, cols, depth in _stripe_shapes(s, block, hw):
+        for rows, cols, depth in (only if only is not None else _stripe_shapes(s, block, hw)):
             ple = ple_cycles(hw, s.ple, s.mce_out_hwc, s.out_hwc, block, block_multiplier(s.ple, block, cols))
             plans += _priced(s, hw, sram_bytes, rows, cols, depth, block, mce, ple, parallel, channelwise, packed,
                              winograd)
