@@ -302,7 +302,11 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
     kh, kw = s.kernel_hw
     n_rows, n_cols, n_depth = _cdiv(mh, rows), _cdiv(mw, cols), _cdiv(mc, depth)
     n_space = n_rows * n_cols
-    stripe_depth = _rup(depth, parallel)  # whole groups of streams, the empty ones padded too
+    # The encoder's stripe depth (CreateStripe): a split (and a fully connected layer's FullyConnectedPart) rounds
+    # up to the OGs (SRAMs for depthwise), and its empty streams are padded too; a convolution's whole depth
+    # rounds up to a brick group, one stream per OFM up to the OGs
+    whole = depth >= mc and s.mce is not Mce.FULLY_CONNECTED
+    stripe_depth = _rup(mc, 16) if whole else _rup(depth, parallel)
     if s.weight_codes and stripe_depth not in packed:
         packed[stripe_depth] = packed_bytes(list(s.weight_codes), stripe_depth, parallel, s.per_channel)
     w_bytes = packed.get(stripe_depth, 0)
