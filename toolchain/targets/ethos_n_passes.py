@@ -3,8 +3,11 @@
 A pass moves its input and weights from DRAM in stripes, runs the MAC engine (MCE) and the
 programmable layer engine (PLE), and writes its output back. Arm's compiler tries many plans
 (stripe sizes, block configurations, Winograd or direct convolution) and keeps the one its cost
-model (``CalculateMetric``, restated in ``ethos_n_arm``) finds cheapest. This module does the same
-on a small set of plans, with the library's formulas where it has them (25.03,
+model (``CalculateMetric``) finds cheapest. That metric is not the figure the library reports
+(``ethos_n_arm``'s restatement, what ``cycles`` models): it adds per-stripe MCE and PLE overheads
+and prices the DRAM side as the temporary tensors of the compiler's search, in DMA chunks. This
+module chooses by the metric and reports the figure, on a small set of plans (and, for a cascade,
+the pairs of plans that can form one: ``plan_cascade``), with the library's formulas where it has them (25.03,
 ``MceEstimationUtils.cpp`` for MCE cycles, ``EstimationUtils.cpp`` for PLE cycles) and a
 simplified SRAM budget: a plan fits when its input, weight and output stripes, double-buffered
 when there is more than one, fit the SRAM.
