@@ -225,9 +225,12 @@ def plan_cascade(first: PassShape, end: PassShape, hw: VariantHardware, sram_byt
     h, w, c = end.mce_out_hwc
     fh, fw, fc = first.mce_out_hwc
     depth = c if end.mce is not Mce.CONV else min(c, _rup(hw.output_channels_per_cycle, 16))
-    options = [(plan_pass(first, hw, sram_bytes), plan_pass(end, hw, sram_bytes, only={(h, w, depth)}))]
-    split = {(rows, cols, d) for block in PLE_BLOCKS[first.ple] for rows, cols, d in _stripe_shapes(first, block, hw)
-             if d == fc and (rows, cols) != (fh, fw)}
+    # A pass that begins a cascade keeps its whole depth: the stripe generator splits the depth of a depthwise
+    # (or identity) pass only when it stands alone (StripeGenerator::GenerateStripes, CascadeType::Lonely)
+    whole = {(rows, cols, d) for block in PLE_BLOCKS[first.ple] for rows, cols, d in _stripe_shapes(first, block, hw)
+             if d == fc}
+    split = {(rows, cols, d) for rows, cols, d in whole if (rows, cols) != (fh, fw)}
+    options = [(plan_pass(first, hw, sram_bytes, only=whole), plan_pass(end, hw, sram_bytes, only={(h, w, depth)}))]
     for rows, cols, d in sorted(split):
         end_stripe = (h if rows >= fh else _cdiv(rows * h, fh), w if cols >= fw else _cdiv(cols * w, fw), c)
         options.append((plan_pass(first, hw, sram_bytes, only={(rows, cols, d)}),
