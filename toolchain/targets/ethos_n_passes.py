@@ -321,8 +321,11 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
     in_cols = min(iw, _cdiv(cols * iw, mw) + kw - 1)
     in_stripe = _rup(in_rows, BRICK_HW) * _rup(in_cols, BRICK_HW) * _rup(min(depth, ic) if split_input else ic, 16)
     w_stripe = w_bytes // n_depth if w_bytes else 0
+    # The PLE's output stripe is its input stripe times the kernel's shape multiplier (FusedPlePart.cpp: the
+    # interleave's depth x4)
+    out_depth = min(_cdiv(depth * oc, mc), oc)
     out_stripe = (_rup(_cdiv(rows * oh, mh), BRICK_HW) * _rup(_cdiv(cols * ow, mw), BRICK_HW)
-                  * _rup(min(depth, oc), 16))
+                  * _rup(out_depth, 16))
     n_in = n_space * (n_depth if split_input else 1) * s.inputs
     n_out = n_space * n_depth
     bricked = n_depth > 1 or n_cols > 1  # NHWCB in DRAM: whole 8x8 bricks
@@ -341,7 +344,7 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
     in_stripe_hwc = (min(_rup(in_rows, BRICK_HW), _rup(ih, BRICK_HW)), min(_rup(in_cols, BRICK_HW), _rup(iw, BRICK_HW)),
                      min(depth, ic) if split_input else ic)
     out_stripe_hwc = (min(_rup(_cdiv(rows * oh, mh), BRICK_HW), _rup(oh, BRICK_HW)),
-                      min(_rup(_cdiv(cols * ow, mw), BRICK_HW), _rup(ow, BRICK_HW)), min(depth, oc))
+                      min(_rup(_cdiv(cols * ow, mw), BRICK_HW), _rup(ow, BRICK_HW)), out_depth)
     in_bytes_m = max(in_bytes, _rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) * ic * s.inputs) if s.input_in_dram else 0
     out_bytes_m = _rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) * oc if s.output_in_dram else 0
     # GetInputStats/GetOutputStats: the DMA waits for whole stripes (a partial last one counts in full); the
