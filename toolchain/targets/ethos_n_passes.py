@@ -220,7 +220,10 @@ def plan_cascade(first: PassShape, end: PassShape, hw: VariantHardware, sram_byt
 
     GenerateContinueSectionStripeInfos: the end reads the first pass's output buffer at its full depth. A whole
     tensor there gives a convolution output stripes as deep as the OGs (a depthwise one keeps the depth); a
-    buffer in stripes of the plane gives it the same stripes, at full depth.
+    buffer in stripes of the plane gives it the same stripes, at full depth. The first pass writes a whole-tensor
+    buffer when its stripes are whole or split in height only (StripeGenerator: mceOutputHeightOnly; a width split
+    writes its buffer in stripes); a height split can write either, and on a tie the striped buffer wins (the
+    stripe infos are an ordered set, the smaller output buffer stripe first, and the combiner keeps the first best).
     """
     h, w, c = end.mce_out_hwc
     fh, fw, fc = first.mce_out_hwc
@@ -229,12 +232,14 @@ def plan_cascade(first: PassShape, end: PassShape, hw: VariantHardware, sram_byt
     # (or identity) pass only when it stands alone (StripeGenerator::GenerateStripes, CascadeType::Lonely)
     whole = {(rows, cols, d) for block in PLE_BLOCKS[first.ple] for rows, cols, d in _stripe_shapes(first, block, hw)
              if d == fc}
-    split = {(rows, cols, d) for rows, cols, d in whole if (rows, cols) != (fh, fw)}
-    options = [(plan_pass(first, hw, sram_bytes, only=whole), plan_pass(end, hw, sram_bytes, only={(h, w, depth)}))]
-    for rows, cols, d in sorted(split):
+    options = []
+    for rows, cols, d in sorted(s for s in whole if s[:2] != (fh, fw)):
         end_stripe = (h if rows >= fh else _cdiv(rows * h, fh), w if cols >= fw else _cdiv(cols * w, fw), c)
         options.append((plan_pass(first, hw, sram_bytes, only={(rows, cols, d)}),
                         plan_pass(end, hw, sram_bytes, only={end_stripe})))
+    whole_buffer = {s for s in whole if s[1] == fw}
+    options.append((plan_pass(first, hw, sram_bytes, only=whole_buffer),
+                    plan_pass(end, hw, sram_bytes, only={(h, w, depth)})))
     return list(min(options, key=lambda o: o[0].metric + o[1].metric))
 
 
