@@ -46,6 +46,14 @@ WEIGHTED = [
     (GridKind.DEPTHWISE, 3, 2, [(112, 32, 32), (56, 64, 64), (28, 128, 128), (14, 256, 256)]),
     (GridKind.FULLY_CONNECTED, 1, 1, [(1, 64, 64), (1, 256, 10), (1, 512, 128), (1, 1024, 1000), (1, 1280, 1000)]),
 ]
+# Added with the rules of plan choice (issue 26's last gaps), after the rest so the others keep their seeds:
+# strided convolutions that cascade or go through DRAM, depthwise layers whose depth splits are (or are not)
+# worth the DMA's chunks, small weight tensors whose stripe count the metric's ties decide
+ADDED = [
+    (GridKind.CONV, 3, 2, [(28, 128, 128), (14, 256, 256)]),
+    (GridKind.DEPTHWISE, 3, 1, [(28, 192, 192), (14, 384, 384)]),
+    (GridKind.CONV, 1, 1, [(56, 24, 24), (28, 32, 16)]),
+]
 UNWEIGHTED = [
     (GridKind.MAX_POOL, 2, 2, [(112, 32, 32), (56, 64, 64), (28, 128, 128), (14, 256, 256)]),
     (GridKind.AVG_POOL, 3, 1, [(28, 64, 64), (14, 128, 128)]),
@@ -63,6 +71,10 @@ def grid() -> list[GridPoint]:
     for kind, k, s, shapes in UNWEIGHTED:
         for hw, cin, cout in shapes:
             points.append(GridPoint(kind, hw, hw, cin, cout, k, s, 0, seed=len(points)))
+    for kind, k, s, shapes in ADDED:
+        for hw, cin, cout in shapes:
+            for distinct in DISTINCT:
+                points.append(GridPoint(kind, hw, hw, cin, cout, k, s, distinct, seed=len(points)))
     return points
 
 

@@ -93,11 +93,11 @@ def test_summary_and_packaged_worst_errors_follow_from_the_points():
             assert label.startswith("analytical estimate, uncalibrated")
 
 
-def test_most_of_the_grid_is_within_the_calibration_goals():
-    """Weight bytes within 5% and cycles within 15% of Arm's: the share of the grid that is, as docs/targets.md
+def test_the_whole_grid_is_within_the_calibration_goals():
+    """Weight bytes within 5% and cycles within 15% of Arm's at every grid point (issue 26), as docs/targets.md
     reports it. A change of the model that loses ground fails here (rerun the benchmark to see where)."""
     weights = [q["error"]["weight_bytes"] for q in POINTS if "weight_bytes" in q["error"]]
     cycles = [q["error"]["cycles"] for q in POINTS]
-    assert len(weights) == 896 and len(cycles) == 948
-    assert sum(abs(e) <= WEIGHT_TOLERANCE for e in weights) >= 0.95 * len(weights)
-    assert sum(abs(e) <= CYCLE_TOLERANCE for e in cycles) >= 0.98 * len(cycles)
+    assert len(weights) == 1064 and len(cycles) == 1116
+    assert all(abs(e) <= WEIGHT_TOLERANCE for e in weights)
+    assert all(abs(e) <= CYCLE_TOLERANCE for e in cycles)

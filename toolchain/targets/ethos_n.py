@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp
-from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_pass
+from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_cascade, plan_pass
 from .ethos_n_variants import EthosNVariant, VariantHardware
 from .ethos_n_weights import (
     OfmCode,
@@ -87,7 +87,8 @@ def op_passes(op: NpuOp, net: Network, hw: VariantHardware) -> list[tuple[PassSh
         mce = Mce.CONV if k is EthosNOpKind.CONV else Mce.DEPTHWISE
         strided = op.stride_hw != (1, 1)
         first = [(_interleave(x, hw), None)] if strided else []
-        main = PassShape(mce, PleOp.PASSTHROUGH, x, out, out, op.kernel_hw, input_in_dram=not strided)
+        main = PassShape(mce, PleOp.PASSTHROUGH, x, out, out, op.kernel_hw, input_in_dram=not strided,
+                         cascade_end=strided)
         return [*first, (main, op)]
     if k is EthosNOpKind.FULLY_CONNECTED:
         # The input, padded to 1024, is read as 8x8 bricks: a 1x1 convolution over 1/64 of the channels
@@ -107,27 +108,51 @@ def op_passes(op: NpuOp, net: Network, hw: VariantHardware) -> list[tuple[PassSh
     return [(PassShape(Mce.DEPTHWISE, ple, x, out, x, weight_codes=_identity_codes(x[2], hw)), None)]
 
 
+def _coded(shape: PassShape, weighted: NpuOp | None, hw: VariantHardware, winograd: bool = False) -> PassShape:
+    if weighted is None:
+        return shape
+    per_channel = len(weighted.weights.scales) > 1  # type: ignore[union-attr]
+    return replace(shape, weight_codes=_weight_codes(weighted, hw, winograd), per_channel=per_channel)
+
+
+def _plan(shape: PassShape, weighted: NpuOp | None, hw: VariantHardware, sram_bytes: int) -> PassFigures:
+    # The encoding follows the algorithm: price direct and Winograd plans with their own weights
+    algorithms = (False, True) if weighted is not None and weighted.kind is EthosNOpKind.CONV \
+        and weighted.stride_hw == (1, 1) and weighted.kernel_hw != (1, 1) else (False,)
+    return min((plan_pass(_coded(shape, weighted, hw, w), hw, sram_bytes, winograd=w) for w in algorithms),
+               key=lambda f: f.metric)
+
+
+def _uncascaded(passes: list[tuple[PassShape, NpuOp | None]]) -> list[tuple[PassShape, NpuOp | None]]:
+    """The same passes in sections of their own: each tensor between them goes through DRAM (NHWCB)."""
+    out = []
+    for i, (shape, weighted) in enumerate(passes):
+        if i > 0:
+            shape = replace(shape, cascade_end=False, input_in_dram=True, input_interleaved=True)
+        if i < len(passes) - 1:
+            shape = replace(shape, output_in_dram=True, output_bricked=True)
+        out.append((shape, weighted))
+    return out
+
+
 def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
                 in_sram: bool = False, out_sram: bool = False) -> OpEstimate:
-    """``in_sram``/``out_sram``: the input is already in, or the output stays in, SRAM (a cascade)."""
-    figures: list[PassFigures] = []
+    """``in_sram``/``out_sram``: the input is already in, or the output stays in, SRAM (a cascade).
+
+    A layer of two passes (the interleave of a strided convolution, then the convolution) is one cascade, the
+    second pass limited to the plans that can end one, or two sections with the interleaved tensor in DRAM,
+    whichever the library's metric finds cheaper (CombinerDFS: each section's best, then the best split).
+    """
     passes = op_passes(op, net, hw)
     if in_sram:
         passes[0] = (replace(passes[0][0], input_in_dram=False), passes[0][1])
     if out_sram:
         passes[-1] = (replace(passes[-1][0], output_in_dram=False), passes[-1][1])
-    for shape, weighted in passes:
-        if weighted is None:
-            figures.append(plan_pass(shape, hw, sram_bytes))
-            continue
-        # The encoding follows the algorithm: price direct and Winograd plans with their own weights
-        per_channel = len(weighted.weights.scales) > 1  # type: ignore[union-attr]
-        algorithms = (False, True) if weighted.kind is EthosNOpKind.CONV and weighted.stride_hw == (1, 1) \
-            and weighted.kernel_hw != (1, 1) else (False,)
-        best = min((plan_pass(replace(shape, weight_codes=_weight_codes(weighted, hw, w), per_channel=per_channel),
-                              hw, sram_bytes, winograd=w)
-                    for w in algorithms), key=lambda f: f.cycles)
-        figures.append(best)
+    figures = [_plan(shape, weighted, hw, sram_bytes) for shape, weighted in _uncascaded(passes)]
+    if len(passes) == 2:  # the interleave and the strided convolution
+        (first, w0), (end, w1) = passes
+        cascade = plan_cascade(_coded(first, w0, hw), _coded(end, w1, hw), hw, sram_bytes)
+        figures = min((cascade, figures), key=lambda fs: sum(f.metric for f in fs))
     return OpEstimate(
         cycles=round(sum(f.cycles for f in figures)),
         mce_cycles=sum(f.mce_cycles for f in figures),

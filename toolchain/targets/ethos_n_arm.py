@@ -20,6 +20,7 @@ from typing import Any
 DMA_BYTES_PER_CYCLE = 16.0
 STRIPE_OVERHEAD_CYCLES = 100.0
 DMA_STRIPE_MIN_CYCLES = 2500.0
+STRIPE_MIN_CYCLES = 2500.0  # of the MCE and the PLE, in the metric only
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
 A pass moves its input and weights from DRAM in stripes, runs the MAC engine (MCE) and the
 programmable layer engine (PLE), and writes its output back. Arm's compiler tries many plans
 (stripe sizes, block configurations, Winograd or direct convolution) and keeps the one its cost
-model (``CalculateMetric``, restated in ``ethos_n_arm``) finds cheapest. This module does the same
-on a small set of plans, with the library's formulas where it has them (25.03,
+model (``CalculateMetric``) finds cheapest. That metric is not the figure the library reports
+(``ethos_n_arm``'s restatement, what ``cycles`` models): it adds per-stripe MCE and PLE overheads
+and prices the DRAM side as the temporary tensors of the compiler's search, in DMA chunks. This
+module chooses by the metric and reports the figure, on a small set of plans (and, for a cascade,
+the pairs of plans that can form one: ``plan_cascade``), with the library's formulas where it has them (25.03,
 ``MceEstimationUtils.cpp`` for MCE cycles, ``EstimationUtils.cpp`` for PLE cycles) and a
 simplified SRAM budget: a plan fits when its input, weight and output stripes, double-buffered
 when there is more than one, fit the SRAM.
@@ -13,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 
-from .ethos_n_arm import stream_cycles
+from .ethos_n_arm import STRIPE_MIN_CYCLES, STRIPE_OVERHEAD_CYCLES, stream_cycles
 from .ethos_n_variants import VariantHardware
 from .ethos_n_weights import OfmCode, packed_bytes
 
@@ -42,6 +46,11 @@ class PleOp(Enum):
     @property
     def cycles_per_patch(self) -> int:
         return _PLE_KERNELS[self][0]
+
+    @property
+    def stripe_overhead_cycles(self) -> int:
+        """GetPleStripeOverhead: 1,500 cycles a stripe for the additions, 100 for the others."""
+        return 1500 if self in (PleOp.ADDITION, PleOp.ADDITION_RESCALE) else 100
 
     @property
     def blocked(self) -> bool:
@@ -97,6 +106,11 @@ class PassShape:
     output_in_dram: bool = True
     weight_codes: tuple[OfmCode, ...] = ()  # per OFM; empty without weights
     per_channel: bool = False  # the weights' scales: per output channel, or one
+    # Ends a cascade: its input is the SRAM buffer the pass before it wrote (McePart::GetEndPlans), not DRAM
+    cascade_end: bool = False
+    # DRAM tensors other passes read or wrote (NHWCB, whole bricks); an interleaved input is that of in_hwc
+    output_bricked: bool = False
+    input_interleaved: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,8 @@ class PassFigures:
     sram_bytes: int = 0  # the plan's stripes in SRAM
     stripes: tuple[int, int] = (1, 1)  # the plan: stripes in height and width, in depth
     block: tuple[int, int] = (16, 16)  # the plan: the block configuration (width, height)
+    metric: float = 0.0  # what the library's compiler minimises: ``cycles`` with the MCE and PLE stripe overheads
+    stripe_hwc: tuple[int, int, int] = (0, 0, 0)  # the plan: the MCE's output stripe
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -199,9 +215,60 @@ def _stripe_shapes(s: PassShape, block: tuple[int, int], hw: VariantHardware) ->
     return shapes
 
 
-def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False) -> PassFigures:
+def plan_cascade(first: PassShape, end: PassShape, hw: VariantHardware, sram_bytes: int) -> list[PassFigures]:
+    """Two passes in one cascade, the second ending it (``end.cascade_end``): the cheapest pair by the metric.
+
+    GenerateContinueSectionStripeInfos: the end reads the first pass's output buffer at its full depth. A whole
+    tensor there gives a convolution output stripes as deep as the OGs (a depthwise one keeps the depth); a
+    buffer in stripes of the plane gives it the same stripes, at full depth. The first pass writes a whole-tensor
+    buffer when its stripes are whole or split in height only (StripeGenerator: mceOutputHeightOnly; a width split
+    writes its buffer in stripes); a height split can write either, and on a tie the striped buffer wins (the
+    stripe infos are an ordered set, the smaller output buffer stripe first, and the combiner keeps the first best).
+    """
+    h, w, c = end.mce_out_hwc
+    fh, fw, fc = first.mce_out_hwc
+    depth = c if end.mce is not Mce.CONV else min(c, _rup(hw.output_channels_per_cycle, 16))
+    # A pass that begins a cascade keeps its whole depth: the stripe generator splits the depth of a depthwise
+    # (or identity) pass only when it stands alone (StripeGenerator::GenerateStripes, CascadeType::Lonely)
+    whole = {(rows, cols, d) for block in PLE_BLOCKS[first.ple] for rows, cols, d in _stripe_shapes(first, block, hw)
+             if d == fc}
+    options = []
+    for rows, cols, d in sorted(s for s in whole if s[:2] != (fh, fw)):
+        end_stripe = (h if rows >= fh else _cdiv(rows * h, fh), w if cols >= fw else _cdiv(cols * w, fw), c)
+        options.append((plan_pass(first, hw, sram_bytes, only={(rows, cols, d)}),
+                        plan_pass(end, hw, sram_bytes, only={end_stripe})))
+    whole_buffer = {s for s in whole if s[1] == fw}
+    options.append((plan_pass(first, hw, sram_bytes, only=whole_buffer),
+                    plan_pass(end, hw, sram_bytes, only={(h, w, depth)})))
+    return list(min(options, key=lambda o: o[0].metric + o[1].metric))
+
+
+FCAF_CELLS_HWC = ((8, 8, 32), (8, 16, 16))  # g_FcafDeepCellShape, g_FcafWideCellShape
+FCAF_MIN_SRAMS = 16  # Compiler.cpp turns the compressed formats off on configurations with fewer SRAMs
+
+
+def dma_chunks(stripe_hwc: tuple[int, int, int], tensor_hwc: tuple[int, int, int], hw: VariantHardware,
+               output: bool) -> int:
+    """DMA transfers per stripe of an intermediate DRAM tensor (AccountForDmaChunking): one when a compressed
+    format (FCAF) fits the stripes, else NHWCB's: a stripe of part of the depth moves brick column by brick column
+    (an output one brick group deep strides in one go), one of part of the width brick row by brick row."""
+    splits = [_cdiv(t, st) > 1 for st, t in zip(stripe_hwc, tensor_hwc)]
+    # An input slot whose width would grow over 10% to whole FCAF_WIDE cells forbids that format (PartUtils.cpp)
+    wide_ok = output or _rup(stripe_hwc[1], 16) < 1.1 * stripe_hwc[1]
+    if hw.engines * hw.emcs_per_engine >= FCAF_MIN_SRAMS and any(
+            all(not split or st % cell == 0 for st, cell, split in zip(stripe_hwc, cells, splits)) and ok
+            for cells, ok in zip(FCAF_CELLS_HWC, (True, wide_ok))):
+        return 1
+    partial_depth = splits[2] and not (output and stripe_hwc[2] <= 16)
+    rows = _cdiv(stripe_hwc[0], BRICK_HW) if partial_depth or splits[1] else 1
+    return rows * (_cdiv(stripe_hwc[1], BRICK_HW) if partial_depth else 1)
+
+
+def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False,
+              only: set[tuple[int, int, int]] | None = None) -> PassFigures:
     """The cheapest plan of the pass, by Arm's cost model, among those whose stripes fit the SRAM
-    (``winograd``: a convolution run as Winograd, whose weights ``s.weight_codes`` are encoded for it).
+    (``winograd``: a convolution run as Winograd, whose weights ``s.weight_codes`` are encoded for it;
+    ``only``: the MCE output stripes (height, width, depth) it may have, where something else decided them).
 
     A stream whose tile holds two stripes overlaps all but its first (input, weights) or last
     (output) stripe with compute; a plan that fits only with one stripe per tile overlaps nothing.
@@ -211,7 +278,7 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
     parallel = hw.engines * hw.emcs_per_engine if s.mce is Mce.DEPTHWISE else hw.output_channels_per_cycle
     # Depthwise and PLE-only passes read input channel c for output channel c: a depth split splits the input
     channelwise = s.mce in (Mce.DEPTHWISE, Mce.NONE)
-    blocks = tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple])
+    blocks = tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple] and not (s.cascade_end and b != (16, 16)))
     if winograd:  # its accumulators limit the block (GetMceCycleCountWinograd's caller)
         limit = ACCUMULATORS_PER_OG // (4 if min(s.kernel_hw) > 1 else 2)
         blocks = tuple(b for b in BLOCKS if b[0] * b[1] <= limit)
@@ -221,15 +288,20 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
         mce = 0 if s.mce is Mce.NONE else (
             mce_winograd(hw, s.kernel_hw, ic, s.mce_out_hwc, block) if winograd
             else mce_direct(hw, s.mce, s.kernel_hw, ic // 64 if s.mce is Mce.FULLY_CONNECTED else ic, s.mce_out_hwc))
-        for rows, cols, depth in _stripe_shapes(s, block, hw):
+        for rows, cols, depth in (only if only is not None else _stripe_shapes(s, block, hw)):
             ple = ple_cycles(hw, s.ple, s.mce_out_hwc, s.out_hwc, block, block_multiplier(s.ple, block, cols))
             plans += _priced(s, hw, sram_bytes, rows, cols, depth, block, mce, ple, parallel, channelwise, packed,
                              winograd)
-    # Observed of Arm's plans (not found in its source): a depthwise pass splits its depth only when nothing
-    # else fits
-    preferred = [f for fits, f in plans if fits and not (channelwise and f.stripes[1] > 1)]
-    fitting = preferred or [f for fits, f in plans if fits] or [f for _, f in plans]  # none fits: still answer
-    return min(fitting, key=lambda f: f.cycles)
+    fitting = [f for fits, f in plans if fits] or [f for _, f in plans]  # none fits: still answer
+    # Ties go to the plan the library meets first: its stripe infos sit in ordered sets, the smallest stripe first
+    return min(fitting, key=lambda f: (f.metric, f.stripe_hwc, f.block))
+
+
+def _stripe_bytes(tensor_hwc: tuple[int, int, int], stripe_hwc: tuple[int, int, int], bricks: bool) -> int:
+    """One stripe's bytes as the DMA moves them: the stripe within the tensor (in whole bricks for NHWCB)."""
+    h, w, c = (min(_rup(t, BRICK_HW) if bricks and i < 2 else t, st) for i, (t, st) in
+               enumerate(zip(tensor_hwc, stripe_hwc)))
+    return (_rup(h, BRICK_HW) * _rup(w, BRICK_HW) if bricks else h * w) * c
 
 
 def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols: int, depth: int,
@@ -241,7 +313,11 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
     kh, kw = s.kernel_hw
     n_rows, n_cols, n_depth = _cdiv(mh, rows), _cdiv(mw, cols), _cdiv(mc, depth)
     n_space = n_rows * n_cols
-    stripe_depth = _rup(depth, parallel)  # whole groups of streams, the empty ones padded too
+    # The encoder's stripe depth (CreateStripe): a split (and a fully connected layer's FullyConnectedPart) rounds
+    # up to the OGs (SRAMs for depthwise), and its empty streams are padded too; a convolution's whole depth
+    # rounds up to a brick group, one stream per OFM up to the OGs
+    whole = depth >= mc and s.mce is not Mce.FULLY_CONNECTED
+    stripe_depth = _rup(mc, 16) if whole else _rup(depth, parallel)
     if s.weight_codes and stripe_depth not in packed:
         packed[stripe_depth] = packed_bytes(list(s.weight_codes), stripe_depth, parallel, s.per_channel)
     w_bytes = packed.get(stripe_depth, 0)
@@ -250,27 +326,60 @@ def _priced(s: PassShape, hw: VariantHardware, sram_bytes: int, rows: int, cols:
     in_cols = min(iw, _cdiv(cols * iw, mw) + kw - 1)
     in_stripe = _rup(in_rows, BRICK_HW) * _rup(in_cols, BRICK_HW) * _rup(min(depth, ic) if split_input else ic, 16)
     w_stripe = w_bytes // n_depth if w_bytes else 0
+    # The PLE's output stripe is its input stripe times the kernel's shape multiplier (FusedPlePart.cpp: the
+    # interleave's depth x4)
+    out_depth = min(_cdiv(depth * oc, mc), oc)
     out_stripe = (_rup(_cdiv(rows * oh, mh), BRICK_HW) * _rup(_cdiv(cols * ow, mw), BRICK_HW)
-                  * _rup(min(depth, oc), 16))
+                  * _rup(out_depth, 16))
     n_in = n_space * (n_depth if split_input else 1) * s.inputs
     n_out = n_space * n_depth
     bricked = n_depth > 1 or n_cols > 1  # NHWCB in DRAM: whole 8x8 bricks
     in_bytes = ((_rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) if split_input or n_cols > 1 else ih * iw) * ic
                 * s.inputs) if s.input_in_dram else 0
+    if s.input_interleaved and s.input_in_dram:
+        in_bytes = _rup(_cdiv(ih, 2), BRICK_HW) * _rup(_cdiv(iw, 2), BRICK_HW) * ic * 4
+    bricked = bricked or s.output_bricked
     out_bytes = ((_rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) if bricked else oh * ow) * oc) if s.output_in_dram else 0
+    # What the compiler minimises (CalculateMetric) differs from the figures it reports (and ``cycles``): the MCE and
+    # PLE pay per-stripe overheads, and the DRAM side is the temporary one its search assumes (NHWCB or compressed,
+    # in whole bricks, whose partial stripes the DMA moves in chunks)
+    n_mce = n_space * n_depth  # the input depth is never split here
+    mce_metric = max(mce + n_mce * STRIPE_OVERHEAD_CYCLES, STRIPE_MIN_CYCLES * n_mce) if s.mce is not Mce.NONE else 0
+    ple_metric = max(ple + n_out * s.ple.stripe_overhead_cycles, STRIPE_MIN_CYCLES * n_out)
+    in_stripe_hwc = (min(_rup(in_rows, BRICK_HW), _rup(ih, BRICK_HW)), min(_rup(in_cols, BRICK_HW), _rup(iw, BRICK_HW)),
+                     min(depth, ic) if split_input else ic)
+    out_stripe_hwc = (min(_rup(_cdiv(rows * oh, mh), BRICK_HW), _rup(oh, BRICK_HW)),
+                      min(_rup(_cdiv(cols * ow, mw), BRICK_HW), _rup(ow, BRICK_HW)), out_depth)
+    in_bytes_m = max(in_bytes, _rup(ih, BRICK_HW) * _rup(iw, BRICK_HW) * ic * s.inputs) if s.input_in_dram else 0
+    out_bytes_m = _rup(oh, BRICK_HW) * _rup(ow, BRICK_HW) * oc if s.output_in_dram else 0
+    # GetInputStats/GetOutputStats: the DMA waits for whole stripes (a partial last one counts in full); the
+    # metric's temporary DRAM tensors are in bricks
+    in_stripe_bytes = partial(_stripe_bytes, (ih, iw, ic), (_cdiv(rows * ih, mh), _cdiv(cols * iw, mw),
+                                                            depth if split_input else ic))
+    in_first, in_first_m = (s.inputs * in_stripe_bytes(b) for b in (split_input or n_cols > 1 or s.input_interleaved,
+                                                                     True))
+    out_last, out_last_m = (_stripe_bytes((oh, ow, oc), out_stripe_hwc, b) for b in (bricked, True))
+    n_in_m = n_in * dma_chunks(in_stripe_hwc, s.in_hwc, hw, output=False)
+    n_out_m = n_out * dma_chunks(out_stripe_hwc, s.out_hwc, hw, output=True)
     out = []
     for double in (True, False):
         need = (in_stripe * s.inputs * (2 if double and n_in > s.inputs else 1)
                 + w_stripe * (2 if double and n_depth > 1 else 1) + out_stripe * (2 if double and n_out > 1 else 1))
         # Compute starts once the first input stripe is in, and its neighbour too when the kernel reaches into it
         lead = 2 if (kh > 1 and n_rows > 1) or (kw > 1 and n_cols > 1) else 1
-        first_in = in_bytes * min(lead * s.inputs, n_in) / n_in if double and n_in > s.inputs else in_bytes
+        first_in = min(lead * in_first, in_bytes) if double and n_in > s.inputs else in_bytes
         first_w = w_bytes / n_depth if double and n_depth > 1 else w_bytes
-        last_out = out_bytes / n_out if double and n_out > 1 else out_bytes
+        last_out = min(out_last, out_bytes) if double and n_out > 1 else out_bytes
         i_par, i_non = stream_cycles(in_bytes, first_in, n_in)
         w_par, w_non = stream_cycles(w_bytes, first_w, n_depth)
         o_par, o_non = stream_cycles(out_bytes, last_out, n_out)
         cycles = i_non + w_non + o_non + max(i_par + w_par, o_par, mce, ple)
+        first_in = min(lead * in_first_m, in_bytes_m) if double and n_in > s.inputs else in_bytes_m
+        last_out = min(out_last_m, out_bytes_m) if double and n_out > 1 else out_bytes_m
+        i_par, i_non = stream_cycles(in_bytes_m, first_in, n_in_m)
+        o_par, o_non = stream_cycles(out_bytes_m, last_out, n_out_m)
+        metric = i_non + w_non + o_non + max(i_par + w_par, o_par, mce_metric, ple_metric)
         out.append((need <= sram_bytes, PassFigures(cycles, mce, ple, in_bytes + w_bytes + out_bytes, w_bytes,
-                                                    winograd, need, (n_space, n_depth), block)))
+                                                    winograd, need, (n_space, n_depth), block, metric,
+                                                    (rows, cols, depth))))
     return out
