@@ -803,6 +803,8 @@ RATE = {
         _rd("ds_cnn", "ethos-u55-128", "planner via recluster", 0.398, -0.47),
         _rd("ds_cnn", "ethos-u55-128", "planner", 0.496, -0.16, label="budget 0.50x"),
         _rd("ds_cnn", "ethos-u55-128", "auto", 0.55, -0.1, max_clusters=16),
+        _rd("ds_cnn", "ethos-u55-128", "fixed K", 0.59, -0.3, clusters=16, label="K=16"),
+        _rd("ds_cnn", "ethos-u55-128", "fixed K", 0.47, -0.6, clusters=8, label="K=8"),
         {"model": "ds_cnn", "target": "ethos-u55-128", "series": "planner", "budget_fraction": 0.3, "error": "x"},
         _rd("ds_cnn", "ethos-u85-256", "planner", 0.43, -0.3),
         _rd("ds_cnn", "ethos-u85-256", "planner", 0.52, -0.1),
@@ -815,8 +817,10 @@ def test_rate_distortion_targets_pick_the_smallest_planner_point_within_the_loss
     out = tables.rate_distortion_targets(RATE)
     assert out.splitlines()[2] == ("| DS-CNN-style | ethos-u55-128 | 0.398x (-0.47): met | 0.496x (-0.16): met | "
                                    "0.176x (1,280 B Vela's own) |")
-    assert out.splitlines()[3] == ("| DS-CNN-style | ethos-u85-256 | 0.430x (-0.30): not met | 0.520x (-0.10): not met "
-                                   "| - |")
+    # a target missed says where the frontier stands within its ratio
+    assert out.splitlines()[3] == ("| DS-CNN-style | ethos-u85-256 | 0.430x (-0.30): not met: no planner point at or "
+                                   "below 0.40x | 0.520x (-0.10): not met: at or below 0.50x the least loss is 0.30 "
+                                   "points (0.430x) | - |")
 
 
 def test_rate_distortion_table_marks_a_budget_not_met():
@@ -827,7 +831,7 @@ def test_rate_distortion_table_marks_a_budget_not_met():
 
 def test_rate_distortion_timing_and_summary():
     assert tables.rate_distortion_timing(RATE).splitlines()[2] == \
-        "| DS-CNN-style | 20.0 | 30.0 (1.50x) | 0.550x, 89.90%, largest K 16 | 50.0 |"
+        "| DS-CNN-style | 20.0 | 30.0 (1.50x) | 0.550x, 89.90%, largest K 16 | 0.590x, 89.70% | 50.0 |"
     assert tables.rate_distortion_summary(RATE).startswith(
         "- **Flash as the objective (DS-CNN-style; Vela's own encoder, 512 calibration images, 10,000 test images):** "
         "`recluster --weight-budget` keeps plain int8's accuracy with these multiples of its encoded weights: "

@@ -16,6 +16,7 @@ from toolchain.algorithms.im2col import (
 )
 from toolchain.algorithms.output_fit import (
     LayerStatistics,
+    codes_error,
     damped_targets,
     fit_output_palette,
     gptq_round,
@@ -63,6 +64,34 @@ def test_per_channel_statistics_match_each_channel_alone():
     stats.add(x_n, x_o)
     expected = [_direct_error(x_n[c], x_o[c], v_n[c:c + 1], v_o[c:c + 1])[0] for c in range(4)]
     np.testing.assert_allclose(output_errors(stats, v_n), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_codes_error_is_the_output_error_of_any_scale_and_bias(per_channel):
+    """The quadratic in (scale, bias) built from one H a product gives, for every scale and bias, what the rows
+    themselves give (an independent reference: the outputs computed sample by sample)."""
+    rng = np.random.default_rng(5)
+    channels, taps = 4, 9
+    shape = (channels, 300, taps) if per_channel else (300, taps)
+    x_o = rng.integers(-50, 50, shape).astype(np.float32)
+    x_n = x_o + rng.integers(-2, 3, x_o.shape)
+    v_o = rng.normal(0, 0.01, (channels, taps + 1))
+    stats = LayerStatistics(v_o, per_channel=per_channel)
+    stats.add(x_n, x_o)
+    codes = rng.integers(-8, 8, (channels, taps)).astype(np.float64)
+    q = codes_error(stats, codes)
+    for _ in range(3):
+        s = rng.uniform(0.0005, 0.002, channels)
+        beta = rng.normal(0, 0.01, channels)
+        v = np.c_[s[:, None] * codes, beta]
+        if per_channel:
+            expected = [_direct_error(x_n[c], x_o[c], v[c:c + 1], v_o[c:c + 1])[0] for c in range(channels)]
+        else:
+            expected = _direct_error(x_n, x_o, v, v_o)
+        np.testing.assert_allclose(q.errors(s, beta), expected, rtol=1e-6)
+        ls = q.best_bias(s)  # the least-squares bias: no bias does better on any channel
+        for shift in (-1e-3, 1e-3):
+            assert np.all(q.errors(s, ls) <= q.errors(s, ls + shift) + 1e-12)
 
 
 def test_least_squares_bias_is_lstsq():

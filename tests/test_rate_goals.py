@@ -60,3 +60,47 @@ def test_fidelity_floor_is_kept_on_held_back_samples_and_never_larger_than_k16(c
                              calibration_from_file(data, cal, ReclusterConfig()))
     assert _vela(tmp_path, out, "ethos-u55-128", "auto") == plan.actual_encoded_bytes
     assert plan.actual_encoded_bytes <= _vela(tmp_path, k16, "ethos-u55-128", "k16")
+
+
+def _first_output(model: bytes, rows: list) -> np.ndarray:
+    """The first output of every row, dequantized, straight from LiteRT's built-in kernels (independent of the
+    toolchain's runner; XNNPACK's int8 kernels may differ by a step)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=model,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details(), interp.get_output_details()[0]
+    scale, zero = out["quantization"]
+    got = []
+    for row in rows:
+        for d, x in zip(inp, row):
+            interp.set_tensor(d["index"], np.asarray(x).reshape(d["shape"]).astype(d["dtype"]))
+        interp.invoke()
+        got.append((interp.get_tensor(out["index"]).astype(np.float64) - zero) * scale)
+    return np.stack(got).reshape(len(rows), -1)
+
+
+def test_the_fidelity_plan_returns_the_model_it_measured(conv_bn_int8, tmp_path):
+    """--clusters auto returns the plan whose model it ran on the held-back samples: the same model run here on
+    those samples gives the figure the plan reports."""
+    from toolchain.pipeline.target_sizer import sizer_for
+    from toolchain.rewrite.calibration_set import hold_back
+    from toolchain.rewrite.choose_k import PlanGoal
+    from toolchain.rewrite.output_aware import calibration_from_file
+    from toolchain.rewrite.rate_goals import FidelityFloor, fit_fidelity
+
+    data = conv_bn_int8.read_bytes()
+    cal_path = tmp_path / "cal.npz"
+    _calibration_file(data, cal_path)
+    config = ReclusterConfig()
+    cal = calibration_from_file(data, cal_path, config)
+    rate = sizer_for(load_profile("ethos-u55-128")).rate_model(data)
+    out, report, plan = fit_fidelity(data, config, FidelityFloor(PlanGoal.OUTPUT_SQNR, 15.0), cal, rate, 32)
+    check = hold_back(cal.rows, cal.source, cal.samples, config.calibration_seed).check.rows
+    reference, outputs = _first_output(data, check), _first_output(out, check)
+    sqnr = 10 * np.log10(np.sum(reference**2) / np.sum((outputs - reference) ** 2))
+    assert plan.checked_fidelity >= 15.0
+    assert sqnr == pytest.approx(plan.checked_fidelity, abs=1e-6)
+    assert plan.actual_encoded_bytes == rate.model_bytes_of(out) <= plan.smallest_encoded_bytes * 10
+    assert {t.name for t in report.rewritten} == {c.name for c in plan.choices if c.clusters is not None}

@@ -26,8 +26,8 @@ def _random_options(rng, tensors: int) -> RateOptions:
         opts = [Option(None, 0.0, 0.0, int(rng.integers(300, 600)))]
         for k in range(int(rng.integers(1, 5))):
             opts.append(Option(2 + k, 0.0, float(rng.uniform(0.001, 0.5)), int(rng.integers(50, 400))))
-        out.append(TensorOptions(_weight(f"t{t}"), None, float(rng.uniform(0.1, 3.0)), pareto(opts)))
-    return RateOptions(tuple(out), 100, Objective.WEIGHTS, "test", 0)
+        out.append(TensorOptions(_weight(f"t{t}"), None, float(rng.uniform(0.1, 3.0)), pareto(opts), opts[0]))
+    return RateOptions(tuple(out), 100, Objective.WEIGHTS, "test")
 
 
 def _noise(options: RateOptions, picks) -> float:

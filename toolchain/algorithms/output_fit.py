@@ -27,7 +27,7 @@ import numpy as np
 from .gram import augmented_gram
 from .palette import PALETTE_MAX, PALETTE_MIN, solve_palette, value_weights
 
-GPTQ_BLOCK = 128  # columns per lazy block update
+GPTQ_BLOCK = 64  # columns per lazy block update (64 ran fastest on a 1024x3136 layer: 32, 128, 256 slower)
 LOSSLESS_RELATIVE_ERROR = 1e-12  # below this, float rounding: the fit is exact
 
 
@@ -140,6 +140,39 @@ def least_squares_bias(stats: LayerStatistics, w: np.ndarray) -> np.ndarray:
     return (stats.cross[:, d] - hbw) / stats.entry(d, d)
 
 
+@dataclass(frozen=True)
+class CodesError:
+    """The output error per channel of fixed codes a (C, D) as a function of each channel's scale s and bias
+    beta (weight units): E_c = aa s^2 + 2 ab s beta + bb beta^2 - 2 ar s - 2 br beta + e, exactly
+    output_errors of [s a, beta]. One H a product builds it; every (s, beta) after that is O(C), so a fit
+    judges its rounding, least-squares bias and scale refit from one product instead of one each."""
+
+    aa: np.ndarray = field(repr=False)
+    ab: np.ndarray = field(repr=False)
+    bb: np.ndarray = field(repr=False)
+    ar: np.ndarray = field(repr=False)
+    br: np.ndarray = field(repr=False)
+    e: np.ndarray = field(repr=False)
+
+    def errors(self, s: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        e = (self.aa * s * s + 2.0 * self.ab * s * beta + self.bb * beta * beta - 2.0 * self.ar * s
+             - 2.0 * self.br * beta + self.e)
+        return np.maximum(e, 0.0)
+
+    def best_bias(self, s: np.ndarray) -> np.ndarray:
+        """least_squares_bias of s x codes."""
+        return (self.br - s * self.ab) / self.bb
+
+
+def codes_error(stats: LayerStatistics, codes: np.ndarray) -> CodesError:
+    d = stats.inputs
+    a = np.asarray(codes, np.float64)
+    ha = stats.times(np.concatenate([a, np.zeros((a.shape[0], 1))], axis=1))
+    cross = stats.cross
+    return CodesError(np.einsum("cd,cd->c", a, ha[:, :d]), ha[:, d], stats.entry(d, d),
+                      np.einsum("cd,cd->c", a, cross[:, :d]), cross[:, d], stats.target_energy)
+
+
 def _damping(stats: LayerStatistics, damping: float) -> np.ndarray:
     """lambda per channel (one value for a shared Hessian): (damping + D / rows) x mean diagonal.
 
@@ -179,6 +212,22 @@ def damped_targets(stats: LayerStatistics, v_orig: np.ndarray, damping: float,
     return (v, hinv) if free_bias else (np.concatenate([v, v_orig[:, d:]], axis=1), hinv)
 
 
+@dataclass(frozen=True)
+class LayerSolve:
+    """What every candidate fit of one layer shares (damped_targets and its Cholesky factor): computed once
+    when several K or rate prices are tried on the same statistics, the largest cost of a candidate."""
+
+    v_star: np.ndarray = field(repr=False)
+    hessian_inverse: np.ndarray = field(repr=False)
+    upper: np.ndarray = field(repr=False)  # U with hessian_inverse = U^T U
+    original_error: float  # sum of output_errors of v_orig (the layer as it is)
+
+
+def solve_layer(stats: LayerStatistics, v_orig: np.ndarray, damping: float, free_bias: bool) -> LayerSolve:
+    v_star, hinv = damped_targets(stats, v_orig, damping, free_bias)
+    return LayerSolve(v_star, hinv, _upper_cholesky(hinv), float(output_errors(stats, v_orig).sum()))
+
+
 def _symmetric_inverse(h: np.ndarray) -> np.ndarray:
     hinv = np.linalg.inv(h)
     return (hinv + np.swapaxes(hinv, -1, -2)) / 2
@@ -214,31 +263,44 @@ def gptq_round(w: np.ndarray, scales: np.ndarray, palette: np.ndarray, hessian_i
         def round_codes(t: np.ndarray) -> np.ndarray:
             return nearest_codes(t, pal)
     s = np.asarray(scales, np.float64)
-    w = np.array(w, np.float64)
-    channels, m = w.shape
-    codes = np.zeros((channels, rounded))
-    shared = hessian_inverse.ndim == 2
     u = _upper_cholesky(hessian_inverse) if upper is None else upper
-    step = block if shared else max(rounded, 1)
-    for b0 in range(0, rounded, step):
-        b1 = min(b0 + step, rounded)
-        err = np.zeros((channels, b1 - b0))
+    if hessian_inverse.ndim == 2:
+        return _gptq_shared(np.asarray(w, np.float64), s, u, rounded, fixed_zero, block, round_codes)
+    w = np.array(w, np.float64)
+    codes = np.zeros((w.shape[0], rounded))
+    for j in range(rounded):
+        col = w[:, j]
+        c = round_codes(col / s)
+        if fixed_zero is not None:
+            c = np.where(fixed_zero[:, j], 0.0, c)
+        codes[:, j] = c
+        e = (col - s * c) / u[:, j, j]
+        w[:, j:] -= e[:, None] * u[:, j, j:]
+    return codes
+
+
+def _gptq_shared(w: np.ndarray, s: np.ndarray, u: np.ndarray, rounded: int, fixed_zero: np.ndarray | None,
+                 block: int, round_codes: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """gptq_round with one Hessian for all channels, on w transposed: a column of w is then a contiguous row,
+    which halves the loop's time on large layers (the strided column updates missed the cache)."""
+    wt = np.array(w.T, order="C")  # (M, C)
+    m, channels = wt.shape
+    codes = np.zeros((rounded, channels))
+    for b0 in range(0, rounded, block):
+        b1 = min(b0 + block, rounded)
+        err = np.zeros((b1 - b0, channels))
         for j in range(b0, b1):
-            col = w[:, j]
+            col = wt[j]
             c = round_codes(col / s)
             if fixed_zero is not None:
                 c = np.where(fixed_zero[:, j], 0.0, c)
-            codes[:, j] = c
-            if shared:
-                e = (col - s * c) / u[j, j]
-                w[:, j:b1] -= e[:, None] * u[j, j:b1][None, :]
-            else:
-                e = (col - s * c) / u[:, j, j]
-                w[:, j:] -= e[:, None] * u[:, j, j:]
-            err[:, j - b0] = e
-        if shared and b1 < m:
-            w[:, b1:] -= err @ u[b0:b1, b1:]
-    return codes
+            codes[j] = c
+            e = (col - s * c) / u[j, j]
+            wt[j:b1] -= u[j, j:b1][:, None] * e[None, :]
+            err[j - b0] = e
+        if b1 < m:
+            wt[b1:] -= u[b0:b1, b1:].T @ err
+    return np.ascontiguousarray(codes.T)
 
 
 @dataclass(frozen=True)
@@ -256,23 +318,22 @@ def _assemble(codes: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> np.nda
     return np.concatenate([scales[:, None] * codes, bias[:, None]], axis=1)
 
 
-def _bias_for(stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray, v_orig: np.ndarray,
-              free_bias: bool) -> np.ndarray:
-    return least_squares_bias(stats, scales[:, None] * codes) if free_bias else v_orig[:, -1].copy()
+def _bias_for(q: CodesError, scales: np.ndarray, v_orig: np.ndarray, free_bias: bool) -> np.ndarray:
+    return q.best_bias(scales) if free_bias else v_orig[:, -1].copy()
 
 
 def refit_channel_scales(stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray, v_orig: np.ndarray,
-                         damping: float, free_bias: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel, the (damped) least-squares scale, and bias when free, for fixed codes."""
+                         damping: float, free_bias: bool, q: CodesError | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the (damped) least-squares scale, and bias when free, for fixed codes (``q``: their
+    codes_error when already built)."""
     d = stats.inputs
     lam = _damping(stats, damping)
-    a = np.concatenate([codes, np.zeros((codes.shape[0], 1))], axis=1)
-    ha = stats.times(a)  # (C, D+1): H_ww a and, last, H_bw a
-    aha = np.einsum("cd,cd->c", a[:, :d], ha[:, :d]) + lam * np.einsum("cd,cd->c", codes, codes)
-    arw = np.einsum("cd,cd->c", codes, stats.cross[:, :d] + lam[:, None] * v_orig[:, :d])
-    ahb = ha[:, d]
+    q = codes_error(stats, codes) if q is None else q
+    aha = q.aa + lam * np.einsum("cd,cd->c", codes, codes)
+    arw = q.ar + lam * np.einsum("cd,cd->c", codes, v_orig[:, :d])
+    ahb = q.ab
     if free_bias:
-        hbb, rb = stats.entry(d, d), stats.cross[:, d]
+        hbb, rb = q.bb, q.br
         det = aha * hbb - ahb * ahb
         ok = np.abs(det) > 1e-12 * np.abs(aha * hbb)
         s = np.where(ok, (arw * hbb - ahb * rb) / np.where(ok, det, 1.0), scales)
@@ -283,7 +344,7 @@ def refit_channel_scales(stats: LayerStatistics, codes: np.ndarray, scales: np.n
         s = np.where(ok, (arw - ahb * beta) / np.where(ok, aha, 1.0), scales)
     good = np.isfinite(s) & (s > 0) & np.isfinite(beta)
     s = np.where(good, s, scales)
-    beta = np.where(good, beta, _bias_for(stats, codes, scales, v_orig, free_bias))
+    beta = np.where(good, beta, _bias_for(q, scales, v_orig, free_bias))
     return s, beta
 
 
@@ -298,21 +359,24 @@ def choose_palette(v_star: np.ndarray, scales: np.ndarray, k: int, fixed_zero: n
 
 def fit_output_palette(stats: LayerStatistics, codes_orig: np.ndarray, scales: np.ndarray, bias_orig: np.ndarray,
                        k: int, *, free_bias: bool = True, keep_zero: bool = True, damping: float = 0.01,
-                       refit_scales: bool = True, starts: tuple = ()) -> OutputFit:
+                       refit_scales: bool = True, starts: tuple = (), solve: LayerSolve | None = None,
+                       try_nearest: bool = True) -> OutputFit:
     """Shared palette of <= k int8 codes and per-channel scales minimising the layer's output error.
 
     ``codes_orig`` (C, D) int8, ``scales`` (C,), ``bias_orig`` (C,) int bias in accumulator units.
     ``starts``: more (scales, palette or None) to round with besides the original scales and the DP
     palette (e.g. the weight-space fit's); the lowest output error wins. ``refit_scales`` is for
-    per-channel scales only (a per-tensor scale must stay shared).
+    per-channel scales only (a per-tensor scale must stay shared). ``solve``: solve_layer's result for these
+    statistics, v_orig, damping and free_bias when already computed. ``try_nearest`` False: GPTQ's rounding
+    alone (nearest rounding of v* rarely wins; skipping it saves one error evaluation).
     """
     scales = np.asarray(scales, np.float64)
     q = np.asarray(codes_orig, np.float64)
     d = q.shape[1]
     v_orig = _assemble(q, scales, scales * np.asarray(bias_orig, np.float64))
-    v_star, hinv = damped_targets(stats, v_orig, damping, free_bias)
+    solve = solve_layer(stats, v_orig, damping, free_bias) if solve is None else solve
+    v_star, hinv, upper = solve.v_star, solve.hessian_inverse, solve.upper
     fixed_zero = (q == 0) if keep_zero and np.any(q == 0) else None
-    upper = _upper_cholesky(hinv)
     candidates = []
     for start_scales, palette in ((scales, None),) + tuple(starts):
         s = np.asarray(start_scales, np.float64)
@@ -323,15 +387,16 @@ def fit_output_palette(stats: LayerStatistics, codes_orig: np.ndarray, scales: n
         nearest = nearest_codes(v_star[:, :d] / s[:, None], palette)
         if fixed_zero is not None:
             nearest = np.where(fixed_zero, 0.0, nearest)
-        for method, codes in (("gptq", gptq), ("nearest", nearest)):
-            bias = _bias_for(stats, codes, s, v_orig, free_bias)
-            per_channel = output_errors(stats, _assemble(codes, s, bias))
-            candidates.append((float(per_channel.sum()), method, codes, s, bias, per_channel, palette))
-    error, method, codes, s, bias, per_channel, palette = min(candidates, key=lambda c: c[0])
+        for method, codes in (("gptq", gptq), ("nearest", nearest))[: 2 if try_nearest else 1]:
+            q = codes_error(stats, codes)
+            bias = _bias_for(q, s, v_orig, free_bias)
+            per_channel = q.errors(s, bias)
+            candidates.append((float(per_channel.sum()), method, codes, s, bias, per_channel, palette, q))
+    error, method, codes, s, bias, per_channel, palette, q = min(candidates, key=lambda c: c[0])
     refit = not np.array_equal(s, scales)
     if refit_scales:
-        s2, b2 = refit_channel_scales(stats, codes, s, v_orig, damping, free_bias)
-        after = output_errors(stats, _assemble(codes, s2, b2))
+        s2, b2 = refit_channel_scales(stats, codes, s, v_orig, damping, free_bias, q)
+        after = q.errors(s2, b2)
         # float noise is no gain: an exact fit keeps its scales
         better = after < per_channel * (1.0 - 1e-9) - LOSSLESS_RELATIVE_ERROR * stats.target_energy
         if better.any():

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .output_fit import (
+    GPTQ_BLOCK,
+    LayerSolve,
     OutputFit,
-    damped_targets,
+    codes_error,
     gptq_round,
-    least_squares_bias,
-    output_errors,
     refit_channel_scales,
+    solve_layer,
 )
 from .palette import (
     PALETTE_MAX,
@@ -148,12 +149,14 @@ def rate_codes(t: np.ndarray, palette: np.ndarray, lam: float, bits: np.ndarray)
 
 
 def rate_round(w: np.ndarray, scales: np.ndarray, palette: np.ndarray, hessian_inverse: np.ndarray, rounded: int,
-               lam: float, bits: np.ndarray, fixed_zero: np.ndarray | None = None, block: int = 128) -> np.ndarray:
+               lam: float, bits: np.ndarray, fixed_zero: np.ndarray | None = None, block: int = GPTQ_BLOCK,
+               upper: np.ndarray | None = None) -> np.ndarray:
     """Codes (C, rounded) of the first ``rounded`` columns of ``w`` (C, M) in units of ``scales``: GPTQ's loop
     (inverse-Hessian compensation of the later columns, lazy blocks) with ``rate_codes`` as the rounding.
 
-    ``hessian_inverse``: (M, M) shared or (C, M, M) per channel; ``bits``: code length per palette entry."""
-    return gptq_round(w, scales, palette, hessian_inverse, rounded, fixed_zero, block,
+    ``hessian_inverse``: (M, M) shared or (C, M, M) per channel; ``bits``: code length per palette entry;
+    ``upper``: its Cholesky factor when already computed."""
+    return gptq_round(w, scales, palette, hessian_inverse, rounded, fixed_zero, block, upper=upper,
                       round_codes=lambda t: rate_codes(t, palette, lam, bits))
 
 
@@ -179,15 +182,17 @@ def _palette_on(ints: np.ndarray, scales: np.ndarray, k: int, rate_lambda: float
 def fit_rate_palette(stats, codes_orig: np.ndarray, scales: np.ndarray, bias_orig: np.ndarray, k: int,
                      rate_lambda: float, *,
                      free_bias: bool = True, keep_zero: bool = True, damping: float = 0.01, refit_scales: bool = True,
-                     passes: int = RATE_PASSES) -> OutputFit:
+                     passes: int = RATE_PASSES, solve: LayerSolve | None = None) -> OutputFit:
     """The rate-aware output fit of one layer (output_fit.LayerStatistics ``stats``): palette from the
     entropy-constrained DP on the damped optimum v*, rate-aware GPTQ rounding, code lengths re-estimated
-    ``passes`` times, then the per-channel scale/bias refit when it lowers the output error."""
+    ``passes`` times, then the per-channel scale/bias refit when it lowers the output error. ``solve``:
+    output_fit.solve_layer's result for these statistics when already computed."""
     s = np.asarray(scales, np.float64)
     q = np.asarray(codes_orig, np.float64)
     d = q.shape[1]
     v_orig = np.concatenate([s[:, None] * q, (s * np.asarray(bias_orig, np.float64))[:, None]], axis=1)
-    v_star, hinv = damped_targets(stats, v_orig, damping, free_bias)
+    solve = solve_layer(stats, v_orig, damping, free_bias) if solve is None else solve
+    v_star, hinv = solve.v_star, solve.hessian_inverse
     fixed_zero = (q == 0) if keep_zero and np.any(q == 0) else None
     ints = np.clip(np.round(v_star[:, :d] / s[:, None]), PALETTE_MIN, PALETTE_MAX)
     if fixed_zero is not None:
@@ -198,14 +203,15 @@ def fit_rate_palette(stats, codes_orig: np.ndarray, scales: np.ndarray, bias_ori
     target = v_star if free_bias else v_star[:, :d]
     codes = None
     for _ in range(max(passes, 1)):
-        codes = rate_round(target, s, palette, hinv, d, lam, bits, fixed_zero)
+        codes = rate_round(target, s, palette, hinv, d, lam, bits, fixed_zero, upper=solve.upper)
         bits = golomb_rice_bits(_entry_counts(codes, palette))
-    bias = least_squares_bias(stats, s[:, None] * codes) if free_bias else v_orig[:, -1].copy()
-    error = float(output_errors(stats, np.concatenate([s[:, None] * codes, bias[:, None]], axis=1)).sum())
+    q = codes_error(stats, codes)
+    bias = q.best_bias(s) if free_bias else v_orig[:, -1].copy()
+    error = float(q.errors(s, bias).sum())
     refit = False
     if refit_scales:
-        s2, b2 = refit_channel_scales(stats, codes, s, v_orig, damping, free_bias)
-        e2 = float(output_errors(stats, np.concatenate([s2[:, None] * codes, b2[:, None]], axis=1)).sum())
+        s2, b2 = refit_channel_scales(stats, codes, s, v_orig, damping, free_bias, q)
+        e2 = float(q.errors(s2, b2).sum())
         if e2 < error:
             s, bias, error, refit = s2, b2, e2, not np.array_equal(s2, np.asarray(scales, np.float64))
     return OutputFit(codes, s, bias, palette, error, "gptq+rate", refit)

@@ -16,8 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the rewritten .tflite")
     p.add_argument("--clusters", "-k", type=clusters_or_auto, metavar="K|auto",
                    help="distinct values per tensor, 2..256 (default 16); 'auto' picks the smallest K per tensor "
-                        "(<= --max-clusters) keeping top-1 agreement >= 99.5%% on --calibration data, or meeting "
-                        "--min-sqnr")
+                        "(<= --max-clusters) keeping top-1 agreement >= 99.5%% and K=16's output noise on held-back "
+                        "--calibration data, or meeting --min-sqnr")
     add_recluster_plan_flags(p)
     p.add_argument("--bias-correction", action="store_true",
                    help="fold the mean output shift into the biases (uses --calibration inputs)")

@@ -68,7 +68,7 @@ class ReclusterConfig:
     fit: ScaleFit = ScaleFit.JOINT  # never worse than KEEP: the lowest-error candidate is kept
     min_weights: int = 64  # tensors smaller than this are left alone
     # DEPTHWISE_CONV_2D: True always, False never; None (default): only with calibration data, when the output
-    # noise the rewrite adds allows (output_aware.depthwise_verdict): 9 weights per channel suffer most from a palette
+    # noise the rewrite adds allows (depthwise_verdict): 9 weights per channel suffer most from a palette
     include_depthwise: bool | None = None
     keep_zero: bool = True  # zeros stay exactly zero (pruning, Vela's zero-run coding)
     rules: tuple[TensorRule, ...] = ()  # name rules win over op rules; first match wins within a kind

@@ -25,9 +25,9 @@ from ..algorithms.channels import from_channels_first
 from ..algorithms.output_fit import (
     LOSSLESS_RELATIVE_ERROR,
     LayerStatistics,
+    codes_error,
     fit_output_palette,
-    least_squares_bias,
-    output_errors,
+    solve_layer,
 )
 from ..core.threads import FIT_THREADS, one_blas_thread
 from ..tflite.activations import ActivationCapture, capture_batches, choose_batch
@@ -40,6 +40,7 @@ from ..tflite.graph import (
 )
 from ..tflite.model_io import read_model, write_model
 from .config import Objective, ReclusterConfig, clusters_for, rate_lambda_for
+from .depthwise_verdict import depthwise_verdict
 from .fit import best_weight_fit
 from .layers import (
     FitLayer,
@@ -184,32 +185,43 @@ def _collect_statistics(original: bytes, current: bytes, rows: list, layers: lis
     return stats, (0 if cache is not None else 1) + (0 if same else 1)
 
 
+QUICK_REFIT_ITERATIONS = 3  # a quick fit's weight-space scale refit (most of its gain comes in the first few)
+
+
 def fit_layer(layer: FitLayer, k: int, stats: LayerStatistics, codes: np.ndarray, scales: np.ndarray,
-              bias: np.ndarray, config: ReclusterConfig, rate_lambda: float = 0.0) -> LayerFit:
-    """The best of the output-aware and weight-space fits (its bias, least-squares bias); priced: rate_layer's."""
+              bias: np.ndarray, config: ReclusterConfig, rate_lambda: float = 0.0, solve=None,
+              quick: bool = False) -> LayerFit:
+    """The best of the output-aware and weight-space fits (its bias, least-squares bias); priced: rate_layer's.
+    ``solve``: output_fit.solve_layer's result for the layer when already computed (several K on one layer);
+    ``quick``: GPTQ from the layer's own scales only (no second start, no nearest rounding; priced: one rounding
+    pass) and at most QUICK_REFIT_ITERATIONS of the weight-space refit, for a plan's options."""
     if rate_lambda > 0:
-        return fit_layer_rate(layer, k, rate_lambda, stats, codes, scales, bias, config)
+        return fit_layer_rate(layer, k, rate_lambda, stats, codes, scales, bias, config, solve, quick)
     w = layer.weight
     per_tensor = w.quantization.granularity is Granularity.PER_TENSOR
     beta = scales * bias
-    before = _relative(stats, float(output_errors(stats, stacked_weights(codes, scales, beta)).sum()))
+    if solve is None:
+        solve = solve_layer(stats, stacked_weights(codes, scales, beta), config.damping, layer.free_bias)
+    before = _relative(stats, solve.original_error)
     qc = codes.reshape(1, -1) if per_tensor else codes
-    _, wcodes, wscales, how = best_weight_fit(qc, scales[:1] if per_tensor else scales, k, config, True)
+    wcfg = replace(config, refit_iterations=min(config.refit_iterations, QUICK_REFIT_ITERATIONS)) if quick else config
+    _, wcodes, wscales, how = best_weight_fit(qc, scales[:1] if per_tensor else scales, k, wcfg, True)
     wcodes = wcodes.reshape(codes.shape)
     wscales = np.broadcast_to(wscales, scales.shape).astype(np.float64)
     # GPTQ also starts from the weight-space fit's scales and palette (fitted for one shared palette: after
     # tfmot they recover the clustered grid); a per-tensor scale stays shared, so only its own start is tried.
-    starts = () if per_tensor or np.array_equal(wscales, scales) else ((wscales, np.unique(wcodes)),)
+    starts = () if quick or per_tensor or np.array_equal(wscales, scales) else ((wscales, np.unique(wcodes)),)
     out = fit_output_palette(stats, codes, scales, bias, k, free_bias=layer.free_bias, keep_zero=config.keep_zero,
-                             damping=config.damping, refit_scales=not per_tensor, starts=starts)
+                             damping=config.damping, refit_scales=not per_tensor, starts=starts, solve=solve,
+                             try_nearest=not quick)
     cands = [(out.error, f"outputs ({out.method})", out.codes, out.scales, out.bias)]
     # The weight-space rewrite rescales the bias by s / s': the same beta in weight units.
-    weight_error = float(output_errors(stats, stacked_weights(wcodes, wscales, beta)).sum())
+    q = codes_error(stats, wcodes)
+    weight_error = float(q.errors(wscales, beta).sum())
     cands.append((weight_error, f"weights ({how.value})", wcodes, wscales, beta))
     if layer.free_bias:
-        ls = least_squares_bias(stats, wscales[:, None] * wcodes)
-        cands.append((float(output_errors(stats, stacked_weights(wcodes, wscales, ls)).sum()),
-                      f"weights ({how.value}) + bias", wcodes, wscales, ls))
+        ls = q.best_bias(wscales)
+        cands.append((float(q.errors(wscales, ls).sum()), f"weights ({how.value}) + bias", wcodes, wscales, ls))
     error, method, c, s, b = min(cands, key=lambda x: x[0])
     return LayerFit(c.astype(np.int8), s, b, method, _relative(stats, error), _relative(stats, weight_error), before,
                     not np.array_equal(s, scales))
@@ -363,7 +375,7 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration:
                 skip = depthwise_verdict(fit, added, config) if auto_dw and la.kind is LayerKind.DEPTHWISE else None
                 if la.kind is not LayerKind.DEPTHWISE:
                     added.append(max(fit.relative_error - fit.before_relative_error, 0.0))
-                results[la.weight.tensor_index] = _apply(editor, la, fit, codes, scales, ks[la.op_index], skip)
+                results[la.weight.tensor_index] = apply_layer_fit(editor, la, fit, codes, scales, ks[la.op_index], skip)
                 fitted.append(la.op_index)
                 if progress is not None:
                     progress(f"fitted {la.weight.name}", len(fitted), len(to_fit))
@@ -374,31 +386,9 @@ def _recluster_on_data(model_bytes: bytes, config: ReclusterConfig, calibration:
     return write_model(model), ReclusterReport(config=config, tensors=ordered, calibration=summary)
 
 
-def depthwise_verdict(fit: LayerFit, added_before: list[float], config: ReclusterConfig) -> str | None:
-    """Why an automatically considered depthwise tensor stays as it is, or None to rewrite it.
-
-    It is rewritten when the output noise it adds (after minus before, relative) is no more than the median
-    the other layers rewritten before it added (their palettes cost that much already), and its added-noise
-    SQNR reaches depthwise_min_output_sqnr_db. So a restored tfmot model, whose other layers add no noise,
-    keeps its unclustered depthwise kernels, and a post-training rewrite includes them.
-    """
-    added = max(fit.relative_error - fit.before_relative_error, 0.0)
-    if added <= 0.0:
-        return None
-    added_db = -10.0 * math.log10(added)
-    if added_db < config.depthwise_min_output_sqnr_db:
-        return f"depthwise: its rewrite adds output noise at {added_db:.1f} dB SQNR, below " \
-               f"{config.depthwise_min_output_sqnr_db:g} dB"
-    if added_before and added > float(np.median(added_before)):
-        ref = float(np.median(added_before))
-        ref_text = "no noise" if ref <= 0 else f"{-10.0 * math.log10(ref):.1f} dB"
-        return f"depthwise: its rewrite adds output noise at {added_db:.1f} dB SQNR, more than the layers before " \
-               f"it (median {ref_text})"
-    return None
-
-
-def _apply(editor: ModelEditor, la: FitLayer, fit: LayerFit, codes: np.ndarray, scales: np.ndarray, k: int,
-           skip_reason: str | None) -> TensorResult:
+def apply_layer_fit(editor: ModelEditor, la: FitLayer, fit: LayerFit, codes: np.ndarray, scales: np.ndarray, k: int,
+                    skip_reason: str | None) -> TensorResult:
+    """Write one layer's fit (unless ``skip_reason``) and describe it; ``codes``, ``scales``: as it was."""
     w = la.weight
     base = {"name": w.name, "op": w.op, "shape": w.shape, "granularity": w.quantization.granularity.value,
             "distinct_before": int(np.unique(codes).size), "objective": Objective.OUTPUTS.value,

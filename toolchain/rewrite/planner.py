@@ -165,8 +165,10 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
 
         if not with_data:
             raise ConfigError("a fidelity floor is measured on held-back calibration samples: give --calibration")
+        # --clusters auto with no floor asked: the agreement floor and no more output noise than K=16 everywhere
         fidelity = (FidelityFloor(PlanGoal.OUTPUT_SQNR, request.min_output_sqnr_db) if request.min_output_sqnr_db
-                    else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT))
+                    else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT,
+                                       no_noisier_than_uniform=request.min_top1_agreement is None))
         rewritten, report, plan = fit_fidelity(original, config, fidelity, calibration, sizer.rate_model(original),
                                                _max_clusters(request))
         return rewritten, replace(report, plan=plan)

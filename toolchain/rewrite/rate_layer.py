@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algorithms.output_fit import LOSSLESS_RELATIVE_ERROR, LayerStatistics, output_errors
-from ..algorithms.rate_fit import fit_rate_palette
+from ..algorithms.output_fit import LOSSLESS_RELATIVE_ERROR, LayerStatistics, solve_layer
+from ..algorithms.rate_fit import RATE_PASSES, fit_rate_palette
 from ..tflite.graph import Granularity
 from .config import ReclusterConfig
 from .layers import FitLayer
 
 
 def fit_layer_rate(layer: FitLayer, k: int, rate_lambda: float, stats: LayerStatistics, codes: np.ndarray,
-                   scales: np.ndarray, bias: np.ndarray, config: ReclusterConfig):
-    """The rate-aware fit of ``layer`` at K and ``rate_lambda`` (> 0), with its relative output errors."""
+                   scales: np.ndarray, bias: np.ndarray, config: ReclusterConfig, solve=None, quick: bool = False):
+    """The rate-aware fit of ``layer`` at K and ``rate_lambda`` (> 0), with its relative output errors
+    (``solve``: output_fit.solve_layer's result for the layer when already computed; ``quick``: one rounding
+    pass, code lengths from the palette's own counts, for a plan's options)."""
     from .output_aware import LayerFit, stacked_weights
 
     def _relative(error: float) -> float:
@@ -24,9 +26,12 @@ def fit_layer_rate(layer: FitLayer, k: int, rate_lambda: float, stats: LayerStat
         return 0.0 if rel < LOSSLESS_RELATIVE_ERROR else rel
 
     per_tensor = layer.weight.quantization.granularity is Granularity.PER_TENSOR
-    before = _relative(float(output_errors(stats, stacked_weights(codes, scales, scales * bias)).sum()))
+    if solve is None:
+        solve = solve_layer(stats, stacked_weights(codes, scales, scales * bias), config.damping, layer.free_bias)
+    before = _relative(solve.original_error)
     fit = fit_rate_palette(stats, codes, scales, bias, k, rate_lambda, free_bias=layer.free_bias,
-                           keep_zero=config.keep_zero, damping=config.damping, refit_scales=not per_tensor)
+                           keep_zero=config.keep_zero, damping=config.damping, refit_scales=not per_tensor, solve=solve,
+                           passes=1 if quick else RATE_PASSES)
     rel = _relative(fit.error)
     return LayerFit(fit.codes.astype(np.int8), fit.scales, fit.bias, f"outputs ({fit.method})", rel, rel, before,
                     not np.array_equal(fit.scales, scales))

@@ -16,7 +16,7 @@ from itertools import pairwise
 from ..algorithms.knapsack import multiple_choice_knapsack
 from ..core.errors import BudgetExceeded
 from .choose_k import KPlan, PlanGoal, TensorChoice
-from .rate_options import RateOptions, TensorOptions
+from .rate_options import Option, RateOptions, TensorOptions
 
 
 def budget_picks(options: RateOptions, budget_bytes: int) -> list[int]:
@@ -75,10 +75,13 @@ def picks_bytes(options: RateOptions, picks: list[int]) -> int:
 
 
 def plan_from_picks(options: RateOptions, picks: list[int], goal: PlanGoal, target: float, **extra) -> KPlan:
-    choices = tuple(
-        TensorChoice(t.name, t.weight.op, t.weight.size, t.options[i].clusters, t.options[i].relative_error,
-                     t.options[i].encoded_bytes, t.options[i].rate_lambda)
-        for t, i in zip(options.tensors, picks))
+    return plan_from_options(options, [t.options[i] for t, i in zip(options.tensors, picks)], goal, target, **extra)
+
+
+def plan_from_options(options: RateOptions, chosen: list[Option], goal: PlanGoal, target: float, **extra) -> KPlan:
+    choices = tuple(TensorChoice(t.name, t.weight.op, t.weight.size, o.clusters, o.relative_error, o.encoded_bytes,
+                                 o.rate_lambda)
+                    for t, o in zip(options.tensors, chosen))
     return KPlan(goal, float(target), choices, options.fixed_bytes, options.objective, target_name=options.target,
                  smallest_encoded_bytes=options.smallest_bytes, **extra)
 

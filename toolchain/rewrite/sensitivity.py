@@ -74,11 +74,13 @@ def measure_sensitivity(model_bytes: bytes, config: ReclusterConfig, calibration
     return Sensitivity(out, len(rows), batch)
 
 
-def model_outputs(model_bytes: bytes, rows: list, batch: int) -> np.ndarray:
-    """The first output of every sample, flattened (samples, values)."""
-    index = rt.output_specs(model_bytes)[0].index
+def model_outputs(model_bytes: bytes, rows: list, batch: int, index: int | None = None,
+                  validated: bool = False) -> np.ndarray:
+    """The first output of every sample, flattened (samples, values). ``index``: that output's tensor index when
+    known (a rewrite keeps the original's); ``validated``: the bytes are a rewrite of a validated model."""
+    index = rt.output_specs(model_bytes)[0].index if index is None else index
     return np.concatenate([out[index].reshape(out[index].shape[0], -1)
-                           for _, out in capture_batches(model_bytes, rows, [index], batch)])
+                           for _, out in capture_batches(model_bytes, rows, [index], batch, validated=validated)])
 
 
 def top1_agreement(reference: np.ndarray, outputs: np.ndarray) -> float:
