@@ -39,7 +39,8 @@ def add_recluster_plan_flags(p: argparse.ArgumentParser) -> None:
                    help="with --clusters auto: the largest K a tensor may get (default 32, Vela's palette)")
     p.add_argument("--min-agreement", type=fraction, metavar="FRACTION",
                    help="with --clusters auto and --calibration: the fewest encoded bytes keeping top-1 agreement "
-                        ">= FRACTION on held-back calibration samples (default 0.995)")
+                        ">= FRACTION on held-back calibration samples, the only floor (default: 0.995 and no more "
+                        "output noise than K=16)")
     p.add_argument("--plan-output-sqnr", type=finite_number(0.0, 120.0), metavar="DB",
                    help="with --clusters auto and --calibration: the fewest bytes keeping the output's SQNR >= DB "
                         "on held-back calibration samples (a planning floor; --min-output-sqnr is the exit-5 gate)")

@@ -14,6 +14,7 @@ import numpy as np
 from ..tflite.graph import find_weight_tensors, tensor_values
 from .choose_k import KPlan, config_with_plan
 from .config import Objective, ReclusterConfig, clusters_for
+from .layers import describe_layer
 from .rate_options import Option, RateOptions, model_with_options
 from .result import CalibrationSummary, ReclusterReport, TensorAction, TensorResult
 
@@ -36,6 +37,12 @@ def options_rewrite(original: schema.ModelT, options: RateOptions, chosen: list[
     cfg = plan_config(config, plan)
     label = plan.as_rules()[0].label if plan.choices else "the plan"
     rewritten, results = model_with_options(original, options.tensors, chosen, label)
+    if options.objective is Objective.OUTPUTS:  # a tensor the output fit cannot model got the weight-space fit
+        for t in options.tensors:
+            r = results[t.name]
+            if t.layer is None and r.action is TensorAction.REWRITTEN:
+                results[t.name] = replace(r, objective=Objective.WEIGHTS.value,
+                                          method=f"weights: {describe_layer(original, t.weight)}")
     tensors = []
     for w in find_weight_tensors(original):
         if w.name in results:

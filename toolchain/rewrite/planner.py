@@ -6,8 +6,8 @@ encoder for the target, ``toolchain.targets.weight_encoding``). The sizer is bui
 (``toolchain.pipeline.target_sizer``), so the rewriter never imports a target.
 
 Goals: a fixed K (the config's); K per tensor for an SQNR floor (``--clusters auto`` without data);
-the fewest encoded bytes keeping top-1 agreement (``--clusters auto`` with data) or the output's SQNR
-on held-back samples; the least output noise within a weight budget (Vela's encoded bytes of the
+the fewest encoded bytes keeping top-1 agreement and K=16's output noise (``--clusters auto`` with
+data), or a given agreement or output SQNR, on held-back samples; the least output noise within a weight budget (Vela's encoded bytes of the
 result on the target, checked by compiling it) or a flash budget (checked by compiling). The last
 three choose per tensor among K and rate prices by measured sensitivity (rate_options, rate_plan) and
 check the result itself (rate_goals).
@@ -45,7 +45,7 @@ class SizeGoal(Enum):
     """What decides K per tensor."""
 
     FIXED = "fixed"  # the config's K and rules, as given
-    AUTO = "auto"  # the fewest bytes keeping top-1 agreement on held-back data, or a per-tensor SQNR floor
+    AUTO = "auto"  # the fewest bytes keeping top-1 agreement and K=16's noise on held-back data, or an SQNR floor
     WEIGHT_BUDGET = "weight-budget"  # least output noise with Vela's encoded weights <= a byte budget
     FLASH_BUDGET = "flash-budget"  # least output noise with the compiled model within a flash budget
     FIDELITY = "fidelity"  # the fewest bytes keeping a floor on top-1 agreement or output SQNR on held-back data
