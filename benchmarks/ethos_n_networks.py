@@ -62,7 +62,7 @@ def measure(lib, name: str, path: Path) -> list[dict]:
         started = time.monotonic()
         model = estimate_network(net, v, sram)
         model_s = time.monotonic() - started
-        alone = estimate_network(net, v, sram, keep_fraction=0.0)
+        alone = estimate_network(net, v, sram, keep_fraction=0.0, fuse_ple=False)
         started = time.monotonic()
         arm = arm_estimate(run_bridge(lib, net, v, sram))
         arm_s = time.monotonic() - started
