@@ -44,7 +44,8 @@ def small_models() -> dict[str, Path]:
     CACHE.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, build in (("conv_bn", lambda: mf.convert_int8(mf.conv_bn_model())),
-                        ("depthwise", lambda: mf.convert_int8(mf.depthwise_model()))):
+                        ("depthwise", lambda: mf.convert_int8(mf.depthwise_model())),
+                        ("pool_act", lambda: mf.convert_int8(mf.pool_act_model()))):
         path = CACHE / f"ethos_n_{name}_int8.tflite"
         if not path.exists():
             path.write_bytes(build())

@@ -12,7 +12,8 @@ On the calibration grid each layer stands alone: its input is read from DRAM and
 written back. In a network Arm's compiler keeps tensors in SRAM between layers where it can;
 ``estimate_network`` does the same, crudely: a tensor passed between two NPU layers stays in SRAM
 when its bricks take at most ``CASCADE_SRAM_SHARE`` of it. That share was chosen on three networks
-against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid.
+against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid. A PLE kernel
+joins the pass of the convolution before it as Arm's compiler joins them (``ethos_n_fusion``).
 """
 from __future__ import annotations
 
@@ -235,8 +236,8 @@ def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
                      keep_fraction: float = CASCADE_SRAM_SHARE, fuse_ple: bool = True) -> dict[int, OpEstimate | None]:
     """Each layer's estimate (None: not on the NPU), a tensor passed between two NPU layers staying in SRAM when
     its bricks take at most ``keep_fraction`` of it, except what a reshape reads or writes. With ``fuse_ple`` a PLE
-    kernel joins the pass of the convolution before it (``ethos_n_fusion``): that pass writes to DRAM and counts
-    under the convolution's layer, as Arm counts a pass under its first layer. ``keep_fraction`` 0 without
+    kernel joins the pass of the convolution before it (``ethos_n_fusion``), counted under the convolution's
+    layer as Arm counts a pass under its first layer. ``keep_fraction`` 0 without
     ``fuse_ple``: every layer standing alone."""
     hw = variant.hardware
     on_npu = {layer.index for layer in net.layers if layer.mapped and not unsupported_reason(layer)}
@@ -265,10 +266,16 @@ def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
         if layer.index in fusions:
             kernel = _end_pass(by_index[fusions[layer.index]], net, hw, True)
             fused = kernel[0] if kernel else None
-        # A fused pass ends its section: what it writes goes to DRAM, and its reader reads it from there
-        in_sram = layer.index not in fused_into and all(producer.get(t) in on_npu and small(t) for t in first.inputs)
-        out_sram = (fused is None and last.output not in outputs and small(last.output)
-                    and all(c in on_npu for c in consumers.get(last.output, [])))
+        # A pass that runs the interleave of the strided layer after it ends its section (as Arm's do on the
+        # networks measured): that layer reads the interleaved tensor from DRAM
+        ends = fused is not None and fused.ple is PleOp.INTERLEAVE_2X2
+        after_end = layer.index in fused_into and any(
+            fusions.get(producer.get(t, -1)) == layer.index for t in first.inputs) and _end_pass(
+            layer, net, hw, True)[0].ple is PleOp.INTERLEAVE_2X2
+        in_sram = not after_end and all(producer.get(t) in on_npu and small(t) for t in first.inputs)
+        written = by_index[fusions[layer.index]].ops[0].output if fused is not None else last.output
+        out_sram = (not ends and written not in outputs and small(written)
+                    and all(c in on_npu for c in consumers.get(written, [])))
         out[layer.index] = estimate_layer(layer, net, variant, sram_bytes, in_sram, out_sram, fused,
                                           layer.index in fused_into)
     return out
