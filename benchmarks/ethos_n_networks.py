@@ -44,7 +44,8 @@ def small_models() -> dict[str, Path]:
     CACHE.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, build in (("conv_bn", lambda: mf.convert_int8(mf.conv_bn_model())),
-                        ("depthwise", lambda: mf.convert_int8(mf.depthwise_model()))):
+                        ("depthwise", lambda: mf.convert_int8(mf.depthwise_model())),
+                        ("pool_act", lambda: mf.convert_int8(mf.pool_act_model()))):
         path = CACHE / f"ethos_n_{name}_int8.tflite"
         if not path.exists():
             path.write_bytes(build())
@@ -62,7 +63,7 @@ def measure(lib, name: str, path: Path) -> list[dict]:
         started = time.monotonic()
         model = estimate_network(net, v, sram)
         model_s = time.monotonic() - started
-        alone = estimate_network(net, v, sram, keep_fraction=0.0)
+        alone = estimate_network(net, v, sram, keep_fraction=0.0, fuse_ple=False)
         started = time.monotonic()
         arm = arm_estimate(run_bridge(lib, net, v, sram))
         arm_s = time.monotonic() - started

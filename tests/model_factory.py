@@ -46,6 +46,22 @@ def depthwise_model(seed: int = 0, input_hw: int = 16):
     return keras.Model(inp, out)
 
 
+def pool_act_model(seed: int = 0, input_hw: int = 16):
+    """Convolutions each followed by a PLE kernel (max pooling, sigmoid, leaky ReLU), then a global mean, dense."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((input_hw, input_hw, 3), batch_size=1)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", name="conv2")(x)
+    x = keras.layers.Activation("sigmoid", name="gate")(x)
+    x = keras.layers.Conv2D(32, 1, name="conv3")(x)
+    x = keras.layers.LeakyReLU(0.1, name="leaky")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(10, name="dense")(x)
+    return keras.Model(inp, out)
+
+
 def dense_model(seed: int = 0, features: int = 64):
     keras = _keras()
     keras.utils.set_random_seed(seed)

@@ -2,14 +2,19 @@
 and what the calibrated model reports for it (Arm's own figures: test_ethos_n_calibration, test_ethos_n_bridge)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 from fixtures_compile import compile_models_dir, gather_int8
 
 from toolchain.targets.compile import compile_model
+from toolchain.targets.ethos_n import estimate_network
 from toolchain.targets.ethos_n_from_tflite import network_from_tflite
 from toolchain.targets.ethos_n_network import EthosNOpKind
+from toolchain.targets.ethos_n_variants import EthosNVariant
 from toolchain.targets.profiles import load_profile
 from toolchain.tflite.model_io import read_model
 
@@ -81,3 +86,27 @@ def test_the_estimate_adds_up(conv_bn_int8, tmp_path):
     assert d["ethos_n"]["variant"] == "ETHOS_N78_8TOPS_2PLE_RATIO" and d["ethos_n"]["sram_bytes"] == 2 << 20
     assert d["ethos_n"]["estimator"] == "calibrated_model" and d["ethos_n"]["support_library_version"] is None
     assert 0 < d["budget"]["sram_used_bytes"] <= 2 << 20
+
+
+# Arm's figures on the same converter-made networks (benchmarks/ethos_n_networks.py --library PATH)
+_NETWORKS = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ethos_n_networks.json")
+                       .read_text())["rows"]
+
+
+@pytest.mark.parametrize("fixture,network", [("conv_bn_int8", "conv_bn"), ("depthwise_int8", "depthwise")])
+def test_the_network_estimate_follows_arms_passes(fixture, network, request):
+    """conv_bn: Arm runs the strided convolution's interleave in the PLE of the convolution before it and the
+    mean in the strided convolution's, in two passes that write to DRAM; depthwise: the reshape before the dense
+    layer reads its input from DRAM. Over the layers both run on the NPU, the model's totals are Arm's."""
+    net, _ = network_from_tflite(read_model(request.getfixturevalue(fixture).read_bytes()))
+    rows = [r for r in _NETWORKS if r["network"] == network]
+    assert len(rows) == 4
+    for row in rows:
+        v = EthosNVariant(row["variant"])
+        est = estimate_network(net, v, v.hardware.default_sram_bytes)
+        on_npu = [e for e in est.values() if e is not None]
+        assert len(on_npu) == row["layers_compared"]
+        assert sum(e.cycles for e in on_npu) == pytest.approx(row["arm_cycles"], rel=0.02)
+        assert sum(e.encoded_weight_bytes for e in on_npu) == pytest.approx(row["arm_weight_bytes"], rel=0.05)
+        if network == "conv_bn":  # the mean makes no pass of its own; the interleave none either
+            assert [e.passes for e in on_npu] == [1, 1, 0]

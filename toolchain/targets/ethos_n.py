@@ -12,7 +12,8 @@ On the calibration grid each layer stands alone: its input is read from DRAM and
 written back. In a network Arm's compiler keeps tensors in SRAM between layers where it can;
 ``estimate_network`` does the same, crudely: a tensor passed between two NPU layers stays in SRAM
 when its bricks take at most ``CASCADE_SRAM_SHARE`` of it. That share was chosen on three networks
-against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid.
+against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid. A PLE kernel
+joins the pass of the convolution before it as Arm's compiler joins them (``ethos_n_fusion``).
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .ethos_n_fusion import counted_ops, ple_fusions, reshape_tensors
 from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp
-from .ethos_n_passes import Mce, PassFigures, PassShape, PleOp, plan_cascade, plan_pass
+from .ethos_n_passes import PLE_BLOCKS, Mce, PassFigures, PassShape, PleOp, plan_blocks, plan_cascade, plan_pass
 from .ethos_n_variants import EthosNVariant, VariantHardware
 from .ethos_n_weights import (
     OfmCode,
@@ -119,8 +121,8 @@ def _plan(shape: PassShape, weighted: NpuOp | None, hw: VariantHardware, sram_by
     # The encoding follows the algorithm: price direct and Winograd plans with their own weights
     algorithms = (False, True) if weighted is not None and weighted.kind is EthosNOpKind.CONV \
         and weighted.stride_hw == (1, 1) and weighted.kernel_hw != (1, 1) else (False,)
-    return min((plan_pass(_coded(shape, weighted, hw, w), hw, sram_bytes, winograd=w) for w in algorithms),
-               key=lambda f: f.metric)
+    return min((plan_pass(_coded(shape, weighted, hw, w), hw, sram_bytes, winograd=w) for w in algorithms
+                if plan_blocks(shape, w)), key=lambda f: f.metric)
 
 
 def _uncascaded(passes: list[tuple[PassShape, NpuOp | None]]) -> list[tuple[PassShape, NpuOp | None]]:
@@ -136,20 +138,33 @@ def _uncascaded(passes: list[tuple[PassShape, NpuOp | None]]) -> list[tuple[Pass
 
 
 def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
-                in_sram: bool = False, out_sram: bool = False) -> OpEstimate:
-    """``in_sram``/``out_sram``: the input is already in, or the output stays in, SRAM (a cascade).
+                in_sram: bool = False, out_sram: bool = False, fused: PassShape | None = None,
+                kernel_fused_away: bool = False) -> OpEstimate:
+    """``in_sram``/``out_sram``: the input is already in, or the output stays in, SRAM (a cascade). ``fused``: a PLE
+    kernel pass of the next layer that runs in this operation's last pass; ``kernel_fused_away``: this operation's
+    first pass (such a kernel) runs in the previous layer's pass (``ethos_n_fusion``).
 
     A layer of two passes (the interleave of a strided convolution, then the convolution) is one cascade, the
     second pass limited to the plans that can end one, or two sections with the interleaved tensor in DRAM,
     whichever the library's metric finds cheaper (CombinerDFS: each section's best, then the best split).
     """
     passes = op_passes(op, net, hw)
+    if kernel_fused_away:
+        passes = passes[1:]
+        if not passes:
+            return OpEstimate(0, 0, 0, 0, 0, 0, 0)
+        # What is left reads the kernel's output (an interleaved tensor) from DRAM, or from SRAM
+        passes[0] = (replace(passes[0][0], cascade_end=False, input_in_dram=not in_sram, input_interleaved=True),
+                     passes[0][1])
+    if fused is not None:
+        passes[-1] = (replace(passes[-1][0], ple=fused.ple, out_hwc=fused.out_hwc), passes[-1][1])
     if in_sram:
         passes[0] = (replace(passes[0][0], input_in_dram=False), passes[0][1])
     if out_sram:
         passes[-1] = (replace(passes[-1][0], output_in_dram=False), passes[-1][1])
     figures = [_plan(shape, weighted, hw, sram_bytes) for shape, weighted in _uncascaded(passes)]
-    if len(passes) == 2:  # the interleave and the strided convolution
+    # The interleave and the strided convolution; a cascade's end has 16x16 blocks, which its PLE kernel must allow
+    if len(passes) == 2 and (16, 16) in PLE_BLOCKS[passes[1][0].ple]:
         (first, w0), (end, w1) = passes
         cascade = plan_cascade(_coded(first, w0, hw), _coded(end, w1, hw), hw, sram_bytes)
         figures = min((cascade, figures), key=lambda fs: sum(f.metric for f in fs))
@@ -188,17 +203,20 @@ def unsupported_reason(layer: Layer) -> str | None:
 
 
 def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_bytes: int,
-                   in_sram: bool = False, out_sram: bool = False) -> OpEstimate | None:
+                   in_sram: bool = False, out_sram: bool = False, fused: PassShape | None = None,
+                   kernel_fused_away: bool = False) -> OpEstimate | None:
     """The layer's passes summed; None for a layer that does not run on the NPU (``unsupported_reason``, or no
-    library operation at all).
+    library operation at all). ``fused``/``kernel_fused_away``: see ``estimate_op``.
 
     A fused activation (a ReLU after a convolution) runs in the convolution's PLE: it costs nothing more.
     """
     if not layer.mapped or unsupported_reason(layer):
         return None
     hw = variant.hardware
-    ops = [op for op in layer.ops if not (op.kind is EthosNOpKind.RELU and op is not layer.main) and op.kind is not EthosNOpKind.RESHAPE]
-    parts = [estimate_op(op, net, hw, sram_bytes, in_sram and i == 0, out_sram and i == len(ops) - 1)
+    ops = counted_ops(layer)
+    last = len(ops) - 1
+    parts = [estimate_op(op, net, hw, sram_bytes, in_sram and i == 0, out_sram and i == last,
+                         fused if i == last else None, kernel_fused_away and i == 0)
              for i, op in enumerate(ops)]
     if not parts:
         return OpEstimate(0, 0, 0, 0, 0, 0, 0)
@@ -206,10 +224,22 @@ def estimate_layer(layer: Layer, net: Network, variant: EthosNVariant, sram_byte
                         for f in OpEstimate.__dataclass_fields__))
 
 
+def _end_pass(layer: Layer, net: Network, hw: VariantHardware, first: bool) -> tuple[PassShape, NpuOp | None] | None:
+    ops = counted_ops(layer)
+    if not ops:
+        return None
+    passes = op_passes(ops[0] if first else ops[-1], net, hw)
+    return passes[0] if first else passes[-1]
+
+
 def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
-                     keep_fraction: float = CASCADE_SRAM_SHARE) -> dict[int, OpEstimate | None]:
+                     keep_fraction: float = CASCADE_SRAM_SHARE, fuse_ple: bool = True) -> dict[int, OpEstimate | None]:
     """Each layer's estimate (None: not on the NPU), a tensor passed between two NPU layers staying in SRAM when
-    its bricks take at most ``keep_fraction`` of it (0: every layer standing alone)."""
+    its bricks take at most ``keep_fraction`` of it, except what a reshape reads or writes. With ``fuse_ple`` a PLE
+    kernel joins the pass of the convolution before it (``ethos_n_fusion``), counted under the convolution's
+    layer as Arm counts a pass under its first layer. ``keep_fraction`` 0 without
+    ``fuse_ple``: every layer standing alone."""
+    hw = variant.hardware
     on_npu = {layer.index for layer in net.layers if layer.mapped and not unsupported_reason(layer)}
     producer = {op.output: layer.index for layer in net.layers for op in layer.ops}
     consumers: dict[int, list[int]] = {}
@@ -219,16 +249,33 @@ def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
                 consumers.setdefault(t, []).append(layer.index)
     tensors = net.tensors()
     outputs = set(net.outputs)
+    in_dram = reshape_tensors(net)
+    fusions = ple_fusions(net, on_npu, lambda la: _end_pass(la, net, hw, True),
+                          lambda la: _end_pass(la, net, hw, False)) if fuse_ple else {}
+    by_index = {layer.index: layer for layer in net.layers}
 
     def small(t: int) -> bool:
         h, w, c = tensors[t].shape[1:]
-        return -(-h // 8) * 8 * -(-w // 8) * 8 * -(-c // 16) * 16 <= keep_fraction * sram_bytes
+        return t not in in_dram and -(-h // 8) * 8 * -(-w // 8) * 8 * -(-c // 16) * 16 <= keep_fraction * sram_bytes
 
     out = {}
+    fused_into = set(fusions.values())
     for layer in net.layers:
         first, last = layer.ops[0], layer.ops[-1]
-        in_sram = all(producer.get(t) in on_npu and small(t) for t in first.inputs)
-        out_sram = (last.output not in outputs and small(last.output)
-                    and all(c in on_npu for c in consumers.get(last.output, [])))
-        out[layer.index] = estimate_layer(layer, net, variant, sram_bytes, in_sram, out_sram)
+        fused = None
+        if layer.index in fusions:
+            kernel = _end_pass(by_index[fusions[layer.index]], net, hw, True)
+            fused = kernel[0] if kernel else None
+        # A pass that runs the interleave of the strided layer after it ends its section (as Arm's do on the
+        # networks measured): that layer reads the interleaved tensor from DRAM
+        ends = fused is not None and fused.ple is PleOp.INTERLEAVE_2X2
+        after_end = layer.index in fused_into and any(
+            fusions.get(producer.get(t, -1)) == layer.index for t in first.inputs) and _end_pass(
+            layer, net, hw, True)[0].ple is PleOp.INTERLEAVE_2X2
+        in_sram = not after_end and all(producer.get(t) in on_npu and small(t) for t in first.inputs)
+        written = by_index[fusions[layer.index]].ops[0].output if fused is not None else last.output
+        out_sram = (not ends and written not in outputs and small(written)
+                    and all(c in on_npu for c in consumers.get(written, [])))
+        out[layer.index] = estimate_layer(layer, net, variant, sram_bytes, in_sram, out_sram, fused,
+                                          layer.index in fused_into)
     return out

@@ -264,6 +264,15 @@ def dma_chunks(stripe_hwc: tuple[int, int, int], tensor_hwc: tuple[int, int, int
     return rows * (_cdiv(stripe_hwc[1], BRICK_HW) if partial_depth else 1)
 
 
+def plan_blocks(s: PassShape, winograd: bool) -> tuple[tuple[int, int], ...]:
+    """The block configurations a plan of the pass may have: its PLE kernel's; a cascade's end 16x16; Winograd's
+    accumulators limit the block (GetMceCycleCountWinograd's caller)."""
+    if winograd:
+        limit = ACCUMULATORS_PER_OG // (4 if min(s.kernel_hw) > 1 else 2)
+        return tuple(b for b in BLOCKS if b[0] * b[1] <= limit and b in PLE_BLOCKS[s.ple])
+    return tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple] and not (s.cascade_end and b != (16, 16)))
+
+
 def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool = False,
               only: set[tuple[int, int, int]] | None = None) -> PassFigures:
     """The cheapest plan of the pass, by Arm's cost model, among those whose stripes fit the SRAM
@@ -278,10 +287,7 @@ def plan_pass(s: PassShape, hw: VariantHardware, sram_bytes: int, winograd: bool
     parallel = hw.engines * hw.emcs_per_engine if s.mce is Mce.DEPTHWISE else hw.output_channels_per_cycle
     # Depthwise and PLE-only passes read input channel c for output channel c: a depth split splits the input
     channelwise = s.mce in (Mce.DEPTHWISE, Mce.NONE)
-    blocks = tuple(b for b in BLOCKS if b in PLE_BLOCKS[s.ple] and not (s.cascade_end and b != (16, 16)))
-    if winograd:  # its accumulators limit the block (GetMceCycleCountWinograd's caller)
-        limit = ACCUMULATORS_PER_OG // (4 if min(s.kernel_hw) > 1 else 2)
-        blocks = tuple(b for b in BLOCKS if b[0] * b[1] <= limit)
+    blocks = plan_blocks(s, winograd)
     packed: dict[int, int] = {}
     plans: list[tuple[bool, PassFigures]] = []  # (fits the SRAM, figures)
     for block in blocks:
