@@ -75,6 +75,22 @@ def test_an_operator_the_library_cannot_take_is_named_with_the_toolchains_reason
     assert any("GATHER" in w and "does not run on the NPU (toolchain:" in w for w in d["warnings"])
 
 
+def test_a_mean_arm_has_no_kernel_for_is_named_with_arms_rule(tmp_path):
+    """Arm's support library averages 7x7 and 8x8 planes only (SupportQueries::IsMeanXySupported): a global average
+    over 16x16 does not run on the NPU, and the report says why; over 8x8 it does."""
+    from model_factory import conv_bn_model, convert_int8
+
+    path = tmp_path / "mean16.tflite"
+    path.write_bytes(convert_int8(conv_bn_model(input_hw=32)))
+    net, _ = network_from_tflite(read_model(path.read_bytes()))
+    [mean] = [la for la in net.layers if la.op == "MEAN"]
+    assert not mean.mapped and mean.main.reason == "MeanXy is supported for 7x7 and 8x8 as HeightxWidth only"
+    d = compile_model(path, load_profile("ethos-n78"), tmp_path / "out", allow_cpu=True).report
+    [row] = [n for n in d["ethos_n"]["not_supported"] if n["op"] == "MEAN"]
+    assert row["reason"].endswith("MeanXy is supported for 7x7 and 8x8 as HeightxWidth only")
+    assert {la["target"] for la in d["layers"] if la["op"] == "MEAN"} == {"cpu"}
+
+
 def test_the_estimate_adds_up(conv_bn_int8, tmp_path):
     d = compile_model(conv_bn_int8, load_profile("ethos-n78-8tops-2ple"), tmp_path, allow_cpu=True).report
     npu = [la for la in d["layers"] if la["target"] == "npu"]

@@ -202,6 +202,8 @@ class _Mapper:
         if code == BuiltinOp.MEAN:
             axes = _constant(self.model, self.sg, ins, 1)
             if axes is not None and sorted(int(a) % 4 for a in axes) == [1, 2] and out.shape == (1, 1, 1, x.shape[3]):
+                if x.shape[1:3] not in ((7, 7), (8, 8)):  # Arm's SupportQueries::IsMeanXySupported, its words
+                    return "MeanXy is supported for 7x7 and 8x8 as HeightxWidth only"
                 return [NpuOp(EthosNOpKind.MEAN_XY, (acts[0],), out_id, out)]
             return "MEAN over other axes than height and width"
         if code == BuiltinOp.PAD:
