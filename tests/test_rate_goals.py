@@ -104,3 +104,23 @@ def test_the_fidelity_plan_returns_the_model_it_measured(conv_bn_int8, tmp_path)
     assert sqnr == pytest.approx(plan.checked_fidelity, abs=1e-6)
     assert plan.actual_encoded_bytes == rate.model_bytes_of(out) <= plan.smallest_encoded_bytes * 10
     assert {t.name for t in report.rewritten} == {c.name for c in plan.choices if c.clusters is not None}
+
+
+def test_auto_by_default_also_keeps_k16s_output_noise_and_says_so(conv_bn_int8, tmp_path):
+    """--clusters auto with no floor asked: the agreement floor and K=16's output noise; an explicit agreement
+    floor is the only floor."""
+    from toolchain.reporting.recluster_text import recluster_text
+
+    data = conv_bn_int8.read_bytes()
+    cal = tmp_path / "cal.npz"
+    _calibration_file(data, cal)
+    plans = {}
+    for name, request in (("default", toolchain.PlanRequest(toolchain.SizeGoal.AUTO)),
+                          ("agreement", toolchain.PlanRequest(toolchain.SizeGoal.AUTO, min_top1_agreement=0.9))):
+        job = toolchain.ReclusterJob(ReclusterConfig(), request, calibration_file=cal)
+        _, report = toolchain.rewrite_model(data, job, "ethos-u55-128")
+        plans[name] = report
+    assert plans["default"].plan.to_json()["no_noisier_than_k16"] is True
+    assert plans["agreement"].plan.to_json()["no_noisier_than_k16"] is False
+    assert "no more output noise than K=16 everywhere" in recluster_text(plans["default"], "o.tflite", "o.json")
+    assert "K=16 everywhere" not in recluster_text(plans["agreement"], "o.tflite", "o.json")

@@ -33,8 +33,9 @@ def _rate_plan_line(plan) -> str:
     what = "top-1 agreement" if plan.mode is PlanGoal.AGREEMENT else "output SQNR (dB)"
     where = (f"{plan.check_samples} held-back calibration samples" if plan.held_out
              else f"the {plan.check_samples} calibration samples the fit used (too few to hold some back)")
-    line = (f"K and rate price chosen per tensor for the fewest encoded bytes{on} keeping {what} >= {plan.target:g} "
-            f"on {where}: measured {plan.checked_fidelity:.4f}, Vela's figure {plan.actual_encoded_bytes} bytes")
+    k16 = " and no more output noise than K=16 everywhere" if plan.no_noisier_than_k16 else ""
+    line = (f"K and rate price chosen per tensor for the fewest encoded bytes{on} keeping {what} >= {plan.target:g}"
+            f"{k16} on {where}: measured {plan.checked_fidelity:.4f}, Vela's figure {plan.actual_encoded_bytes} bytes")
     if plan.attainable_top1_agreement is not None:
         line += (f"; {plan.target:g} is out of reach on these samples (every tensor at its least noisy option, each "
                  f"fitted alone, reached {plan.attainable_top1_agreement:.4f}), so that was the floor")

@@ -82,6 +82,7 @@ class KPlan:
     checked_fidelity: float | None = None
     check_samples: int | None = None
     held_out: bool | None = None  # the fidelity check ran on samples the fit never saw
+    no_noisier_than_k16: bool = False  # and no more output noise there than K=16 everywhere (auto's default)
 
     @property
     def effective_target(self) -> float:
@@ -118,6 +119,7 @@ class KPlan:
             "checked_fidelity": self.checked_fidelity,
             "check_samples": self.check_samples,
             "held_out": self.held_out,
+            "no_noisier_than_k16": self.no_noisier_than_k16,
         }
 
 

@@ -196,7 +196,7 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
                              and float(np.sum((run(i) - reference) ** 2)) <= u_noise)
     start = len(path) - 1 if start is None else start
     extra = {"attainable_top1_agreement": attainable if attainable < fidelity.floor else None,
-             "check_samples": len(check_rows)}
+             "check_samples": len(check_rows), "no_noisier_than_k16": fidelity.no_noisier_than_uniform}
     # The result is the plan whose model was measured (the options' own fits): no second fit, no surprise.
     chosen = [t.options[i] for t, i in zip(options.tensors, path[start])]
     plan = plan_from_options(options, chosen, fidelity.goal, fidelity.floor, attempts=1, **extra)
