@@ -55,3 +55,10 @@ def test_a_branch_stays_in_sram_only_when_both_readers_are_in_the_section():
 def test_a_part_the_section_does_not_feed_cannot_join_it():
     parts = [Part(0, (0,), 1, True, False, ANY), Part(1, (5,), 2, True, False, ANY)]
     assert best_split(parts, _readers(parts), {0: 1, 1: 1, 2: 1, 5: 1}, _price(10, 3), 1000) == [(0, 0), (1, 1)]
+
+
+def test_a_tensor_held_in_stripes_keeps_its_writers_stripes_beside_the_readers():
+    parts = _chain(2)
+    size = {0: 1, 1: 0, 2: 1}  # what part 0 writes is held in stripes
+    assert best_split(parts, _readers(parts), size, _price(10, 3, stripes=600), 1000) == [(0, 0), (1, 1)]
+    assert best_split(parts, _readers(parts), size, _price(10, 3, stripes=600), 1200) == [(0, 1)]

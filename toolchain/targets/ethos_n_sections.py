@@ -13,7 +13,8 @@ section still holds (``AllocateSram``; ``DeallocateUnusedBuffers`` frees a whole
 
 Here a part is a layer as ``ethos_n.estimate_network`` prices it (a PLE kernel that runs in the pass
 before it is part of that pass's layer), priced by the per-pass metric of ``ethos_n_passes``; a tensor
-kept in SRAM holds its whole size in bricks, and a layer's own plan needs its stripes beside it.
+kept in SRAM holds its whole size in bricks (size 0: held in the stripes of its writer's plan, which then stay
+allocated), and a layer's own plan needs its stripes beside it.
 """
 from __future__ import annotations
 
@@ -66,13 +67,17 @@ def _section(parts: list[Part], start: int, readers: dict[int, set[int]], size: 
         if any(last_reader(t) > end for t in written):
             continue
         total, overflow = 0.0, 0
+        stripes: dict[int, int] = {}
         for k in range(start, end + 1):
             p = parts[k]
             priced = price(k, all(t in written and written[t] < k for t in p.reads), k < end)
+            stripes[k] = priced.sram_bytes
             # The whole tensors the section holds while this part runs: those written before it and read by it or
-            # later, and its own output; beside them, the part's own stripes
+            # later, and its own output; beside them, the part's own stripes, and those of a part whose output it
+            # reads in stripes (size 0: DeallocateUnusedBuffers frees nothing behind an output that is not whole)
             held = sum(size[t] for t, w in written.items() if w < k <= last_reader(t))
             held += size[p.writes] if k < end else 0
+            held += sum(stripes[written[t]] for t in p.reads if t in written and written[t] < k and not size[t])
             overflow = max(overflow, held + priced.sram_bytes - sram_bytes)
             total += priced.metric
         if overflow <= 0:
