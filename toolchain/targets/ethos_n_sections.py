@@ -66,7 +66,7 @@ def _section(parts: list[Part], start: int, readers: dict[int, set[int]], size: 
         # A section ends only when each tensor it wrote has been read inside it
         if any(last_reader(t) > end for t in written):
             continue
-        total, overflow = 0.0, 0
+        total, overflow, middle_overflow = 0.0, 0, 0
         stripes: dict[int, int] = {}
         for k in range(start, end + 1):
             p = parts[k]
@@ -79,7 +79,10 @@ def _section(parts: list[Part], start: int, readers: dict[int, set[int]], size: 
             held += size[p.writes] if k < end else 0
             held += sum(stripes[written[t]] for t in p.reads if t in written and written[t] < k and not size[t])
             overflow = max(overflow, held + priced.sram_bytes - sram_bytes)
+            middle_overflow = overflow if k < end else middle_overflow
             total += priced.metric
+        if middle_overflow > 0:
+            break  # a part that cannot continue the section ends every longer one too (ContinueSection: no plans)
         if overflow <= 0:
             out.append((end, total))
     return out
