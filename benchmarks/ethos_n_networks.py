@@ -1,8 +1,8 @@
 """Whole networks: the calibrated Ethos-N78 model against Arm's estimator (needs Arm's support library).
 
 The calibration grid prices single layers; in a network Arm's compiler keeps tensors in SRAM between
-layers, which the model approximates (ethos_n.estimate_network; its one parameter was chosen on these
-networks). This measures how far apart the two are on whole networks, per variant Arm's library estimates,
+layers, where its section search finds that cheaper, and the model runs the same search
+(ethos_n.estimate_network, ethos_n_sections). This measures how far apart the two are on whole networks, per variant Arm's library estimates,
 over the layers both run on the NPU, with the model's cascade and with every layer standing alone:
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/ethos_n_networks.py --library PATH [--mobilenet]
@@ -63,7 +63,7 @@ def measure(lib, name: str, path: Path) -> list[dict]:
         started = time.monotonic()
         model = estimate_network(net, v, sram)
         model_s = time.monotonic() - started
-        alone = estimate_network(net, v, sram, keep_fraction=0.0, fuse_ple=False)
+        alone = estimate_network(net, v, sram, sections=False, fuse_ple=False)
         started = time.monotonic()
         arm = arm_estimate(run_bridge(lib, net, v, sram))
         arm_s = time.monotonic() - started

@@ -9,10 +9,9 @@ MCE pass with their PLE kernel, additions on the PLE alone. Each pass is planned
 ``ethos_n_passes``; the weights are sized by ``ethos_n_weights``, the encoder's own choices.
 
 On the calibration grid each layer stands alone: its input is read from DRAM and its output
-written back. In a network Arm's compiler keeps tensors in SRAM between layers where it can;
-``estimate_network`` does the same, crudely: a tensor passed between two NPU layers stays in SRAM
-when its bricks take at most ``CASCADE_SRAM_SHARE`` of it. That share was chosen on three networks
-against Arm's estimator (docs/targets.md, "Whole networks"), not calibrated on the grid. A PLE kernel
+written back. In a network Arm's compiler keeps tensors in SRAM between layers where its section
+search finds that cheaper; ``estimate_network`` runs the same search (``ethos_n_sections``: the
+cheapest split of the layers into sections by the per-pass metric, within the SRAM). A PLE kernel
 joins the pass of the convolution before it as Arm's compiler joins them (``ethos_n_fusion``).
 """
 from __future__ import annotations
@@ -23,7 +22,8 @@ import numpy as np
 
 from .ethos_n_fusion import counted_ops, ple_fusions, reshape_tensors
 from .ethos_n_network import EthosNOpKind, Layer, Network, NpuOp
-from .ethos_n_passes import PLE_BLOCKS, Mce, PassFigures, PassShape, PleOp, plan_blocks, plan_cascade, plan_pass
+from .ethos_n_passes import BLOCKS, PLE_BLOCKS, Mce, PassFigures, PassShape, PleOp, plan_blocks, plan_cascade, plan_pass
+from .ethos_n_sections import Part, Priced, best_split
 from .ethos_n_variants import EthosNVariant, VariantHardware
 from .ethos_n_weights import (
     OfmCode,
@@ -36,7 +36,6 @@ from .ethos_n_weights import (
 )
 
 FC_INPUT_MULTIPLE = 1024
-CASCADE_SRAM_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ class OpEstimate:
     encoded_weight_bytes: int
     sram_bytes: int  # the largest SRAM working set of its passes' plans
     passes: int
+    metric: float = 0.0  # what Arm's compiler minimises (ethos_n_passes.PassFigures.metric), summed over its passes
 
 
 def _hwc(shape: tuple[int, int, int, int]) -> tuple[int, int, int]:
@@ -176,6 +176,7 @@ def estimate_op(op: NpuOp, net: Network, hw: VariantHardware, sram_bytes: int,
         encoded_weight_bytes=sum(f.weight_bytes for f in figures),  # the identity passes' weights too
         sram_bytes=max(f.sram_bytes for f in figures),
         passes=len(figures),
+        metric=sum(f.metric for f in figures),
     )
 
 
@@ -233,49 +234,86 @@ def _end_pass(layer: Layer, net: Network, hw: VariantHardware, first: bool) -> t
 
 
 def estimate_network(net: Network, variant: EthosNVariant, sram_bytes: int,
-                     keep_fraction: float = CASCADE_SRAM_SHARE, fuse_ple: bool = True) -> dict[int, OpEstimate | None]:
-    """Each layer's estimate (None: not on the NPU), a tensor passed between two NPU layers staying in SRAM when
-    its bricks take at most ``keep_fraction`` of it, except what a reshape reads or writes. With ``fuse_ple`` a PLE
-    kernel joins the pass of the convolution before it (``ethos_n_fusion``), counted under the convolution's
-    layer as Arm counts a pass under its first layer. ``keep_fraction`` 0 without
-    ``fuse_ple``: every layer standing alone."""
+                     sections: bool = True, fuse_ple: bool = True) -> dict[int, OpEstimate | None]:
+    """Each layer's estimate (None: not on the NPU). With ``sections`` the tensors between NPU layers stay in SRAM
+    where Arm's section search keeps them (``ethos_n_sections``), except what a reshape reads or writes. With
+    ``fuse_ple`` a PLE kernel joins the pass of the convolution before it (``ethos_n_fusion``), counted under the
+    convolution's layer as Arm counts a pass under its first layer. Neither: every layer standing alone."""
     hw = variant.hardware
     on_npu = {layer.index for layer in net.layers if layer.mapped and not unsupported_reason(layer)}
-    producer = {op.output: layer.index for layer in net.layers for op in layer.ops}
-    consumers: dict[int, list[int]] = {}
+    consumers: dict[int, set[int]] = {}
     for layer in net.layers:
         for op in layer.ops:
             for t in op.inputs:
-                consumers.setdefault(t, []).append(layer.index)
+                consumers.setdefault(t, set()).add(layer.index)
     tensors = net.tensors()
     outputs = set(net.outputs)
     in_dram = reshape_tensors(net)
     fusions = ple_fusions(net, on_npu, lambda la: _end_pass(la, net, hw, True),
                           lambda la: _end_pass(la, net, hw, False)) if fuse_ple else {}
     by_index = {layer.index: layer for layer in net.layers}
-
-    def small(t: int) -> bool:
-        h, w, c = tensors[t].shape[1:]
-        return t not in in_dram and -(-h // 8) * 8 * -(-w // 8) * 8 * -(-c // 16) * 16 <= keep_fraction * sram_bytes
-
-    out = {}
     fused_into = set(fusions.values())
+    cache: dict[tuple[int, bool, bool], OpEstimate | None] = {}
+
+    def estimate(index: int, in_sram: bool, out_sram: bool) -> OpEstimate | None:
+        if (index, in_sram, out_sram) not in cache:
+            fused = _end_pass(by_index[fusions[index]], net, hw, True) if index in fusions else None
+            cache[index, in_sram, out_sram] = estimate_layer(
+                by_index[index], net, variant, sram_bytes, in_sram, out_sram, fused[0] if fused else None,
+                index in fused_into)
+        return cache[index, in_sram, out_sram]
+
+    size = {t: _bricks(d.shape[1:]) for t, d in tensors.items()}
+    absorbed = {i for i in fused_into if (e := estimate(i, False, False)) is not None and e.passes == 0}
+    parts = []
     for layer in net.layers:
-        first, last = layer.ops[0], layer.ops[-1]
-        fused = None
+        if layer.index in absorbed:
+            continue  # all of it runs in the pass before it
+        # A kernel fused into the pass before a layer that has passes left (the interleave before a strided
+        # convolution) writes a tensor of its own, which only that layer reads (named by a negative id). The
+        # section holds it as a strided layer's own cascade holds it (``plan_cascade``): in the stripes of the two
+        # plans, the whole tensor only where those hold it
+        reads = (-1 - layer.index,) if layer.index in fused_into else layer.ops[0].inputs
+        writes = layer.ops[-1].output
         if layer.index in fusions:
-            kernel = _end_pass(by_index[fusions[layer.index]], net, hw, True)
-            fused = kernel[0] if kernel else None
-        # A pass that runs the interleave of the strided layer after it ends its section (as Arm's do on the
-        # networks measured): that layer reads the interleaved tensor from DRAM
-        ends = fused is not None and fused.ple is PleOp.INTERLEAVE_2X2
-        after_end = layer.index in fused_into and any(
-            fusions.get(producer.get(t, -1)) == layer.index for t in first.inputs) and _end_pass(
-            layer, net, hw, True)[0].ple is PleOp.INTERLEAVE_2X2
-        in_sram = not after_end and all(producer.get(t) in on_npu and small(t) for t in first.inputs)
-        written = by_index[fusions[layer.index]].ops[0].output if fused is not None else last.output
-        out_sram = (not ends and written not in outputs and small(written)
-                    and all(c in on_npu for c in consumers.get(written, [])))
-        out[layer.index] = estimate_layer(layer, net, variant, sram_bytes, in_sram, out_sram, fused,
-                                          layer.index in fused_into)
-    return out
+            reader = fusions[layer.index]
+            writes = by_index[reader].ops[-1].output if reader in absorbed else -1 - reader
+            if reader not in absorbed:
+                consumers[writes], size[writes] = {reader}, 0
+        keepable = (writes not in outputs and writes not in in_dram
+                    and all(c in on_npu for c in consumers.get(writes, ())))
+        alone = estimate(layer.index, False, False)
+        barrier = alone is None or alone.passes == 0 or any(t in in_dram for t in reads)
+        parts.append(Part(layer.index, tuple(reads), writes, keepable, barrier,
+                          _blocks(layer, net, hw, fusions.get(layer.index), by_index, layer.index in fused_into)))
+    flags = {p.layer: (False, False) for p in parts}
+    if sections:
+        def price(k: int, in_sram: bool, out_sram: bool) -> Priced:
+            e = estimate(parts[k].layer, in_sram, out_sram)
+            return Priced(e.metric, e.sram_bytes) if e is not None else Priced(0.0, 0)
+
+        for first, last in best_split(parts, consumers, size, price, sram_bytes):
+            written: set[int] = set()
+            for k in range(first, last + 1):
+                flags[parts[k].layer] = (all(t in written for t in parts[k].reads), k < last)
+                written.add(parts[k].writes)
+    return {layer.index: estimate(layer.index, *flags.get(layer.index, (False, False))) for layer in net.layers}
+
+
+def _blocks(layer: Layer, net: Network, hw: VariantHardware, fused: int | None, by_index: dict[int, Layer],
+            fused_away: bool) -> frozenset[tuple[int, int]]:
+    """The block configurations every PLE kernel of the layer's passes has (a fused kernel's too)."""
+    kernels = [shape.ple for op in counted_ops(layer) for shape, _ in op_passes(op, net, hw)][1 if fused_away else 0:]
+    if fused is not None:
+        kernel = _end_pass(by_index[fused], net, hw, True)
+        kernels.append(kernel[0].ple if kernel else PleOp.PASSTHROUGH)
+    blocks = frozenset(BLOCKS)
+    for k in kernels:
+        blocks &= frozenset(PLE_BLOCKS[k])
+    return blocks
+
+
+def _bricks(hwc: tuple[int, ...]) -> int:
+    """A tensor's bytes in SRAM: whole 8x8 bricks of 16 channels."""
+    h, w, c = hwc
+    return -(-h // 8) * 8 * -(-w // 8) * 8 * -(-c // 16) * 16

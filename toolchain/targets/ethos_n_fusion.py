@@ -7,9 +7,9 @@ takes a PLE input buffer (``GraphOfParts.cpp``: ``CanInputsTakePleInputSram``, t
 FusedPlePart), the McePart's cascade plans stop after the MCE (``McePart.cpp``: ``CreateMceOnlyPlans``)
 and the FusedPlePart continues the section with a PLE-only plan on that buffer
 (``FusedPlePart::GenerateContinueSectionPlans``, ``CreateFuseOnlyPlans``): one pass, no identity
-MCE pass and no identity weights for the kernel. Where the joined pass writes is Arm's metric's choice; the
-model's (``ethos_n.estimate_network``) follows the networks measured (docs/targets.md, "Whole networks"): a
-pass that runs an interleave ends its section, the others follow the SRAM share rule.
+MCE pass and no identity weights for the kernel. Where the joined pass writes is Arm's section search's
+choice (``ethos_n_sections``); a section keeps its first plan's block configuration, so a fused kernel
+joins a section only when it has that block (the interleave 16x16, the mean 8x8).
 
 A reshape has only lonely plans that copy NHWC DRAM to DRAM (``ReshapePart::GetPlans``): what it reads
 and what it writes are in DRAM, whatever their size.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .compile_result import EstimateKind
-from .ethos_n import CASCADE_SRAM_SHARE, OpEstimate, estimate_network, unsupported_reason
+from .ethos_n import OpEstimate, estimate_network, unsupported_reason
 from .ethos_n_arm import ArmEstimate, arm_estimate
 from .ethos_n_bridge import SupportLibrary, run_bridge
 from .ethos_n_calibration import estimate_label
@@ -39,8 +39,8 @@ def _assumptions(profile: HardwareProfile, arm: ArmEstimate | None, label: str) 
     if arm is not None:
         return [f"{label}: the library's figures for the whole network", *common]
     return [
-        (f"{label}: each layer priced as the passes Arm's compiler makes of it; a tensor passed between two NPU "
-         f"layers stays in SRAM when its bricks take at most {CASCADE_SRAM_SHARE:.0%} of it, else goes through DRAM"),
+        (f"{label}: each layer priced as the passes Arm's compiler makes of it; the tensors between NPU layers stay "
+         "in SRAM where Arm's section search (the cheapest split into sections that fit the SRAM) keeps them"),
         ("weights sized by Arm's encoder's own choices (palette of up to 32 values per output channel, Golomb-Rice "
          "or raw, zero runs), streams padded as the encoder pads them"),
         *common,
