@@ -253,6 +253,30 @@ def test_deploy_summary_shows_npu_cpu_init_and_fidelity(corpus_dir):
     assert "before (input)" in run.stdout and "tfmot" not in run.stdout
 
 
+def test_a_plan_measured_on_data_refuses_a_model_with_state(corpus_dir, tmp_path):
+    """--clusters auto and a weight budget measure their options with the output-aware fit, which needs
+    independent samples: called with calibration data on a model with state, they say so (exit 2), as the fit
+    itself does."""
+    from corpus_models import FRAME_FEATURES
+
+    from toolchain.core.errors import ConfigError
+    from toolchain.pipeline.target_sizer import sizer_for
+    from toolchain.rewrite.config import ReclusterConfig
+    from toolchain.rewrite.output_aware import calibration_from_file
+    from toolchain.rewrite.planner import PlanRequest, SizeGoal, rewrite_with_plan
+    from toolchain.targets.profiles import load_profile
+
+    corpus_build(corpus_dir, "streaming_kws")
+    data = (corpus_dir / "streaming_kws.tflite").read_bytes()
+    np.savez(tmp_path / "frames.npz", x=np.random.default_rng(0).normal(0, 1, (96, 1, 1, FRAME_FEATURES)).astype(
+        np.float32))
+    cal = calibration_from_file(data, tmp_path / "frames.npz", ReclusterConfig())
+    sizer = sizer_for(load_profile(TARGETS[0]))
+    for request in (PlanRequest(SizeGoal.AUTO), PlanRequest(SizeGoal.WEIGHT_BUDGET, weight_budget_bytes=10_000)):
+        with pytest.raises(ConfigError, match="use --objective weights"):
+            rewrite_with_plan(data, ReclusterConfig(), request, cal, sizer)
+
+
 def test_stateful_model_takes_a_stream_of_frames_and_is_never_refused_for_it(corpus_dir, tmp_path):
     """A keyword model with state: --calibration frames become the check's stream (the weight-space fit uses no
     data), and what deploy says about it names only things deploy accepts."""

@@ -20,7 +20,6 @@ from toolchain.algorithms.output_fit import (
     damped_targets,
     fit_output_palette,
     gptq_round,
-    least_squares_bias,
     output_errors,
     relative_error,
 )
@@ -94,7 +93,7 @@ def test_codes_error_is_the_output_error_of_any_scale_and_bias(per_channel):
             assert np.all(q.errors(s, ls) <= q.errors(s, ls + shift) + 1e-12)
 
 
-def test_least_squares_bias_is_lstsq():
+def test_best_bias_is_lstsq():
     rng = np.random.default_rng(2)
     x_o = rng.normal(0, 30, (400, 6)).astype(np.float32)
     v_o = rng.normal(0, 0.1, (3, 7))
@@ -103,7 +102,7 @@ def test_least_squares_bias_is_lstsq():
     w = v_o[:, :6] + rng.normal(0, 0.02, (3, 6))
     target = np.c_[x_o, np.ones(400)] @ v_o.T
     expected = [np.mean(target[:, c] - x_o @ w[c]) for c in range(3)]
-    np.testing.assert_allclose(least_squares_bias(stats, w), expected, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(codes_error(stats, w).best_bias(np.ones(3)), expected, rtol=1e-5, atol=1e-9)
 
 
 def test_targets_are_the_least_squares_solution_with_tiny_damping():
@@ -193,7 +192,7 @@ def test_fit_never_worse_than_nearest_code_rounding(seed):
     nearest = fit.palette[np.searchsorted(mids, v_star[:, :-1] / scales[:, None])]
     fixed = codes == 0
     nearest = np.where(fixed, 0, nearest)
-    nb = least_squares_bias(stats, scales[:, None] * nearest)
+    nb = codes_error(stats, nearest).best_bias(scales)
     nearest_error = float(output_errors(stats, np.c_[scales[:, None] * nearest, nb]).sum())
     assert fit.error <= nearest_error * (1 + 1e-9) + 1e-12
 

@@ -128,6 +128,16 @@ def test_custom_operator_does_not_stop_deploy(custom_op_model, tmp_path):
     assert gated.rc == 5 and "verification not run: custom operator Convolution2DTransposeBias" in gated.stderr
 
 
+def test_a_calibration_file_that_is_not_there_is_an_error_even_when_unused(custom_op_model, tmp_path, capsys):
+    """LiteRT cannot run the model, so its data goes unused: a wrong --calibration or --verify-data path is
+    still exit 2, one line, and nothing is written."""
+    for flag in ("--calibration", "--verify-data"):
+        out = tmp_path / "out.tflite"
+        rc = main(["recluster", str(custom_op_model), "-o", str(out), flag, str(tmp_path / "missing.npz")])
+        assert rc == 2 and not out.exists()
+        assert capsys.readouterr().err.strip() == f"error: calibration file not found: {tmp_path / 'missing.npz'}"
+
+
 def test_verify_samples_zero_means_no_check(conv_bn_int8, tmp_path):
     base = (str(conv_bn_int8), "--target", "ethos-u55-128", "--build-dir", str(tmp_path / "b"), "--verify-samples", "0")
     run = deploy(*base, "--json")

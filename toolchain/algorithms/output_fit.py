@@ -132,14 +132,6 @@ def relative_error(stats: LayerStatistics, v: np.ndarray) -> float:
     return 0.0 if rel < LOSSLESS_RELATIVE_ERROR else rel
 
 
-def least_squares_bias(stats: LayerStatistics, w: np.ndarray) -> np.ndarray:
-    """The bias (weight units) minimising the output error for fixed weights ``w`` (C, D)."""
-    d = stats.inputs
-    h = stats.hessian
-    hbw = np.einsum("cd,cd->c", h[:, d, :d], w) if stats.per_channel else w @ h[d, :d]
-    return (stats.cross[:, d] - hbw) / stats.entry(d, d)
-
-
 @dataclass(frozen=True)
 class CodesError:
     """The output error per channel of fixed codes a (C, D) as a function of each channel's scale s and bias
@@ -160,7 +152,7 @@ class CodesError:
         return np.maximum(e, 0.0)
 
     def best_bias(self, s: np.ndarray) -> np.ndarray:
-        """least_squares_bias of s x codes."""
+        """The bias (weight units) with the least output error for the weights s x codes."""
         return (self.br - s * self.ab) / self.bb
 
 

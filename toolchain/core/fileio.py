@@ -33,14 +33,9 @@ def size_text(n: int) -> str:
     return f"{n >> 30} GiB" if n >= 1 << 30 and not n % (1 << 30) else f"{n >> 20} MiB" if not n % (1 << 20) else f"{n:,} bytes"
 
 
-def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_INPUT_BYTES,
-                     follow_links: bool = True) -> bytes:
-    """Read a user-supplied regular file of at most ``limit`` bytes; every OS failure becomes a one-line InputError.
-
-    FIFOs, devices and sockets are refused without reading from them (a FIFO would block,
-    /dev/zero never ends), and the limit is counted while reading, never taken from ``stat``.
-    ``follow_links=False`` refuses a symbolic link (files of a build directory: ours, never a link).
-    """
+def require_regular_file(path: str | os.PathLike[str], what: str = "file", follow_links: bool = True) -> None:
+    """A one-line InputError unless ``path`` is a regular file (read_input_bytes' checks, without reading it): for a
+    file the user named that this run does not read, so that a wrong path is never passed over in silence."""
     p = Path(path)
     try:
         st = os.stat(p) if follow_links else os.lstat(p)
@@ -58,6 +53,18 @@ def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: in
         raise InputError(f"{what} is a directory, expected a file: {p}")
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{what} is {file_kind(st.st_mode)}, not a regular file: {p}")
+
+
+def read_input_bytes(path: str | os.PathLike[str], what: str = "file", limit: int = MAX_INPUT_BYTES,
+                     follow_links: bool = True) -> bytes:
+    """Read a user-supplied regular file of at most ``limit`` bytes; every OS failure becomes a one-line InputError.
+
+    FIFOs, devices and sockets are refused without reading from them (a FIFO would block,
+    /dev/zero never ends), and the limit is counted while reading, never taken from ``stat``.
+    ``follow_links=False`` refuses a symbolic link (files of a build directory: ours, never a link).
+    """
+    p = Path(path)
+    require_regular_file(p, what, follow_links)
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
                      | (0 if follow_links else NOFOLLOW))

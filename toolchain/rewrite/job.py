@@ -56,6 +56,7 @@ class ReclusterJob:
 def job_data(original: bytes, job: ReclusterJob) -> CalibrationSet:
     """The job's CalibrationSet: given, or read from its files; without the fit part when LiteRT cannot run
     the model or the model keeps state (the output-aware fit needs independent samples)."""
+    from ..core.fileio import require_regular_file
     from ..tflite.graph import has_resource_variables
     from ..tflite.interpreter import litert_cannot_run
     from ..tflite.model_io import read_model
@@ -65,6 +66,9 @@ def job_data(original: bytes, job: ReclusterJob) -> CalibrationSet:
     if stateful and job.config.objective is Objective.OUTPUTS:
         raise ConfigError(STATEFUL_OUTPUTS)
     if blocker is not None:
+        for path in (job.calibration_file, job.verify_file):  # unused, but a wrong path is still an error
+            if path is not None:
+                require_regular_file(path, "calibration file")
         given = job.data is not None or job.calibration_file is not None or job.verify_file is not None
         note = (f"the data was not used: LiteRT cannot run the model ({blocker}), so the rewrite is the "
                 "weight-space fit and it is not verified") if given else None

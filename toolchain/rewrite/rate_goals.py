@@ -186,10 +186,16 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
         return fidelity.measure(reference, run(i))
 
     uniform = [t.uniform for t in options.tensors]
-    u_noise = math.inf  # K=16 everywhere's output noise on the check samples, when the floor asks for it
-    if fidelity.no_noisier_than_uniform:
-        u_model = model_with_options(parsed, options.tensors, uniform)[0]
-        u_noise = float(np.sum((_outputs(u_model, check_rows, batch, spec) - reference) ** 2))
+    u_outputs: list[np.ndarray] = []  # K=16 everywhere (the same fits) on the check samples, run at most once
+
+    def run_uniform() -> np.ndarray:
+        if not u_outputs:
+            u_outputs.append(_outputs(model_with_options(parsed, options.tensors, uniform)[0], check_rows, batch,
+                                      spec))
+        return u_outputs[0]
+
+    # K=16 everywhere's output noise on the check samples, when the floor asks for no more than that
+    u_noise = float(np.sum((run_uniform() - reference) ** 2)) if fidelity.no_noisier_than_uniform else math.inf
     attainable = score(len(path) - 1)
     floor = min(fidelity.floor, attainable)
     start = smallest_passing(len(path), lambda i: score(i) >= floor
@@ -205,7 +211,7 @@ def fit_fidelity(original: bytes, config: ReclusterConfig, fidelity: FidelityFlo
     if actual > options.uniform_bytes:  # K=16 everywhere may be smaller: when it keeps the floor, it wins
         u_plan = plan_from_options(options, uniform, fidelity.goal, fidelity.floor, attempts=2, **extra)
         u_model, u_report = options_rewrite(parsed, options, uniform, config, u_plan, fit_cal)
-        got_u = fidelity.measure(reference, _outputs(u_model, check_rows, batch, spec))
+        got_u = fidelity.measure(reference, run_uniform())
         actual_u = rate.model_bytes_of(u_model)
         if got_u >= floor and actual_u < actual:
             rewritten, report, plan, got, actual = u_model, u_report, u_plan, got_u, actual_u

@@ -254,6 +254,10 @@ def measure_options(original: bytes, config: ReclusterConfig, calibration: Calib
     require_int8_model(model)
     cfg = replace(config, include_depthwise=True) if config.include_depthwise is None else config
     use_data = calibration is not None and config.objective_for(True) is Objective.OUTPUTS
+    if use_data:
+        from .recluster import refuse_stateful_outputs
+
+        refuse_stateful_outputs(model)
     planned: list[tuple[WeightTensor, FitLayer | None]] = []
     for w in find_weight_tensors(model):
         if clusters_for(w, cfg)[0] is None:

@@ -81,6 +81,15 @@ def _rescale_bias(editor: ModelEditor, w: WeightTensor, bias_index: int, ratio: 
         q.scale = [float(q.scale[0] / r[0])]
 
 
+def refuse_stateful_outputs(model: schema.ModelT) -> None:
+    """The output-aware fit (and every plan measured with it) treats samples as independent: not a model with state."""
+    from ..tflite.graph import has_resource_variables
+
+    if has_resource_variables(model):
+        raise ConfigError("the output-aware fit needs independent samples; this model keeps state between "
+                          "invocations: use --objective weights")
+
+
 def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Calibration | None = None,
                     progress: Callable[[str, int, int], None] | None = None) -> tuple[bytes, ReclusterReport]:
     """The rewriter: returns the new model's bytes and a per-tensor report. The input is not modified.
@@ -91,13 +100,9 @@ def recluster_model(model_bytes: bytes, config: ReclusterConfig, calibration: Ca
     if config.objective is Objective.OUTPUTS and calibration is None:
         raise ConfigError("the output objective needs calibration data (--calibration FILE.npz)")
     if calibration is not None and config.objective_for(True) is Objective.OUTPUTS:
-        from ..tflite.graph import has_resource_variables
         from .output_aware import recluster_on_data
 
-        if has_resource_variables(read_model(model_bytes)):
-            raise ConfigError("the output-aware fit needs independent samples; this model keeps state between "
-                              "invocations: use --objective weights")
-
+        refuse_stateful_outputs(read_model(model_bytes))
         return recluster_on_data(model_bytes, config, calibration, progress)
     model = read_model(model_bytes)
     require_int8_model(model)
