@@ -124,3 +124,30 @@ def test_auto_by_default_also_keeps_k16s_output_noise_and_says_so(conv_bn_int8, 
     assert plans["agreement"].plan.to_json()["no_noisier_than_k16"] is False
     assert "no more output noise than K=16 everywhere" in recluster_text(plans["default"], "o.tflite", "o.json")
     assert "K=16 everywhere" not in recluster_text(plans["agreement"], "o.tflite", "o.json")
+
+
+def test_auto_on_a_model_whose_output_is_not_class_scores_judges_the_output_noise(tmp_path):
+    """The argmax of a detector's boxes means nothing: by default --clusters auto keeps K=16's output noise there,
+    with no agreement floor, and says so."""
+    from model_factory import _keras, convert_int8
+
+    from toolchain.reporting.recluster_text import recluster_text
+
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 1), batch_size=1)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    boxes = keras.layers.Reshape((8, 4))(keras.layers.Dense(32)(x))  # 4 coordinates for each of 8 anchors
+    data = convert_int8(keras.Model(inp, boxes))
+    cal = tmp_path / "cal.npz"
+    _calibration_file(data, cal)
+    job = toolchain.ReclusterJob(ReclusterConfig(), toolchain.PlanRequest(toolchain.SizeGoal.AUTO),
+                                 calibration_file=cal)
+    _, report = toolchain.rewrite_model(data, job, "ethos-u55-128")
+    plan = report.plan
+    assert plan.mode.value == "output-sqnr" and plan.target == 0.0 and plan.no_noisier_than_k16
+    assert plan.checked_fidelity > 0.0 and plan.held_out
+    assert "keeping output SQNR (dB) >= 0 and no more output noise than K=16 everywhere" in \
+        recluster_text(report, "o.tflite", "o.json")

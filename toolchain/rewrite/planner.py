@@ -165,10 +165,9 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
 
         if not with_data:
             raise ConfigError("a fidelity floor is measured on held-back calibration samples: give --calibration")
-        # --clusters auto with no floor asked: the agreement floor and no more output noise than K=16 everywhere
         fidelity = (FidelityFloor(PlanGoal.OUTPUT_SQNR, request.min_output_sqnr_db) if request.min_output_sqnr_db
-                    else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement or AUTO_MIN_TOP1_AGREEMENT,
-                                       no_noisier_than_uniform=request.min_top1_agreement is None))
+                    else FidelityFloor(PlanGoal.AGREEMENT, request.min_top1_agreement) if request.min_top1_agreement
+                    else _default_fidelity(original))
         rewritten, report, plan = fit_fidelity(original, config, fidelity, calibration, sizer.rate_model(original),
                                                _max_clusters(request))
         return rewritten, replace(report, plan=plan)
@@ -187,6 +186,20 @@ def rewrite_with_plan(original: bytes, config: ReclusterConfig, request: PlanReq
     rewritten, report, plan = plan_weight_budget_rate(original, plan_cfg, request.weight_budget_bytes,
                                                       sizer.rate_model(original), calibration if with_data else None)
     return rewritten, replace(report, plan=plan)
+
+
+def _default_fidelity(original: bytes):
+    """--clusters auto with no floor asked: no more output noise than K=16 everywhere on the held-back samples,
+    and, when the output is class scores, top-1 agreement >= AUTO_MIN_TOP1_AGREEMENT (the argmax of a detector's
+    boxes or a segmenter's mask means nothing: there the noise alone decides)."""
+    from ..tflite.interpreter import output_specs
+    from ..tflite.output_kind import OutputKind, guess_output_kind
+    from .rate_goals import FidelityFloor
+
+    spec = output_specs(original)[0]
+    if guess_output_kind(spec.name, spec.shape) is OutputKind.CLASS_SCORES:
+        return FidelityFloor(PlanGoal.AGREEMENT, AUTO_MIN_TOP1_AGREEMENT, no_noisier_than_uniform=True)
+    return FidelityFloor(PlanGoal.OUTPUT_SQNR, 0.0, no_noisier_than_uniform=True)
 
 
 def _sensitivity(original: bytes, config: ReclusterConfig, calibration: Calibration | None):
